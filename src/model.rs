@@ -1,0 +1,210 @@
+//! The model IR: what a `.lag` file means once names are resolved, indices
+//! unrolled and `let`s inlined. Every expression lives in the model's
+//! [`Arena`]; parameters stay symbols so derived equations keep their names.
+
+use crate::diag::Span;
+use crate::sym::{Arena, Env, ExprId, SymId};
+use std::fmt;
+
+/// The two kinds of model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// `L(q, q', t)`, compiled to the Euler–Lagrange equations.
+    Lagrangian,
+    /// `E(θ, t)`, compiled to the gradient flow or Langevin dynamics.
+    Energy,
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelKind::Lagrangian => "lagrangian",
+            ModelKind::Energy => "energy",
+        })
+    }
+}
+
+/// The integration methods of LANGUAGE.md §6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Euler,
+    Prox,
+    Rk4,
+    Dopri5,
+    Verlet,
+    Midpoint,
+    Variational,
+    Em,
+}
+
+impl Method {
+    pub const ALL: [Method; 8] = [
+        Method::Euler,
+        Method::Prox,
+        Method::Rk4,
+        Method::Dopri5,
+        Method::Verlet,
+        Method::Midpoint,
+        Method::Variational,
+        Method::Em,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Euler => "euler",
+            Method::Prox => "prox",
+            Method::Rk4 => "rk4",
+            Method::Dopri5 => "dopri5",
+            Method::Verlet => "verlet",
+            Method::Midpoint => "midpoint",
+            Method::Variational => "variational",
+            Method::Em => "em",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Whether the method applies to a model of this kind (with or without a
+    /// temperature).
+    pub fn fits(self, kind: ModelKind, has_temperature: bool) -> bool {
+        match self {
+            Method::Rk4 | Method::Dopri5 => true,
+            Method::Euler | Method::Prox => kind == ModelKind::Energy,
+            Method::Verlet | Method::Midpoint | Method::Variational => kind == ModelKind::Lagrangian,
+            Method::Em => kind == ModelKind::Energy && has_temperature,
+        }
+    }
+
+    /// The methods that fit, as a readable list.
+    pub fn fitting(kind: ModelKind, has_temperature: bool) -> String {
+        Method::ALL
+            .into_iter()
+            .filter(|m| m.fits(kind, has_temperature))
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A real parameter.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub sym: SymId,
+    /// Its value expression, in numbers, `pi` and earlier parameters.
+    pub expr: ExprId,
+    /// Its current value.
+    pub value: f64,
+    pub span: Span,
+}
+
+/// A generalized coordinate (Lagrangian models) or a state variable (energy
+/// models).
+#[derive(Clone, Debug)]
+pub struct Variable {
+    /// `th1`, or `q[3]` for a member of a family.
+    pub name: String,
+    pub sym: SymId,
+    /// The velocity symbol `q'` (Lagrangian models).
+    pub velocity: Option<SymId>,
+    /// The acceleration symbol `q''` (Lagrangian models).
+    pub acceleration: Option<SymId>,
+}
+
+/// An initial value: a constant expression of parameters, or a distribution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Value(ExprId),
+    Normal { mean: ExprId, std: ExprId },
+    Uniform { lo: ExprId, hi: ExprId },
+}
+
+/// Run defaults from `simulate`; the command line overrides each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    pub t0: Option<f64>,
+    pub t_end: Option<f64>,
+    pub dt: Option<f64>,
+    pub method: Option<Method>,
+    pub rtol: Option<f64>,
+    pub atol: Option<f64>,
+    pub every: Option<u64>,
+    pub particles: Option<u64>,
+    pub seed: Option<u64>,
+}
+
+/// Where the model's main statements are, for diagnostics found after lowering.
+#[derive(Clone, Debug, Default)]
+pub struct Spans {
+    /// The `lagrangian` or `energy` statement.
+    pub main: Span,
+    pub metric: Option<Span>,
+    pub method: Option<Span>,
+}
+
+/// A checked model.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub name: String,
+    pub kind: ModelKind,
+    pub arena: Arena,
+    /// The symbol `t`.
+    pub time: SymId,
+    pub consts: Vec<(String, i64)>,
+    pub params: Vec<Param>,
+    /// Coordinates or state variables, in declaration order.
+    pub vars: Vec<Variable>,
+    pub lagrangian: Option<ExprId>,
+    pub dissipation: Option<ExprId>,
+    /// One generalized force per coordinate (zero where none is given).
+    pub forces: Vec<ExprId>,
+    pub energy: Option<ExprId>,
+    /// `g(θ)`, row-major rows; `None` for the Euclidean metric.
+    pub metric: Option<Vec<Vec<ExprId>>>,
+    pub temperature: Option<ExprId>,
+    pub observes: Vec<(String, ExprId)>,
+    /// Initial positions or states.
+    pub init: Vec<Init>,
+    /// Initial velocities (Lagrangian models).
+    pub init_velocity: Vec<Init>,
+    pub settings: Settings,
+    pub spans: Spans,
+}
+
+impl Model {
+    /// The coordinate or state symbols.
+    pub fn var_syms(&self) -> Vec<SymId> {
+        self.vars.iter().map(|v| v.sym).collect()
+    }
+
+    /// The velocity symbols (empty for energy models).
+    pub fn velocity_syms(&self) -> Vec<SymId> {
+        self.vars.iter().filter_map(|v| v.velocity).collect()
+    }
+
+    pub fn param_syms(&self) -> Vec<SymId> {
+        self.params.iter().map(|p| p.sym).collect()
+    }
+
+    /// An environment with every parameter at its current value.
+    pub fn env(&self) -> Env {
+        let mut env = Env::new(&self.arena);
+        for p in &self.params {
+            env.set(p.sym, p.value);
+        }
+        env
+    }
+
+    /// Whether any initial value is random (the run is an ensemble).
+    pub fn has_random_init(&self) -> bool {
+        self.init.iter().chain(&self.init_velocity).any(|i| !matches!(i, Init::Value(_)))
+    }
+}

@@ -1,0 +1,268 @@
+//! Derived equations as readable text, LaTeX and JSON (LANGUAGE.md §7).
+//!
+//! Text and JSON expressions are in `.lag` syntax and parse back with
+//! [`crate::parse_expression`]; they are tidied for reading
+//! ([`Arena::tidy`]) but always equal to the derived expressions.
+
+use crate::derive::{EnergyEquations, Equations, LagrangianEquations};
+use crate::model::{Model, ModelKind};
+use crate::sym::{latex_name, Arena, ExprId};
+use serde_json::{json, Map, Value};
+
+/// Output formats of `lagc derive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Latex,
+    Json,
+}
+
+/// Renders the equations in the given format.
+pub fn render(model: &mut Model, eq: &Equations, format: Format) -> String {
+    match format {
+        Format::Text => text(model, eq),
+        Format::Latex => latex(model, eq),
+        Format::Json => serde_json::to_string_pretty(&to_json(model, eq)).expect("JSON of strings") + "\n",
+    }
+}
+
+fn show(a: &mut Arena, e: ExprId) -> String {
+    let t = a.tidy(e);
+    a.to_text(t)
+}
+
+fn show_tex(a: &mut Arena, e: ExprId) -> String {
+    let t = a.tidy(e);
+    a.to_latex(t)
+}
+
+/// `Σ_j M_ij q_j''` as an expression with acceleration symbols, for printing
+/// the equations the way a textbook writes them.
+fn inertia_side(model: &mut Model, eq: &LagrangianEquations, i: usize) -> ExprId {
+    let accs: Vec<_> = model.vars.iter().map(|v| v.acceleration.expect("coordinate acceleration")).collect();
+    let a = &mut model.arena;
+    let nonzero: Vec<usize> = (0..accs.len()).filter(|&j| !a.is_zero(eq.mass_matrix[i][j])).collect();
+    let terms: Vec<ExprId> = nonzero
+        .into_iter()
+        .map(|j| {
+            let m = a.tidy(eq.mass_matrix[i][j]);
+            let q = a.sym(accs[j]);
+            if a.is_one(m) {
+                q
+            } else {
+                a.mul_raw(&[m, q])
+            }
+        })
+        .collect();
+    a.add_raw(&terms)
+}
+
+fn text(model: &mut Model, eq: &Equations) -> String {
+    let mut out = String::new();
+    let names: Vec<String> = model.vars.iter().map(|v| v.name.clone()).collect();
+    let n = names.len();
+    match eq {
+        Equations::Lagrangian(e) => {
+            out += &format!("model {} (Lagrangian, {} coordinate{})\n\n", model.name, n, plural(n));
+            let a = &mut model.arena;
+            out += &format!("L = {}\n", show(a, e.lagrangian));
+            if let Some(r) = e.dissipation {
+                out += &format!("R = {}\n", show(a, r));
+            }
+            for (i, f) in model.forces.clone().iter().enumerate() {
+                if !a.is_zero(*f) {
+                    out += &format!("Q[{}] = {}\n", names[i], show(a, *f));
+                }
+            }
+            out += "\nmomenta p = ∂L/∂q'\n";
+            for (i, p) in e.momenta.iter().enumerate() {
+                out += &format!("  p[{}] = {}\n", names[i], show(a, *p));
+            }
+            out += "\nmass matrix M = ∂²L/∂q'∂q'\n";
+            for i in 0..n {
+                for j in i..n {
+                    out += &format!("  M[{}, {}] = {}\n", names[i], names[j], show(a, e.mass_matrix[i][j]));
+                }
+            }
+            out += "\nforcing f (M q'' = f)\n";
+            for (i, f) in e.forcing.iter().enumerate() {
+                out += &format!("  f[{}] = {}\n", names[i], show(a, *f));
+            }
+            out += "\nequations of motion\n";
+            for i in 0..n {
+                let lhs = inertia_side(model, e, i);
+                let a = &mut model.arena;
+                out += &format!("  {} = {}\n", a.to_text(lhs), show(a, e.forcing[i]));
+            }
+            out += &format!("\nenergy H = q'·p − L\n  H = {}\n", show(&mut model.arena, e.energy));
+        }
+        Equations::Energy(e) => {
+            out += &format!("model {} (energy, {} state variable{})\n\n", model.name, n, plural(n));
+            let a = &mut model.arena;
+            out += &format!("E = {}\n", show(a, e.energy));
+            if let Some(t) = e.temperature {
+                out += &format!("T = {}\n", show(a, t));
+            }
+            out += "\ngradient ∇E\n";
+            for (i, g) in e.gradient.iter().enumerate() {
+                out += &format!("  ∂E/∂{} = {}\n", names[i], show(a, *g));
+            }
+            out += "\nHessian ∇²E\n";
+            for i in 0..n {
+                for j in i..n {
+                    out += &format!("  H[{}, {}] = {}\n", names[i], names[j], show(a, e.hessian[i][j]));
+                }
+            }
+            if let Some(g) = &e.metric {
+                out += "\nmetric g\n";
+                for i in 0..n {
+                    for j in i..n {
+                        out += &format!("  g[{}, {}] = {}\n", names[i], names[j], show(a, g[i][j]));
+                    }
+                }
+            }
+            match (&e.flow, e.temperature.is_some()) {
+                (Some(flow), _) => {
+                    out += if e.metric.is_some() { "\nflow θ' = −g⁻¹∇E\n" } else { "\nflow θ' = −∇E\n" };
+                    for (i, f) in flow.iter().enumerate() {
+                        out += &format!("  {}' = {}\n", names[i], show(a, *f));
+                    }
+                }
+                (None, _) => out += "\nflow θ' = −g⁻¹∇E (g solved numerically in the kernel)\n",
+            }
+            if e.temperature.is_some() {
+                out += "\nLangevin dynamics dθ = −g⁻¹∇E dt + √(2T) g^(−1/2) dW\n";
+            }
+        }
+    }
+    if !model.observes.is_empty() {
+        out += "\nobserved\n";
+        for (name, x) in model.observes.clone() {
+            out += &format!("  {} = {}\n", name, show(&mut model.arena, x));
+        }
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn latex(model: &mut Model, eq: &Equations) -> String {
+    let tex_names: Vec<String> = model.vars.iter().map(|v| latex_name(&v.name)).collect();
+    let n = tex_names.len();
+    let mut lines: Vec<String> = Vec::new();
+    match eq {
+        Equations::Lagrangian(e) => {
+            let a = &mut model.arena;
+            lines.push(format!("L &= {}", show_tex(a, e.lagrangian)));
+            if let Some(r) = e.dissipation {
+                lines.push(format!("R &= {}", show_tex(a, r)));
+            }
+            for (i, p) in e.momenta.iter().enumerate() {
+                lines.push(format!("p_{{{}}} &= {}", tex_names[i], show_tex(a, *p)));
+            }
+            for i in 0..n {
+                let lhs = inertia_side(model, e, i);
+                let a = &mut model.arena;
+                lines.push(format!("{} &= {}", a.to_latex(lhs), show_tex(a, e.forcing[i])));
+            }
+            lines.push(format!("H &= {}", show_tex(&mut model.arena, e.energy)));
+        }
+        Equations::Energy(e) => {
+            let a = &mut model.arena;
+            lines.push(format!("E &= {}", show_tex(a, e.energy)));
+            for (i, g) in e.gradient.iter().enumerate() {
+                lines.push(format!("\\frac{{\\partial E}}{{\\partial {}}} &= {}", tex_names[i], show_tex(a, *g)));
+            }
+            if let Some(g) = &e.metric {
+                let rows: Vec<String> =
+                    g.iter().map(|row| row.iter().map(|&x| show_tex(a, x)).collect::<Vec<_>>().join(" & ")).collect();
+                lines.push(format!("g &= \\begin{{pmatrix}} {} \\end{{pmatrix}}", rows.join(" \\\\ ")));
+            }
+            if let Some(flow) = &e.flow {
+                for (i, f) in flow.iter().enumerate() {
+                    lines.push(format!("\\dot{{{}}} &= {}", tex_names[i], show_tex(a, *f)));
+                }
+            }
+            if let Some(t) = e.temperature {
+                lines.push(format!("T &= {}", show_tex(a, t)));
+            }
+        }
+    }
+    format!("\\begin{{align*}}\n{}\n\\end{{align*}}\n", lines.join(" \\\\\n"))
+}
+
+/// The JSON object of LANGUAGE.md §7.
+pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
+    let mut o = Map::new();
+    o.insert("model".into(), json!(model.name));
+    o.insert("kind".into(), json!(model.kind.to_string()));
+    let names: Vec<String> = model.vars.iter().map(|v| v.name.clone()).collect();
+    o.insert(if model.kind == ModelKind::Lagrangian { "coords" } else { "state" }.into(), json!(names));
+    let mut params = Map::new();
+    for p in &model.params {
+        params.insert(p.name.clone(), number(p.value));
+    }
+    o.insert("params".into(), Value::Object(params));
+    let a = &mut model.arena;
+    let mut s = |e: ExprId| json!(show(a, e));
+    match eq {
+        Equations::Lagrangian(LagrangianEquations {
+            lagrangian,
+            dissipation,
+            momenta,
+            mass_matrix,
+            forcing,
+            energy,
+            ..
+        }) => {
+            o.insert("lagrangian".into(), s(*lagrangian));
+            if let Some(r) = dissipation {
+                o.insert("dissipation".into(), s(*r));
+            }
+            o.insert("momenta".into(), momenta.iter().map(|&p| s(p)).collect());
+            o.insert(
+                "mass_matrix".into(),
+                mass_matrix.iter().map(|row| row.iter().map(|&m| s(m)).collect::<Value>()).collect(),
+            );
+            o.insert("forcing".into(), forcing.iter().map(|&f| s(f)).collect());
+            o.insert("energy".into(), s(*energy));
+        }
+        Equations::Energy(EnergyEquations { energy, gradient, hessian, metric, flow, temperature }) => {
+            o.insert("energy".into(), s(*energy));
+            o.insert("gradient".into(), gradient.iter().map(|&g| s(g)).collect());
+            o.insert(
+                "hessian".into(),
+                hessian.iter().map(|row| row.iter().map(|&h| s(h)).collect::<Value>()).collect(),
+            );
+            if let Some(g) = metric {
+                o.insert("metric".into(), g.iter().map(|row| row.iter().map(|&x| s(x)).collect::<Value>()).collect());
+            }
+            if let Some(f) = flow {
+                o.insert("flow".into(), f.iter().map(|&x| s(x)).collect());
+            }
+            if let Some(t) = temperature {
+                o.insert("temperature".into(), s(*t));
+            }
+        }
+    }
+    let obs: Map<String, Value> = model.observes.iter().map(|(n, x)| (n.clone(), s(*x))).collect();
+    if !obs.is_empty() {
+        o.insert("observe".into(), Value::Object(obs));
+    }
+    Value::Object(o)
+}
+
+/// A JSON number, integral values without a fraction.
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
+}

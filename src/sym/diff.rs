@@ -1,0 +1,218 @@
+//! Symbolic differentiation, the total time derivative and substitution.
+
+use super::expr::FxMap;
+use super::expr::{Arena, ExprId, Func, Node, SymId, SymKind};
+use super::num::Num;
+use std::collections::HashMap;
+
+impl Arena {
+    /// `∂e/∂s`, canonical. Results are memoised in the arena, so differentiating
+    /// a shared subexpression twice costs one lookup.
+    pub fn diff(&mut self, e: ExprId, s: SymId) -> ExprId {
+        if !self.may_contain(e, s) {
+            return self.int(0);
+        }
+        if let Some(&d) = self.diff_cache.get(&(e, s)) {
+            return d;
+        }
+        let d = self.diff_uncached(e, s);
+        self.diff_cache.insert((e, s), d);
+        d
+    }
+
+    fn diff_uncached(&mut self, e: ExprId, s: SymId) -> ExprId {
+        match self.node(e).clone() {
+            Node::Num(_) => self.int(0),
+            Node::Sym(x) => self.int(i64::from(x == s)),
+            Node::Add(ts) => {
+                let ds: Vec<ExprId> = ts.iter().map(|&t| self.diff(t, s)).collect();
+                self.add(&ds)
+            }
+            Node::Mul(fs) => {
+                let mut terms = Vec::new();
+                for i in 0..fs.len() {
+                    let d = self.diff(fs[i], s);
+                    if self.is_zero(d) {
+                        continue;
+                    }
+                    let mut parts: Vec<ExprId> = Vec::with_capacity(fs.len());
+                    parts.extend_from_slice(&fs[..i]);
+                    parts.push(d);
+                    parts.extend_from_slice(&fs[i + 1..]);
+                    terms.push(self.mul(&parts));
+                }
+                self.add(&terms)
+            }
+            Node::Pow(b, x) => {
+                let db = self.diff(b, s);
+                let dx = self.diff(x, s);
+                let mut terms = Vec::new();
+                if !self.is_zero(db) {
+                    // x · b^(x−1) · b'
+                    let m1 = self.int(-1);
+                    let xm1 = self.add(&[x, m1]);
+                    let p = self.pow(b, xm1);
+                    terms.push(self.mul(&[x, p, db]));
+                }
+                if !self.is_zero(dx) {
+                    // b^x · log(b) · x'
+                    let lb = self.func(Func::Log, b);
+                    terms.push(self.mul(&[e, lb, dx]));
+                }
+                self.add(&terms)
+            }
+            Node::Func(f, a) => {
+                let da = self.diff(a, s);
+                if self.is_zero(da) {
+                    return da;
+                }
+                let outer = self.func_derivative(f, a, e);
+                self.mul(&[outer, da])
+            }
+            Node::Atan2(y, x) => {
+                // (x·y' − y·x') / (x² + y²)
+                let dy = self.diff(y, s);
+                let dx = self.diff(x, s);
+                let a = self.mul(&[x, dy]);
+                let b = self.mul(&[y, dx]);
+                let num = self.sub(a, b);
+                let x2 = self.powi(x, 2);
+                let y2 = self.powi(y, 2);
+                let den = self.add(&[x2, y2]);
+                self.div(num, den)
+            }
+        }
+    }
+
+    /// `f'(a)` where `fa = f(a)`.
+    fn func_derivative(&mut self, f: Func, a: ExprId, fa: ExprId) -> ExprId {
+        let one = self.int(1);
+        let minus_half = self.num(Num::rat(-1, 2));
+        match f {
+            Func::Sin => self.func(Func::Cos, a),
+            Func::Cos => {
+                let s = self.func(Func::Sin, a);
+                self.neg(s)
+            }
+            Func::Tan => {
+                let t2 = self.powi(fa, 2);
+                self.add(&[one, t2])
+            }
+            Func::Asin | Func::Acos => {
+                let a2 = self.powi(a, 2);
+                let na2 = self.neg(a2);
+                let r = self.add(&[one, na2]);
+                let d = self.pow(r, minus_half);
+                if f == Func::Acos {
+                    self.neg(d)
+                } else {
+                    d
+                }
+            }
+            Func::Atan => {
+                let a2 = self.powi(a, 2);
+                let r = self.add(&[one, a2]);
+                self.powi(r, -1)
+            }
+            Func::Sinh => self.func(Func::Cosh, a),
+            Func::Cosh => self.func(Func::Sinh, a),
+            Func::Tanh => {
+                let t2 = self.powi(fa, 2);
+                let nt2 = self.neg(t2);
+                self.add(&[one, nt2])
+            }
+            Func::Exp => fa,
+            Func::Log => self.powi(a, -1),
+            Func::Abs => self.func(Func::Sign, a),
+            Func::Sign => self.int(0),
+        }
+    }
+
+    /// The gradient of `e` with respect to `syms`.
+    pub fn gradient(&mut self, e: ExprId, syms: &[SymId]) -> Vec<ExprId> {
+        syms.iter().map(|&s| self.diff(e, s)).collect()
+    }
+
+    /// The total time derivative along the motion:
+    /// `Σ ∂e/∂q_i · q_i' + Σ ∂e/∂q_i' · q_i'' + ∂e/∂t`.
+    ///
+    /// `chain` lists pairs `(x, x')` of a symbol and the symbol of its time
+    /// derivative; `time` is the symbol `t`.
+    pub fn time_derivative(&mut self, e: ExprId, chain: &[(SymId, SymId)], time: Option<SymId>) -> ExprId {
+        let free = self.free_symbols(&[e]);
+        let mut terms = Vec::new();
+        for &(x, dx) in chain {
+            if free.binary_search(&x).is_err() {
+                continue;
+            }
+            let d = self.diff(e, x);
+            let v = self.sym(dx);
+            terms.push(self.mul(&[d, v]));
+        }
+        if let Some(t) = time {
+            if free.binary_search(&t).is_ok() {
+                terms.push(self.diff(e, t));
+            }
+        }
+        self.add(&terms)
+    }
+
+    /// Replaces symbols by expressions everywhere in `e`, rebuilding canonically.
+    pub fn subst(&mut self, e: ExprId, map: &HashMap<SymId, ExprId>) -> ExprId {
+        let mut memo: FxMap<ExprId, ExprId> = FxMap::default();
+        self.rebuild(e, &mut memo, &mut |arena, node| match node {
+            Node::Sym(s) => map.get(s).copied().or_else(|| Some(arena.sym(*s))),
+            _ => None,
+        })
+    }
+
+    /// Rebuilds `e` bottom-up through the canonical constructors. `leaf` may
+    /// replace a node outright (it sees the node with rebuilt children).
+    pub fn rebuild(
+        &mut self,
+        e: ExprId,
+        memo: &mut FxMap<ExprId, ExprId>,
+        leaf: &mut dyn FnMut(&mut Arena, &Node) -> Option<ExprId>,
+    ) -> ExprId {
+        let order = self.topo_order(&[e]);
+        for n in order {
+            if memo.contains_key(&n) {
+                continue;
+            }
+            let node = self.node(n).clone();
+            let m = |x: &ExprId| memo[x];
+            let rebuilt = match &node {
+                Node::Num(_) | Node::Sym(_) => node.clone(),
+                Node::Add(xs) => Node::Add(xs.iter().map(m).collect()),
+                Node::Mul(xs) => Node::Mul(xs.iter().map(m).collect()),
+                Node::Pow(a, b) => Node::Pow(m(a), m(b)),
+                Node::Func(f, a) => Node::Func(*f, m(a)),
+                Node::Atan2(a, b) => Node::Atan2(m(a), m(b)),
+            };
+            let out = match leaf(self, &rebuilt) {
+                Some(x) => x,
+                None => self.build(&rebuilt),
+            };
+            memo.insert(n, out);
+        }
+        memo[&e]
+    }
+
+    /// Interns `node` through the canonical constructor of its kind.
+    pub fn build(&mut self, node: &Node) -> ExprId {
+        match node {
+            Node::Num(n) => self.num(*n),
+            Node::Sym(s) => self.sym(*s),
+            Node::Add(xs) => self.add(xs),
+            Node::Mul(xs) => self.mul(xs),
+            Node::Pow(a, b) => self.pow(*a, *b),
+            Node::Func(f, a) => self.func(*f, *a),
+            Node::Atan2(a, b) => self.atan2(*a, *b),
+        }
+    }
+
+    /// The symbols of a given kind, in index order.
+    pub fn symbols_of(&self, pred: impl Fn(SymKind) -> bool) -> Vec<SymId> {
+        self.symbols().filter(|(_, s)| pred(s.kind)).map(|(id, _)| id).collect()
+    }
+}

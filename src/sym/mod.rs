@@ -1,0 +1,19 @@
+//! The symbolic engine: a hash-consed expression DAG with exact rational
+//! literals, canonical sums and products, differentiation, simplification,
+//! a tree-walking evaluator and printers.
+//!
+//! **Architecture Invariant:** `sym` knows nothing of the language, the JIT or
+//! the command line; it is plain data and functions over [`Arena`].
+
+mod diff;
+mod eval;
+mod expr;
+mod num;
+mod print;
+mod simplify;
+
+pub use eval::{pow as eval_pow, Env};
+pub use expr::{Arena, ExprId, Func, FxHasher, FxMap, Node, SymId, SymKind, Symbol};
+pub use num::{fmt_float, Num};
+pub use print::latex_name;
+pub use simplify::EXPAND_LIMIT;

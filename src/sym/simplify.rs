@@ -1,0 +1,390 @@
+//! Simplification beyond the canonical form: polynomial expansion, the
+//! Pythagorean and angle-sum identities, and grouping for display.
+//!
+//! [`Arena::simplify`] is what derivation applies to `L`, `R`, `H` and each
+//! equation: expand products of sums, then combine `sin²u + cos²u = 1`,
+//! `cos u cos w ± sin u sin w = cos(u ∓ w)` and
+//! `sin u cos w ± cos u sin w = sin(u ± w)` among terms that agree in
+//! everything else. Expansion is bounded ([`EXPAND_LIMIT`]) so it cannot swell.
+//!
+//! [`Arena::tidy`] only changes how a result reads: terms that share the same
+//! state-dependent part are grouped and their parameter coefficients factored,
+//! so the mass matrix of a double pendulum reads `l1^2*(m1 + m2)`.
+
+use super::expr::{Arena, ExprId, Func, FxMap, Node, SymKind};
+use super::num::Num;
+use std::collections::HashMap;
+
+/// The most terms an expansion of one product may produce; beyond it the
+/// product is left factored.
+pub const EXPAND_LIMIT: usize = 4096;
+
+/// The largest integer power of a sum that is multiplied out.
+const EXPAND_POWER: i64 = 6;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Trig {
+    Sin,
+    Cos,
+}
+
+impl Arena {
+    /// Expands, then applies the trigonometric identities.
+    pub fn simplify(&mut self, e: ExprId) -> ExprId {
+        let x = self.expand(e);
+        self.combine_trig(x)
+    }
+
+    /// Multiplies out products of sums and small integer powers of sums.
+    pub fn expand(&mut self, e: ExprId) -> ExprId {
+        let mut memo = std::mem::take(&mut self.expand_cache);
+        let out = self.rebuild(e, &mut memo, &mut |a, node| match node {
+            Node::Mul(fs) => Some(a.expand_product(fs)),
+            Node::Pow(b, x) => {
+                let n = a.as_num(*x).and_then(Num::as_int)?;
+                if (2..=EXPAND_POWER).contains(&n) && matches!(a.node(*b), Node::Add(_)) {
+                    Some(a.expand_product(&vec![*b; n as usize]))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        });
+        self.expand_cache = memo;
+        out
+    }
+
+    fn expand_product(&mut self, fs: &[ExprId]) -> ExprId {
+        let one = self.int(1);
+        let mut acc: Vec<ExprId> = vec![one];
+        let mut others: Vec<ExprId> = Vec::new();
+        for &f in fs {
+            match self.node(f) {
+                Node::Add(ts) if acc.len() * ts.len() <= EXPAND_LIMIT => {
+                    let ts = ts.clone();
+                    let mut next = Vec::with_capacity(acc.len() * ts.len());
+                    for &a in &acc {
+                        for &t in ts.iter() {
+                            next.push(self.mul(&[a, t]));
+                        }
+                    }
+                    // Collect as we go, so repeated factors do not multiply terms.
+                    let s = self.add(&next);
+                    acc = match self.node(s) {
+                        Node::Add(xs) => xs.to_vec(),
+                        _ => vec![s],
+                    };
+                }
+                _ => others.push(f),
+            }
+        }
+        let rest = self.mul(&others);
+        let terms: Vec<ExprId> = acc.into_iter().map(|t| self.mul(&[t, rest])).collect();
+        self.add(&terms)
+    }
+
+    /// Applies `sin² + cos² = 1` and the angle-sum identities throughout `e`.
+    pub fn combine_trig(&mut self, e: ExprId) -> ExprId {
+        let mut memo = std::mem::take(&mut self.trig_cache);
+        let out = self.rebuild(e, &mut memo, &mut |a, node| match node {
+            Node::Add(ts) => Some(a.combine_trig_sum(ts)),
+            _ => None,
+        });
+        self.trig_cache = memo;
+        out
+    }
+
+    /// Splits a term into (coefficient, trigonometric factors, other factors).
+    #[allow(clippy::type_complexity)]
+    fn trig_parts(&mut self, t: ExprId) -> (Num, Vec<(Trig, ExprId, i64)>, Vec<ExprId>) {
+        let (c, rest) = self.split_coeff(t);
+        let factors = match rest.map(|r| self.node(r).clone()) {
+            None => vec![],
+            Some(Node::Mul(fs)) => fs.to_vec(),
+            Some(_) => vec![rest.unwrap()],
+        };
+        let mut trig = Vec::new();
+        let mut other = Vec::new();
+        for f in factors {
+            let (b, n) = match self.node(f) {
+                Node::Pow(b, x) => match self.as_num(*x).and_then(Num::as_int) {
+                    Some(n) => (*b, n),
+                    None => (f, 1),
+                },
+                _ => (f, 1),
+            };
+            match self.node(b) {
+                Node::Func(Func::Sin, u) if n > 0 => trig.push((Trig::Sin, *u, n)),
+                Node::Func(Func::Cos, u) if n > 0 => trig.push((Trig::Cos, *u, n)),
+                _ => other.push(f),
+            }
+        }
+        (c, trig, other)
+    }
+
+    fn combine_trig_sum(&mut self, terms: &[ExprId]) -> ExprId {
+        let mut terms: Vec<ExprId> = terms.to_vec();
+        for _ in 0..4 {
+            let Some(next) = self.combine_trig_pass(&terms) else { break };
+            let s = self.add(&next);
+            terms = match self.node(s) {
+                Node::Add(xs) => xs.to_vec(),
+                _ => return s,
+            };
+        }
+        self.add(&terms)
+    }
+
+    /// One pass of pairing; `None` when nothing combined.
+    fn combine_trig_pass(&mut self, terms: &[ExprId]) -> Option<Vec<ExprId>> {
+        // Key: (class, u, w, rest). Class 0: sin²/cos² of u (w = u);
+        // class 1: cos·cos / sin·sin; class 2: sin·cos / cos·sin.
+        type Key = (u8, ExprId, ExprId, ExprId);
+        let mut buckets: HashMap<Key, Vec<(usize, bool, Num)>> = HashMap::new();
+        let mut keys: Vec<Key> = Vec::new();
+        for (i, &t) in terms.iter().enumerate() {
+            let (c, trig, other) = self.trig_parts(t);
+            let rest = self.mul(&other);
+            let entry = match trig.as_slice() {
+                [(k, u, 2)] => Some(((0u8, *u, *u, rest), *k == Trig::Sin)),
+                [(k1, u1, 1), (k2, u2, 1)] if u1 != u2 => {
+                    let ((k1, u1), (k2, u2)) =
+                        if u1 < u2 { ((*k1, *u1), (*k2, *u2)) } else { ((*k2, *u2), (*k1, *u1)) };
+                    if k1 == k2 {
+                        Some(((1u8, u1, u2, rest), k1 == Trig::Sin))
+                    } else {
+                        Some(((2u8, u1, u2, rest), k1 == Trig::Sin))
+                    }
+                }
+                _ => None,
+            };
+            if let Some((key, flag)) = entry {
+                let b = buckets.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    Vec::new()
+                });
+                b.push((i, flag, c));
+            }
+        }
+        let mut used = vec![false; terms.len()];
+        let mut new_terms = Vec::new();
+        for key in keys {
+            let (class, u, w, rest) = key;
+            let list = buckets[&key].clone();
+            for a in 0..list.len() {
+                let (ia, fa, ca) = list[a];
+                if used[ia] {
+                    continue;
+                }
+                for &(ib, fb, cb) in &list[a + 1..] {
+                    if used[ib] || fa == fb {
+                        continue;
+                    }
+                    let same = ca == cb;
+                    let opposite = ca == cb.neg();
+                    if !same && !opposite {
+                        continue;
+                    }
+                    // Orient so that `c` belongs to the cos·cos (class 1),
+                    // the cos² (class 0), or the sin u·cos w (class 2) term.
+                    let c = if fa { cb } else { ca };
+                    let combined = match class {
+                        0 if same => Some(self.int(1)),
+                        1 => {
+                            let nw = self.neg(w);
+                            let arg = if same { self.add(&[u, nw]) } else { self.add(&[u, w]) };
+                            Some(self.func(Func::Cos, arg))
+                        }
+                        2 => {
+                            // fa: the entry is sin u·cos w.
+                            let c_sin_cos = if fa { ca } else { cb };
+                            let nw = self.neg(w);
+                            let arg = if same { self.add(&[u, w]) } else { self.add(&[u, nw]) };
+                            let s = self.func(Func::Sin, arg);
+                            let cn = self.num(c_sin_cos);
+                            Some(self.mul(&[cn, s, rest]))
+                        }
+                        _ => None,
+                    };
+                    let Some(combined) = combined else { continue };
+                    let term = if class == 2 {
+                        combined
+                    } else {
+                        let cn = self.num(c);
+                        self.mul(&[cn, combined, rest])
+                    };
+                    used[ia] = true;
+                    used[ib] = true;
+                    new_terms.push(term);
+                    break;
+                }
+            }
+        }
+        if new_terms.is_empty() {
+            return None;
+        }
+        new_terms.extend(terms.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(_, &t)| t));
+        Some(new_terms)
+    }
+
+    /// Regroups `e` for reading: within each sum, terms with the same
+    /// state-dependent part are collected and their parameter coefficients
+    /// factored. The result is equal to `e` but may not be canonical; use it
+    /// for display only.
+    pub fn tidy(&mut self, e: ExprId) -> ExprId {
+        let mut memo = FxMap::default();
+        self.rebuild(e, &mut memo, &mut |a, node| match node {
+            Node::Add(ts) => Some(a.tidy_sum(ts)),
+            _ => None,
+        })
+    }
+
+    fn is_state_dependent(&self, e: ExprId) -> bool {
+        self.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi))
+    }
+
+    fn tidy_sum(&mut self, ts: &[ExprId]) -> ExprId {
+        let mut order: Vec<ExprId> = Vec::new();
+        let mut groups: HashMap<ExprId, Vec<ExprId>> = HashMap::new();
+        for &t in ts {
+            let factors = match self.node(t) {
+                Node::Mul(fs) => fs.to_vec(),
+                _ => vec![t],
+            };
+            let (state, coeff): (Vec<ExprId>, Vec<ExprId>) =
+                factors.into_iter().partition(|&f| self.is_state_dependent(f));
+            let s = self.mul(&state);
+            let c = self.mul(&coeff);
+            groups
+                .entry(s)
+                .or_insert_with(|| {
+                    order.push(s);
+                    Vec::new()
+                })
+                .push(c);
+        }
+        if order.len() == ts.len() && order.len() > 1 {
+            // Nothing to group; still factor what all terms share.
+            return self.factor_common(ts);
+        }
+        let mut out = Vec::new();
+        for s in order {
+            let cs = groups.remove(&s).unwrap_or_default();
+            let c = if cs.len() == 1 { cs[0] } else { self.factor_common(&cs) };
+            out.push(if self.is_one(s) { c } else { self.mul_raw(&[c, s]) });
+        }
+        if out.len() == 1 {
+            out[0]
+        } else {
+            self.add_raw(&out)
+        }
+    }
+
+    /// `Σ ts` with the symbolic factors that every term shares pulled out
+    /// (`a·b + a·c = a·(b + c)`), and a shared rational coefficient too.
+    fn factor_common(&mut self, ts: &[ExprId]) -> ExprId {
+        let sum = self.add(ts);
+        let terms = match self.node(sum) {
+            Node::Add(xs) => xs.to_vec(),
+            _ => return sum,
+        };
+        let mut common: Option<HashMap<ExprId, Num>> = None;
+        let mut coeffs = Vec::new();
+        for &t in &terms {
+            let (c, rest) = self.split_coeff(t);
+            coeffs.push(c);
+            let mut here = HashMap::new();
+            if let Some(r) = rest {
+                let fs = match self.node(r) {
+                    Node::Mul(fs) => fs.to_vec(),
+                    _ => vec![r],
+                };
+                for f in fs {
+                    let (b, x) = match self.node(f) {
+                        Node::Pow(b, x) => (*b, self.as_num(*x)),
+                        _ => (f, Some(Num::ONE)),
+                    };
+                    if let Some(x) = x {
+                        here.insert(b, x);
+                    }
+                }
+            }
+            common = Some(match common {
+                None => here,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter_map(|(b, x)| {
+                        // Shared powers of one sign: the one nearest to zero.
+                        let &y = here.get(&b)?;
+                        if x.is_negative() != y.is_negative() {
+                            return None;
+                        }
+                        let nearer = if x.is_negative() { x.cmp_value(y).is_ge() } else { x.cmp_value(y).is_le() };
+                        Some((b, if nearer { x } else { y }))
+                    })
+                    .collect(),
+            });
+        }
+        let common = common.unwrap_or_default();
+        // A shared rational coefficient, such as the 1/2 of m1/2 + m2/2.
+        let shared = shared_coefficient(&coeffs);
+        if common.is_empty() && shared.is_one() {
+            return sum;
+        }
+        let mut factor_list: Vec<ExprId> = common
+            .iter()
+            .map(|(&b, &x)| {
+                let x = self.num(x);
+                self.pow(b, x)
+            })
+            .collect();
+        factor_list.sort();
+        let f = self.mul(&factor_list);
+        let inv = self.powi(f, -1);
+        let inv_shared = self.num(shared.recip().unwrap_or(Num::ONE));
+        let quotients: Vec<ExprId> = terms.iter().map(|&t| self.mul(&[t, inv, inv_shared])).collect();
+        let inner = self.add_raw(&quotients);
+        let mut parts = vec![];
+        if !shared.is_one() {
+            parts.push(self.num(shared));
+        }
+        if !self.is_one(f) {
+            parts.push(f);
+        }
+        parts.push(inner);
+        if parts.len() == 1 {
+            inner
+        } else {
+            self.mul_raw(&parts)
+        }
+    }
+}
+
+/// The largest rational that divides every coefficient exactly (for
+/// rationals: gcd of numerators over lcm of denominators), with the sign of
+/// the first one when all are negative; 1 when any coefficient is inexact.
+fn shared_coefficient(cs: &[Num]) -> Num {
+    fn gcd(a: i64, b: i64) -> i64 {
+        if b == 0 {
+            a.abs()
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let mut n = 0i64;
+    let mut d = 1i64;
+    for c in cs {
+        let Num::Rat(p, q) = *c else { return Num::ONE };
+        n = gcd(n, p);
+        let g = gcd(d, q);
+        d = match (d / g).checked_mul(q) {
+            Some(x) => x,
+            None => return Num::ONE,
+        };
+    }
+    if n == 0 {
+        return Num::ONE;
+    }
+    let sign = if cs.iter().all(|c| c.is_negative()) { -1 } else { 1 };
+    Num::rat(sign * n as i128, d as i128)
+}

@@ -1,0 +1,340 @@
+//! From source text to the AST, with pest. Syntax errors become
+//! [`Diagnostic`]s with a span and a plain list of what was expected.
+
+use super::ast::*;
+use crate::diag::{Diagnostic, Span};
+use pest::iterators::Pair;
+use pest::Parser;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/lag.pest"]
+struct LagParser;
+
+/// The deepest nesting of parentheses and brackets accepted; deeper input is
+/// refused before parsing so that no recursion can overflow the stack.
+pub const MAX_NESTING: usize = 200;
+
+/// Parses a whole `.lag` file.
+pub fn parse_file(src: &str) -> Result<File, Diagnostic> {
+    check_nesting(src)?;
+    let mut pairs = LagParser::parse(Rule::file, src).map_err(syntax_error)?;
+    let file = pairs.next().expect("the file rule always yields one pair");
+    let stmts = file.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(stmt).collect();
+    Ok(File { stmts })
+}
+
+/// Parses one expression (the form derived equations are printed in).
+pub fn parse_expr(src: &str) -> Result<Expr, Diagnostic> {
+    check_nesting(src)?;
+    let mut pairs = LagParser::parse(Rule::expr_only, src).map_err(syntax_error)?;
+    let whole = pairs.next().expect("expr_only yields one pair");
+    let e = whole.into_inner().next().expect("expr_only holds an expression");
+    Ok(expr(e))
+}
+
+fn check_nesting(src: &str) -> Result<(), Diagnostic> {
+    let mut depth = 0usize;
+    let mut in_comment = false;
+    for (i, c) in src.char_indices() {
+        match c {
+            '#' => in_comment = true,
+            '\n' => in_comment = false,
+            '(' | '[' if !in_comment => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::new(Span::new(i, i + 1), "expression nested too deeply")
+                        .label(format!("more than {MAX_NESTING} levels of parentheses or brackets"))
+                        .help("split the expression into `let` definitions"));
+                }
+            }
+            ')' | ']' if !in_comment => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn describe(rule: &Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of file",
+        Rule::ident => "a name",
+        Rule::number => "a number",
+        Rule::expr | Rule::term | Rule::unary | Rule::power | Rule::postfix | Rule::paren | Rule::call => {
+            "an expression"
+        }
+        Rule::indexed | Rule::reduce => "an expression",
+        Rule::add_op => "`+` or `-`",
+        Rule::mul_op => "`*` or `/`",
+        Rule::neg => "`-`",
+        Rule::prime => "`'`",
+        Rule::range_op => "`..` or `..=`",
+        Rule::range => "a range `a..b`",
+        Rule::binder => "`[i in a..b]`",
+        Rule::index => "`[index]`",
+        Rule::kw_in => "`in`",
+        Rule::kw_diag => "`diag(…)`",
+        Rule::matrix_form => "`[[a, b], [b, c]]`",
+        Rule::matrix_row => "a row `[a, b]`",
+        Rule::init_value => "`=`",
+        Rule::init_dist => "`~`",
+        Rule::param_item | Rule::sim_item => "`name = value`",
+        Rule::decl_item | Rule::target => "a name",
+        Rule::init_item => "`name = value`",
+        Rule::kw_model
+        | Rule::kw_const
+        | Rule::kw_param
+        | Rule::kw_coord
+        | Rule::kw_state
+        | Rule::kw_let
+        | Rule::kw_lagrangian
+        | Rule::kw_dissipation
+        | Rule::kw_force
+        | Rule::kw_energy
+        | Rule::kw_metric
+        | Rule::kw_temperature
+        | Rule::kw_observe
+        | Rule::kw_init
+        | Rule::kw_simulate => "a statement",
+        Rule::kw_sum | Rule::kw_prod => "an expression",
+        _ => return None,
+    })
+}
+
+fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let mut expected: Vec<&str> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.iter().filter_map(describe).collect(),
+        ErrorVariant::CustomError { .. } => vec![],
+    };
+    expected.sort();
+    expected.dedup();
+    let list = match expected.len() {
+        0 => "something else".to_string(),
+        1 => expected[0].to_string(),
+        n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
+    };
+    let mut d = Diagnostic::new(Span::new(pos, pos + 1), "syntax error").label(format!("expected {list}"));
+    if expected.contains(&"a statement") {
+        d = d.help(
+            "every statement starts with a keyword: model, const, param, coord, state, let, lagrangian, \
+             dissipation, force, energy, metric, temperature, observe, init, simulate",
+        );
+    }
+    d
+}
+
+fn span(p: &Pair<Rule>) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn ident(p: Pair<Rule>) -> Ident {
+    Ident { name: p.as_str().to_string(), span: span(&p) }
+}
+
+fn stmt(p: Pair<Rule>) -> Stmt {
+    let sp = span(&p);
+    let rule = p.as_rule();
+    let mut inner = p.into_inner();
+    let kw = inner.next().expect("a statement starts with its keyword");
+    let keyword = span(&kw);
+    let kind = match rule {
+        Rule::model_stmt => StmtKind::Model(ident(inner.next().unwrap())),
+        Rule::const_stmt => StmtKind::Const(ident(inner.next().unwrap()), expr(inner.next().unwrap())),
+        Rule::param_stmt => StmtKind::Param(
+            inner
+                .map(|it| {
+                    let mut it = it.into_inner();
+                    (ident(it.next().unwrap()), expr(it.next().unwrap()))
+                })
+                .collect(),
+        ),
+        Rule::coord_stmt | Rule::state_stmt => {
+            let decls = inner
+                .map(|it| {
+                    let mut it = it.into_inner();
+                    Decl { name: ident(it.next().unwrap()), size: it.next().map(expr) }
+                })
+                .collect();
+            if rule == Rule::coord_stmt {
+                StmtKind::Coord(decls)
+            } else {
+                StmtKind::State(decls)
+            }
+        }
+        Rule::let_stmt => {
+            let name = ident(inner.next().unwrap());
+            let next = inner.next().unwrap();
+            let (binder, value) = if next.as_rule() == Rule::binder {
+                (Some(binder(next)), expr(inner.next().unwrap()))
+            } else {
+                (None, expr(next))
+            };
+            StmtKind::Let { name, binder, value }
+        }
+        Rule::lagrangian_stmt => StmtKind::Lagrangian(expr(inner.next().unwrap())),
+        Rule::dissipation_stmt => StmtKind::Dissipation(expr(inner.next().unwrap())),
+        Rule::force_stmt => StmtKind::Force(target(inner.next().unwrap()), expr(inner.next().unwrap())),
+        Rule::energy_stmt => StmtKind::Energy(expr(inner.next().unwrap())),
+        Rule::metric_stmt => {
+            let m = inner.next().unwrap();
+            match m.as_rule() {
+                Rule::diag_form => StmtKind::Metric(MetricForm::Diag(m.into_inner().skip(1).map(expr).collect())),
+                _ => StmtKind::Metric(MetricForm::Matrix(
+                    m.into_inner().map(|row| row.into_inner().map(expr).collect()).collect(),
+                )),
+            }
+        }
+        Rule::temperature_stmt => StmtKind::Temperature(expr(inner.next().unwrap())),
+        Rule::observe_stmt => StmtKind::Observe(ident(inner.next().unwrap()), expr(inner.next().unwrap())),
+        Rule::init_stmt => StmtKind::Init(inner.map(init_item).collect()),
+        Rule::simulate_stmt => StmtKind::Simulate(
+            inner
+                .map(|it| {
+                    let mut it = it.into_inner();
+                    Setting { key: ident(it.next().unwrap()), value: expr(it.next().unwrap()) }
+                })
+                .collect(),
+        ),
+        r => unreachable!("not a statement rule: {r:?}"),
+    };
+    Stmt { kind, span: sp, keyword }
+}
+
+fn init_item(p: Pair<Rule>) -> InitItem {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    let target = target(it.next().unwrap());
+    let mut next = it.next().unwrap();
+    let velocity = next.as_rule() == Rule::prime;
+    if velocity {
+        next = it.next().unwrap();
+    }
+    let value = match next.as_rule() {
+        Rule::init_value => InitValue::Value(expr(next.into_inner().next().unwrap())),
+        _ => {
+            let mut d = next.into_inner();
+            let name = ident(d.next().unwrap());
+            InitValue::Dist { name, args: d.map(expr).collect() }
+        }
+    };
+    InitItem { target, velocity, value, span: sp }
+}
+
+fn target(p: Pair<Rule>) -> Target {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    let name = ident(it.next().unwrap());
+    let selector = match it.next() {
+        None => Selector::None,
+        Some(s) if s.as_rule() == Rule::binder => Selector::Each(binder(s)),
+        Some(s) => Selector::Index(expr(s.into_inner().next().unwrap())),
+    };
+    Target { name, selector, span: sp }
+}
+
+fn binder(p: Pair<Rule>) -> Binder {
+    let mut it = p.into_inner();
+    let var = ident(it.next().unwrap());
+    let _in = it.next();
+    Binder { var, range: range(it.next().unwrap()) }
+}
+
+fn range(p: Pair<Rule>) -> Range {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    let lo = expr(it.next().unwrap());
+    let inclusive = it.next().unwrap().as_str() == "..=";
+    let hi = expr(it.next().unwrap());
+    Range { lo, hi, inclusive, span: sp }
+}
+
+fn binary(op: BinOp, a: Expr, b: Expr) -> Expr {
+    let span = a.span.to(b.span);
+    Expr { kind: ExprKind::Binary(op, Box::new(a), Box::new(b)), span }
+}
+
+fn expr(p: Pair<Rule>) -> Expr {
+    let sp = span(&p);
+    match p.as_rule() {
+        Rule::expr | Rule::term => {
+            let mut it = p.into_inner();
+            let mut acc = expr(it.next().unwrap());
+            while let Some(op) = it.next() {
+                let rhs = expr(it.next().unwrap());
+                let op = match op.as_str() {
+                    "+" => BinOp::Add,
+                    "-" => BinOp::Sub,
+                    "*" => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                acc = binary(op, acc, rhs);
+            }
+            acc
+        }
+        Rule::unary => {
+            let parts: Vec<Pair<Rule>> = p.into_inner().collect();
+            let (negs, last) = parts.split_at(parts.len() - 1);
+            let mut e = expr(last[0].clone());
+            for n in negs.iter().rev() {
+                let s = span(n).to(e.span);
+                e = Expr { kind: ExprKind::Neg(Box::new(e)), span: s };
+            }
+            e
+        }
+        Rule::power => {
+            let mut it = p.into_inner();
+            let base = expr(it.next().unwrap());
+            match it.next() {
+                Some(x) => binary(BinOp::Pow, base, expr(x)),
+                None => base,
+            }
+        }
+        Rule::postfix => {
+            let mut it = p.into_inner();
+            let mut e = expr(it.next().unwrap());
+            for prime in it {
+                let s = e.span.to(span(&prime));
+                e = Expr { kind: ExprKind::Prime(Box::new(e)), span: s };
+            }
+            e
+        }
+        Rule::number => {
+            let x: f64 = p.as_str().parse().unwrap_or(f64::INFINITY);
+            Expr { kind: ExprKind::Number(x), span: sp }
+        }
+        Rule::ident => Expr { kind: ExprKind::Name(ident(p)), span: sp },
+        Rule::paren => {
+            let inner = expr(p.into_inner().next().unwrap());
+            Expr { kind: inner.kind, span: sp }
+        }
+        Rule::call => {
+            let mut it = p.into_inner();
+            let f = ident(it.next().unwrap());
+            Expr { kind: ExprKind::Call(f, it.map(expr).collect()), span: sp }
+        }
+        Rule::indexed => {
+            let mut it = p.into_inner();
+            let name = ident(it.next().unwrap());
+            let index = expr(it.next().unwrap().into_inner().next().unwrap());
+            Expr { kind: ExprKind::Index(name, Box::new(index)), span: sp }
+        }
+        Rule::reduce => {
+            let mut it = p.into_inner();
+            let op = if it.next().unwrap().as_str() == "sum" { Reduction::Sum } else { Reduction::Prod };
+            let var = ident(it.next().unwrap());
+            let _in = it.next();
+            let range = range(it.next().unwrap());
+            let body = expr(it.next().unwrap());
+            Expr {
+                kind: ExprKind::Reduce { op, binder: Box::new(Binder { var, range }), body: Box::new(body) },
+                span: sp,
+            }
+        }
+        r => unreachable!("not an expression rule: {r:?}"),
+    }
+}
