@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod derive;
 pub mod diag;
+pub mod integrate;
 pub mod lower;
 pub mod model;
 pub mod report;
@@ -114,3 +115,5 @@ pub fn parse_expression(model: &mut Model, text: &str) -> Result<sym::ExprId, Di
     let e = syntax::parse_expr(text)?;
     lower::lower_expression(model, &e)
 }
+pub mod program;
+pub mod run;

@@ -24,9 +24,14 @@ enum Entry {
     Var(usize),
     Family(Vec<usize>),
     Let(ExprId),
-    LetFamily { lo: i64, items: Vec<ExprId> },
+    LetFamily {
+        lo: i64,
+        items: Vec<ExprId>,
+    },
     Index(i64),
     Observe,
+    /// A name whose declaration had an error: uses of it report nothing more.
+    Poisoned,
 }
 
 struct Lowerer<'a> {
@@ -317,7 +322,7 @@ impl Lowerer<'_> {
                         self.consts.push((id.name.clone(), v));
                         self.declare(id, Entry::Const(v));
                     } else {
-                        self.declare(id, Entry::Const(0));
+                        self.declare(id, Entry::Poisoned);
                     }
                 }
                 StmtKind::Param(items) => {
@@ -426,7 +431,7 @@ impl Lowerer<'_> {
             ModelKind::Lagrangian => ("coord", "coordinates"),
             ModelKind::Energy => ("state", "state variables"),
         };
-        if self.vars.is_empty() && self.kind_stmt.is_some() {
+        if self.vars.is_empty() && self.kind_stmt.is_some() && self.errors.is_empty() {
             self.err(
                 Diagnostic::new(self.kind_stmt.unwrap().1, format!("the model has no {what}"))
                     .label(format!("this needs {what}"))
@@ -467,7 +472,7 @@ impl Lowerer<'_> {
                 self.err(
                     Diagnostic::new(*sp, "the metric has the wrong shape")
                         .label(format!("{} rows for {} state variables", g.len(), n))
-                        .help(format!("give an {n}×{n} metric, e.g. `diag(…)` with {n} entries")),
+                        .help(format!("give a {n}×{n} metric, e.g. `diag(…)` with {n} entries")),
                 );
             }
         }
@@ -552,17 +557,21 @@ impl Lowerer<'_> {
                             Diagnostic::new(size.span, "a family needs at least one member")
                                 .label(format!("this is {n}")),
                         );
-                        0
+                        None
                     }
                     Ok(n) if n > MAX_FAMILY => {
                         self.err(
                             Diagnostic::new(size.span, "the family is too large")
                                 .label(format!("{n} members; the limit is {MAX_FAMILY}")),
                         );
-                        0
+                        None
                     }
-                    Ok(n) => n,
-                    Err(()) => 0,
+                    Ok(n) => Some(n),
+                    Err(()) => None,
+                };
+                let Some(n) = n else {
+                    self.declare(&d.name, Entry::Poisoned);
+                    return;
                 };
                 let ks = (0..n).map(|i| make(self, format!("{}[{}]", d.name.name, i))).collect();
                 self.declare(&d.name, Entry::Family(ks));
@@ -589,6 +598,7 @@ impl Lowerer<'_> {
     fn target_vars(&mut self, t: &Target) -> Option<Vec<(usize, Option<i64>)>> {
         let entry = self.scope.get(&t.name.name).map(|(e, _)| e.clone());
         match (entry, &t.selector) {
+            (Some(Entry::Poisoned), _) => None,
             (Some(Entry::Var(k)), Selector::None) => Some(vec![(k, None)]),
             (Some(Entry::Family(ks)), Selector::Index(ix)) => {
                 let i = self.int_value(ix).ok()?;
@@ -815,7 +825,7 @@ impl Lowerer<'_> {
                                 "rows of length [{}], but the model has {n} state variables",
                                 shape.join(", ")
                             ))
-                            .help(format!("give an {n}×{n} matrix")),
+                            .help(format!("give a {n}×{n} matrix")),
                     );
                     return None;
                 }
@@ -886,6 +896,7 @@ impl Lowerer<'_> {
             }
             ExprKind::Name(id) => match self.scope.get(&id.name) {
                 Some((Entry::Const(n), _)) | Some((Entry::Index(n), _)) => Ok(*n),
+                Some((Entry::Poisoned, _)) => Err(()),
                 Some(_) => bad(self, &format!("`{}` is not a const or an index variable", id.name)),
                 None => {
                     self.unknown(id);
@@ -967,6 +978,7 @@ impl Lowerer<'_> {
             ExprKind::Index(id, ix) => {
                 let entry = self.scope.get(&id.name).map(|(e, _)| e.clone());
                 match entry {
+                    Some(Entry::Poisoned) => Err(()),
                     Some(Entry::Family(ks)) => {
                         let i = self.int_value(ix)?;
                         let k = self.family_member(id, &ks, i, ix.span).ok_or(())?;
@@ -1063,6 +1075,7 @@ impl Lowerer<'_> {
             Some(Entry::Param(s)) => Ok(self.arena.sym(s)),
             Some(Entry::Var(k)) => Ok(self.arena.sym(self.vars[k].sym)),
             Some(Entry::Let(x)) => Ok(x),
+            Some(Entry::Poisoned) => Err(()),
             Some(Entry::Family(_)) | Some(Entry::LetFamily { .. }) => {
                 self.err(
                     Diagnostic::new(id.span, format!("`{}` is a family", id.name))
@@ -1144,9 +1157,8 @@ impl Lowerer<'_> {
         let chain: Vec<(SymId, SymId)> = self
             .vars
             .iter()
-            .flat_map(|v| {
-                [(v.sym, v.velocity.expect("coordinate velocity")), (v.velocity.unwrap(), v.acceleration.unwrap())]
-            })
+            .filter_map(|v| Some([(v.sym, v.velocity?), (v.velocity?, v.acceleration?)]))
+            .flatten()
             .collect();
         let d = self.arena.time_derivative(x, &chain, Some(self.time));
         if self.arena.depends(d, |k| matches!(k, SymKind::Acceleration(_))) {

@@ -12,82 +12,24 @@ const A: [[f64; 6]; 7] = [
     [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
     [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-    [
-        19372.0 / 6561.0,
-        -25360.0 / 2187.0,
-        64448.0 / 6561.0,
-        -212.0 / 729.0,
-        0.0,
-        0.0,
-    ],
-    [
-        9017.0 / 3168.0,
-        -355.0 / 33.0,
-        46732.0 / 5247.0,
-        49.0 / 176.0,
-        -5103.0 / 18656.0,
-        0.0,
-    ],
-    [
-        35.0 / 384.0,
-        0.0,
-        500.0 / 1113.0,
-        125.0 / 192.0,
-        -2187.0 / 6784.0,
-        11.0 / 84.0,
-    ],
+    [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
+    [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
+    [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
 ];
 
 /// The error weights `e = b − b̂`.
-const E: [f64; 7] = [
-    71.0 / 57600.0,
-    0.0,
-    -71.0 / 16695.0,
-    71.0 / 1920.0,
-    -17253.0 / 339200.0,
-    22.0 / 525.0,
-    -1.0 / 40.0,
-];
+const E: [f64; 7] =
+    [71.0 / 57600.0, 0.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0];
 
 /// Shampine's dense output: `y(t_n + x h) = y_n + h Σ_j k_j Σ_m P[j][m] x^(m+1)`.
 const P: [[f64; 4]; 7] = [
-    [
-        1.0,
-        -8048581381.0 / 2820520608.0,
-        8663915743.0 / 2820520608.0,
-        -12715105075.0 / 11282082432.0,
-    ],
+    [1.0, -8048581381.0 / 2820520608.0, 8663915743.0 / 2820520608.0, -12715105075.0 / 11282082432.0],
     [0.0, 0.0, 0.0, 0.0],
-    [
-        0.0,
-        131558114200.0 / 32700410799.0,
-        -68118460800.0 / 10900136933.0,
-        87487479700.0 / 32700410799.0,
-    ],
-    [
-        0.0,
-        -1754552775.0 / 470086768.0,
-        14199869525.0 / 1410260304.0,
-        -10690763975.0 / 1880347072.0,
-    ],
-    [
-        0.0,
-        127303824393.0 / 49829197408.0,
-        -318862633887.0 / 49829197408.0,
-        701980252875.0 / 199316789632.0,
-    ],
-    [
-        0.0,
-        -282668133.0 / 205662961.0,
-        2019193451.0 / 616988883.0,
-        -1453857185.0 / 822651844.0,
-    ],
-    [
-        0.0,
-        40617522.0 / 29380423.0,
-        -110615467.0 / 29380423.0,
-        69997945.0 / 29380423.0,
-    ],
+    [0.0, 131558114200.0 / 32700410799.0, -68118460800.0 / 10900136933.0, 87487479700.0 / 32700410799.0],
+    [0.0, -1754552775.0 / 470086768.0, 14199869525.0 / 1410260304.0, -10690763975.0 / 1880347072.0],
+    [0.0, 127303824393.0 / 49829197408.0, -318862633887.0 / 49829197408.0, 701980252875.0 / 199316789632.0],
+    [0.0, -282668133.0 / 205662961.0, 2019193451.0 / 616988883.0, -1453857185.0 / 822651844.0],
+    [0.0, 40617522.0 / 29380423.0, -110615467.0 / 29380423.0, 69997945.0 / 29380423.0],
 ];
 
 const SAFETY: f64 = 0.9;
@@ -117,24 +59,13 @@ fn initial_step(
     let scale: Vec<f64> = y0.iter().map(|y| atol + y.abs() * rtol).collect();
     let d0 = rms(y0.iter().zip(&scale).map(|(y, s)| y / s), n);
     let d1 = rms(f0.iter().zip(&scale).map(|(f, s)| f / s), n);
-    let h0 = if d0 < 1e-5 || d1 < 1e-5 {
-        1e-6
-    } else {
-        0.01 * d0 / d1
-    };
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
     let h0 = h0.min(interval);
     let y1: Vec<f64> = y0.iter().zip(f0).map(|(y, f)| y + h0 * f).collect();
     let mut f1 = vec![0.0; n];
     sys.rhs(t0 + h0, &y1, &mut f1)?;
-    let d2 = rms(
-        f1.iter().zip(f0).zip(&scale).map(|((a, b), s)| (a - b) / s),
-        n,
-    ) / h0;
-    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
-        (h0 * 1e-3).max(1e-6)
-    } else {
-        (0.01 / d1.max(d2)).powf(1.0 / 5.0)
-    };
+    let d2 = rms(f1.iter().zip(f0).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
+    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(1.0 / 5.0) };
     Ok((100.0 * h0).min(h1).min(interval))
 }
 
@@ -171,11 +102,7 @@ pub fn dopri5(
     let mut stats = Stats::default();
     let mut t = grid.t0;
     let mut y = y0.to_vec();
-    let at = |t: f64, y: &[f64], cause: Cause| Failure {
-        t,
-        state: y.to_vec(),
-        cause,
-    };
+    let at = |t: f64, y: &[f64], cause: Cause| Failure { t, state: y.to_vec(), cause };
 
     let mut k: Vec<Vec<f64>> = vec![vec![0.0; n]; 7];
     sys.rhs(t, &y, &mut k[0]).map_err(|c| at(t, &y, c))?;
@@ -183,8 +110,7 @@ pub fn dopri5(
     if !all_finite(&k[0]) {
         return Err(at(t, &y, Cause::NonFinite));
     }
-    let mut h_abs =
-        initial_step(sys, t, &y, &k[0], grid.t_end - t, rtol, atol).map_err(|c| at(t, &y, c))?;
+    let mut h_abs = initial_step(sys, t, &y, &k[0], grid.t_end - t, rtol, atol).map_err(|c| at(t, &y, c))?;
     stats.rhs_evals += 1;
 
     let mut y_new = vec![0.0; n];
@@ -198,11 +124,7 @@ pub fn dopri5(
         let mut non_finite = false;
         let h = loop {
             if h_abs.is_nan() || h_abs < min_step {
-                let cause = if non_finite {
-                    Cause::NonFinite
-                } else {
-                    Cause::StepSizeUnderflow { h: h_abs }
-                };
+                let cause = if non_finite { Cause::NonFinite } else { Cause::StepSizeUnderflow { h: h_abs } };
                 return Err(at(t, &y, cause));
             }
             let t_new = (t + h_abs).min(grid.t_end);
@@ -216,8 +138,7 @@ pub fn dopri5(
                     // With a7 = b the last stage point is the new state (first same as last).
                     y_new.copy_from_slice(&stage);
                 }
-                sys.rhs(t + C[s] * h, &stage, &mut k[s])
-                    .map_err(|c| at(t, &y, c))?;
+                sys.rhs(t + C[s] * h, &stage, &mut k[s]).map_err(|c| at(t, &y, c))?;
                 stats.rhs_evals += 1;
             }
             let error = rms(
@@ -228,11 +149,7 @@ pub fn dopri5(
                 n,
             );
             if all_finite(&y_new) && error.is_finite() && error <= 1.0 {
-                let mut factor = if error == 0.0 {
-                    MAX_FACTOR
-                } else {
-                    MAX_FACTOR.min(SAFETY * error.powf(-0.2))
-                };
+                let mut factor = if error == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * error.powf(-0.2)) };
                 if rejected {
                     factor = factor.min(1.0);
                 }
@@ -240,11 +157,7 @@ pub fn dopri5(
                 break h;
             }
             non_finite = !(all_finite(&y_new) && error.is_finite());
-            let factor = if non_finite {
-                MIN_FACTOR
-            } else {
-                MIN_FACTOR.max(SAFETY * error.powf(-0.2))
-            };
+            let factor = if non_finite { MIN_FACTOR } else { MIN_FACTOR.max(SAFETY * error.powf(-0.2)) };
             h_abs *= factor;
             rejected = true;
             stats.rejected += 1;
@@ -318,12 +231,7 @@ mod tests {
     fn harmonic_oscillator_matches_scipy() {
         // SciPy's RK45 takes 52 steps and ends 1.26e-6 from the exact solution.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 10.0,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: 10.0, every: 1 };
         let mut sys = Oscillator { damping: 0.0 };
         let stats = dopri5(&mut sys, &grid, 1e-6, 1e-9, &[1.0, 0.0], &mut rows).unwrap();
         let y = &rows.last().unwrap().1;
@@ -338,20 +246,12 @@ mod tests {
     fn dense_output_on_a_fine_grid() {
         // The rows between steps are interpolated to about the tolerance.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 0.01,
-            every: 3,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: 0.01, every: 3 };
         let mut sys = Oscillator { damping: 0.0 };
         let stats = dopri5(&mut sys, &grid, 1e-8, 1e-10, &[1.0, 0.0], &mut rows).unwrap();
         assert_eq!(rows.len(), 1 + 333 + 1);
         assert!(stats.steps < 300);
-        let worst = rows
-            .iter()
-            .map(|(t, y)| (y[0] - t.cos()).abs())
-            .fold(0.0, f64::max);
+        let worst = rows.iter().map(|(t, y)| (y[0] - t.cos()).abs()).fold(0.0, f64::max);
         eprintln!("dopri5 dense output worst error at rtol 1e-8: {worst:e}");
         assert!(worst < 1e-7, "{worst:e}");
         assert!((rows[1].0 - 0.03).abs() < 1e-17 && rows.last().unwrap().0 == 10.0);
@@ -377,12 +277,7 @@ mod tests {
     #[test]
     fn pendulum_period() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.8,
-            dt: 1e-3,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 1.8, dt: 1e-3, every: 1 };
         let stats = dopri5(&mut Pendulum, &grid, 1e-12, 1e-14, &[1.0, 0.0], &mut rows).unwrap();
         let i = rows.iter().position(|(_, y)| y[0] < 0.0).unwrap();
         // Cubic interpolation through four rows around the crossing, solved by bisection.
@@ -390,10 +285,7 @@ mod tests {
         let cubic = |t: f64| -> f64 {
             (0..4)
                 .map(|a| {
-                    let w: f64 = (0..4)
-                        .filter(|&b| b != a)
-                        .map(|b| (t - pts[b].0) / (pts[a].0 - pts[b].0))
-                        .product();
+                    let w: f64 = (0..4).filter(|&b| b != a).map(|b| (t - pts[b].0) / (pts[a].0 - pts[b].0)).product();
                     w * pts[a].1
                 })
                 .sum()
@@ -417,12 +309,7 @@ mod tests {
     fn damped_oscillator() {
         // At rtol 1e-10, atol 1e-12 the global error is 2.8e-11 (measured); assert 1e-8.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 10.0,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: 10.0, every: 1 };
         let mut sys = lagrangian_system(OscillatorLagrangian { damping: 0.2 });
         dopri5(&mut sys, &grid, 1e-10, 1e-12, &[1.0, 0.0], &mut rows).unwrap();
         let error = (rows.last().unwrap().1[0] - DAMPED_Q10).abs();
@@ -449,18 +336,10 @@ mod tests {
     #[test]
     fn step_size_underflow_at_a_blow_up() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 2.0,
-            dt: 0.5,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 2.0, dt: 0.5, every: 1 };
         let err = dopri5(&mut BlowUp, &grid, 1e-6, 1e-9, &[1.0], &mut rows).unwrap_err();
         eprintln!("dopri5 blow-up: {} with y = {:e}", err, err.state[0]);
-        assert!(matches!(
-            err.cause,
-            Cause::StepSizeUnderflow { .. } | Cause::NonFinite
-        ));
+        assert!(matches!(err.cause, Cause::StepSizeUnderflow { .. } | Cause::NonFinite));
         assert!((err.t - 1.0).abs() < 1e-3, "{}", err.t);
         assert!(err.state[0].is_finite());
         assert!(rows.last().unwrap().0 <= err.t);
@@ -469,12 +348,7 @@ mod tests {
     #[test]
     fn zero_length_run() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 1.0,
-            t_end: 1.0,
-            dt: 0.5,
-            every: 1,
-        };
+        let grid = Grid { t0: 1.0, t_end: 1.0, dt: 0.5, every: 1 };
         dopri5(&mut BlowUp, &grid, 1e-6, 1e-9, &[1.0], &mut rows).unwrap();
         assert_eq!(rows, vec![(1.0, vec![1.0])]);
     }

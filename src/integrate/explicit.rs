@@ -43,12 +43,7 @@ impl<S: OdeSystem> Stepper for RungeKutta4<'_, S> {
 }
 
 /// Integrates `y' = F(t, y)` by the classical Runge–Kutta method with step `grid.dt`.
-pub fn rk4(
-    sys: &mut impl OdeSystem,
-    grid: &Grid,
-    y0: &[f64],
-    obs: &mut impl Observer,
-) -> Result<Stats, Failure> {
+pub fn rk4(sys: &mut impl OdeSystem, grid: &Grid, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
     let n = sys.dim();
     check_dim(grid, y0, n)?;
     let mut method = RungeKutta4 {
@@ -88,20 +83,10 @@ impl<S: OdeSystem> Stepper for ExplicitEuler<'_, S> {
 }
 
 /// Integrates `y' = F(t, y)` by explicit Euler, `y ← y + h F(t, y)`.
-pub fn euler(
-    sys: &mut impl OdeSystem,
-    grid: &Grid,
-    y0: &[f64],
-    obs: &mut impl Observer,
-) -> Result<Stats, Failure> {
+pub fn euler(sys: &mut impl OdeSystem, grid: &Grid, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
     let n = sys.dim();
     check_dim(grid, y0, n)?;
-    let mut method = ExplicitEuler {
-        sys,
-        y: y0.to_vec(),
-        dy: vec![0.0; n],
-        stats: Stats::default(),
-    };
+    let mut method = ExplicitEuler { sys, y: y0.to_vec(), dy: vec![0.0; n], stats: Stats::default() };
     drive(grid, &mut method, obs)
 }
 
@@ -113,10 +98,7 @@ pub(super) fn check_dim(grid: &Grid, y0: &[f64], n: usize) -> Result<(), Failure
         Err(super::fail_at_start(
             grid,
             y0,
-            Cause::Other(format!(
-                "initial state has {} entries, expected {n}",
-                y0.len()
-            )),
+            Cause::Other(format!("initial state has {} entries, expected {n}", y0.len())),
         ))
     }
 }
@@ -196,13 +178,7 @@ pub(super) mod tests {
         fn n(&self) -> usize {
             1
         }
-        fn eval(
-            &mut self,
-            _t: f64,
-            q: &[f64],
-            v: &[f64],
-            out: &mut LagrangianPoint,
-        ) -> Result<(), Cause> {
+        fn eval(&mut self, _t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
             out.lv[0] = v[0];
             out.lq[0] = -q[0];
             out.force[0] = -self.damping * v[0];
@@ -225,19 +201,8 @@ pub(super) mod tests {
     #[test]
     fn rk4_harmonic_oscillator_at_h_0_01() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 0.01,
-            every: 100,
-        };
-        let stats = rk4(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut rows,
-        )
-        .unwrap();
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: 0.01, every: 100 };
+        let stats = rk4(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut rows).unwrap();
         assert_eq!(stats.steps, 1000);
         let (t, y) = final_row(&rows);
         assert_eq!(t, 10.0);
@@ -251,23 +216,12 @@ pub(super) mod tests {
     fn rk4_energy_factor_per_step() {
         // 10⁵ steps of h = 0.1: H/H0 = (1 − h⁶/72 + h⁸/576)^(10⁵) = 0.99861380886.
         let mut last = None;
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1e4,
-            dt: 0.1,
-            every: 100_000,
-        };
+        let grid = Grid { t0: 0.0, t_end: 1e4, dt: 0.1, every: 100_000 };
         let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
             last = Some(0.5 * (y[0] * y[0] + y[1] * y[1]));
             Ok(())
         };
-        let stats = rk4(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut obs,
-        )
-        .unwrap();
+        let stats = rk4(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut obs).unwrap();
         assert_eq!(stats.steps, 100_000);
         let ratio = last.unwrap() / 0.5;
         eprintln!("rk4 h=0.1 H/H0 after 1e5 steps: {ratio:.14}");
@@ -278,12 +232,7 @@ pub(super) mod tests {
     fn rk4_damped_oscillator() {
         // Global error O(h⁴): 2.4e-10 at h = 0.01 (measured); assert 1e-8.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 0.01,
-            every: 1000,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: 0.01, every: 1000 };
         let mut sys = Oscillator { damping: 0.2 };
         rk4(&mut sys, &grid, &[1.0, 0.0], &mut rows).unwrap();
         let error = (rows.last().unwrap().1[0] - DAMPED_Q10).abs();
@@ -300,12 +249,7 @@ pub(super) mod tests {
     #[test]
     fn kepler_orbit_closure_rk4() {
         let h = 2.0 * std::f64::consts::PI / 628.0;
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 2.0 * std::f64::consts::PI,
-            dt: h,
-            every: 1000,
-        };
+        let grid = Grid { t0: 0.0, t_end: 2.0 * std::f64::consts::PI, dt: h, every: 1000 };
         let mut rows = Vec::new();
         let stats = rk4(&mut Kepler, &grid, &[0.4, 0.0, 0.0, 2.0], &mut rows).unwrap();
         assert_eq!(stats.steps, 628);
@@ -318,39 +262,14 @@ pub(super) mod tests {
     #[test]
     fn output_every_third_step_and_the_last() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 1.0,
-            t_end: 2.0,
-            dt: 0.1,
-            every: 3,
-        };
-        rk4(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut rows,
-        )
-        .unwrap();
+        let grid = Grid { t0: 1.0, t_end: 2.0, dt: 0.1, every: 3 };
+        rk4(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut rows).unwrap();
         let times: Vec<f64> = rows.iter().map(|r| r.0).collect();
-        assert_eq!(
-            times,
-            vec![1.0, 1.0 + 3.0 * 0.1, 1.0 + 6.0 * 0.1, 1.0 + 9.0 * 0.1, 2.0]
-        );
+        assert_eq!(times, vec![1.0, 1.0 + 3.0 * 0.1, 1.0 + 6.0 * 0.1, 1.0 + 9.0 * 0.1, 2.0]);
         // A grid whose last step is short.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.3,
-            every: 2,
-        };
-        euler(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut rows,
-        )
-        .unwrap();
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.3, every: 2 };
+        euler(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut rows).unwrap();
         let times: Vec<f64> = rows.iter().map(|r| r.0).collect();
         assert_eq!(times, vec![0.0, 0.6, 1.0]);
         // Explicit Euler's last step has length 0.1: v = −(0.3·3 + 0.1) + O(h²) terms.
@@ -365,19 +284,8 @@ pub(super) mod tests {
     #[test]
     fn zero_length_run_writes_only_the_initial_row() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 3.0,
-            t_end: 3.0,
-            dt: 0.1,
-            every: 1,
-        };
-        let stats = rk4(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut rows,
-        )
-        .unwrap();
+        let grid = Grid { t0: 3.0, t_end: 3.0, dt: 0.1, every: 1 };
+        let stats = rk4(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut rows).unwrap();
         assert_eq!(rows, vec![(3.0, vec![1.0, 0.0])]);
         assert_eq!(stats.steps, 0);
     }
@@ -401,12 +309,7 @@ pub(super) mod tests {
     #[test]
     fn non_finite_failure_carries_the_last_good_state() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 5.0,
-            dt: 0.25,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 5.0, dt: 0.25, every: 1 };
         let err = euler(&mut BlowUp, &grid, &[1.0], &mut rows).unwrap_err();
         assert_eq!(err.cause, Cause::NonFinite);
         let (t, y) = rows.last().unwrap();
@@ -428,19 +331,8 @@ pub(super) mod tests {
                 Ok(())
             }
         };
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.1,
-            every: 1,
-        };
-        let err = rk4(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut obs,
-        )
-        .unwrap_err();
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 1 };
+        let err = rk4(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut obs).unwrap_err();
         assert_eq!(err.cause, Cause::Other("interrupted".into()));
         assert!((err.t - 0.2).abs() < 1e-15);
     }

@@ -3,10 +3,7 @@
 
 use super::explicit::{check_dim, euler};
 use super::linalg::{self, Factor};
-use super::{
-    all_finite, drive, norm, Cause, Failure, GradientSystem, Grid, Observer, OdeSystem, Stats,
-    Stepper,
-};
+use super::{all_finite, drive, norm, Cause, Failure, GradientSystem, Grid, Observer, OdeSystem, Stats, Stepper};
 
 /// A [`GradientSystem`] seen as the first-order system `θ' = −g(θ)⁻¹∇E(θ)`.
 ///
@@ -52,9 +49,7 @@ impl<S: GradientSystem> OdeSystem for GradientFlow<S> {
         let n = y.len();
         self.sys.gradient(t, y, &mut self.grad);
         if self.sys.metric(t, y, &mut self.metric) {
-            linalg::factor(&self.metric, n)
-                .map_err(singular_metric)?
-                .solve(&mut self.grad);
+            linalg::factor(&self.metric, n).map_err(singular_metric)?.solve(&mut self.grad);
         }
         for (d, g) in dy.iter_mut().zip(&self.grad) {
             *d = -g;
@@ -127,9 +122,7 @@ impl<S: GradientSystem> MinimizingMovement<'_, S> {
     fn distance2(&self, x: &[f64]) -> f64 {
         let n = self.n;
         let d: Vec<f64> = x.iter().zip(&self.theta).map(|(a, b)| a - b).collect();
-        (0..n)
-            .map(|i| d[i] * (0..n).map(|j| self.metric[i * n + j] * d[j]).sum::<f64>())
-            .sum()
+        (0..n).map(|i| d[i] * (0..n).map(|j| self.metric[i * n + j] * d[j]).sum::<f64>()).sum()
     }
 
     /// The proximal objective `Φ` at `x`.
@@ -144,9 +137,7 @@ impl<S: GradientSystem> MinimizingMovement<'_, S> {
         self.sys.gradient(t, x, &mut self.grad);
         self.stats.rhs_evals += 1;
         for i in 0..n {
-            let gd: f64 = (0..n)
-                .map(|j| self.metric[i * n + j] * (x[j] - self.theta[j]))
-                .sum();
+            let gd: f64 = (0..n).map(|j| self.metric[i * n + j] * (x[j] - self.theta[j])).sum();
             self.residual[i] = gd / h + self.grad[i];
         }
     }
@@ -162,29 +153,20 @@ impl<S: GradientSystem> MinimizingMovement<'_, S> {
         if !all_finite(&self.jac) {
             return Err(Cause::NonFinite);
         }
-        let scale = (0..n)
-            .map(|i| self.jac[i * n + i].abs())
-            .fold(0.0, f64::max)
-            .max(1e-300);
+        let scale = (0..n).map(|i| self.jac[i * n + i].abs()).fold(0.0, f64::max).max(1e-300);
         let mut shift = 0.0;
         let mut shifted = self.jac.clone();
         for _ in 0..40 {
             if let Some(l) = linalg::cholesky(&shifted, n) {
                 return Ok(Factor::Cholesky { n, l });
             }
-            shift = if shift == 0.0 {
-                1e-10 * scale
-            } else {
-                10.0 * shift
-            };
+            shift = if shift == 0.0 { 1e-10 * scale } else { 10.0 * shift };
             shifted.copy_from_slice(&self.jac);
             for i in 0..n {
                 shifted[i * n + i] += shift;
             }
         }
-        Err(Cause::ProxFailed(
-            "no Levenberg shift made the Newton matrix positive definite".into(),
-        ))
+        Err(Cause::ProxFailed("no Levenberg shift made the Newton matrix positive definite".into()))
     }
 }
 
@@ -236,11 +218,7 @@ impl<S: GradientSystem> Stepper for MinimizingMovement<'_, S> {
             let mut delta = self.residual.clone();
             newton.solve(&mut delta);
             // Δ = −J⁻¹G is a descent direction of Φ, whose gradient is G.
-            let slope: f64 = -delta
-                .iter()
-                .zip(&self.residual)
-                .map(|(d, g)| d * g)
-                .sum::<f64>();
+            let slope: f64 = -delta.iter().zip(&self.residual).map(|(d, g)| d * g).sum::<f64>();
             let mut alpha = 1.0;
             let mut trial = std::mem::take(&mut self.trial);
             let accepted = loop {
@@ -353,11 +331,7 @@ mod tests {
             self.c.len()
         }
         fn energy(&mut self, _t: f64, theta: &[f64]) -> f64 {
-            0.5 * theta
-                .iter()
-                .zip(&self.c)
-                .map(|(x, c)| c * x * x)
-                .sum::<f64>()
+            0.5 * theta.iter().zip(&self.c).map(|(x, c)| c * x * x).sum::<f64>()
         }
         fn gradient(&mut self, _t: f64, theta: &[f64], grad: &mut [f64]) {
             for i in 0..theta.len() {
@@ -416,16 +390,8 @@ mod tests {
     fn euler_on_the_quadratic_is_exact() {
         for h in [0.01, 0.1, 0.25] {
             let mut rows = Vec::new();
-            let grid = Grid {
-                t0: 0.0,
-                t_end: 50.0 * h,
-                dt: h,
-                every: 1,
-            };
-            let mut sys = Quadratic {
-                c: vec![1.0, 10.0],
-                metric: None,
-            };
+            let grid = Grid { t0: 0.0, t_end: 50.0 * h, dt: h, every: 1 };
+            let mut sys = Quadratic { c: vec![1.0, 10.0], metric: None };
             gradient_descent(&mut sys, &grid, &[1.0, 1.0], &mut rows).unwrap();
             assert_eq!(rows.len(), 51);
             let worst = rows
@@ -433,8 +399,7 @@ mod tests {
                 .enumerate()
                 .map(|(k, (_, th))| {
                     let k = k as i32;
-                    relative(th[0], (1.0 - h).powi(k))
-                        .max(relative(th[1], (1.0 - 10.0 * h).powi(k)))
+                    relative(th[0], (1.0 - h).powi(k)).max(relative(th[1], (1.0 - 10.0 * h).powi(k)))
                 })
                 .fold(0.0, f64::max);
             eprintln!("gradient descent h = {h}: worst relative error {worst:e}");
@@ -442,16 +407,8 @@ mod tests {
         }
         // h > 0.2 diverges: |1 − 10h| > 1.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 2.5,
-            dt: 0.25,
-            every: 10,
-        };
-        let mut sys = Quadratic {
-            c: vec![1.0, 10.0],
-            metric: None,
-        };
+        let grid = Grid { t0: 0.0, t_end: 2.5, dt: 0.25, every: 10 };
+        let mut sys = Quadratic { c: vec![1.0, 10.0], metric: None };
         gradient_descent(&mut sys, &grid, &[1.0, 1.0], &mut rows).unwrap();
         assert!(rows.last().unwrap().1[1].abs() > 50.0);
     }
@@ -460,16 +417,8 @@ mod tests {
     fn prox_on_the_quadratic_is_exact_in_one_newton_iteration() {
         for h in [0.01, 0.5, 10.0] {
             let mut rows = Vec::new();
-            let grid = Grid {
-                t0: 0.0,
-                t_end: 20.0 * h,
-                dt: h,
-                every: 1,
-            };
-            let mut sys = Quadratic {
-                c: vec![1.0, 10.0],
-                metric: None,
-            };
+            let grid = Grid { t0: 0.0, t_end: 20.0 * h, dt: h, every: 1 };
+            let mut sys = Quadratic { c: vec![1.0, 10.0], metric: None };
             let stats = minimizing_movement(&mut sys, &grid, &[1.0, 1.0], &mut rows).unwrap();
             assert_eq!(stats.newton_iterations, 20, "h = {h}");
             let worst = rows
@@ -477,8 +426,7 @@ mod tests {
                 .enumerate()
                 .map(|(k, (_, th))| {
                     let k = k as i32;
-                    relative(th[0], (1.0 + h).powi(-k))
-                        .max(relative(th[1], (1.0 + 10.0 * h).powi(-k)))
+                    relative(th[0], (1.0 + h).powi(-k)).max(relative(th[1], (1.0 + 10.0 * h).powi(-k)))
                 })
                 .fold(0.0, f64::max);
             eprintln!("prox h = {h}: worst relative error {worst:e}");
@@ -491,22 +439,12 @@ mod tests {
     fn metric_is_solved_not_ignored() {
         // g = diag(2, 5): θ' = −(θ1/2, 10θ2/5), so Euler gives ((1 − h/2)^k, (1 − 2h)^k).
         let metric = Some(vec![2.0, 0.0, 0.0, 5.0]);
-        let mut sys = Quadratic {
-            c: vec![1.0, 10.0],
-            metric: metric.clone(),
-        };
+        let mut sys = Quadratic { c: vec![1.0, 10.0], metric: metric.clone() };
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.1,
-            every: 10,
-        };
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 10 };
         gradient_descent(&mut sys, &grid, &[1.0, 1.0], &mut rows).unwrap();
         let th = &rows.last().unwrap().1;
-        assert!(
-            relative(th[0], 0.95f64.powi(10)) < 1e-14 && relative(th[1], 0.8f64.powi(10)) < 1e-14
-        );
+        assert!(relative(th[0], 0.95f64.powi(10)) < 1e-14 && relative(th[1], 0.8f64.powi(10)) < 1e-14);
         // Prox: θ1 ← θ1/(1 + h/2), θ2 ← θ2/(1 + 2h).
         let mut rows = Vec::new();
         minimizing_movement(&mut sys, &grid, &[1.0, 1.0], &mut rows).unwrap();
@@ -514,16 +452,10 @@ mod tests {
         assert!(relative(th[0], 1.05f64.powi(-10)) < 1e-13);
         assert!(relative(th[1], 1.2f64.powi(-10)) < 1e-13);
         // The adapter with a metric (finite-difference Jacobian) under RK4 and dopri5.
-        let mut flow = gradient_flow_system(Quadratic {
-            c: vec![1.0, 10.0],
-            metric,
-        });
+        let mut flow = gradient_flow_system(Quadratic { c: vec![1.0, 10.0], metric });
         let mut jac = [0.0; 4];
         flow.jacobian(0.0, &[0.3, 0.2], &mut jac).unwrap();
-        assert!(jac
-            .iter()
-            .zip([-0.5, 0.0, 0.0, -2.0])
-            .all(|(a, b)| (a - b).abs() < 1e-9));
+        assert!(jac.iter().zip([-0.5, 0.0, 0.0, -2.0]).all(|(a, b)| (a - b).abs() < 1e-9));
         let mut rows = Vec::new();
         rk4(&mut flow, &grid, &[1.0, 1.0], &mut rows).unwrap();
         let th = &rows.last().unwrap().1;
@@ -539,12 +471,7 @@ mod tests {
     fn prox_dissipates_energy_on_rosenbrock() {
         for h in [0.1, 1.0, 10.0] {
             let mut rows = Vec::new();
-            let grid = Grid {
-                t0: 0.0,
-                t_end: 100.0 * h,
-                dt: h,
-                every: 1,
-            };
+            let grid = Grid { t0: 0.0, t_end: 100.0 * h, dt: h, every: 1 };
             let stats = minimizing_movement(&mut Rosenbrock, &grid, &[-1.2, 1.0], &mut rows)
                 .unwrap_or_else(|f| panic!("h = {h}: {f}"));
             // Recheck the inequality independently of the implementation.
@@ -552,28 +479,17 @@ mod tests {
                 let (a, b) = (&w[0].1, &w[1].1);
                 let (ea, eb) = (Rosenbrock.energy(0.0, a), Rosenbrock.energy(0.0, b));
                 let d2 = (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2);
-                assert!(
-                    eb + d2 / (2.0 * h) <= ea + 1e-12 * ea.abs().max(1.0),
-                    "h = {h}"
-                );
+                assert!(eb + d2 / (2.0 * h) <= ea + 1e-12 * ea.abs().max(1.0), "h = {h}");
             }
             let last = &rows.last().unwrap().1;
-            eprintln!(
-                "prox Rosenbrock h = {h}: {stats:?}, θ_100 = ({:.9}, {:.9})",
-                last[0], last[1]
-            );
+            eprintln!("prox Rosenbrock h = {h}: {stats:?}, θ_100 = ({:.9}, {:.9})", last[0], last[1]);
         }
     }
 
     #[test]
     fn prox_reaches_the_rosenbrock_minimum() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 100.0,
-            dt: 1.0,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 100.0, dt: 1.0, every: 1 };
         minimizing_movement(&mut Rosenbrock, &grid, &[-1.2, 1.0], &mut rows).unwrap();
         let k = rows
             .iter()

@@ -51,9 +51,8 @@ impl<S: OdeSystem> Stepper for ImplicitMidpoint<'_, S> {
             if !all_finite(&self.residual) {
                 return Err(Cause::NonFinite);
             }
-            let factor = linalg::factor(&self.jac, n).map_err(|_| {
-                Cause::Other("singular Newton matrix in the implicit midpoint rule".into())
-            })?;
+            let factor = linalg::factor(&self.jac, n)
+                .map_err(|_| Cause::Other("singular Newton matrix in the implicit midpoint rule".into()))?;
             factor.solve(&mut self.residual);
             for i in 0..n {
                 self.next[i] -= self.residual[i];
@@ -67,9 +66,7 @@ impl<S: OdeSystem> Stepper for ImplicitMidpoint<'_, S> {
                 return Ok(());
             }
         }
-        Err(Cause::NewtonDiverged {
-            iterations: NEWTON_MAX_ITERATIONS,
-        })
+        Err(Cause::NewtonDiverged { iterations: NEWTON_MAX_ITERATIONS })
     }
     fn row(&self) -> &[f64] {
         &self.y
@@ -83,12 +80,7 @@ impl<S: OdeSystem> Stepper for ImplicitMidpoint<'_, S> {
 /// `J = I − (h/2) ∂F/∂y` from an explicit Euler predictor, stopping at
 /// `‖ΔY‖ ≤ 1e-12 (1 + ‖Y‖)` and failing with [`Cause::NewtonDiverged`] after 20 iterations.
 /// Symplectic, order 2; conserves quadratic invariants exactly.
-pub fn midpoint(
-    sys: &mut impl OdeSystem,
-    grid: &Grid,
-    y0: &[f64],
-    obs: &mut impl Observer,
-) -> Result<Stats, Failure> {
+pub fn midpoint(sys: &mut impl OdeSystem, grid: &Grid, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
     let n = sys.dim();
     check_dim(grid, y0, n)?;
     let mut method = ImplicitMidpoint {
@@ -106,9 +98,7 @@ pub fn midpoint(
 
 #[cfg(test)]
 mod tests {
-    use super::super::explicit::tests::{
-        angular_momentum, Kepler, Oscillator, OscillatorLagrangian, DAMPED_Q10,
-    };
+    use super::super::explicit::tests::{angular_momentum, Kepler, Oscillator, OscillatorLagrangian, DAMPED_Q10};
     use super::super::lagrangian_system;
     use super::*;
 
@@ -117,19 +107,8 @@ mod tests {
         let h = 0.1;
         let phi = 2.0 * (h / 2.0_f64).atan();
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: h,
-            every: 1,
-        };
-        midpoint(
-            &mut Oscillator { damping: 0.0 },
-            &grid,
-            &[1.0, 0.0],
-            &mut rows,
-        )
-        .unwrap();
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: h, every: 1 };
+        midpoint(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut rows).unwrap();
         assert_eq!(rows.len(), 101);
         let worst = rows
             .iter()
@@ -146,12 +125,7 @@ mod tests {
     #[test]
     fn kepler_angular_momentum_is_conserved() {
         let h = 2.0 * std::f64::consts::PI / 628.0;
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 4.0 * std::f64::consts::PI,
-            dt: h,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 4.0 * std::f64::consts::PI, dt: h, every: 1 };
         let mut worst = 0.0_f64;
         let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
             worst = worst.max((angular_momentum(y) - 0.8).abs());
@@ -168,19 +142,8 @@ mod tests {
         // halving h divides it by 4.
         let error = |h: f64| {
             let mut rows = Vec::new();
-            let grid = Grid {
-                t0: 0.0,
-                t_end: 10.0,
-                dt: h,
-                every: 10_000,
-            };
-            midpoint(
-                &mut Oscillator { damping: 0.2 },
-                &grid,
-                &[1.0, 0.0],
-                &mut rows,
-            )
-            .unwrap();
+            let grid = Grid { t0: 0.0, t_end: 10.0, dt: h, every: 10_000 };
+            midpoint(&mut Oscillator { damping: 0.2 }, &grid, &[1.0, 0.0], &mut rows).unwrap();
             (rows.last().unwrap().1[0] - DAMPED_Q10).abs()
         };
         let (e1, e2) = (error(0.01), error(0.005));
@@ -189,12 +152,7 @@ mod tests {
         assert!((e1 / e2 - 4.0).abs() < 0.1, "{}", e1 / e2);
         // The Lagrangian first-order form with its finite-difference Jacobian agrees.
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 0.01,
-            every: 10_000,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: 0.01, every: 10_000 };
         let mut sys = lagrangian_system(OscillatorLagrangian { damping: 0.2 });
         midpoint(&mut sys, &grid, &[1.0, 0.0], &mut rows).unwrap();
         let e3 = (rows.last().unwrap().1[0] - DAMPED_Q10).abs();
@@ -220,20 +178,9 @@ mod tests {
     #[test]
     fn newton_divergence_is_reported() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.5,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.5, every: 1 };
         let err = midpoint(&mut WrongJacobian, &grid, &[3.0], &mut rows).unwrap_err();
-        assert!(
-            matches!(
-                err.cause,
-                Cause::NewtonDiverged { iterations: 20 } | Cause::NonFinite
-            ),
-            "{err}"
-        );
+        assert!(matches!(err.cause, Cause::NewtonDiverged { iterations: 20 } | Cause::NonFinite), "{err}");
         assert_eq!((err.t, err.state), (0.0, vec![3.0]));
     }
 }

@@ -86,13 +86,7 @@ mod tests {
         fn n(&self) -> usize {
             1
         }
-        fn eval(
-            &mut self,
-            _t: f64,
-            q: &[f64],
-            v: &[f64],
-            out: &mut LagrangianPoint,
-        ) -> Result<(), Cause> {
+        fn eval(&mut self, _t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
             out.lv[0] = self.0 * v[0];
             out.lq[0] = -q[0];
             out.lvv[0] = self.0;
@@ -104,30 +98,13 @@ mod tests {
     #[test]
     fn singular_mass_matrix_is_reported_with_time_and_state() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.5,
-            t_end: 1.0,
-            dt: 0.1,
-            every: 1,
-        };
-        let err = rk4(
-            &mut lagrangian_system(Massive(0.0)),
-            &grid,
-            &[1.0, 2.0],
-            &mut rows,
-        )
-        .unwrap_err();
+        let grid = Grid { t0: 0.5, t_end: 1.0, dt: 0.1, every: 1 };
+        let err = rk4(&mut lagrangian_system(Massive(0.0)), &grid, &[1.0, 2.0], &mut rows).unwrap_err();
         assert_eq!(err.cause, Cause::SingularMassMatrix);
         assert_eq!((err.t, err.state), (0.5, vec![1.0, 2.0]));
         assert_eq!(err.cause.to_string(), "singular mass matrix");
         // A negative mass is indefinite but legal.
-        rk4(
-            &mut lagrangian_system(Massive(-1.0)),
-            &grid,
-            &[1.0, 2.0],
-            &mut rows,
-        )
-        .unwrap();
+        rk4(&mut lagrangian_system(Massive(-1.0)), &grid, &[1.0, 2.0], &mut rows).unwrap();
     }
 
     #[test]

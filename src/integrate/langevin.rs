@@ -30,9 +30,7 @@ impl<S: GradientSystem, R: Rng> Stepper for EulerMaruyama<'_, S, R> {
         }
         if self.sys.metric(t, &self.theta, &mut self.metric) {
             let singular = |_| Cause::Other("singular metric g(θ)".into());
-            linalg::factor(&self.metric, n)
-                .map_err(singular)?
-                .solve(&mut self.grad);
+            linalg::factor(&self.metric, n).map_err(singular)?.solve(&mut self.grad);
             let root = linalg::inverse_sqrt(&self.metric, n).map_err(singular)?;
             let xi = self.noise.clone();
             linalg::mat_vec(&root, &xi, &mut self.noise);
@@ -68,9 +66,7 @@ pub fn euler_maruyama(
     let n = sys.dim();
     check_dim(grid, theta0, n)?;
     if !(temperature >= 0.0 && temperature.is_finite()) {
-        let cause = Cause::Other(format!(
-            "temperature must be non-negative, not {temperature}"
-        ));
+        let cause = Cause::Other(format!("temperature must be non-negative, not {temperature}"));
         return Err(fail_at_start(grid, theta0, cause));
     }
     let mut method = EulerMaruyama {
@@ -143,19 +139,10 @@ mod tests {
         // k = 2, T = 0.5, h = 0.01: EM mean (1 − kh)^n, variance v∞(1 − (1 − kh)^{2n}),
         // v∞ = T/(k(1 − kh/2)) = 0.2525253.
         let (k, temperature, h, particles) = (2.0, 0.5, 0.01, 20_000);
-        let mut sys = Ensemble {
-            n: particles,
-            k,
-            metric: None,
-        };
+        let mut sys = Ensemble { n: particles, k, metric: None };
         let mut rng = ChaCha8Rng::seed_from_u64(20240611);
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 5.0,
-            dt: h,
-            every: 50,
-        };
+        let grid = Grid { t0: 0.0, t_end: 5.0, dt: h, every: 50 };
         let theta0 = vec![1.0; particles];
         euler_maruyama(&mut sys, &grid, temperature, &theta0, &mut rng, &mut rows).unwrap();
         let v_inf = temperature / (k * (1.0 - k * h / 2.0));
@@ -168,14 +155,8 @@ mod tests {
             let (m, v) = mean_and_variance(th);
             let se_mean = (variance / particles as f64).sqrt();
             let se_var = variance * (2.0 / particles as f64).sqrt();
-            assert!(
-                (m - decay).abs() < 5.0 * se_mean,
-                "t = {t}: mean {m} vs {decay}"
-            );
-            assert!(
-                (v - variance).abs() < 5.0 * se_var,
-                "t = {t}: variance {v} vs {variance}"
-            );
+            assert!((m - decay).abs() < 5.0 * se_mean, "t = {t}: mean {m} vs {decay}");
+            assert!((v - variance).abs() < 5.0 * se_var, "t = {t}: variance {v} vs {variance}");
             if step == rows.len() - 1 {
                 eprintln!(
                     "OU at t = {t}: mean {m:.5} (exact {decay:.2e}, SE {se_mean:.1e}), \
@@ -219,19 +200,9 @@ mod tests {
         let g = [3.0, 1.0, 1.0, 2.0];
         let det = g[0] * g[3] - g[1] * g[2];
         let gi = [g[3] / det, -g[1] / det, -g[2] / det, g[0] / det];
-        let a = [
-            1.0 - h * k * gi[0],
-            -h * k * gi[1],
-            -h * k * gi[2],
-            1.0 - h * k * gi[3],
-        ];
+        let a = [1.0 - h * k * gi[0], -h * k * gi[1], -h * k * gi[2], 1.0 - h * k * gi[3]];
         let mul = |x: [f64; 4], y: [f64; 4]| {
-            [
-                x[0] * y[0] + x[1] * y[2],
-                x[0] * y[1] + x[1] * y[3],
-                x[2] * y[0] + x[3] * y[2],
-                x[2] * y[1] + x[3] * y[3],
-            ]
+            [x[0] * y[0] + x[1] * y[2], x[0] * y[1] + x[1] * y[3], x[2] * y[0] + x[3] * y[2], x[2] * y[1] + x[3] * y[3]]
         };
         let at = [a[0], a[2], a[1], a[3]];
         let mut sigma = [0.0; 4];
@@ -241,12 +212,7 @@ mod tests {
         }
         let mut sys = Metric2 { k, g };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let grid = Grid {
-            t0: 0.0,
-            t_end: steps as f64 * h,
-            dt: h,
-            every: steps,
-        };
+        let grid = Grid { t0: 0.0, t_end: steps as f64 * h, dt: h, every: steps };
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         for _ in 0..particles {
             let mut obs = |_t: f64, th: &[f64]| -> Result<(), String> {
@@ -254,15 +220,7 @@ mod tests {
                 ys.push(th[1]);
                 Ok(())
             };
-            euler_maruyama(
-                &mut sys,
-                &grid,
-                temperature,
-                &[0.0, 0.0],
-                &mut rng,
-                &mut obs,
-            )
-            .unwrap();
+            euler_maruyama(&mut sys, &grid, temperature, &[0.0, 0.0], &mut rng, &mut obs).unwrap();
             // Keep only the final row of each run.
             xs.remove(xs.len() - 2);
             ys.remove(ys.len() - 2);
@@ -280,19 +238,10 @@ mod tests {
 
     #[test]
     fn zero_temperature_is_gradient_descent() {
-        let mut sys = Ensemble {
-            n: 2,
-            k: 2.0,
-            metric: None,
-        };
+        let mut sys = Ensemble { n: 2, k: 2.0, metric: None };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.1,
-            every: 10,
-        };
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 10 };
         euler_maruyama(&mut sys, &grid, 0.0, &[1.0, -1.0], &mut rng, &mut rows).unwrap();
         let th = &rows.last().unwrap().1;
         assert!((th[0] - 0.8f64.powi(10)).abs() < 1e-15 && (th[1] + 0.8f64.powi(10)).abs() < 1e-15);

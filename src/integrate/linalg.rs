@@ -17,11 +17,7 @@ pub enum Factor {
     Cholesky { n: usize, l: Vec<f64> },
     /// `P A = L U` with unit lower `L` and upper `U` packed together; `perm[i]` is the row of
     /// `A` that became row `i`.
-    Lu {
-        n: usize,
-        lu: Vec<f64>,
-        perm: Vec<usize>,
-    },
+    Lu { n: usize, lu: Vec<f64>, perm: Vec<usize> },
 }
 
 impl Factor {
@@ -52,18 +48,18 @@ impl Factor {
             let mut y = x.clone();
             self.solve(&mut y);
             estimate = y.iter().map(|v| v.abs()).sum::<f64>();
-            let mut z: Vec<f64> = y
-                .iter()
-                .map(|v| if *v >= 0.0 { 1.0 } else { -1.0 })
-                .collect();
+            let mut z: Vec<f64> = y.iter().map(|v| if *v >= 0.0 { 1.0 } else { -1.0 }).collect();
             self.solve_transposed(&mut z);
-            let (j, zmax) = z.iter().enumerate().fold((0, 0.0_f64), |(bj, bv), (i, v)| {
-                if v.abs() > bv {
-                    (i, v.abs())
-                } else {
-                    (bj, bv)
-                }
-            });
+            let (j, zmax) = z.iter().enumerate().fold(
+                (0, 0.0_f64),
+                |(bj, bv), (i, v)| {
+                    if v.abs() > bv {
+                        (i, v.abs())
+                    } else {
+                        (bj, bv)
+                    }
+                },
+            );
             let ztx: f64 = z.iter().zip(&x).map(|(a, b)| a * b).sum();
             if zmax <= ztx {
                 break;
@@ -80,9 +76,7 @@ impl Factor {
 
 /// The 1-norm (largest column sum) of a matrix.
 fn norm_1(a: &[f64], n: usize) -> f64 {
-    (0..n)
-        .map(|j| (0..n).map(|i| a[i * n + j].abs()).sum::<f64>())
-        .fold(0.0, f64::max)
+    (0..n).map(|j| (0..n).map(|i| a[i * n + j].abs()).sum::<f64>()).fold(0.0, f64::max)
 }
 
 /// Factorises a symmetric matrix as `L Lᵀ`, or returns `None` when it is not (numerically)
@@ -133,13 +127,7 @@ fn lu(a: &[f64], n: usize) -> Option<(Vec<f64>, Vec<usize>)> {
     let mut lu = a.to_vec();
     let mut perm: Vec<usize> = (0..n).collect();
     for k in 0..n {
-        let p = (k..n).fold(k, |best, i| {
-            if lu[i * n + k].abs() > lu[best * n + k].abs() {
-                i
-            } else {
-                best
-            }
-        });
+        let p = (k..n).fold(k, |best, i| if lu[i * n + k].abs() > lu[best * n + k].abs() { i } else { best });
         if lu[p * n + k] == 0.0 || !lu[p * n + k].is_finite() {
             return None;
         }
@@ -289,18 +277,13 @@ pub fn inverse_sqrt(a: &[f64], n: usize) -> Result<Vec<f64>, Cause> {
     }
     let (values, vectors) = symmetric_eigen(a, n);
     let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    if values
-        .iter()
-        .any(|&l| l.is_nan() || l <= RCOND_MIN * largest)
-    {
+    if values.iter().any(|&l| l.is_nan() || l <= RCOND_MIN * largest) {
         return Err(Cause::SingularMassMatrix);
     }
     let mut out = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..n {
-            out[i * n + j] = (0..n)
-                .map(|k| vectors[i * n + k] * vectors[j * n + k] / values[k].sqrt())
-                .sum();
+            out[i * n + j] = (0..n).map(|k| vectors[i * n + k] * vectors[j * n + k] / values[k].sqrt()).sum();
         }
     }
     Ok(out)
@@ -310,11 +293,7 @@ pub fn inverse_sqrt(a: &[f64], n: usize) -> Result<Vec<f64>, Cause> {
 pub fn mat_vec(a: &[f64], x: &[f64], y: &mut [f64]) {
     let n = x.len();
     for (i, yi) in y.iter_mut().enumerate() {
-        *yi = a[i * n..(i + 1) * n]
-            .iter()
-            .zip(x)
-            .map(|(a, b)| a * b)
-            .sum();
+        *yi = a[i * n..(i + 1) * n].iter().zip(x).map(|(a, b)| a * b).sum();
     }
 }
 
@@ -325,10 +304,7 @@ mod tests {
     fn residual(a: &[f64], x: &[f64], b: &[f64]) -> f64 {
         let mut ax = vec![0.0; b.len()];
         mat_vec(a, x, &mut ax);
-        ax.iter()
-            .zip(b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max)
+        ax.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max)
     }
 
     #[test]
@@ -362,20 +338,11 @@ mod tests {
     #[test]
     fn detects_singular_matrices() {
         let exactly_singular = [1.0, 2.0, 2.0, 4.0];
-        assert_eq!(
-            factor(&exactly_singular, 2).unwrap_err(),
-            Cause::SingularMassMatrix
-        );
+        assert_eq!(factor(&exactly_singular, 2).unwrap_err(), Cause::SingularMassMatrix);
         let nearly_singular = [1.0, 1.0, 1.0, 1.0 + 1e-14];
-        assert_eq!(
-            factor(&nearly_singular, 2).unwrap_err(),
-            Cause::SingularMassMatrix
-        );
+        assert_eq!(factor(&nearly_singular, 2).unwrap_err(), Cause::SingularMassMatrix);
         let non_finite = [1.0, f64::NAN, 0.0, 1.0];
-        assert_eq!(
-            factor(&non_finite, 2).unwrap_err(),
-            Cause::SingularMassMatrix
-        );
+        assert_eq!(factor(&non_finite, 2).unwrap_err(), Cause::SingularMassMatrix);
         let zero = [0.0; 9];
         assert_eq!(factor(&zero, 3).unwrap_err(), Cause::SingularMassMatrix);
         // Badly scaled but well conditioned relative to a tolerance of 1e-12 is fine.

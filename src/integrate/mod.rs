@@ -26,9 +26,7 @@ mod verlet;
 
 pub use self::dopri5::dopri5;
 pub use self::explicit::{euler, rk4};
-pub use self::gradient::{
-    gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow,
-};
+pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow};
 pub use self::implicit::midpoint;
 pub use self::lagrangian::{lagrangian_system, FirstOrderLagrangian};
 pub use self::langevin::euler_maruyama;
@@ -61,10 +59,7 @@ impl fmt::Display for Cause {
             Cause::SingularMassMatrix => write!(f, "singular mass matrix"),
             Cause::NonFinite => write!(f, "non-finite state (NaN or infinity)"),
             Cause::NewtonDiverged { iterations } => {
-                write!(
-                    f,
-                    "Newton iteration did not converge in {iterations} iterations"
-                )
+                write!(f, "Newton iteration did not converge in {iterations} iterations")
             }
             Cause::StepSizeUnderflow { h } => write!(f, "step size underflow (h = {h:e})"),
             Cause::ProxFailed(why) => write!(f, "proximal step failed: {why}"),
@@ -162,26 +157,14 @@ pub trait LagrangianSystem {
     /// The number of coordinates `n`.
     fn n(&self) -> usize;
     /// Fills `out` (already sized by [`LagrangianPoint::new`]) at `(q, v, t)`.
-    fn eval(
-        &mut self,
-        t: f64,
-        q: &[f64],
-        v: &[f64],
-        out: &mut LagrangianPoint,
-    ) -> Result<(), Cause>;
+    fn eval(&mut self, t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause>;
 }
 
 impl<S: LagrangianSystem + ?Sized> LagrangianSystem for &mut S {
     fn n(&self) -> usize {
         (**self).n()
     }
-    fn eval(
-        &mut self,
-        t: f64,
-        q: &[f64],
-        v: &[f64],
-        out: &mut LagrangianPoint,
-    ) -> Result<(), Cause> {
+    fn eval(&mut self, t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
         (**self).eval(t, q, v, out)
     }
 }
@@ -256,16 +239,10 @@ impl Grid {
             return Err(Cause::Other("the time grid is not finite".into()));
         }
         if self.dt <= 0.0 {
-            return Err(Cause::Other(format!(
-                "dt must be positive, not {}",
-                self.dt
-            )));
+            return Err(Cause::Other(format!("dt must be positive, not {}", self.dt)));
         }
         if self.t_end < self.t0 {
-            return Err(Cause::Other(format!(
-                "t_end = {} lies before t0 = {}",
-                self.t_end, self.t0
-            )));
+            return Err(Cause::Other(format!("t_end = {} lies before t0 = {}", self.t_end, self.t0)));
         }
         if self.every == 0 {
             return Err(Cause::Other("every must be at least 1".into()));
@@ -328,32 +305,18 @@ fn all_finite(x: &[f64]) -> bool {
 
 /// The failure for a run that could not start.
 fn fail_at_start(grid: &Grid, y0: &[f64], cause: Cause) -> Failure {
-    Failure {
-        t: grid.t0,
-        state: y0.to_vec(),
-        cause,
-    }
+    Failure { t: grid.t0, state: y0.to_vec(), cause }
 }
 
 /// Writes a row, turning an observer's refusal into a failure at that row.
 fn emit(obs: &mut impl Observer, t: f64, y: &[f64]) -> Result<(), Failure> {
-    obs.row(t, y).map_err(|why| Failure {
-        t,
-        state: y.to_vec(),
-        cause: Cause::Other(why),
-    })
+    obs.row(t, y).map_err(|why| Failure { t, state: y.to_vec(), cause: Cause::Other(why) })
 }
 
 /// Runs a fixed-step method over the grid: checks the initial state, writes the rows,
 /// and after each step checks that the state is finite.
-fn drive(
-    grid: &Grid,
-    method: &mut impl Stepper,
-    obs: &mut impl Observer,
-) -> Result<Stats, Failure> {
-    let steps = grid
-        .steps()
-        .map_err(|cause| fail_at_start(grid, method.row(), cause))?;
+fn drive(grid: &Grid, method: &mut impl Stepper, obs: &mut impl Observer) -> Result<Stats, Failure> {
+    let steps = grid.steps().map_err(|cause| fail_at_start(grid, method.row(), cause))?;
     if !method.is_finite() {
         return Err(fail_at_start(grid, method.row(), Cause::NonFinite));
     }
@@ -361,22 +324,14 @@ fn drive(
     let mut last_good = method.row().to_vec();
     for k in 0..steps {
         let t = grid.time(k, steps);
-        let h = if k + 1 == steps {
-            grid.t_end - t
-        } else {
-            grid.dt
-        };
+        let h = if k + 1 == steps { grid.t_end - t } else { grid.dt };
         let failed = match method.step(t, h) {
             Err(cause) => Some(cause),
             Ok(()) if !method.is_finite() => Some(Cause::NonFinite),
             Ok(()) => None,
         };
         if let Some(cause) = failed {
-            return Err(Failure {
-                t,
-                state: last_good,
-                cause,
-            });
+            return Err(Failure { t, state: last_good, cause });
         }
         last_good.copy_from_slice(method.row());
         if grid.is_output(k + 1, steps) {
@@ -397,51 +352,23 @@ mod tests {
 
     #[test]
     fn grid_counts_steps_and_shortens_the_last() {
-        let g = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.3,
-            every: 1,
-        };
+        let g = Grid { t0: 0.0, t_end: 1.0, dt: 0.3, every: 1 };
         assert_eq!(g.steps(), Ok(4));
         assert_eq!(g.time(3, 4), 0.8999999999999999);
         assert_eq!(g.time(4, 4), 1.0);
-        let g = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: 0.1,
-            every: 1,
-        };
+        let g = Grid { t0: 0.0, t_end: 10.0, dt: 0.1, every: 1 };
         assert_eq!(g.steps(), Ok(100));
-        let g = Grid {
-            t0: 2.0,
-            t_end: 2.0,
-            dt: 0.1,
-            every: 1,
-        };
+        let g = Grid { t0: 2.0, t_end: 2.0, dt: 0.1, every: 1 };
         assert_eq!(g.steps(), Ok(0));
-        let bad = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.0,
-            every: 1,
-        };
+        let bad = Grid { t0: 0.0, t_end: 1.0, dt: 0.0, every: 1 };
         assert!(bad.steps().is_err());
-        let bad = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.1,
-            every: 0,
-        };
+        let bad = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 0 };
         assert!(bad.steps().is_err());
     }
 
     #[test]
     fn causes_display_as_messages() {
-        assert_eq!(
-            Cause::SingularMassMatrix.to_string(),
-            "singular mass matrix"
-        );
+        assert_eq!(Cause::SingularMassMatrix.to_string(), "singular mass matrix");
         assert_eq!(
             Cause::NewtonDiverged { iterations: 20 }.to_string(),
             "Newton iteration did not converge in 20 iterations"

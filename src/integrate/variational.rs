@@ -5,8 +5,8 @@
 use super::implicit::{NEWTON_MAX_ITERATIONS, NEWTON_TOLERANCE};
 use super::linalg;
 use super::{
-    all_finite, drive, fail_at_start, norm, Cause, Failure, Grid, LagrangianPoint,
-    LagrangianSystem, Observer, Stats, Stepper,
+    all_finite, drive, fail_at_start, norm, Cause, Failure, Grid, LagrangianPoint, LagrangianSystem, Observer, Stats,
+    Stepper,
 };
 
 /// The discrete Euler–Lagrange map in `(q, p)`, reporting rows `(q, v)`.
@@ -35,8 +35,7 @@ impl<S: LagrangianSystem> DiscreteLagrangian<'_, S> {
             self.v_mid[i] = (self.next[i] - self.q[i]) / h;
         }
         self.stats.rhs_evals += 1;
-        self.sys
-            .eval(t_mid, &self.q_mid, &self.v_mid, &mut self.point)
+        self.sys.eval(t_mid, &self.q_mid, &self.v_mid, &mut self.point)
     }
 
     /// Solves `L_v(q, v, t) = p` for `v` by Newton's method from the current velocity.
@@ -60,9 +59,7 @@ impl<S: LagrangianSystem> DiscreteLagrangian<'_, S> {
                 return Ok(());
             }
         }
-        Err(Cause::NewtonDiverged {
-            iterations: NEWTON_MAX_ITERATIONS,
-        })
+        Err(Cause::NewtonDiverged { iterations: NEWTON_MAX_ITERATIONS })
     }
 }
 
@@ -104,9 +101,7 @@ impl<S: LagrangianSystem> Stepper for DiscreteLagrangian<'_, S> {
             }
         }
         if !converged {
-            return Err(Cause::NewtonDiverged {
-                iterations: NEWTON_MAX_ITERATIONS,
-            });
+            return Err(Cause::NewtonDiverged { iterations: NEWTON_MAX_ITERATIONS });
         }
         // p_{k+1} = L_v + (h/2)(L_q + F) at the converged midpoint.
         self.eval_midpoint(t_mid, h)?;
@@ -155,8 +150,7 @@ pub fn variational(
     if !all_finite(&start) {
         return Err(fail_at_start(grid, &start, Cause::NonFinite));
     }
-    sys.eval(grid.t0, q0, v0, &mut point)
-        .map_err(|c| fail_at_start(grid, &start, c))?;
+    sys.eval(grid.t0, q0, v0, &mut point).map_err(|c| fail_at_start(grid, &start, c))?;
     let p = point.lv.clone();
     let mut method = DiscreteLagrangian {
         sys,
@@ -170,10 +164,7 @@ pub fn variational(
         v_mid: vec![0.0; n],
         residual: vec![0.0; n],
         jac: vec![0.0; n * n],
-        stats: Stats {
-            rhs_evals: 1,
-            ..Stats::default()
-        },
+        stats: Stats { rhs_evals: 1, ..Stats::default() },
     };
     drive(grid, &mut method, obs)
 }
@@ -190,13 +181,7 @@ mod tests {
         fn n(&self) -> usize {
             2
         }
-        fn eval(
-            &mut self,
-            _t: f64,
-            q: &[f64],
-            v: &[f64],
-            out: &mut LagrangianPoint,
-        ) -> Result<(), Cause> {
+        fn eval(&mut self, _t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
             let r2 = q[0] * q[0] + q[1] * q[1];
             let r3 = r2 * r2.sqrt();
             let r5 = r3 * r2;
@@ -217,12 +202,7 @@ mod tests {
         let h = 0.1;
         let phi = 2.0 * (h / 2.0_f64).atan();
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: h,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: h, every: 1 };
         let mut sys = OscillatorLagrangian { damping: 0.0 };
         variational(&mut sys, &grid, &[1.0], &[0.0], &mut rows).unwrap();
         let worst = rows
@@ -240,25 +220,13 @@ mod tests {
     #[test]
     fn kepler_angular_momentum_is_conserved() {
         let h = 2.0 * PI / 628.0;
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 4.0 * PI,
-            dt: h,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 4.0 * PI, dt: h, every: 1 };
         let mut worst = 0.0_f64;
         let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
             worst = worst.max((angular_momentum(y) - 0.8).abs());
             Ok(())
         };
-        variational(
-            &mut KeplerLagrangian,
-            &grid,
-            &[0.4, 0.0],
-            &[0.0, 2.0],
-            &mut obs,
-        )
-        .unwrap();
+        variational(&mut KeplerLagrangian, &grid, &[0.4, 0.0], &[0.0, 2.0], &mut obs).unwrap();
         eprintln!("variational Kepler angular momentum drift: {worst:e}");
         assert!(worst < 1e-12, "{worst:e}");
     }
@@ -269,12 +237,7 @@ mod tests {
         // halving h divides it by 4.
         let run = |h: f64| {
             let mut rows = Vec::new();
-            let grid = Grid {
-                t0: 0.0,
-                t_end: 10.0,
-                dt: h,
-                every: 1,
-            };
+            let grid = Grid { t0: 0.0, t_end: 10.0, dt: h, every: 1 };
             let mut sys = OscillatorLagrangian { damping: 0.2 };
             variational(&mut sys, &grid, &[1.0], &[0.0], &mut rows).unwrap();
             rows
@@ -285,10 +248,7 @@ mod tests {
         eprintln!("variational damped q(10) error: {e1:e} (h = 0.01), {e2:e} (h = 0.005)");
         assert!(e1 < 3e-5, "{e1:e}");
         assert!((e1 / e2 - 4.0).abs() < 0.1, "{}", e1 / e2);
-        let energy: Vec<f64> = rows
-            .iter()
-            .map(|(_, y)| 0.5 * (y[0] * y[0] + y[1] * y[1]))
-            .collect();
+        let energy: Vec<f64> = rows.iter().map(|(_, y)| 0.5 * (y[0] * y[0] + y[1] * y[1])).collect();
         assert!(energy.windows(2).all(|w| w[1] <= w[0]));
     }
 
@@ -298,13 +258,7 @@ mod tests {
         fn n(&self) -> usize {
             1
         }
-        fn eval(
-            &mut self,
-            _t: f64,
-            q: &[f64],
-            _v: &[f64],
-            out: &mut LagrangianPoint,
-        ) -> Result<(), Cause> {
+        fn eval(&mut self, _t: f64, q: &[f64], _v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
             out.lq[0] = -q[0];
             out.lqq[0] = -1.0;
             Ok(())
@@ -314,12 +268,7 @@ mod tests {
     #[test]
     fn singular_mass_matrix_is_reported() {
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 1.0,
-            dt: 0.1,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 1 };
         // At h = 0.1 the Newton matrix is −(h/4)L_qq, nonsingular, but the velocity solve
         // needs L_vv = 0.
         let err = variational(&mut Massless, &grid, &[1.0], &[0.0], &mut rows).unwrap_err();

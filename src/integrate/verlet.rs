@@ -70,9 +70,7 @@ pub fn verlet(
 ) -> Result<Stats, Failure> {
     let start: Vec<f64> = q0.iter().chain(v0).copied().collect();
     if q0.len() != n || v0.len() != n || mass_matrix.len() != n * n {
-        let cause = Cause::Other(format!(
-            "verlet expects {n} coordinates and an {n}×{n} mass matrix"
-        ));
+        let cause = Cause::Other(format!("verlet expects {n} coordinates and an {n}×{n} mass matrix"));
         return Err(fail_at_start(grid, &start, cause));
     }
     let mass = linalg::factor(mass_matrix, n).map_err(|c| fail_at_start(grid, &start, c))?;
@@ -88,10 +86,7 @@ pub fn verlet(
         p,
         row: start,
         grad,
-        stats: Stats {
-            rhs_evals: 1,
-            ..Stats::default()
-        },
+        stats: Stats { rhs_evals: 1, ..Stats::default() },
     };
     drive(grid, &mut method, obs)
 }
@@ -115,12 +110,7 @@ mod tests {
         let h = 0.1;
         let theta = (1.0 - h * h / 2.0_f64).acos();
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 10.0,
-            dt: h,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 10.0, dt: h, every: 1 };
         let grad = |_t: f64, q: &[f64], g: &mut [f64]| g[0] = q[0];
         verlet(1, grad, &[1.0], &grid, &[1.0], &[0.0], &mut rows).unwrap();
         assert_eq!(rows.len(), 101);
@@ -143,12 +133,7 @@ mod tests {
         let h = 0.1;
         let theta = (1.0 - h * h / 8.0_f64).acos();
         let mut rows = Vec::new();
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 5.0,
-            dt: h,
-            every: 50,
-        };
+        let grid = Grid { t0: 0.0, t_end: 5.0, dt: h, every: 50 };
         let grad = |_t: f64, q: &[f64], g: &mut [f64]| g[0] = q[0];
         verlet(1, grad, &[4.0], &grid, &[1.0], &[0.0], &mut rows).unwrap();
         let q = rows.last().unwrap().1[0];
@@ -160,30 +145,13 @@ mod tests {
     #[test]
     fn kepler_orbit_closure_and_angular_momentum() {
         let h = 2.0 * PI / 628.0;
-        let grid = Grid {
-            t0: 0.0,
-            t_end: 2.0 * PI,
-            dt: h,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: 2.0 * PI, dt: h, every: 1 };
         let mut rows = Vec::new();
         let identity = [1.0, 0.0, 0.0, 1.0];
-        verlet(
-            2,
-            kepler_gradient,
-            &identity,
-            &grid,
-            &[0.4, 0.0],
-            &[0.0, 2.0],
-            &mut rows,
-        )
-        .unwrap();
+        verlet(2, kepler_gradient, &identity, &grid, &[0.4, 0.0], &[0.0, 2.0], &mut rows).unwrap();
         let y = &rows.last().unwrap().1;
         let closure = (y[0] - 0.4).hypot(y[1]);
-        let drift = rows
-            .iter()
-            .map(|(_, y)| (angular_momentum(y) - 0.8).abs())
-            .fold(0.0, f64::max);
+        let drift = rows.iter().map(|(_, y)| (angular_momentum(y) - 0.8).abs()).fold(0.0, f64::max);
         eprintln!("verlet Kepler orbit closure {closure:e}, angular momentum drift {drift:e}");
         assert!((closure / 1.4e-2 - 1.0).abs() < 0.1, "{closure:e}");
         assert!(drift < 1e-12, "{drift:e}");
@@ -193,12 +161,7 @@ mod tests {
     /// periods at `h = 2π/628`, for Verlet and for RK4.
     fn energy_error_growth(periods: usize, steps_per_period: usize) -> [(f64, f64); 2] {
         let h = 2.0 * PI / steps_per_period as f64;
-        let grid = Grid {
-            t0: 0.0,
-            t_end: periods as f64 * 2.0 * PI,
-            dt: h,
-            every: 1,
-        };
+        let grid = Grid { t0: 0.0, t_end: periods as f64 * 2.0 * PI, dt: h, every: 1 };
         let total = periods * steps_per_period;
         let tenth = total / 10;
         let split = |errors: &[f64]| {
@@ -214,16 +177,7 @@ mod tests {
             Ok(())
         };
         let identity = [1.0, 0.0, 0.0, 1.0];
-        verlet(
-            2,
-            kepler_gradient,
-            &identity,
-            &grid,
-            &y0[..2],
-            &y0[2..],
-            &mut obs,
-        )
-        .unwrap();
+        verlet(2, kepler_gradient, &identity, &grid, &y0[..2], &y0[2..], &mut obs).unwrap();
         let symplectic = split(&errors[1..]);
         errors.clear();
         let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
@@ -241,14 +195,8 @@ mod tests {
             "{periods} periods: verlet max|ΔH| {v_first:.3e} → {v_last:.3e}, \
              rk4 {r_first:.3e} → {r_last:.3e}"
         );
-        assert!(
-            v_last <= 1.5 * v_first,
-            "verlet grew: {v_first:e} → {v_last:e}"
-        );
-        assert!(
-            r_last >= rk4_growth * r_first,
-            "rk4 did not grow: {r_first:e} → {r_last:e}"
-        );
+        assert!(v_last <= 1.5 * v_first, "verlet grew: {v_first:e} → {v_last:e}");
+        assert!(r_last >= rk4_growth * r_first, "rk4 did not grow: {r_first:e} → {r_last:e}");
         assert!((v_first / 3.71e-4 - 1.0).abs() < 0.05, "{v_first:e}");
     }
 

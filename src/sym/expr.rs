@@ -581,9 +581,7 @@ impl Arena {
         let int_x = self.as_num(x).and_then(Num::as_int);
         match self.node(b).clone() {
             // (c^y)^n = c^(y·n) for integer n, or for odd integer y; (c^2)^(1/2) stays.
-            Node::Pow(c, y)
-                if int_x.is_some() || self.as_num(y).and_then(Num::as_int).is_some_and(|k| k % 2 != 0) =>
-            {
+            Node::Pow(c, y) if int_x.is_some() || self.as_num(y).and_then(Num::as_int).is_some_and(|k| k % 2 != 0) => {
                 let yx = self.mul(&[y, x]);
                 return self.pow(c, yx);
             }

@@ -17,7 +17,7 @@ pub const MAX_NESTING: usize = 200;
 /// Parses a whole `.lag` file.
 pub fn parse_file(src: &str) -> Result<File, Diagnostic> {
     check_nesting(src)?;
-    let mut pairs = LagParser::parse(Rule::file, src).map_err(syntax_error)?;
+    let mut pairs = LagParser::parse(Rule::file, src).map_err(|e| syntax_error(e, src))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let stmts = file.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(stmt).collect();
     Ok(File { stmts })
@@ -26,7 +26,7 @@ pub fn parse_file(src: &str) -> Result<File, Diagnostic> {
 /// Parses one expression (the form derived equations are printed in).
 pub fn parse_expr(src: &str) -> Result<Expr, Diagnostic> {
     check_nesting(src)?;
-    let mut pairs = LagParser::parse(Rule::expr_only, src).map_err(syntax_error)?;
+    let mut pairs = LagParser::parse(Rule::expr_only, src).map_err(|e| syntax_error(e, src))?;
     let whole = pairs.next().expect("expr_only yields one pair");
     let e = whole.into_inner().next().expect("expr_only holds an expression");
     Ok(expr(e))
@@ -63,10 +63,12 @@ fn describe(rule: &Rule) -> Option<&'static str> {
             "an expression"
         }
         Rule::indexed | Rule::reduce => "an expression",
-        Rule::add_op => "`+` or `-`",
-        Rule::mul_op => "`*` or `/`",
+        Rule::add_op => "an operator",
+        Rule::mul_op => "an operator",
         Rule::neg => "`-`",
         Rule::prime => "`'`",
+        Rule::eq => "`=`",
+        Rule::rparen => "`)`",
         Rule::range_op => "`..` or `..=`",
         Rule::range => "a range `a..b`",
         Rule::binder => "`[i in a..b]`",
@@ -100,7 +102,7 @@ fn describe(rule: &Rule) -> Option<&'static str> {
     })
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(e: pest::error::Error<Rule>, src: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let pos = match e.location {
         InputLocation::Pos(p) => p,
@@ -117,7 +119,15 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
         1 => expected[0].to_string(),
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
-    let mut d = Diagnostic::new(Span::new(pos, pos + 1), "syntax error").label(format!("expected {list}"));
+    // At the end of the input, point just past the last token, where the
+    // missing text belongs, rather than past the last line.
+    let span = if src[pos.min(src.len())..].trim().is_empty() {
+        let end = src.trim_end().len();
+        Span::new(end, end + 1)
+    } else {
+        Span::new(pos, pos + 1)
+    };
+    let mut d = Diagnostic::new(span, "syntax error").label(format!("expected {list}"));
     if expected.contains(&"a statement") {
         d = d.help(
             "every statement starts with a keyword: model, const, param, coord, state, let, lagrangian, \
@@ -125,6 +135,12 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
         );
     }
     d
+}
+
+/// The children of a pair without the punctuation rules (`=`, `)`), which
+/// exist only so that syntax errors can name them.
+fn inner(p: Pair<Rule>) -> impl Iterator<Item = Pair<Rule>> {
+    p.into_inner().filter(|c| !matches!(c.as_rule(), Rule::eq | Rule::rparen))
 }
 
 fn span(p: &Pair<Rule>) -> Span {
@@ -139,24 +155,24 @@ fn ident(p: Pair<Rule>) -> Ident {
 fn stmt(p: Pair<Rule>) -> Stmt {
     let sp = span(&p);
     let rule = p.as_rule();
-    let mut inner = p.into_inner();
-    let kw = inner.next().expect("a statement starts with its keyword");
+    let mut parts = inner(p);
+    let kw = parts.next().expect("a statement starts with its keyword");
     let keyword = span(&kw);
     let kind = match rule {
-        Rule::model_stmt => StmtKind::Model(ident(inner.next().unwrap())),
-        Rule::const_stmt => StmtKind::Const(ident(inner.next().unwrap()), expr(inner.next().unwrap())),
+        Rule::model_stmt => StmtKind::Model(ident(parts.next().unwrap())),
+        Rule::const_stmt => StmtKind::Const(ident(parts.next().unwrap()), expr(parts.next().unwrap())),
         Rule::param_stmt => StmtKind::Param(
-            inner
+            parts
                 .map(|it| {
-                    let mut it = it.into_inner();
+                    let mut it = inner(it);
                     (ident(it.next().unwrap()), expr(it.next().unwrap()))
                 })
                 .collect(),
         ),
         Rule::coord_stmt | Rule::state_stmt => {
-            let decls = inner
+            let decls = parts
                 .map(|it| {
-                    let mut it = it.into_inner();
+                    let mut it = inner(it);
                     Decl { name: ident(it.next().unwrap()), size: it.next().map(expr) }
                 })
                 .collect();
@@ -167,35 +183,33 @@ fn stmt(p: Pair<Rule>) -> Stmt {
             }
         }
         Rule::let_stmt => {
-            let name = ident(inner.next().unwrap());
-            let next = inner.next().unwrap();
+            let name = ident(parts.next().unwrap());
+            let next = parts.next().unwrap();
             let (binder, value) = if next.as_rule() == Rule::binder {
-                (Some(binder(next)), expr(inner.next().unwrap()))
+                (Some(binder(next)), expr(parts.next().unwrap()))
             } else {
                 (None, expr(next))
             };
             StmtKind::Let { name, binder, value }
         }
-        Rule::lagrangian_stmt => StmtKind::Lagrangian(expr(inner.next().unwrap())),
-        Rule::dissipation_stmt => StmtKind::Dissipation(expr(inner.next().unwrap())),
-        Rule::force_stmt => StmtKind::Force(target(inner.next().unwrap()), expr(inner.next().unwrap())),
-        Rule::energy_stmt => StmtKind::Energy(expr(inner.next().unwrap())),
+        Rule::lagrangian_stmt => StmtKind::Lagrangian(expr(parts.next().unwrap())),
+        Rule::dissipation_stmt => StmtKind::Dissipation(expr(parts.next().unwrap())),
+        Rule::force_stmt => StmtKind::Force(target(parts.next().unwrap()), expr(parts.next().unwrap())),
+        Rule::energy_stmt => StmtKind::Energy(expr(parts.next().unwrap())),
         Rule::metric_stmt => {
-            let m = inner.next().unwrap();
+            let m = parts.next().unwrap();
             match m.as_rule() {
-                Rule::diag_form => StmtKind::Metric(MetricForm::Diag(m.into_inner().skip(1).map(expr).collect())),
-                _ => StmtKind::Metric(MetricForm::Matrix(
-                    m.into_inner().map(|row| row.into_inner().map(expr).collect()).collect(),
-                )),
+                Rule::diag_form => StmtKind::Metric(MetricForm::Diag(inner(m).skip(1).map(expr).collect())),
+                _ => StmtKind::Metric(MetricForm::Matrix(inner(m).map(|row| inner(row).map(expr).collect()).collect())),
             }
         }
-        Rule::temperature_stmt => StmtKind::Temperature(expr(inner.next().unwrap())),
-        Rule::observe_stmt => StmtKind::Observe(ident(inner.next().unwrap()), expr(inner.next().unwrap())),
-        Rule::init_stmt => StmtKind::Init(inner.map(init_item).collect()),
+        Rule::temperature_stmt => StmtKind::Temperature(expr(parts.next().unwrap())),
+        Rule::observe_stmt => StmtKind::Observe(ident(parts.next().unwrap()), expr(parts.next().unwrap())),
+        Rule::init_stmt => StmtKind::Init(parts.map(init_item).collect()),
         Rule::simulate_stmt => StmtKind::Simulate(
-            inner
+            parts
                 .map(|it| {
-                    let mut it = it.into_inner();
+                    let mut it = inner(it);
                     Setting { key: ident(it.next().unwrap()), value: expr(it.next().unwrap()) }
                 })
                 .collect(),
@@ -207,7 +221,7 @@ fn stmt(p: Pair<Rule>) -> Stmt {
 
 fn init_item(p: Pair<Rule>) -> InitItem {
     let sp = span(&p);
-    let mut it = p.into_inner();
+    let mut it = inner(p);
     let target = target(it.next().unwrap());
     let mut next = it.next().unwrap();
     let velocity = next.as_rule() == Rule::prime;
@@ -215,9 +229,9 @@ fn init_item(p: Pair<Rule>) -> InitItem {
         next = it.next().unwrap();
     }
     let value = match next.as_rule() {
-        Rule::init_value => InitValue::Value(expr(next.into_inner().next().unwrap())),
+        Rule::init_value => InitValue::Value(expr(inner(next).next().unwrap())),
         _ => {
-            let mut d = next.into_inner();
+            let mut d = inner(next);
             let name = ident(d.next().unwrap());
             InitValue::Dist { name, args: d.map(expr).collect() }
         }
@@ -227,18 +241,18 @@ fn init_item(p: Pair<Rule>) -> InitItem {
 
 fn target(p: Pair<Rule>) -> Target {
     let sp = span(&p);
-    let mut it = p.into_inner();
+    let mut it = inner(p);
     let name = ident(it.next().unwrap());
     let selector = match it.next() {
         None => Selector::None,
         Some(s) if s.as_rule() == Rule::binder => Selector::Each(binder(s)),
-        Some(s) => Selector::Index(expr(s.into_inner().next().unwrap())),
+        Some(s) => Selector::Index(expr(inner(s).next().unwrap())),
     };
     Target { name, selector, span: sp }
 }
 
 fn binder(p: Pair<Rule>) -> Binder {
-    let mut it = p.into_inner();
+    let mut it = inner(p);
     let var = ident(it.next().unwrap());
     let _in = it.next();
     Binder { var, range: range(it.next().unwrap()) }
@@ -246,7 +260,7 @@ fn binder(p: Pair<Rule>) -> Binder {
 
 fn range(p: Pair<Rule>) -> Range {
     let sp = span(&p);
-    let mut it = p.into_inner();
+    let mut it = inner(p);
     let lo = expr(it.next().unwrap());
     let inclusive = it.next().unwrap().as_str() == "..=";
     let hi = expr(it.next().unwrap());
@@ -262,7 +276,7 @@ fn expr(p: Pair<Rule>) -> Expr {
     let sp = span(&p);
     match p.as_rule() {
         Rule::expr | Rule::term => {
-            let mut it = p.into_inner();
+            let mut it = inner(p);
             let mut acc = expr(it.next().unwrap());
             while let Some(op) = it.next() {
                 let rhs = expr(it.next().unwrap());
@@ -277,7 +291,7 @@ fn expr(p: Pair<Rule>) -> Expr {
             acc
         }
         Rule::unary => {
-            let parts: Vec<Pair<Rule>> = p.into_inner().collect();
+            let parts: Vec<Pair<Rule>> = inner(p).collect();
             let (negs, last) = parts.split_at(parts.len() - 1);
             let mut e = expr(last[0].clone());
             for n in negs.iter().rev() {
@@ -287,7 +301,7 @@ fn expr(p: Pair<Rule>) -> Expr {
             e
         }
         Rule::power => {
-            let mut it = p.into_inner();
+            let mut it = inner(p);
             let base = expr(it.next().unwrap());
             match it.next() {
                 Some(x) => binary(BinOp::Pow, base, expr(x)),
@@ -295,7 +309,7 @@ fn expr(p: Pair<Rule>) -> Expr {
             }
         }
         Rule::postfix => {
-            let mut it = p.into_inner();
+            let mut it = inner(p);
             let mut e = expr(it.next().unwrap());
             for prime in it {
                 let s = e.span.to(span(&prime));
@@ -309,22 +323,22 @@ fn expr(p: Pair<Rule>) -> Expr {
         }
         Rule::ident => Expr { kind: ExprKind::Name(ident(p)), span: sp },
         Rule::paren => {
-            let inner = expr(p.into_inner().next().unwrap());
+            let inner = expr(inner(p).next().unwrap());
             Expr { kind: inner.kind, span: sp }
         }
         Rule::call => {
-            let mut it = p.into_inner();
+            let mut it = inner(p);
             let f = ident(it.next().unwrap());
             Expr { kind: ExprKind::Call(f, it.map(expr).collect()), span: sp }
         }
         Rule::indexed => {
-            let mut it = p.into_inner();
+            let mut it = inner(p);
             let name = ident(it.next().unwrap());
             let index = expr(it.next().unwrap().into_inner().next().unwrap());
             Expr { kind: ExprKind::Index(name, Box::new(index)), span: sp }
         }
         Rule::reduce => {
-            let mut it = p.into_inner();
+            let mut it = inner(p);
             let op = if it.next().unwrap().as_str() == "sum" { Reduction::Sum } else { Reduction::Prod };
             let var = ident(it.next().unwrap());
             let _in = it.next();

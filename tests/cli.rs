@@ -1,0 +1,141 @@
+//! The `lagc` binary: `check` and `derive --format json`, and the exit
+//! statuses of LANGUAGE.md §7 (0 ok, 1 model errors, 2 bad command line).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lagc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lagc")).args(args).output().expect("run lagc")
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .expect("examples/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lag"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty());
+    v
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A scratch directory of this test process.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lagc-cli-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+#[test]
+fn check_accepts_every_example() {
+    for p in examples() {
+        let out = lagc(&["check", p.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}: {}{}", p.display(), stdout, text(&out.stderr));
+        assert!(stdout.contains(": ok ("), "{}: {stdout}", p.display());
+        let stem = p.file_stem().unwrap().to_str().unwrap();
+        assert!(stdout.contains(&format!("model `{stem}`")), "{stdout}");
+    }
+}
+
+#[test]
+fn check_reports_model_errors_with_status_1() {
+    let p = root().join("tests/fixtures/errors/unknown_name.lag");
+    let out = lagc(&["check", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown name `th3`") && err.contains("did you mean `th1`?"), "{err}");
+    assert!(err.contains("unknown_name.lag:2:42"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour when standard error is not a terminal: {err:?}");
+    assert!(text(&out.stdout).is_empty());
+}
+
+#[test]
+fn check_reports_every_error_of_a_file() {
+    let p = root().join("tests/fixtures/errors/several_errors.lag");
+    let out = lagc(&["check", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("6 errors in"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn missing_file_is_status_2() {
+    let out = lagc(&["check", "/nonexistent/dir/model.lag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read /nonexistent/dir/model.lag"), "{err}");
+}
+
+#[test]
+fn directory_is_status_2() {
+    let d = root().join("tests/fixtures");
+    let out = lagc(&["check", d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("it is a directory"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn non_utf8_file_is_status_2() {
+    let p = scratch("utf8").join("latin1.lag");
+    std::fs::write(&p, b"coord x\n# caf\xe9\nlagrangian = x'^2\n").unwrap();
+    let out = lagc(&["check", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("not UTF-8") && err.contains("offset 13"), "{err}");
+}
+
+#[test]
+fn bad_command_lines_are_status_2() {
+    let ex = root().join("examples/pendulum.lag");
+    let ex = ex.to_str().unwrap();
+    for args in [
+        vec!["frobnicate"],
+        vec!["derive", ex, "--format", "yaml"],
+        vec!["check", ex, "--set", "g"],
+        vec!["check", ex, "--set", "g=abc"],
+        vec!["check"],
+    ] {
+        let out = lagc(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn set_overrides_a_const() {
+    let p = root().join("examples/pendulum_chain.lag");
+    let out = lagc(&["check", p.to_str().unwrap(), "--set", "N=3"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("3 coordinates"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn derive_json_is_valid_for_every_example() {
+    for p in examples() {
+        let out = lagc(&["derive", p.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", p.display(), text(&out.stderr));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
+        let stem = p.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(v["model"], stem);
+        assert!(v["kind"] == "lagrangian" || v["kind"] == "energy", "{v}");
+    }
+}
+
+#[test]
+fn derive_text_and_latex() {
+    let p = root().join("examples/pendulum.lag");
+    let out = lagc(&["derive", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("m*l^2*th'' = -m*l*g*sin(th)"), "{}", text(&out.stdout));
+    let out = lagc(&["derive", p.to_str().unwrap(), "--format", "latex"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("\\begin{align*}"), "{}", text(&out.stdout));
+}
