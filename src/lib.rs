@@ -16,6 +16,7 @@ pub mod cli;
 pub mod derive;
 pub mod diag;
 pub mod integrate;
+pub mod jit;
 pub mod lower;
 pub mod model;
 pub mod report;

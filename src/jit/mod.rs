@@ -1,0 +1,413 @@
+//! The Cranelift backend: compiles expression DAGs of [`crate::sym`] into
+//! native kernels.
+//!
+//! [`compile`] takes the arena and what to compile (named expression kernels,
+//! the Euler–Lagrange right-hand side [`OdeSpec`], a first-order flow
+//! [`FlowSpec`]) and returns a [`Compiled`] module holding every function in
+//! one `JITModule`. Each kernel walks its DAG in topological order once, so a
+//! node shared by several outputs (the arena hash-conses) is computed once,
+//! and `sin u`, `cos u` of the same `u` cost one `sincos` call.
+//!
+//! **Semantics:** a kernel computes exactly what `Arena::eval_many` computes,
+//! in the same order of operations, except for the elementary functions
+//! (calls into the same libm) and non-small powers (`pow`).
+//!
+//! **Architecture Invariant:** `jit` reads `sym` and never changes it; every
+//! `unsafe` block is in this file or in [`runtime`], next to the signature it
+//! relies on.
+
+mod codegen;
+mod linsolve;
+mod runtime;
+#[cfg(test)]
+mod tests;
+mod translate;
+
+pub use linsolve::UNROLLED_MAX;
+pub use runtime::SINGULAR_RTOL;
+
+use crate::sym::{Arena, ExprId, SymId};
+use codegen::{ModuleBuilder, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use translate::Plan;
+
+/// One kernel to compile: reads the symbols `inputs` from an array `x`
+/// (`x[k]` is the value of `inputs[k]`) and writes `outputs` in order.
+#[derive(Clone, Debug)]
+pub struct ExprKernel {
+    pub name: String,
+    pub inputs: Vec<SymId>,
+    pub outputs: Vec<ExprId>,
+}
+
+/// The Euler–Lagrange right-hand side `y' = F(t, y)` of `M(q, v, t) q'' = f(q, v, t)`
+/// with `n` coordinates, `y = (q, v)` and `F = (v, M⁻¹ f)`.
+///
+/// `mass_matrix` is `n × n`, row-major and symmetric: only the entries on and
+/// above the diagonal are read.
+#[derive(Clone, Debug)]
+pub struct OdeSpec {
+    pub n: usize,
+    pub time: SymId,
+    pub coords: Vec<SymId>,
+    pub velocities: Vec<SymId>,
+    pub params: Vec<SymId>,
+    pub mass_matrix: Vec<ExprId>,
+    pub forcing: Vec<ExprId>,
+}
+
+/// A first-order system `y' = F(t, y)` given directly, such as the gradient
+/// flow of an energy model: `F = rhs`, or `F = g⁻¹ rhs` with the symmetric
+/// metric `g` (`dim × dim`, row-major, upper triangle read) solved in-kernel.
+#[derive(Clone, Debug)]
+pub struct FlowSpec {
+    pub time: SymId,
+    pub state: Vec<SymId>,
+    pub params: Vec<SymId>,
+    pub rhs: Vec<ExprId>,
+    pub metric: Option<Vec<ExprId>>,
+}
+
+/// Errors of [`compile`].
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    #[error("kernel `{kernel}` reads the symbol `{symbol}`, which is not one of its inputs")]
+    UnboundSymbol { kernel: String, symbol: String },
+    #[error("two kernels are named `{0}`")]
+    DuplicateKernel(String),
+    #[error("{what} has {found} entries, expected {expected}")]
+    Shape { what: &'static str, expected: usize, found: usize },
+    #[error("Cranelift could not compile `{function}`: {message}")]
+    Codegen { function: String, message: String },
+    #[error("Cranelift could not set up the JIT: {0}")]
+    Setup(String),
+}
+
+/// The matrix of the right-hand side (mass matrix or metric) is singular:
+/// non-finite entries, or no pivot order in which every pivot exceeds
+/// [`SINGULAR_RTOL`] times its largest entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("singular mass matrix")]
+pub struct Singular;
+
+/// Why the RK4 loop stopped before the last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The mass matrix (or metric) was singular at one of the step's stages.
+    Singular,
+    /// The step produced a non-finite state.
+    NonFinite,
+}
+
+/// The RK4 loop stopped at step `step` (the step from `t` to `t + h` failed);
+/// the state and the rows written are those of step `step`.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error("integration failed at step {step} (t = {t}): {cause:?}")]
+pub struct Failure {
+    pub step: usize,
+    pub t: f64,
+    pub cause: FailureCause,
+}
+
+type ExprPtr = unsafe extern "C" fn(*const f64, *mut f64);
+type RhsPtr = unsafe extern "C" fn(f64, *const f64, *const f64, *mut f64) -> i32;
+type Rk4Ptr = unsafe extern "C" fn(f64, f64, i64, i64, *mut f64, *const f64, *mut f64, *mut i64) -> i64;
+
+#[derive(Clone, Copy)]
+struct ExprEntry {
+    ptr: ExprPtr,
+    inputs: usize,
+    outputs: usize,
+}
+
+#[derive(Clone, Copy)]
+struct SystemEntry {
+    rhs: RhsPtr,
+    rk4: Rk4Ptr,
+    dim: usize,
+    params: usize,
+}
+
+/// A compiled model: owns the code of all its kernels, freed on drop.
+pub struct Compiled {
+    module: Option<JITModule>,
+    exprs: HashMap<String, ExprEntry>,
+    ode: Option<SystemEntry>,
+    flow: Option<SystemEntry>,
+    ir: String,
+    instructions: usize,
+}
+
+// SAFETY: after `finalize_definitions` the module is never mutated until drop,
+// and the compiled functions are pure: they read their arguments and write
+// only through the pointers they are given.
+unsafe impl Send for Compiled {}
+unsafe impl Sync for Compiled {}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: every function pointer handed out borrows `self`, so none
+            // of them is alive or running now.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// A compiled expression kernel.
+#[derive(Clone, Copy)]
+pub struct ExprFn<'a> {
+    entry: ExprEntry,
+    _module: PhantomData<&'a Compiled>,
+}
+
+impl ExprFn<'_> {
+    /// Evaluates the kernel: `x[k]` is the value of `inputs[k]`.
+    ///
+    /// # Panics
+    /// If `x` or `out` does not have the kernel's number of inputs or outputs.
+    pub fn call(&self, x: &[f64], out: &mut [f64]) {
+        assert_eq!(x.len(), self.entry.inputs, "kernel input length");
+        assert_eq!(out.len(), self.entry.outputs, "kernel output length");
+        // SAFETY: the lengths match the kernel's signature.
+        unsafe { (self.entry.ptr)(x.as_ptr(), out.as_mut_ptr()) }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.entry.inputs
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.entry.outputs
+    }
+}
+
+/// A compiled right-hand side `dy = F(t, y)`.
+#[derive(Clone, Copy)]
+pub struct RhsFn<'a> {
+    entry: SystemEntry,
+    _module: PhantomData<&'a Compiled>,
+}
+
+impl RhsFn<'_> {
+    /// Evaluates `dy = F(t, y)` with the parameters `params` (in the spec's order).
+    ///
+    /// # Panics
+    /// If a slice does not have the system's dimension or parameter count.
+    pub fn call(&self, t: f64, y: &[f64], params: &[f64], dy: &mut [f64]) -> Result<(), Singular> {
+        let e = &self.entry;
+        assert_eq!(y.len(), e.dim, "state length");
+        assert_eq!(dy.len(), e.dim, "derivative length");
+        assert_eq!(params.len(), e.params, "parameter count");
+        // SAFETY: the lengths match the kernel's signature.
+        match unsafe { (e.rhs)(t, y.as_ptr(), params.as_ptr(), dy.as_mut_ptr()) } {
+            0 => Ok(()),
+            _ => Err(Singular),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.entry.dim
+    }
+}
+
+/// A compiled fixed-step RK4 integration loop.
+#[derive(Clone, Copy)]
+pub struct Rk4Fn<'a> {
+    entry: SystemEntry,
+    _module: PhantomData<&'a Compiled>,
+}
+
+impl Rk4Fn<'_> {
+    /// Takes `n_steps` RK4 steps of size `h` from `(t0, y)`, step `k` starting
+    /// at `t0 + k·h`. Appends the rows `(t, y…)` of steps `0, every, 2·every, …`
+    /// to `out_rows` (`every = 0` counts as 1) and leaves the final state in `y`.
+    ///
+    /// On failure (a singular matrix or a non-finite state) `y` holds the last
+    /// good state and `out_rows` the rows written before it.
+    ///
+    /// # Panics
+    /// If `y` or `params` does not have the system's dimension or parameter count.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call(
+        &self,
+        t0: f64,
+        h: f64,
+        n_steps: usize,
+        every: usize,
+        y: &mut [f64],
+        params: &[f64],
+        out_rows: &mut Vec<f64>,
+    ) -> Result<usize, Failure> {
+        let e = &self.entry;
+        assert_eq!(y.len(), e.dim, "state length");
+        assert_eq!(params.len(), e.params, "parameter count");
+        let every = every.max(1);
+        let width = e.dim + 1;
+        let rows = n_steps / every + 1;
+        out_rows.reserve(rows * width);
+        let base = out_rows.len();
+        let mut cause = 0i64;
+        // SAFETY: `out_rows` has room for every row the loop can write, and the
+        // other lengths match the kernel's signature.
+        let done = unsafe {
+            (e.rk4)(
+                t0,
+                h,
+                n_steps as i64,
+                every as i64,
+                y.as_mut_ptr(),
+                params.as_ptr(),
+                out_rows.as_mut_ptr().add(base),
+                &mut cause,
+            )
+        } as usize;
+        // SAFETY: the loop wrote the rows of steps 0, every, … ≤ done.
+        unsafe { out_rows.set_len(base + (done / every + 1) * width) };
+        let fail = |cause| Err(Failure { step: done, t: t0 + done as f64 * h, cause });
+        match cause {
+            0 => Ok(done),
+            CAUSE_SINGULAR => fail(FailureCause::Singular),
+            CAUSE_NON_FINITE => fail(FailureCause::NonFinite),
+            other => unreachable!("RK4 loop reported cause {other}"),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.entry.dim
+    }
+}
+
+impl Compiled {
+    /// The expression kernel called `name`.
+    pub fn expr(&self, name: &str) -> Option<ExprFn<'_>> {
+        self.exprs.get(name).map(|&entry| ExprFn { entry, _module: PhantomData })
+    }
+
+    /// The Euler–Lagrange right-hand side, if an [`OdeSpec`] was compiled.
+    pub fn ode_rhs(&self) -> Option<RhsFn<'_>> {
+        self.ode.map(|entry| RhsFn { entry, _module: PhantomData })
+    }
+
+    /// The RK4 loop of the Euler–Lagrange system.
+    pub fn rk4_loop(&self) -> Option<Rk4Fn<'_>> {
+        self.ode.map(|entry| Rk4Fn { entry, _module: PhantomData })
+    }
+
+    /// The right-hand side of the [`FlowSpec`], if one was compiled.
+    pub fn flow_rhs(&self) -> Option<RhsFn<'_>> {
+        self.flow.map(|entry| RhsFn { entry, _module: PhantomData })
+    }
+
+    /// The RK4 loop of the flow.
+    pub fn flow_rk4_loop(&self) -> Option<Rk4Fn<'_>> {
+        self.flow.map(|entry| Rk4Fn { entry, _module: PhantomData })
+    }
+
+    /// The CLIF text of every compiled function (after optimisation).
+    pub fn ir(&self) -> &str {
+        &self.ir
+    }
+
+    /// The number of CLIF instructions over all compiled functions.
+    pub fn instruction_count(&self) -> usize {
+        self.instructions
+    }
+}
+
+fn check_len(what: &'static str, found: usize, expected: usize) -> Result<(), JitError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(JitError::Shape { what, expected, found })
+    }
+}
+
+/// Compiles the kernels of one model into one module.
+pub fn compile(
+    arena: &Arena,
+    exprs: &[ExprKernel],
+    ode: Option<&OdeSpec>,
+    flow: Option<&FlowSpec>,
+) -> Result<Compiled, JitError> {
+    let mut names = std::collections::HashSet::new();
+    let mut expr_plans = Vec::with_capacity(exprs.len());
+    for k in exprs {
+        if !names.insert(k.name.as_str()) {
+            return Err(JitError::DuplicateKernel(k.name.clone()));
+        }
+        expr_plans.push(Plan::new(arena, &k.outputs, &k.inputs, &k.name)?);
+    }
+    let ode_sys = ode.map(|s| ode_system(arena, s)).transpose()?;
+    let flow_sys = flow.map(|s| flow_system(arena, s)).transpose()?;
+
+    let setup = |e: cranelift_module::ModuleError| JitError::Setup(e.to_string());
+    let verifier = if cfg!(debug_assertions) { "true" } else { "false" };
+    let mut jit =
+        JITBuilder::with_flags(&[("opt_level", "speed"), ("enable_verifier", verifier)], default_libcall_names())
+            .map_err(setup)?;
+    runtime::register(&mut jit);
+    let mut mb = ModuleBuilder::new(JITModule::new(jit), arena);
+
+    let mut expr_ids: Vec<FuncId> = Vec::with_capacity(exprs.len());
+    for (k, plan) in exprs.iter().zip(&expr_plans) {
+        expr_ids.push(mb.expr_kernel(&k.name, &k.inputs, plan)?);
+    }
+    let mut system_ids = Vec::new();
+    for sys in ode_sys.iter().chain(&flow_sys) {
+        let rhs = mb.rhs(sys)?;
+        let rk4 = mb.rk4_loop(sys, rhs)?;
+        system_ids.push((rhs, rk4));
+    }
+    mb.module.finalize_definitions().map_err(setup)?;
+
+    let ir = mb.ir_text();
+    let instructions = mb.instructions;
+    let module = mb.module;
+    let mut compiled = Compiled { module: None, exprs: HashMap::new(), ode: None, flow: None, ir, instructions };
+    for ((k, plan), id) in exprs.iter().zip(&expr_plans).zip(expr_ids) {
+        // SAFETY: `expr_kernel` defined this function with the `ExprPtr` signature.
+        let ptr = unsafe { std::mem::transmute::<*const u8, ExprPtr>(module.get_finalized_function(id)) };
+        let entry = ExprEntry { ptr, inputs: k.inputs.len(), outputs: plan.roots.len() };
+        compiled.exprs.insert(k.name.clone(), entry);
+    }
+    let mut ids = system_ids.into_iter();
+    for (sys, slot) in [(ode_sys.as_ref(), &mut compiled.ode), (flow_sys.as_ref(), &mut compiled.flow)] {
+        let Some(sys) = sys else { continue };
+        let (rhs, rk4) = ids.next().expect("one pair of functions per system");
+        // SAFETY: `rhs` and `rk4_loop` defined these with the `RhsPtr` and `Rk4Ptr` signatures.
+        let (rhs, rk4) = unsafe {
+            (
+                std::mem::transmute::<*const u8, RhsPtr>(module.get_finalized_function(rhs)),
+                std::mem::transmute::<*const u8, Rk4Ptr>(module.get_finalized_function(rk4)),
+            )
+        };
+        *slot = Some(SystemEntry { rhs, rk4, dim: sys.dim(), params: sys.params.len() });
+    }
+    compiled.module = Some(module);
+    Ok(compiled)
+}
+
+fn ode_system(arena: &Arena, s: &OdeSpec) -> Result<System, JitError> {
+    let n = s.n;
+    check_len("the coordinates", s.coords.len(), n)?;
+    check_len("the velocities", s.velocities.len(), n)?;
+    check_len("the mass matrix", s.mass_matrix.len(), n * n)?;
+    check_len("the forcing", s.forcing.len(), n)?;
+    let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();
+    let matrix = (n > 0).then_some((n, s.mass_matrix.as_slice()));
+    System::new(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, matrix, &s.forcing)
+}
+
+fn flow_system(arena: &Arena, s: &FlowSpec) -> Result<System, JitError> {
+    let d = s.state.len();
+    check_len("the flow's right-hand side", s.rhs.len(), d)?;
+    if let Some(g) = &s.metric {
+        check_len("the metric", g.len(), d * d)?;
+    }
+    let matrix = s.metric.as_deref().filter(|_| d > 0).map(|g| (d, g));
+    System::new(arena, "flow", (s.time, s.state.clone(), s.params.clone()), 0..0, matrix, &s.rhs)
+}

@@ -1,0 +1,332 @@
+//! The Rust functions that compiled kernels call: elementary functions that
+//! Cranelift has no instruction for, and the dense linear solvers.
+//!
+//! Every function here is `extern "C"`, pure (it reads only its arguments and
+//! writes only through the pointers it is given) and registered with the JIT
+//! under the name in [`Extern::symbol`].
+
+use cranelift_codegen::ir::{types, AbiParam, Signature};
+use cranelift_codegen::isa::CallConv;
+use cranelift_jit::JITBuilder;
+
+/// Relative tolerance below which a pivot counts as zero: a pivot `d` is
+/// accepted when `|d| > SINGULAR_RTOL · max |a_ij|`.
+pub const SINGULAR_RTOL: f64 = 1e-12;
+
+/// The external functions a kernel may call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Extern {
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Exp,
+    Log,
+    Pow,
+    Atan2,
+    /// `sincos(x, out)`: `out[0] = sin x`, `out[1] = cos x`.
+    SinCos,
+    /// `lagc_lu_solve(n, a, b) -> status`.
+    LuSolve,
+    /// `lagc_spd_solve(n, a, b) -> status`: Cholesky, then LU.
+    SpdSolve,
+}
+
+impl Extern {
+    pub(crate) const ALL: [Extern; 16] = [
+        Extern::Sin,
+        Extern::Cos,
+        Extern::Tan,
+        Extern::Asin,
+        Extern::Acos,
+        Extern::Atan,
+        Extern::Sinh,
+        Extern::Cosh,
+        Extern::Tanh,
+        Extern::Exp,
+        Extern::Log,
+        Extern::Pow,
+        Extern::Atan2,
+        Extern::SinCos,
+        Extern::LuSolve,
+        Extern::SpdSolve,
+    ];
+
+    /// The name under which the function is registered with the JIT.
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            Extern::Sin => "lagc_sin",
+            Extern::Cos => "lagc_cos",
+            Extern::Tan => "lagc_tan",
+            Extern::Asin => "lagc_asin",
+            Extern::Acos => "lagc_acos",
+            Extern::Atan => "lagc_atan",
+            Extern::Sinh => "lagc_sinh",
+            Extern::Cosh => "lagc_cosh",
+            Extern::Tanh => "lagc_tanh",
+            Extern::Exp => "lagc_exp",
+            Extern::Log => "lagc_log",
+            Extern::Pow => "lagc_pow",
+            Extern::Atan2 => "lagc_atan2",
+            Extern::SinCos => "lagc_sincos",
+            Extern::LuSolve => "lagc_lu_solve",
+            Extern::SpdSolve => "lagc_spd_solve",
+        }
+    }
+
+    fn address(self) -> *const u8 {
+        match self {
+            Extern::Sin => lagc_sin as *const u8,
+            Extern::Cos => lagc_cos as *const u8,
+            Extern::Tan => lagc_tan as *const u8,
+            Extern::Asin => lagc_asin as *const u8,
+            Extern::Acos => lagc_acos as *const u8,
+            Extern::Atan => lagc_atan as *const u8,
+            Extern::Sinh => lagc_sinh as *const u8,
+            Extern::Cosh => lagc_cosh as *const u8,
+            Extern::Tanh => lagc_tanh as *const u8,
+            Extern::Exp => lagc_exp as *const u8,
+            Extern::Log => lagc_log as *const u8,
+            Extern::Pow => lagc_pow as *const u8,
+            Extern::Atan2 => lagc_atan2 as *const u8,
+            Extern::SinCos => lagc_sincos as *const u8,
+            Extern::LuSolve => lagc_lu_solve as *const u8,
+            Extern::SpdSolve => lagc_spd_solve as *const u8,
+        }
+    }
+
+    /// The Cranelift signature of the function.
+    pub(crate) fn signature(self, call_conv: CallConv, pointer: types::Type) -> Signature {
+        let mut sig = Signature::new(call_conv);
+        let f64p = AbiParam::new(types::F64);
+        match self {
+            Extern::Pow | Extern::Atan2 => {
+                sig.params.extend([f64p, f64p]);
+                sig.returns.push(f64p);
+            }
+            Extern::SinCos => sig.params.extend([f64p, AbiParam::new(pointer)]),
+            Extern::LuSolve | Extern::SpdSolve => {
+                sig.params.extend([AbiParam::new(types::I64), AbiParam::new(pointer), AbiParam::new(pointer)]);
+                sig.returns.push(AbiParam::new(types::I32));
+            }
+            _ => {
+                sig.params.push(f64p);
+                sig.returns.push(f64p);
+            }
+        }
+        sig
+    }
+}
+
+/// Registers every [`Extern`] with `builder`.
+pub(crate) fn register(builder: &mut JITBuilder) {
+    for e in Extern::ALL {
+        builder.symbol(e.symbol(), e.address());
+    }
+}
+
+macro_rules! unary {
+    ($($name:ident => $method:ident),* $(,)?) => {
+        $(
+            extern "C" fn $name(x: f64) -> f64 {
+                x.$method()
+            }
+        )*
+    };
+}
+
+unary! {
+    lagc_sin => sin,
+    lagc_cos => cos,
+    lagc_tan => tan,
+    lagc_asin => asin,
+    lagc_acos => acos,
+    lagc_atan => atan,
+    lagc_sinh => sinh,
+    lagc_cosh => cosh,
+    lagc_tanh => tanh,
+    lagc_exp => exp,
+    lagc_log => ln,
+}
+
+extern "C" fn lagc_pow(b: f64, e: f64) -> f64 {
+    b.powf(e)
+}
+
+extern "C" fn lagc_atan2(y: f64, x: f64) -> f64 {
+    y.atan2(x)
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod libm {
+    extern "C" {
+        /// glibc's `sincos`: one argument reduction for both results, and the
+        /// same values as its `sin` and `cos`.
+        pub fn sincos(x: f64, s: *mut f64, c: *mut f64);
+    }
+}
+
+/// Writes `sin x` and `cos x` to `out[0]` and `out[1]`.
+///
+/// # Safety
+/// `out` must point to two writable doubles.
+unsafe extern "C" fn lagc_sincos(x: f64, out: *mut f64) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libm::sincos(x, out, out.add(1));
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    unsafe {
+        *out = x.sin();
+        *out.add(1) = x.cos();
+    }
+}
+
+/// Solves `A x = b` in place by LU with partial pivoting; `A` is `n × n`
+/// row-major and is overwritten by its factors, `b` by the solution.
+/// Returns 0 on success and 1 when `A` is singular: a non-finite entry, or a
+/// pivot `|u_kk| ≤ SINGULAR_RTOL · max |a_ij|`.
+///
+/// # Safety
+/// `a` must point to `n·n` and `b` to `n` writable doubles.
+pub(crate) unsafe extern "C" fn lagc_lu_solve(n: i64, a: *mut f64, b: *mut f64) -> i32 {
+    let n = n as usize;
+    let (a, b) = unsafe { (std::slice::from_raw_parts_mut(a, n * n), std::slice::from_raw_parts_mut(b, n)) };
+    lu_solve(n, a, b)
+}
+
+/// Solves `A x = b` for a symmetric `A` (only the upper triangle is read):
+/// Cholesky when every pivot is positive, otherwise LU with partial pivoting
+/// on the full matrix. Same conventions as [`lagc_lu_solve`].
+///
+/// # Safety
+/// `a` must point to `n·n` and `b` to `n` writable doubles.
+pub(crate) unsafe extern "C" fn lagc_spd_solve(n: i64, a: *mut f64, b: *mut f64) -> i32 {
+    let n = n as usize;
+    let (a, b) = unsafe { (std::slice::from_raw_parts_mut(a, n * n), std::slice::from_raw_parts_mut(b, n)) };
+    if cholesky_solve(n, a, b) {
+        return 0;
+    }
+    // Mirror the upper triangle so that LU sees the same symmetric matrix.
+    for i in 0..n {
+        for j in 0..i {
+            a[i * n + j] = a[j * n + i];
+        }
+    }
+    lu_solve(n, a, b)
+}
+
+/// `x > tol`, false when either is NaN.
+fn exceeds(x: f64, tol: f64) -> bool {
+    x > tol
+}
+
+fn max_abs(n: usize, a: &[f64], upper_only: bool) -> f64 {
+    let mut scale = 0.0f64;
+    for i in 0..n {
+        let from = if upper_only { i } else { 0 };
+        for &x in &a[i * n + from..(i + 1) * n] {
+            if !x.is_finite() {
+                return f64::NAN;
+            }
+            scale = scale.max(x.abs());
+        }
+    }
+    scale
+}
+
+/// Cholesky `A = L Lᵀ` reading the upper triangle of `a` and storing `L`
+/// below the diagonal; solves into `b` only on success. Returns whether every
+/// pivot exceeded the tolerance; the upper triangle of `a` is left intact.
+fn cholesky_solve(n: usize, a: &mut [f64], b: &mut [f64]) -> bool {
+    let tol = SINGULAR_RTOL * max_abs(n, a, true);
+    if tol.is_nan() {
+        return false;
+    }
+    // L[i][j] (i > j) is stored at a[i*n + j]; the reciprocals of the diagonal in `inv`.
+    let mut inv = vec![0.0; n];
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if !exceeds(d, tol) {
+            return false;
+        }
+        let ljj = d.sqrt();
+        inv[j] = 1.0 / ljj;
+        for i in j + 1..n {
+            let mut s = a[j * n + i];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s * inv[j];
+        }
+    }
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * n + k] * b[k];
+        }
+        b[i] = s * inv[i];
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= a[k * n + i] * b[k];
+        }
+        b[i] = s * inv[i];
+    }
+    true
+}
+
+fn lu_solve(n: usize, a: &mut [f64], b: &mut [f64]) -> i32 {
+    let tol = SINGULAR_RTOL * max_abs(n, a, false);
+    if tol.is_nan() {
+        return 1;
+    }
+    for k in 0..n {
+        let mut p = k;
+        for i in k + 1..n {
+            if a[i * n + k].abs() > a[p * n + k].abs() {
+                p = i;
+            }
+        }
+        if !exceeds(a[p * n + k].abs(), tol) {
+            return 1;
+        }
+        if p != k {
+            for j in 0..n {
+                a.swap(k * n + j, p * n + j);
+            }
+            b.swap(k, p);
+        }
+        let inv = 1.0 / a[k * n + k];
+        for i in k + 1..n {
+            let l = a[i * n + k] * inv;
+            if l != 0.0 {
+                for j in k + 1..n {
+                    a[i * n + j] -= l * a[k * n + j];
+                }
+                b[i] -= l * b[k];
+            }
+        }
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for j in i + 1..n {
+            s -= a[i * n + j] * b[j];
+        }
+        b[i] = s / a[i * n + i];
+    }
+    if b.iter().all(|x| x.is_finite()) {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,302 @@
+//! Translation of the expression DAG into Cranelift IR.
+//!
+//! A [`Plan`] fixes, once per kernel, the nodes to compute (the topological
+//! order of its roots) and which `sin`/`cos` pairs share one `sincos` call.
+//! The [`FunctionTranslator`] then emits the plan into the function being
+//! built, once per evaluation point (the RK4 loop evaluates one plan four
+//! times per step), with one exhaustive `match` over the node kinds.
+
+use super::runtime::Extern;
+use super::JitError;
+use crate::sym::{Arena, ExprId, Func, Node, Num, SymId, SymKind};
+use cranelift_codegen::ir::{
+    condcodes::FloatCC, types, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Value,
+};
+use cranelift_frontend::FunctionBuilder;
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Linkage, Module};
+use std::collections::{HashMap, HashSet};
+
+/// Integer exponents up to this size are expanded into multiplications.
+const MAX_UNROLLED_POWER: i64 = 16;
+
+/// What one kernel computes: the nodes in topological order and the symbols it reads.
+pub(crate) struct Plan {
+    pub roots: Vec<ExprId>,
+    order: Vec<ExprId>,
+    /// Arguments `u` such that both `sin u` and `cos u` are computed.
+    sincos: HashSet<ExprId>,
+    /// The symbols the plan reads (other than `pi`).
+    pub free: HashSet<SymId>,
+}
+
+impl Plan {
+    /// Plans the evaluation of `roots`; every symbol they read must be in
+    /// `bound` (or be `pi`).
+    pub fn new(arena: &Arena, roots: &[ExprId], bound: &[SymId], kernel: &str) -> Result<Plan, JitError> {
+        let order = arena.topo_order(roots);
+        let bound: HashSet<SymId> = bound.iter().copied().collect();
+        let mut free = HashSet::new();
+        let (mut sin_args, mut cos_args) = (HashSet::new(), HashSet::new());
+        for &e in &order {
+            match arena.node(e) {
+                Node::Sym(s) if arena.symbol(*s).kind != SymKind::Pi => {
+                    if !bound.contains(s) {
+                        return Err(JitError::UnboundSymbol {
+                            kernel: kernel.to_string(),
+                            symbol: arena.symbol(*s).name.clone(),
+                        });
+                    }
+                    free.insert(*s);
+                }
+                Node::Func(Func::Sin, a) => {
+                    sin_args.insert(*a);
+                }
+                Node::Func(Func::Cos, a) => {
+                    cos_args.insert(*a);
+                }
+                _ => {}
+            }
+        }
+        let sincos = sin_args.intersection(&cos_args).copied().collect();
+        Ok(Plan { roots: roots.to_vec(), order, sincos, free })
+    }
+
+    /// The number of DAG nodes the plan computes.
+    pub fn node_count(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// The external functions declared in the module so far, shared by all its functions.
+#[derive(Default)]
+pub(crate) struct Externs {
+    ids: HashMap<Extern, FuncId>,
+}
+
+/// Translation state for one function: the builder, the module (to import
+/// external functions) and per-function caches.
+pub(crate) struct FunctionTranslator<'a, 'f> {
+    pub builder: FunctionBuilder<'f>,
+    pub module: &'a mut JITModule,
+    arena: &'a Arena,
+    externs: &'a mut Externs,
+    refs: HashMap<Extern, cranelift_codegen::ir::FuncRef>,
+    /// A 16-byte slot receiving the two results of `sincos`.
+    sincos_slot: Option<StackSlot>,
+    pub pointer: types::Type,
+}
+
+/// Memory flags for the kernels' own arrays: aligned, never trapping.
+pub(crate) fn mem() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl<'a, 'f> FunctionTranslator<'a, 'f> {
+    pub fn new(
+        builder: FunctionBuilder<'f>,
+        module: &'a mut JITModule,
+        arena: &'a Arena,
+        externs: &'a mut Externs,
+    ) -> Self {
+        let pointer = module.target_config().pointer_type();
+        FunctionTranslator { builder, module, arena, externs, refs: HashMap::new(), sincos_slot: None, pointer }
+    }
+
+    /// The instruction builder at the current position.
+    pub fn ins(&mut self) -> cranelift_frontend::FuncInstBuilder<'_, 'f> {
+        self.builder.ins()
+    }
+
+    /// Emits the plan with the symbols bound to `syms`; returns the values of its roots.
+    pub fn eval(&mut self, plan: &Plan, syms: &HashMap<SymId, Value>) -> Vec<Value> {
+        let arena = self.arena;
+        let mut vals: HashMap<ExprId, Value> = HashMap::with_capacity(plan.order.len());
+        let mut sincos: HashMap<ExprId, (Value, Value)> = HashMap::new();
+        for &e in &plan.order {
+            let v = match arena.node(e) {
+                Node::Num(n) => self.builder.ins().f64const(n.to_f64()),
+                Node::Sym(s) => match syms.get(s) {
+                    Some(&v) => v,
+                    // `Plan::new` admits no other unbound symbol.
+                    None => self.builder.ins().f64const(std::f64::consts::PI),
+                },
+                Node::Add(xs) => self.translate_add(xs, &vals),
+                Node::Mul(xs) => self.translate_mul(xs, &vals),
+                Node::Pow(b, x) => self.translate_pow(vals[b], *x, vals[x]),
+                Node::Func(f @ (Func::Sin | Func::Cos), a) if plan.sincos.contains(a) => {
+                    let (s, c) = match sincos.get(a) {
+                        Some(&pair) => pair,
+                        None => {
+                            let pair = self.translate_sincos(vals[a]);
+                            sincos.insert(*a, pair);
+                            pair
+                        }
+                    };
+                    if *f == Func::Sin {
+                        s
+                    } else {
+                        c
+                    }
+                }
+                Node::Func(f, a) => self.translate_func(*f, vals[a]),
+                Node::Atan2(y, x) => self.call(Extern::Atan2, &[vals[y], vals[x]]),
+            };
+            vals.insert(e, v);
+        }
+        plan.roots.iter().map(|r| vals[r]).collect()
+    }
+
+    /// A sum, left to right as the reference evaluator adds.
+    fn translate_add(&mut self, xs: &[ExprId], vals: &HashMap<ExprId, Value>) -> Value {
+        let mut acc = vals[&xs[0]];
+        for x in &xs[1..] {
+            acc = self.builder.ins().fadd(acc, vals[x]);
+        }
+        acc
+    }
+
+    /// A product, left to right; a leading coefficient −1 becomes a negation
+    /// (exact, so the result is the same).
+    fn translate_mul(&mut self, xs: &[ExprId], vals: &HashMap<ExprId, Value>) -> Value {
+        let negate = self.arena.as_num(xs[0]).is_some_and(|n| n == Num::MINUS_ONE);
+        let xs = if negate { &xs[1..] } else { xs };
+        let mut acc = vals[&xs[0]];
+        for x in &xs[1..] {
+            acc = self.builder.ins().fmul(acc, vals[x]);
+        }
+        if negate {
+            acc = self.builder.ins().fneg(acc);
+        }
+        acc
+    }
+
+    /// `b^x`: small integer powers by repeated squaring, square roots by
+    /// `sqrt`, anything else by a call to `pow`.
+    fn translate_pow(&mut self, b: Value, x: ExprId, xv: Value) -> Value {
+        match self.arena.as_num(x) {
+            Some(Num::Rat(n, 1)) if n != 0 && n.abs() <= MAX_UNROLLED_POWER => {
+                let p = self.powi(b, n.unsigned_abs());
+                if n < 0 {
+                    let one = self.builder.ins().f64const(1.0);
+                    self.builder.ins().fdiv(one, p)
+                } else {
+                    p
+                }
+            }
+            Some(Num::Rat(1, 2)) => self.builder.ins().sqrt(b),
+            Some(Num::Rat(-1, 2)) => {
+                let r = self.builder.ins().sqrt(b);
+                let one = self.builder.ins().f64const(1.0);
+                self.builder.ins().fdiv(one, r)
+            }
+            _ => self.call(Extern::Pow, &[b, xv]),
+        }
+    }
+
+    /// `b^n`, `n ≥ 1`, by binary exponentiation in the order of compiler-rt's
+    /// `__powidf2` (which the reference evaluator's `powi` uses).
+    fn powi(&mut self, b: Value, mut n: u64) -> Value {
+        let mut base = b;
+        let mut acc: Option<Value> = None;
+        loop {
+            if n & 1 == 1 {
+                acc = Some(match acc {
+                    None => base,
+                    Some(a) => self.builder.ins().fmul(a, base),
+                });
+            }
+            n >>= 1;
+            if n == 0 {
+                break;
+            }
+            base = self.builder.ins().fmul(base, base);
+        }
+        acc.expect("n ≥ 1")
+    }
+
+    fn translate_func(&mut self, f: Func, a: Value) -> Value {
+        let ext = match f {
+            Func::Abs => return self.builder.ins().fabs(a),
+            Func::Sign => {
+                let zero = self.builder.ins().f64const(0.0);
+                let one = self.builder.ins().f64const(1.0);
+                let minus = self.builder.ins().f64const(-1.0);
+                let pos = self.builder.ins().fcmp(FloatCC::GreaterThan, a, zero);
+                let neg = self.builder.ins().fcmp(FloatCC::LessThan, a, zero);
+                let m = self.builder.ins().select(neg, minus, zero);
+                return self.builder.ins().select(pos, one, m);
+            }
+            Func::Sin => Extern::Sin,
+            Func::Cos => Extern::Cos,
+            Func::Tan => Extern::Tan,
+            Func::Asin => Extern::Asin,
+            Func::Acos => Extern::Acos,
+            Func::Atan => Extern::Atan,
+            Func::Sinh => Extern::Sinh,
+            Func::Cosh => Extern::Cosh,
+            Func::Tanh => Extern::Tanh,
+            Func::Exp => Extern::Exp,
+            Func::Log => Extern::Log,
+        };
+        self.call(ext, &[a])
+    }
+
+    /// `(sin u, cos u)` with one call.
+    fn translate_sincos(&mut self, u: Value) -> (Value, Value) {
+        let slot = *self.sincos_slot.get_or_insert_with(|| {
+            self.builder.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 3))
+        });
+        let addr = self.builder.ins().stack_addr(self.pointer, slot, 0);
+        self.call_void(Extern::SinCos, &[u, addr]);
+        let s = self.builder.ins().load(types::F64, mem(), addr, 0);
+        let c = self.builder.ins().load(types::F64, mem(), addr, 8);
+        (s, c)
+    }
+
+    fn func_ref(&mut self, ext: Extern) -> cranelift_codegen::ir::FuncRef {
+        if let Some(&r) = self.refs.get(&ext) {
+            return r;
+        }
+        let id = match self.externs.ids.get(&ext) {
+            Some(&id) => id,
+            None => {
+                let sig = ext.signature(self.module.isa().default_call_conv(), self.pointer);
+                let id = self
+                    .module
+                    .declare_function(ext.symbol(), Linkage::Import, &sig)
+                    .expect("runtime symbols have fixed, distinct signatures");
+                self.externs.ids.insert(ext, id);
+                id
+            }
+        };
+        let r = self.module.declare_func_in_func(id, self.builder.func);
+        self.refs.insert(ext, r);
+        r
+    }
+
+    /// Calls an external function with one result.
+    pub fn call(&mut self, ext: Extern, args: &[Value]) -> Value {
+        let r = self.func_ref(ext);
+        let inst = self.builder.ins().call(r, args);
+        self.builder.inst_results(inst)[0]
+    }
+
+    /// Calls an external function without results.
+    pub fn call_void(&mut self, ext: Extern, args: &[Value]) {
+        let r = self.func_ref(ext);
+        self.builder.ins().call(r, args);
+    }
+
+    /// Loads `count` doubles from `ptr`.
+    pub fn load_f64s(&mut self, ptr: Value, count: usize) -> Vec<Value> {
+        (0..count).map(|i| self.builder.ins().load(types::F64, mem(), ptr, (8 * i) as i32)).collect()
+    }
+
+    /// Stores doubles to `ptr`, starting at byte `offset`.
+    pub fn store_f64s(&mut self, ptr: Value, offset: usize, vals: &[Value]) {
+        for (i, &v) in vals.iter().enumerate() {
+            self.builder.ins().store(mem(), v, ptr, (offset + 8 * i) as i32);
+        }
+    }
+}
