@@ -61,9 +61,7 @@ impl Compiled {
             (Equations::Energy(e), Part::Gradient(i)) => e.gradient[i],
             _ => panic!("{part:?} is not a quantity of a {} model", self.model.kind),
         };
-        let a = &mut self.model.arena;
-        let t = a.tidy(e);
-        a.to_text(t)
+        report::show(&mut self.model.arena, e)
     }
 
     /// All derived equations in one format.

@@ -47,8 +47,6 @@ struct Lowerer<'a> {
     vars: Vec<Variable>,
     consts: Vec<(String, i64)>,
     overrides: &'a Overrides,
-    /// Whether the expression being lowered must be constant (params only).
-    main_span: Span,
     kind_stmt: Option<(&'static str, Span)>,
 }
 
@@ -72,7 +70,6 @@ pub fn lower(file: &File, name: &str, overrides: &Overrides) -> Result<Model, Ve
         vars: Vec::new(),
         consts: Vec::new(),
         overrides,
-        main_span: Span::default(),
         kind_stmt: None,
     };
     l.prescan(file);
@@ -99,7 +96,6 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         vars: model.vars.clone(),
         consts: model.consts.clone(),
         overrides: &[],
-        main_span: Span::default(),
         kind_stmt: None,
     };
     if l.pi == model.time {
@@ -359,14 +355,12 @@ impl Lowerer<'_> {
                 },
                 StmtKind::Lagrangian(e) => {
                     spans.main = s.keyword;
-                    self.main_span = s.keyword;
                     if self.kind == ModelKind::Lagrangian {
                         lagrangian = self.expr(e).ok();
                     }
                 }
                 StmtKind::Energy(e) => {
                     spans.main = s.keyword;
-                    self.main_span = s.keyword;
                     if self.kind == ModelKind::Energy {
                         energy = self.expr(e).ok();
                     }

@@ -26,7 +26,8 @@ pub fn render(model: &mut Model, eq: &Equations, format: Format) -> String {
     }
 }
 
-fn show(a: &mut Arena, e: ExprId) -> String {
+/// The `.lag` text of `e` as `lagc derive` prints it: tidied for reading.
+pub(crate) fn show(a: &mut Arena, e: ExprId) -> String {
     let t = a.tidy(e);
     a.to_text(t)
 }

@@ -4,23 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::examples;
+
 fn lagc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lagc")).args(args).output().expect("run lagc")
 }
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .expect("examples/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "lag"))
-        .collect();
-    v.sort();
-    assert!(!v.is_empty());
-    v
 }
 
 fn text(b: &[u8]) -> String {

@@ -2,18 +2,10 @@
 //! (review material: a changed equation is a changed snapshot).
 
 use lagc::Format;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn examples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("examples/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "lag"))
-        .collect();
-    v.sort();
-    v
-}
+mod common;
+use common::examples;
 
 #[test]
 fn derive_every_example() {

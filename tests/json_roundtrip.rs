@@ -5,19 +5,9 @@
 use lagc::sym::{ExprId, SymKind};
 use lagc::{Compiled, Equations, Format};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 
-fn examples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("examples/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "lag"))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 15, "expected the 15 examples, found {}", v.len());
-    v
-}
+mod common;
+use common::examples;
 
 /// Pairs of (JSON key path, JSON string, derived expression).
 fn pairs(c: &Compiled, j: &Value) -> Vec<(String, String, ExprId)> {

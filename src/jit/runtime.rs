@@ -194,139 +194,24 @@ unsafe extern "C" fn lagc_sincos(x: f64, out: *mut f64) {
 ///
 /// # Safety
 /// `a` must point to `n·n` and `b` to `n` writable doubles.
+/// Solves `A x = b` for the full `n × n` matrix at `a` (overwriting `b` with
+/// `x`) by the integrators' own solver, Cholesky then LU with partial
+/// pivoting ([`crate::integrate::linalg::solve_spd_or_lu`]). Returns 0, or 1
+/// for a singular or ill-conditioned matrix.
+fn solve(n: i64, a: *mut f64, b: *mut f64) -> i32 {
+    let n = n as usize;
+    // SAFETY: the kernel passes an n×n matrix and an n-vector in its own stack slot.
+    let (a, b) = unsafe { (std::slice::from_raw_parts_mut(a, n * n), std::slice::from_raw_parts_mut(b, n)) };
+    i32::from(crate::integrate::linalg::solve_spd_or_lu(a, b, n).is_err())
+}
+
+/// The fallback after the unrolled Cholesky of a kernel found a pivot that
+/// is not positive (an indefinite or singular matrix).
 pub(crate) unsafe extern "C" fn lagc_lu_solve(n: i64, a: *mut f64, b: *mut f64) -> i32 {
-    let n = n as usize;
-    let (a, b) = unsafe { (std::slice::from_raw_parts_mut(a, n * n), std::slice::from_raw_parts_mut(b, n)) };
-    lu_solve(n, a, b)
+    solve(n, a, b)
 }
 
-/// Solves `A x = b` for a symmetric `A` (only the upper triangle is read):
-/// Cholesky when every pivot is positive, otherwise LU with partial pivoting
-/// on the full matrix. Same conventions as [`lagc_lu_solve`].
-///
-/// # Safety
-/// `a` must point to `n·n` and `b` to `n` writable doubles.
+/// The solver of systems too large to unroll.
 pub(crate) unsafe extern "C" fn lagc_spd_solve(n: i64, a: *mut f64, b: *mut f64) -> i32 {
-    let n = n as usize;
-    let (a, b) = unsafe { (std::slice::from_raw_parts_mut(a, n * n), std::slice::from_raw_parts_mut(b, n)) };
-    if cholesky_solve(n, a, b) {
-        return 0;
-    }
-    // Mirror the upper triangle so that LU sees the same symmetric matrix.
-    for i in 0..n {
-        for j in 0..i {
-            a[i * n + j] = a[j * n + i];
-        }
-    }
-    lu_solve(n, a, b)
-}
-
-/// `x > tol`, false when either is NaN.
-fn exceeds(x: f64, tol: f64) -> bool {
-    x > tol
-}
-
-fn max_abs(n: usize, a: &[f64], upper_only: bool) -> f64 {
-    let mut scale = 0.0f64;
-    for i in 0..n {
-        let from = if upper_only { i } else { 0 };
-        for &x in &a[i * n + from..(i + 1) * n] {
-            if !x.is_finite() {
-                return f64::NAN;
-            }
-            scale = scale.max(x.abs());
-        }
-    }
-    scale
-}
-
-/// Cholesky `A = L Lᵀ` reading the upper triangle of `a` and storing `L`
-/// below the diagonal; solves into `b` only on success. Returns whether every
-/// pivot exceeded the tolerance; the upper triangle of `a` is left intact.
-fn cholesky_solve(n: usize, a: &mut [f64], b: &mut [f64]) -> bool {
-    let tol = SINGULAR_RTOL * max_abs(n, a, true);
-    if tol.is_nan() {
-        return false;
-    }
-    // L[i][j] (i > j) is stored at a[i*n + j]; the reciprocals of the diagonal in `inv`.
-    let mut inv = vec![0.0; n];
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        if !exceeds(d, tol) {
-            return false;
-        }
-        let ljj = d.sqrt();
-        inv[j] = 1.0 / ljj;
-        for i in j + 1..n {
-            let mut s = a[j * n + i];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s * inv[j];
-        }
-    }
-    for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= a[i * n + k] * b[k];
-        }
-        b[i] = s * inv[i];
-    }
-    for i in (0..n).rev() {
-        let mut s = b[i];
-        for k in i + 1..n {
-            s -= a[k * n + i] * b[k];
-        }
-        b[i] = s * inv[i];
-    }
-    true
-}
-
-fn lu_solve(n: usize, a: &mut [f64], b: &mut [f64]) -> i32 {
-    let tol = SINGULAR_RTOL * max_abs(n, a, false);
-    if tol.is_nan() {
-        return 1;
-    }
-    for k in 0..n {
-        let mut p = k;
-        for i in k + 1..n {
-            if a[i * n + k].abs() > a[p * n + k].abs() {
-                p = i;
-            }
-        }
-        if !exceeds(a[p * n + k].abs(), tol) {
-            return 1;
-        }
-        if p != k {
-            for j in 0..n {
-                a.swap(k * n + j, p * n + j);
-            }
-            b.swap(k, p);
-        }
-        let inv = 1.0 / a[k * n + k];
-        for i in k + 1..n {
-            let l = a[i * n + k] * inv;
-            if l != 0.0 {
-                for j in k + 1..n {
-                    a[i * n + j] -= l * a[k * n + j];
-                }
-                b[i] -= l * b[k];
-            }
-        }
-    }
-    for i in (0..n).rev() {
-        let mut s = b[i];
-        for j in i + 1..n {
-            s -= a[i * n + j] * b[j];
-        }
-        b[i] = s / a[i * n + i];
-    }
-    if b.iter().all(|x| x.is_finite()) {
-        0
-    } else {
-        1
-    }
+    solve(n, a, b)
 }
