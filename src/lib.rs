@@ -17,9 +17,12 @@ pub mod derive;
 pub mod diag;
 pub mod integrate;
 pub mod jit;
+pub mod kernels;
 pub mod lower;
 pub mod model;
+pub mod program;
 pub mod report;
+pub mod run;
 pub mod sym;
 pub mod syntax;
 
@@ -35,6 +38,17 @@ use std::path::Path;
 pub struct Compiled {
     pub model: Model,
     pub equations: Equations,
+    /// Time spent parsing and checking (`parse`) and deriving (`derive`).
+    pub timings: Timings,
+}
+
+/// Wall time of the front-end phases.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Parsing, name resolution and checking.
+    pub parse: std::time::Duration,
+    /// Derivation and simplification of the equations.
+    pub derive: std::time::Duration,
 }
 
 /// One derived quantity, for [`Compiled::text_of`].
@@ -75,10 +89,12 @@ impl Compiled {
 /// values for consts and params.
 pub fn compile_source(source: &str, name: &str, overrides: &lower::Overrides) -> Result<Compiled, Diagnostics> {
     let fail = |list: Vec<Diagnostic>| Diagnostics { file: format!("{name}.lag"), source: source.to_string(), list };
+    let start = std::time::Instant::now();
     let file = syntax::parse_file(source).map_err(|d| fail(vec![d]))?;
     let mut model = lower::lower(&file, name, overrides).map_err(fail)?;
+    let parse = start.elapsed();
     let equations = derive::derive(&mut model).map_err(fail)?;
-    Ok(Compiled { model, equations })
+    Ok(Compiled { model, equations, timings: Timings { parse, derive: start.elapsed() - parse } })
 }
 
 /// Errors of [`compile_file`]: the file could not be read, or the model has errors.
@@ -114,5 +130,3 @@ pub fn parse_expression(model: &mut Model, text: &str) -> Result<sym::ExprId, Di
     let e = syntax::parse_expr(text)?;
     lower::lower_expression(model, &e)
 }
-pub mod program;
-pub mod run;

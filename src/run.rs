@@ -4,11 +4,10 @@
 //! Rows are `t`, the coordinates, the velocities (`q'`), `energy` (`H` or `E`),
 //! `grad_norm` (energy models), then the observed quantities.
 
-use crate::derive::{Equations, LagrangianEquations};
-use crate::integrate::{self, linalg, Cause, Failure, Grid, LagrangianPoint, LagrangianSystem, OdeSystem, Stats};
+use crate::derive::Equations;
+use crate::integrate::{self, Cause, Failure, Grid, LagrangianPoint, LagrangianSystem, OdeSystem, Stats};
+use crate::kernels::{Backend, Kernels, Work};
 use crate::model::{Init, Method, Model, ModelKind};
-use crate::program::Program;
-use crate::sym::{ExprId, SymId};
 use std::fmt;
 
 /// The resolved settings of one run.
@@ -158,194 +157,30 @@ pub fn initial_state(model: &Model) -> Vec<f64> {
     model.init.iter().chain(&model.init_velocity).map(value).collect()
 }
 
-/// Numeric kernels of a model, with inputs `[t, vars…, velocities…, params…]`.
-struct Kernels {
-    inputs: Vec<SymId>,
-    params: Vec<f64>,
-    /// `M` (n²) then `f` (n).
-    rhs: Program,
-    /// The Lagrangian point (see [`LagrangianPoint`]), Lagrangian models only.
-    point: Option<Program>,
-    /// `E` or `H`, then observes; for energy models also `∇E`.
-    row: Program,
-    grad: Option<Program>,
-    hess: Option<Program>,
-    metric: Option<Program>,
-    n: usize,
-}
-
-fn flatten(m: &[Vec<ExprId>]) -> Vec<ExprId> {
-    m.iter().flatten().copied().collect()
-}
-
-impl Kernels {
-    fn new(model: &mut Model, eq: &Equations) -> Kernels {
-        let n = model.vars.len();
-        let mut inputs = vec![model.time];
-        inputs.extend(model.var_syms());
-        inputs.extend(model.velocity_syms());
-        inputs.extend(model.param_syms());
-        let params = model.params.iter().map(|p| p.value).collect();
-        let observes: Vec<ExprId> = model.observes.iter().map(|(_, x)| *x).collect();
-        match eq {
-            Equations::Lagrangian(e) => {
-                let point = lagrangian_point_exprs(model, e);
-                let a = &model.arena;
-                let mut rhs = flatten(&e.mass_matrix);
-                rhs.extend(&e.forcing);
-                let mut row = vec![e.energy];
-                row.extend(&observes);
-                Kernels {
-                    rhs: Program::new(a, &inputs, &rhs),
-                    point: Some(Program::new(a, &inputs, &point)),
-                    row: Program::new(a, &inputs, &row),
-                    grad: None,
-                    hess: None,
-                    metric: None,
-                    inputs,
-                    params,
-                    n,
-                }
-            }
-            Equations::Energy(e) => {
-                // Kernels differentiate the energy as written, not its expanded
-                // display form: expansion cancels digits near a minimum.
-                let th = model.var_syms();
-                let a = &mut model.arena;
-                let raw = model.energy.unwrap_or(e.energy);
-                let gradient: Vec<ExprId> = th.iter().map(|&s| a.diff(raw, s)).collect();
-                let hessian: Vec<ExprId> =
-                    gradient.iter().flat_map(|&g| th.iter().map(|&s| a.diff(g, s)).collect::<Vec<_>>()).collect();
-                let mut row = vec![raw];
-                row.extend(&gradient);
-                row.extend(&observes);
-                let metric = model.metric.as_ref().map(|g| Program::new(a, &inputs, &flatten(g)));
-                Kernels {
-                    rhs: Program::new(a, &inputs, &[]),
-                    point: None,
-                    row: Program::new(a, &inputs, &row),
-                    grad: Some(Program::new(a, &inputs, &gradient)),
-                    hess: Some(Program::new(a, &inputs, &hessian)),
-                    metric,
-                    inputs,
-                    params,
-                    n,
-                }
-            }
-        }
-    }
-
-    /// The input vector for time `t` and state `y` (vars, then velocities).
-    fn input(&self, t: f64, y: &[f64], x: &mut Vec<f64>) {
-        x.clear();
-        x.push(t);
-        x.extend_from_slice(y);
-        x.resize(self.inputs.len() - self.params.len(), 0.0);
-        x.extend_from_slice(&self.params);
-    }
-}
-
-/// `L_v, L_q, F, L_vv, L_vq, L_qq, F_v, F_q, L_vt` as expressions, in the
-/// order [`LagrangianPoint`] stores them.
-fn lagrangian_point_exprs(model: &mut Model, e: &LagrangianEquations) -> Vec<ExprId> {
-    let q = model.var_syms();
-    let v = model.velocity_syms();
-    let n = q.len();
-    let a = &mut model.arena;
-    let lq: Vec<ExprId> = q.iter().map(|&s| a.diff(e.lagrangian, s)).collect();
-    let force: Vec<ExprId> = (0..n)
-        .map(|i| {
-            let mut f = model.forces[i];
-            if let Some(r) = e.dissipation {
-                let rv = a.diff(r, v[i]);
-                let nrv = a.neg(rv);
-                f = a.add2(f, nrv);
-            }
-            f
-        })
-        .collect();
-    let mut out = e.momenta.clone();
-    out.extend(&lq);
-    out.extend(&force);
-    out.extend(flatten(&e.mass_matrix));
-    for i in 0..n {
-        for &qj in &q {
-            out.push(a.diff(e.momenta[i], qj));
-        }
-    }
-    for &lqi in &lq {
-        for &qj in &q {
-            out.push(a.diff(lqi, qj));
-        }
-    }
-    for &fi in &force {
-        for &vj in &v {
-            out.push(a.diff(fi, vj));
-        }
-    }
-    for &fi in &force {
-        for &qj in &q {
-            out.push(a.diff(fi, qj));
-        }
-    }
-    for &p in &e.momenta {
-        out.push(a.diff(p, model.time));
-    }
-    out
-}
-
-/// `y' = (v, M⁻¹f)` from the `M, f` kernel.
+/// `y' = F(t, y)` through the model's kernels.
 struct FirstOrder<'k> {
     k: &'k Kernels,
-    x: Vec<f64>,
-    out: Vec<f64>,
-    scratch: Vec<f64>,
+    work: Work,
 }
 
 impl OdeSystem for FirstOrder<'_> {
     fn dim(&self) -> usize {
-        2 * self.k.n
-    }
-    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause> {
-        let n = self.k.n;
-        self.k.input(t, y, &mut self.x);
-        self.out.resize(n * n + n, 0.0);
-        self.k.rhs.run(&self.x, &mut self.out, &mut self.scratch);
-        let (m, f) = self.out.split_at_mut(n * n);
-        linalg::solve_spd_or_lu(m, f, n)?;
-        dy[..n].copy_from_slice(&y[n..]);
-        dy[n..].copy_from_slice(f);
-        Ok(())
-    }
-    fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) -> Result<(), Cause> {
-        finite_difference_jacobian(self, t, y, jac)
-    }
-}
-
-/// Central differences, for methods that need `∂F/∂y` of a solved system.
-fn finite_difference_jacobian(sys: &mut impl OdeSystem, t: f64, y: &[f64], jac: &mut [f64]) -> Result<(), Cause> {
-    let d = sys.dim();
-    let mut yp = y.to_vec();
-    let (mut fp, mut fm) = (vec![0.0; d], vec![0.0; d]);
-    for j in 0..d {
-        let h = 1e-6 * y[j].abs().max(1.0);
-        yp[j] = y[j] + h;
-        sys.rhs(t, &yp, &mut fp)?;
-        yp[j] = y[j] - h;
-        sys.rhs(t, &yp, &mut fm)?;
-        yp[j] = y[j];
-        for i in 0..d {
-            jac[i * d + j] = (fp[i] - fm[i]) / (2.0 * h);
+        match self.k.kind {
+            ModelKind::Lagrangian => 2 * self.k.n,
+            ModelKind::Energy => self.k.n,
         }
     }
-    Ok(())
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause> {
+        self.k.rhs(t, y, dy, &mut self.work)
+    }
+    fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) -> Result<(), Cause> {
+        self.k.jacobian(t, y, jac, &mut self.work)
+    }
 }
 
 struct PointSystem<'k> {
     k: &'k Kernels,
-    x: Vec<f64>,
-    out: Vec<f64>,
-    scratch: Vec<f64>,
+    work: Work,
 }
 
 impl LagrangianSystem for PointSystem<'_> {
@@ -353,33 +188,20 @@ impl LagrangianSystem for PointSystem<'_> {
         self.k.n
     }
     fn eval(&mut self, t: f64, q: &[f64], v: &[f64], p: &mut LagrangianPoint) -> Result<(), Cause> {
-        let n = self.k.n;
-        let mut y = q.to_vec();
-        y.extend_from_slice(v);
-        self.k.input(t, &y, &mut self.x);
-        self.out.resize(4 * n + 5 * n * n, 0.0);
-        self.k.point.as_ref().expect("Lagrangian kernels").run(&self.x, &mut self.out, &mut self.scratch);
-        let mut rest: &[f64] = &self.out;
-        for dst in [&mut p.lv, &mut p.lq, &mut p.force] {
-            dst.copy_from_slice(&rest[..n]);
-            rest = &rest[n..];
-        }
-        for dst in [&mut p.lvv, &mut p.lvq, &mut p.lqq, &mut p.force_v, &mut p.force_q] {
-            dst.copy_from_slice(&rest[..n * n]);
-            rest = &rest[n * n..];
-        }
-        p.lvt.copy_from_slice(&rest[..n]);
-        if self.out.iter().any(|x| !x.is_finite()) {
-            return Err(Cause::NonFinite);
-        }
-        Ok(())
+        self.k.point(t, q, v, p, &mut self.work)
     }
 }
 
 struct EnergySystem<'k> {
     k: &'k Kernels,
-    x: Vec<f64>,
-    scratch: Vec<f64>,
+    work: Work,
+}
+
+impl EnergySystem<'_> {
+    fn call(&mut self, name: &str, t: f64, theta: &[f64], out: &mut [f64]) {
+        self.k.input(t, theta, &mut self.work.x);
+        self.k.eval(name, &self.work.x, out, &mut self.work.scratch);
+    }
 }
 
 impl integrate::GradientSystem for EnergySystem<'_> {
@@ -387,41 +209,109 @@ impl integrate::GradientSystem for EnergySystem<'_> {
         self.k.n
     }
     fn energy(&mut self, t: f64, theta: &[f64]) -> f64 {
-        self.k.input(t, theta, &mut self.x);
-        // The row program starts with the energy; only that output is kept.
-        let mut out = [0.0];
-        self.k.row.run(&self.x, &mut out, &mut self.scratch);
-        out[0]
+        let mut e = [0.0];
+        self.call("energy", t, theta, &mut e);
+        e[0]
     }
     fn gradient(&mut self, t: f64, theta: &[f64], grad: &mut [f64]) {
-        self.k.input(t, theta, &mut self.x);
-        self.k.grad.as_ref().expect("energy kernels").run(&self.x, grad, &mut self.scratch);
+        self.call("gradient", t, theta, grad);
     }
     fn hessian(&mut self, t: f64, theta: &[f64], hess: &mut [f64]) {
-        self.k.input(t, theta, &mut self.x);
-        self.k.hess.as_ref().expect("energy kernels").run(&self.x, hess, &mut self.scratch);
+        self.call("hessian", t, theta, hess);
     }
     fn metric(&mut self, t: f64, theta: &[f64], g: &mut [f64]) -> bool {
-        match &self.k.metric {
-            Some(m) => {
-                self.k.input(t, theta, &mut self.x);
-                m.run(&self.x, g, &mut self.scratch);
-                true
-            }
-            None => false,
+        if self.k.has_metric() {
+            self.call("metric", t, theta, g);
         }
+        self.k.has_metric()
+    }
+}
+
+/// RK4 by the compiled loop: every full step in native code, rows handed
+/// back in blocks; the last, possibly shorter, step through the compiled
+/// right-hand side. Row times are `t0 + k·dt` exactly, as on [`Grid`].
+fn rk4_compiled(
+    k: &Kernels,
+    rk4: crate::jit::Rk4Fn<'_>,
+    grid: &Grid,
+    y0: &[f64],
+    obs: &mut impl integrate::Observer,
+) -> Result<Stats, Failure> {
+    let fail = |t: f64, state: &[f64], cause: Cause| Failure { t, state: state.to_vec(), cause };
+    let steps = grid.steps().map_err(|c| fail(grid.t0, y0, c))?;
+    let mut y = y0.to_vec();
+    let d = y.len();
+    let other = |e: String| Cause::Other(e);
+    obs.row(grid.t0, &y).map_err(|e| fail(grid.t0, y0, other(e)))?;
+    let full = steps.saturating_sub(1);
+    // Steps per call: 2¹⁴ output rows, so memory stays bounded on long runs.
+    // A block is a whole number of output intervals, so each call starts on an
+    // output step and its first row repeats the last one written.
+    let block = grid.every.saturating_mul(1 << 14);
+    let mut rows = Vec::new();
+    let mut done = 0usize;
+    let mut stats = Stats::default();
+    while done < full {
+        let n = block.min(full - done);
+        rows.clear();
+        let t_start = grid.time(done, steps);
+        let result = rk4.call(t_start, grid.dt, n, grid.every, &mut y, k.params(), &mut rows);
+        for (r, row) in rows.chunks(d + 1).enumerate().skip(1) {
+            let step = done + r * grid.every;
+            obs.row(grid.time(step, steps), &row[1..])
+                .map_err(|e| fail(grid.time(step, steps), &row[1..], other(e)))?;
+        }
+        match result {
+            Ok(m) => {
+                done += m;
+                stats.steps += m;
+            }
+            Err(f) => {
+                let cause = match f.cause {
+                    crate::jit::FailureCause::Singular => Cause::SingularMassMatrix,
+                    crate::jit::FailureCause::NonFinite => Cause::NonFinite,
+                };
+                return Err(fail(grid.time(done + f.step, steps), &y, cause));
+            }
+        }
+    }
+    stats.rhs_evals = 4 * stats.steps;
+    if steps > full {
+        // The last step, to t_end exactly.
+        let t = grid.time(full, steps);
+        let last = Grid { t0: t, t_end: grid.t_end, dt: grid.t_end - t, every: 1 };
+        let mut sys = FirstOrder { k, work: Work::default() };
+        let mut skip_first = SkipFirst { inner: obs, skipped: false };
+        let s = integrate::rk4(&mut sys, &last, &y, &mut skip_first)?;
+        stats.steps += s.steps;
+        stats.rhs_evals += s.rhs_evals;
+    }
+    Ok(stats)
+}
+
+/// An observer that drops the first row (already written by the caller).
+struct SkipFirst<'a, O> {
+    inner: &'a mut O,
+    skipped: bool,
+}
+
+impl<O: integrate::Observer> integrate::Observer for SkipFirst<'_, O> {
+    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), String> {
+        if !self.skipped {
+            self.skipped = true;
+            return Ok(());
+        }
+        self.inner.row(t, y)
     }
 }
 
 /// Turns integrator rows `(t, y)` into output rows with energy and observes.
 struct Rows<'a> {
     k: &'a Kernels,
+    work: Work,
     kind: ModelKind,
-    n_observes: usize,
     sink: &'a mut dyn RowSink,
-    x: Vec<f64>,
     out: Vec<f64>,
-    scratch: Vec<f64>,
     row: Vec<f64>,
     summary: Summary,
     h0: Option<f64>,
@@ -434,10 +324,10 @@ struct Rows<'a> {
 impl integrate::Observer for Rows<'_> {
     fn row(&mut self, t: f64, y: &[f64]) -> Result<(), String> {
         let n = self.k.n;
-        self.k.input(t, y, &mut self.x);
         let extra = if self.kind == ModelKind::Energy { n } else { 0 };
-        self.out.resize(1 + extra + self.n_observes, 0.0);
-        self.k.row.run(&self.x, &mut self.out, &mut self.scratch);
+        self.k.input(t, y, &mut self.work.x);
+        self.out.resize(self.k.outputs("row"), 0.0);
+        self.k.eval("row", &self.work.x, &mut self.out, &mut self.work.scratch);
         let energy = self.out[0];
         self.row.clear();
         self.row.push(t);
@@ -486,69 +376,80 @@ pub fn check(model: &Model, eq: &Equations, cfg: &RunConfig) -> Result<(), Strin
     Ok(())
 }
 
-/// Runs a model with its derived equations, writing rows to `sink`.
+/// Runs a model with its derived equations, writing rows to `sink`, with
+/// native kernels (or portable ones where Cranelift cannot compile them).
 pub fn run(model: &mut Model, eq: &Equations, cfg: &RunConfig, sink: &mut dyn RowSink) -> Result<Summary, RunError> {
     check(model, eq, cfg).map_err(RunError::Setup)?;
-    let k = Kernels::new(model, eq);
+    let k = build_kernels(model, eq, cfg.method);
+    run_with(model, eq, &k, cfg, sink)
+}
+
+/// Native kernels for `method`, or portable ones if Cranelift refuses.
+pub fn build_kernels(model: &mut Model, eq: &Equations, method: Method) -> Kernels {
+    Kernels::new(model, eq, method, Backend::Native).unwrap_or_else(|_| {
+        Kernels::new(model, eq, method, Backend::Portable).expect("the portable backend always builds")
+    })
+}
+
+/// Runs with kernels already built (by [`Kernels::new`] for `cfg.method`).
+pub fn run_with(
+    model: &Model,
+    eq: &Equations,
+    k: &Kernels,
+    cfg: &RunConfig,
+    sink: &mut dyn RowSink,
+) -> Result<Summary, RunError> {
+    check(model, eq, cfg).map_err(RunError::Setup)?;
     let y0 = initial_state(model);
     let n = model.vars.len();
     let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
     let mut rows = Rows {
-        k: &k,
+        k,
+        work: Work::default(),
         kind: model.kind,
-        n_observes: model.observes.len(),
         sink,
-        x: vec![],
         out: vec![],
-        scratch: vec![],
         row: vec![],
         summary: Summary::default(),
         h0: None,
         conservative: is_conservative(model, eq),
         sink_error: None,
     };
-    let first = || FirstOrder { k: &k, x: vec![], out: vec![], scratch: vec![] };
-    let point = || PointSystem { k: &k, x: vec![], out: vec![], scratch: vec![] };
-    let energy = || EnergySystem { k: &k, x: vec![], scratch: vec![] };
+    let first = || FirstOrder { k, work: Work::default() };
+    let point = || PointSystem { k, work: Work::default() };
+    let energy = || EnergySystem { k, work: Work::default() };
     let result: Result<Stats, Failure> = match (model.kind, cfg.method) {
-        (ModelKind::Lagrangian, Method::Rk4) => integrate::rk4(&mut first(), &grid, &y0, &mut rows),
-        (ModelKind::Lagrangian, Method::Dopri5) => {
-            integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, &y0, &mut rows)
-        }
-        (ModelKind::Lagrangian, Method::Midpoint) => {
-            integrate::midpoint(&mut integrate::lagrangian_system(point()), &grid, &y0, &mut rows)
-        }
+        (_, Method::Rk4) => match k.rk4_loop() {
+            Some(f) => rk4_compiled(k, f, &grid, &y0, &mut rows),
+            None => integrate::rk4(&mut first(), &grid, &y0, &mut rows),
+        },
+        (_, Method::Dopri5) => integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, &y0, &mut rows),
+        (ModelKind::Lagrangian, Method::Midpoint) => integrate::midpoint(&mut first(), &grid, &y0, &mut rows),
         (ModelKind::Lagrangian, Method::Variational) => {
             integrate::variational(&mut point(), &grid, &y0[..n], &y0[n..], &mut rows)
         }
         (ModelKind::Lagrangian, Method::Verlet) => {
-            let mut f = first();
-            let mut m_and_f = vec![0.0; n * n + n];
-            let mut scratch = vec![];
-            let mut x = vec![];
-            k.input(cfg.t0, &y0, &mut x);
-            k.rhs.run(&x, &mut m_and_f, &mut scratch);
-            let mass: Vec<f64> = m_and_f[..n * n].to_vec();
+            let mut work = Work::default();
+            let mut mass = vec![0.0; n * n];
+            k.input(cfg.t0, &y0, &mut work.x);
+            k.eval("mass", &work.x, &mut mass, &mut work.scratch);
+            // With constant M and no dissipation or force, f = −∇V(q).
             let grad_v = |t: f64, q: &[f64], g: &mut [f64]| {
-                let mut y = q.to_vec();
-                y.resize(2 * n, 0.0);
-                f.k.input(t, &y, &mut f.x);
-                f.out.resize(n * n + n, 0.0);
-                f.k.rhs.run(&f.x, &mut f.out, &mut f.scratch);
-                for (gi, fi) in g.iter_mut().zip(&f.out[n * n..]) {
-                    *gi = -fi;
+                work.y.clear();
+                work.y.extend_from_slice(q);
+                work.y.resize(2 * n, 0.0);
+                let y = std::mem::take(&mut work.y);
+                k.input(t, &y, &mut work.x);
+                work.y = y;
+                k.eval("forcing", &work.x, g, &mut work.scratch);
+                for gi in g.iter_mut() {
+                    *gi = -*gi;
                 }
             };
             integrate::verlet(n, grad_v, &mass, &grid, &y0[..n], &y0[n..], &mut rows)
         }
         (ModelKind::Energy, Method::Euler) => integrate::gradient_descent(&mut energy(), &grid, &y0, &mut rows),
         (ModelKind::Energy, Method::Prox) => integrate::minimizing_movement(&mut energy(), &grid, &y0, &mut rows),
-        (ModelKind::Energy, Method::Rk4) => {
-            integrate::rk4(&mut integrate::gradient_flow_system(energy()), &grid, &y0, &mut rows)
-        }
-        (ModelKind::Energy, Method::Dopri5) => {
-            integrate::dopri5(&mut integrate::gradient_flow_system(energy()), &grid, cfg.rtol, cfg.atol, &y0, &mut rows)
-        }
         (kind, m) => return Err(RunError::Setup(format!("method `{m}` does not fit this {kind} model"))),
     };
     let mut summary = std::mem::take(&mut rows.summary);
@@ -560,11 +461,10 @@ pub fn run(model: &mut Model, eq: &Equations, cfg: &RunConfig, sink: &mut dyn Ro
         }
         Err(_) if rows.sink_error.is_some() => Err(RunError::Output(rows.sink_error.take().unwrap_or_default())),
         Err(f) => {
-            let mut names = columns(model)[1..=f.state.len()].to_vec();
-            names.truncate(f.state.len());
+            let names = &columns(model)[1..=f.state.len()];
             Err(RunError::Numerical {
                 t: f.t,
-                state: names.into_iter().zip(f.state).collect(),
+                state: names.iter().cloned().zip(f.state).collect(),
                 cause: f.cause.to_string(),
             })
         }

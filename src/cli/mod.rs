@@ -47,6 +47,15 @@ enum Command {
     },
     /// Integrate a model and write its trajectory.
     Run(RunArgs),
+    /// Print the Cranelift IR of every compiled kernel.
+    Ir {
+        file: PathBuf,
+        /// The method whose kernels to compile (default: the model's).
+        #[arg(long)]
+        method: Option<String>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,6 +144,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Ir { file, method, set } => ir(file, method, set),
         Command::Check { file, set } => {
             let sets = match parse_sets(&set) {
                 Ok(s) => s,
@@ -185,6 +195,43 @@ pub fn main() -> i32 {
     }
 }
 
+fn parse_method(m: Option<&str>) -> Result<Option<crate::Method>, String> {
+    match m.map(|m| (m, crate::Method::from_name(m))) {
+        None => Ok(None),
+        Some((_, Some(m))) => Ok(Some(m)),
+        Some((m, None)) => {
+            let all: Vec<&str> = crate::Method::ALL.iter().map(|m| m.name()).collect();
+            Err(format!("--method {m}: unknown method; use one of: {}", all.join(", ")))
+        }
+    }
+}
+
+fn ir(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
+    let (method, sets) = match (parse_method(method.as_deref()), parse_sets(&set)) {
+        (Ok(m), Ok(s)) => (m, s),
+        (Err(m), _) | (_, Err(m)) => return usage(&m),
+    };
+    let mut c = match compile_file(&file, &sets) {
+        Ok(c) => c,
+        Err(e) => return report_load_error(&e),
+    };
+    let opts = crate::run::RunOptions { method, ..Default::default() };
+    let cfg = match crate::run::RunConfig::resolve(&c.model, &opts) {
+        Ok(cfg) => cfg,
+        Err(m) => return usage(&m),
+    };
+    match crate::kernels::Kernels::new(&mut c.model, &c.equations, cfg.method, crate::kernels::Backend::Native) {
+        Ok(k) => {
+            print!("{}", k.ir().unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_MODEL
+        }
+    }
+}
+
 fn run(args: RunArgs) -> i32 {
     use crate::run::{self as runner, RunConfig, RunError, RunOptions};
     use std::time::Instant;
@@ -192,13 +239,9 @@ fn run(args: RunArgs) -> i32 {
         Ok(s) => s,
         Err(m) => return usage(&m),
     };
-    let method = match args.method.as_deref().map(|m| (m, crate::Method::from_name(m))) {
-        None => None,
-        Some((_, Some(m))) => Some(m),
-        Some((m, None)) => {
-            let all: Vec<&str> = crate::Method::ALL.iter().map(|m| m.name()).collect();
-            return usage(&format!("--method {m}: unknown method; use one of: {}", all.join(", ")));
-        }
+    let method = match parse_method(args.method.as_deref()) {
+        Ok(m) => m,
+        Err(m) => return usage(&m),
     };
     if let Some(p) = &args.out {
         if let Err(m) = output::Kind::of(p) {
@@ -226,7 +269,6 @@ fn run(args: RunArgs) -> i32 {
             known.join(", ")
         ));
     }
-    let derived = start.elapsed();
     let opts = RunOptions {
         method,
         t0: args.t0,
@@ -252,16 +294,19 @@ fn run(args: RunArgs) -> i32 {
         Ok(w) => w,
         Err(m) => return usage(&m),
     };
+    let kernels = runner::build_kernels(&mut c.model, &c.equations, cfg.method);
     let t_run = Instant::now();
-    let result = runner::run(&mut c.model, &c.equations, &cfg, &mut writer);
+    let result = runner::run_with(&c.model, &c.equations, &kernels, &cfg, &mut writer);
     let integrate = t_run.elapsed();
     let t_write = Instant::now();
     let finished = writer.finish();
     let write = t_write.elapsed();
     if args.timings {
         eprintln!(
-            "timings: parse+derive={:.6} jit=0 integrate={:.6} write={:.6}",
-            derived.as_secs_f64(),
+            "timings: parse={:.6} derive={:.6} jit={:.6} integrate={:.6} write={:.6}",
+            c.timings.parse.as_secs_f64(),
+            c.timings.derive.as_secs_f64(),
+            kernels.build_time.as_secs_f64(),
             integrate.as_secs_f64(),
             write.as_secs_f64()
         );
