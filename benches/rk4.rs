@@ -117,7 +117,7 @@ fn lagc_stepper(src: &str, backend: Backend) -> impl FnMut() {
     move || {
         rows.clear();
         y.copy_from_slice(&y0);
-        match k.rk4_loop() {
+        match k.step_loop(Method::Rk4) {
             Some(f) => {
                 f.call(0.0, H, STEPS, STEPS, &mut y, k.params(), &mut rows).expect("regular run");
             }

@@ -136,7 +136,12 @@ impl Kernels {
                         (None, Some(FlowSpec { time: model.time, state: state_inputs, params, rhs, metric }))
                     }
                 };
-                (Some(jit::compile(&model.arena, &kernels, ode.as_ref(), flow.as_ref())?), vec![], None)
+                let loops: &[jit::Scheme] = match method {
+                    Method::Rk4 => &[jit::Scheme::Rk4],
+                    Method::Verlet => &[jit::Scheme::Verlet],
+                    _ => &[],
+                };
+                (Some(jit::compile_with(&model.arena, &kernels, ode.as_ref(), flow.as_ref(), loops)?), vec![], None)
             }
             Backend::Portable => {
                 let a = &model.arena;
@@ -193,12 +198,15 @@ impl Kernels {
         self.native.as_ref().map(|c| c.instruction_count())
     }
 
-    /// The compiled fixed-step RK4 loop, with native kernels.
-    pub fn rk4_loop(&self) -> Option<jit::Rk4Fn<'_>> {
+    /// The compiled fixed-step loop of `method` (rk4, or verlet for
+    /// Lagrangian models), with native kernels built for that method.
+    pub fn step_loop(&self, method: Method) -> Option<jit::LoopFn<'_>> {
         let c = self.native.as_ref()?;
-        match self.kind {
-            ModelKind::Lagrangian => c.rk4_loop(),
-            ModelKind::Energy => c.flow_rk4_loop(),
+        match (self.kind, method) {
+            (ModelKind::Lagrangian, Method::Rk4) => c.rk4_loop(),
+            (ModelKind::Lagrangian, Method::Verlet) => c.verlet_loop(),
+            (ModelKind::Energy, Method::Rk4) => c.flow_rk4_loop(),
+            _ => None,
         }
     }
 

@@ -227,15 +227,17 @@ impl integrate::GradientSystem for EnergySystem<'_> {
     }
 }
 
-/// RK4 by the compiled loop: every full step in native code, rows handed
-/// back in blocks; the last, possibly shorter, step through the compiled
-/// right-hand side. Row times are `t0 + k·dt` exactly, as on [`Grid`].
-fn rk4_compiled(
-    k: &Kernels,
-    rk4: crate::jit::Rk4Fn<'_>,
+/// A fixed-step method by its compiled loop: every full step in native
+/// code, rows handed back in blocks; the last, possibly shorter, step by
+/// `last_step` (the same method in Rust on a one-step grid). Row times are
+/// `t0 + k·dt` exactly, as on [`Grid`].
+fn fixed_step_compiled<O: integrate::Observer>(
+    step_loop: crate::jit::LoopFn<'_>,
+    params: &[f64],
     grid: &Grid,
     y0: &[f64],
-    obs: &mut impl integrate::Observer,
+    obs: &mut O,
+    last_step: impl FnOnce(&Grid, &[f64], &mut SkipFirst<'_, O>) -> Result<Stats, Failure>,
 ) -> Result<Stats, Failure> {
     let fail = |t: f64, state: &[f64], cause: Cause| Failure { t, state: state.to_vec(), cause };
     let steps = grid.steps().map_err(|c| fail(grid.t0, y0, c))?;
@@ -255,7 +257,7 @@ fn rk4_compiled(
         let n = block.min(full - done);
         rows.clear();
         let t_start = grid.time(done, steps);
-        let result = rk4.call(t_start, grid.dt, n, grid.every, &mut y, k.params(), &mut rows);
+        let result = step_loop.call(t_start, grid.dt, n, grid.every, &mut y, params, &mut rows);
         for (r, row) in rows.chunks(d + 1).enumerate().skip(1) {
             let step = done + r * grid.every;
             obs.row(grid.time(step, steps), &row[1..])
@@ -275,19 +277,18 @@ fn rk4_compiled(
             }
         }
     }
-    stats.rhs_evals = 4 * stats.steps;
     if steps > full {
         // The last step, to t_end exactly.
         let t = grid.time(full, steps);
         let last = Grid { t0: t, t_end: grid.t_end, dt: grid.t_end - t, every: 1 };
-        let mut sys = FirstOrder { k, work: Work::default() };
         let mut skip_first = SkipFirst { inner: obs, skipped: false };
-        let s = integrate::rk4(&mut sys, &last, &y, &mut skip_first)?;
-        stats.steps += s.steps;
-        stats.rhs_evals += s.rhs_evals;
+        stats.steps += last_step(&last, &y, &mut skip_first)?.steps;
     }
     Ok(stats)
 }
+
+/// An observer as a closure, for methods called from more than one place.
+type RowFn<'a> = dyn FnMut(f64, &[f64]) -> Result<(), String> + 'a;
 
 /// An observer that drops the first row (already written by the caller).
 struct SkipFirst<'a, O> {
@@ -419,8 +420,10 @@ pub fn run_with(
     let point = || PointSystem { k, work: Work::default() };
     let energy = || EnergySystem { k, work: Work::default() };
     let result: Result<Stats, Failure> = match (model.kind, cfg.method) {
-        (_, Method::Rk4) => match k.rk4_loop() {
-            Some(f) => rk4_compiled(k, f, &grid, &y0, &mut rows),
+        (_, Method::Rk4) => match k.step_loop(Method::Rk4) {
+            Some(f) => fixed_step_compiled(f, k.params(), &grid, &y0, &mut rows, |g, y, obs| {
+                integrate::rk4(&mut first(), g, y, obs)
+            }),
             None => integrate::rk4(&mut first(), &grid, &y0, &mut rows),
         },
         (_, Method::Dopri5) => integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, &y0, &mut rows),
@@ -446,7 +449,15 @@ pub fn run_with(
                     *gi = -*gi;
                 }
             };
-            integrate::verlet(n, grad_v, &mass, &grid, &y0[..n], &y0[n..], &mut rows)
+            let verlet = |g: &Grid, y: &[f64], obs: &mut RowFn<'_>| {
+                integrate::verlet(n, grad_v, &mass, g, &y[..n], &y[n..], &mut { obs })
+            };
+            match k.step_loop(Method::Verlet) {
+                Some(f) => fixed_step_compiled(f, k.params(), &grid, &y0, &mut rows, |g, y, obs| {
+                    verlet(g, y, &mut |t, r| integrate::Observer::row(obs, t, r))
+                }),
+                None => verlet(&grid, &y0, &mut |t, r| integrate::Observer::row(&mut rows, t, r)),
+            }
         }
         (ModelKind::Energy, Method::Euler) => integrate::gradient_descent(&mut energy(), &grid, &y0, &mut rows),
         (ModelKind::Energy, Method::Prox) => integrate::minimizing_movement(&mut energy(), &grid, &y0, &mut rows),

@@ -109,3 +109,97 @@ fn nesterov_from_t0_zero_fails_with_a_singular_mass_matrix() {
     let msg = err.to_string();
     assert!(msg.contains("singular mass matrix") && msg.contains("t = 0") && msg.contains("x = 1"), "{msg}");
 }
+
+fn summary_of(src: &str, opts: RunOptions) -> (Vec<Vec<f64>>, lagc::run::Summary) {
+    let mut c = lagc::compile_source(src, "test", &[]).expect("model compiles");
+    let cfg = RunConfig::resolve(&c.model, &opts).expect("settings are valid");
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let s = run(&mut c.model, &c.equations, &cfg, &mut rows).expect("run succeeds");
+    (rows, s)
+}
+
+#[test]
+fn dopri5_harmonic_oscillator_takes_scipys_steps() {
+    let opts = RunOptions { rtol: Some(1e-6), atol: Some(1e-9), ..opts(Method::Dopri5, 0.5, 10.0) };
+    let (rows, s) = summary_of(OSCILLATOR, opts);
+    let err =
+        ((rows.last().unwrap()[1] - 10f64.cos()).powi(2) + (rows.last().unwrap()[2] + 10f64.sin()).powi(2)).sqrt();
+    assert!((50..=54).contains(&s.steps), "{} steps", s.steps);
+    assert!(err > 1.26e-6 / 1.5 && err < 1.26e-6 * 1.5, "error {err}");
+    // Dense output: rows on the dt grid.
+    assert_eq!(rows.len(), 21);
+    assert!(rows.iter().enumerate().all(|(k, r)| (r[0] - 0.5 * k as f64).abs() < 1e-12));
+}
+
+#[test]
+fn pendulum_period_by_dopri5() {
+    let src = "coord th\nlagrangian = 1/2*th'^2 + cos(th)\ninit th = 1";
+    let opts = RunOptions { rtol: Some(1e-12), atol: Some(1e-12), ..opts(Method::Dopri5, 1e-3, 2.0) };
+    let (rows, _) = summary_of(src, opts);
+    // The first zero of θ: a Newton step t − θ/θ' from the grid points on
+    // either side of it. θ'' = −sin θ vanishes at the crossing, so each step
+    // is accurate to third order in dt.
+    let k = rows.iter().position(|r| r[1] <= 0.0).expect("θ crosses zero");
+    let (a, b) = (&rows[k - 1], &rows[k]);
+    let t0 = a[0] - a[1] / a[2];
+    let t1 = b[0] - b[1] / b[2];
+    let zero = 0.5 * (t0 + t1);
+    let period = 4.0 * zero;
+    assert!((period / 6.699975664370453 - 1.0).abs() < 1e-9, "period {period}");
+}
+
+const KEPLER: &str = "coord x, y\nlagrangian = 1/2*(x'^2 + y'^2) + 1/sqrt(x^2 + y^2)\n\
+                      observe ang = x*y' - y*x'\ninit x = 0.4, y' = 2";
+
+#[test]
+fn kepler_orbit_closure_rk4_and_verlet() {
+    let h = 2.0 * std::f64::consts::PI / 628.0;
+    for (method, want) in [(Method::Rk4, 1.4e-6), (Method::Verlet, 1.4e-2)] {
+        let (rows, _) =
+            summary_of(KEPLER, RunOptions { every: Some(628), ..opts(method, h, 2.0 * std::f64::consts::PI) });
+        let last = rows.last().unwrap();
+        let closure = ((last[1] - 0.4).powi(2) + last[2].powi(2)).sqrt();
+        assert!(closure > want * 0.85 && closure < want * 1.15, "{method}: |q(2π) − q0| = {closure:e}");
+    }
+}
+
+#[test]
+fn kepler_angular_momentum_kept_by_symplectic_methods() {
+    let h = 2.0 * std::f64::consts::PI / 628.0;
+    for method in [Method::Verlet, Method::Midpoint, Method::Variational] {
+        let (rows, _) = summary_of(KEPLER, opts(method, h, 10.0));
+        for r in &rows {
+            assert!((r[6] - 0.8).abs() < 1e-12, "{method}: angular momentum {} at t = {}", r[6], r[0]);
+        }
+    }
+}
+
+#[test]
+fn symplectic_energy_error_does_not_grow_while_rk4s_does() {
+    // 100 periods of the Kepler orbit: compare the largest |ΔH| of the first
+    // and last 10% (NUMERICS.md).
+    let h = 2.0 * std::f64::consts::PI / 628.0;
+    let t_end = 100.0 * 2.0 * std::f64::consts::PI;
+    let growth = |method| {
+        let (rows, _) = summary_of(KEPLER, opts(method, h, t_end));
+        let h0 = rows[0][5];
+        let tenth = rows.len() / 10;
+        let max = |r: &[Vec<f64>]| r.iter().map(|r| (r[5] - h0).abs()).fold(0.0, f64::max);
+        max(&rows[rows.len() - tenth..]) / max(&rows[1..tenth])
+    };
+    let (v, r) = (growth(Method::Verlet), growth(Method::Rk4));
+    assert!(v <= 1.5, "verlet grew {v}×");
+    assert!(r >= 3.0, "rk4 grew only {r}×");
+}
+
+#[test]
+fn midpoint_damped_oscillator_is_second_order() {
+    let src = "coord q\nlagrangian = 1/2*q'^2 - 1/2*q^2\ndissipation = 0.1*q'^2\ninit q = 1";
+    let err = |dt| {
+        let rows = trajectory(src, opts(Method::Midpoint, dt, 10.0));
+        (rows.last().unwrap()[1] + 0.33685168059045).abs()
+    };
+    let (e1, e2) = (err(0.02), err(0.01));
+    assert!(e2 < 3e-5, "error {e2}");
+    assert!((e1 / e2 - 4.0).abs() < 0.2, "halving dt divides the error by {}", e1 / e2);
+}

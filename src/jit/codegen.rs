@@ -22,7 +22,26 @@ use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
 use std::ops::Range;
 
-/// Why the RK4 loop stopped early (the value written through `cause`).
+/// A fixed-step method compiled as one loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// The classical Runge–Kutta method.
+    Rk4,
+    /// Störmer–Verlet, for a Lagrangian system with constant mass matrix and
+    /// forces that depend on the coordinates alone.
+    Verlet,
+}
+
+impl Scheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Rk4 => "rk4",
+            Scheme::Verlet => "verlet",
+        }
+    }
+}
+
+/// Why a loop stopped early (the value written through `cause`).
 pub(crate) const CAUSE_SINGULAR: i64 = 1;
 pub(crate) const CAUSE_NON_FINITE: i64 = 2;
 
@@ -221,11 +240,11 @@ impl<'a> ModuleBuilder<'a> {
 
     /// The fixed-step RK4 loop; `rhs` is the compiled right-hand side, called
     /// when the system is too large to inline.
-    pub fn rk4_loop(&mut self, sys: &System, rhs: FuncId) -> Result<FuncId, JitError> {
+    pub fn step_loop(&mut self, sys: &System, rhs: FuncId, scheme: Scheme) -> Result<FuncId, JitError> {
         let p = self.module.target_config().pointer_type();
         let i64t = types::I64;
         let sig = self.signature(&[types::F64, types::F64, i64t, i64t, p, p, p, p], &[i64t]);
-        self.function(&format!("{}_rk4", sys.name), sig, |tr, args| {
+        self.function(&format!("{}_{}", sys.name, scheme.name()), sig, |tr, args| {
             let (t0, h, n_steps, every) = (args[0], args[1], args[2], args[3]);
             let (y_ptr, p_ptr, rows, cause) = (args[4], args[5], args[6], args[7]);
             let d = sys.dim();
@@ -303,23 +322,60 @@ impl<'a> ModuleBuilder<'a> {
                     })
                     .collect()
             };
-            let k1 = stage(tr, t1, &y);
-            let y2 = axpy(tr, hh, &k1);
-            let k2 = stage(tr, tm, &y2);
-            let y3 = axpy(tr, hh, &k2);
-            let k3 = stage(tr, tm, &y3);
-            let y4 = axpy(tr, h, &k3);
-            let k4 = stage(tr, t4, &y4);
-            // y + h/6 · (((k1 + 2 k2) + 2 k3) + k4)
-            let mut sum = Vec::with_capacity(d);
-            for i in 0..d {
-                let a = tr.ins().fmul(two, k2[i]);
-                let s = tr.ins().fadd(k1[i], a);
-                let c = tr.ins().fmul(two, k3[i]);
-                let s = tr.ins().fadd(s, c);
-                sum.push(tr.ins().fadd(s, k4[i]));
-            }
-            let y_new = axpy(tr, h6, &sum);
+            let y_new = match scheme {
+                Scheme::Rk4 => {
+                    let k1 = stage(tr, t1, &y);
+                    let y2 = axpy(tr, hh, &k1);
+                    let k2 = stage(tr, tm, &y2);
+                    let y3 = axpy(tr, hh, &k2);
+                    let k3 = stage(tr, tm, &y3);
+                    let y4 = axpy(tr, h, &k3);
+                    let k4 = stage(tr, t4, &y4);
+                    // y + h/6 · (((k1 + 2 k2) + 2 k3) + k4)
+                    let mut sum = Vec::with_capacity(d);
+                    for i in 0..d {
+                        let a = tr.ins().fmul(two, k2[i]);
+                        let s = tr.ins().fadd(k1[i], a);
+                        let c = tr.ins().fmul(two, k3[i]);
+                        let s = tr.ins().fadd(s, c);
+                        sum.push(tr.ins().fadd(s, k4[i]));
+                    }
+                    axpy(tr, h6, &sum)
+                }
+                Scheme::Verlet => {
+                    // y = (q, v) with constant M and forces of q alone, so the
+                    // acceleration a(q) is the right-hand side at v = 0:
+                    // v½ = v + h/2 a(q), q' = q + h v½, v' = v½ + h/2 a(q').
+                    let n = d / 2;
+                    let zero_f = tr.builder.ins().f64const(0.0);
+                    let at = |tr: &mut FunctionTranslator, t: Value, q: &[Value]| -> Vec<Value> {
+                        let mut ys = q.to_vec();
+                        ys.resize(d, zero_f);
+                        stage(tr, t, &ys)[n..].to_vec()
+                    };
+                    let a0 = at(tr, t1, &y[..n]);
+                    let v_half: Vec<Value> = (0..n)
+                        .map(|i| {
+                            let ha = tr.builder.ins().fmul(hh, a0[i]);
+                            tr.builder.ins().fadd(y[n + i], ha)
+                        })
+                        .collect();
+                    let q1: Vec<Value> = (0..n)
+                        .map(|i| {
+                            let hv = tr.builder.ins().fmul(h, v_half[i]);
+                            tr.builder.ins().fadd(y[i], hv)
+                        })
+                        .collect();
+                    let a1 = at(tr, t4, &q1);
+                    let v1: Vec<Value> = (0..n)
+                        .map(|i| {
+                            let ha = tr.builder.ins().fmul(hh, a1[i]);
+                            tr.builder.ins().fadd(v_half[i], ha)
+                        })
+                        .collect();
+                    q1.into_iter().chain(v1).collect()
+                }
+            };
             // Σ 0·y_i is NaN exactly when some y_i is not finite.
             let zero_f = tr.builder.ins().f64const(0.0);
             let mut probe = zero_f;

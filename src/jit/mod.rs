@@ -27,6 +27,7 @@ pub use linsolve::UNROLLED_MAX;
 pub use runtime::SINGULAR_RTOL;
 
 use crate::sym::{Arena, ExprId, SymId};
+pub use codegen::Scheme;
 use codegen::{ModuleBuilder, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId};
@@ -114,7 +115,7 @@ pub struct Failure {
 
 type ExprPtr = unsafe extern "C" fn(*const f64, *mut f64);
 type RhsPtr = unsafe extern "C" fn(f64, *const f64, *const f64, *mut f64) -> i32;
-type Rk4Ptr = unsafe extern "C" fn(f64, f64, i64, i64, *mut f64, *const f64, *mut f64, *mut i64) -> i64;
+type LoopPtr = unsafe extern "C" fn(f64, f64, i64, i64, *mut f64, *const f64, *mut f64, *mut i64) -> i64;
 
 #[derive(Clone, Copy)]
 struct ExprEntry {
@@ -126,7 +127,8 @@ struct ExprEntry {
 #[derive(Clone, Copy)]
 struct SystemEntry {
     rhs: RhsPtr,
-    rk4: Rk4Ptr,
+    rk4: Option<LoopPtr>,
+    verlet: Option<LoopPtr>,
     dim: usize,
     params: usize,
 }
@@ -214,15 +216,17 @@ impl RhsFn<'_> {
     }
 }
 
-/// A compiled fixed-step RK4 integration loop.
+/// A compiled fixed-step integration loop (RK4 or Störmer–Verlet).
 #[derive(Clone, Copy)]
-pub struct Rk4Fn<'a> {
-    entry: SystemEntry,
+pub struct LoopFn<'a> {
+    ptr: LoopPtr,
+    dim: usize,
+    params: usize,
     _module: PhantomData<&'a Compiled>,
 }
 
-impl Rk4Fn<'_> {
-    /// Takes `n_steps` RK4 steps of size `h` from `(t0, y)`, step `k` starting
+impl LoopFn<'_> {
+    /// Takes `n_steps` steps of size `h` from `(t0, y)`, step `k` starting
     /// at `t0 + k·h`. Appends the rows `(t, y…)` of steps `0, every, 2·every, …`
     /// to `out_rows` (`every = 0` counts as 1) and leaves the final state in `y`.
     ///
@@ -242,11 +246,10 @@ impl Rk4Fn<'_> {
         params: &[f64],
         out_rows: &mut Vec<f64>,
     ) -> Result<usize, Failure> {
-        let e = &self.entry;
-        assert_eq!(y.len(), e.dim, "state length");
-        assert_eq!(params.len(), e.params, "parameter count");
+        assert_eq!(y.len(), self.dim, "state length");
+        assert_eq!(params.len(), self.params, "parameter count");
         let every = every.max(1);
-        let width = e.dim + 1;
+        let width = self.dim + 1;
         let rows = n_steps / every + 1;
         out_rows.reserve(rows * width);
         let base = out_rows.len();
@@ -254,7 +257,7 @@ impl Rk4Fn<'_> {
         // SAFETY: `out_rows` has room for every row the loop can write, and the
         // other lengths match the kernel's signature.
         let done = unsafe {
-            (e.rk4)(
+            (self.ptr)(
                 t0,
                 h,
                 n_steps as i64,
@@ -272,12 +275,12 @@ impl Rk4Fn<'_> {
             0 => Ok(done),
             CAUSE_SINGULAR => fail(FailureCause::Singular),
             CAUSE_NON_FINITE => fail(FailureCause::NonFinite),
-            other => unreachable!("RK4 loop reported cause {other}"),
+            other => unreachable!("the loop reported cause {other}"),
         }
     }
 
     pub fn dim(&self) -> usize {
-        self.entry.dim
+        self.dim
     }
 }
 
@@ -293,8 +296,13 @@ impl Compiled {
     }
 
     /// The RK4 loop of the Euler–Lagrange system.
-    pub fn rk4_loop(&self) -> Option<Rk4Fn<'_>> {
-        self.ode.map(|entry| Rk4Fn { entry, _module: PhantomData })
+    pub fn rk4_loop(&self) -> Option<LoopFn<'_>> {
+        self.ode.and_then(|e| e.loop_fn(e.rk4))
+    }
+
+    /// The Störmer–Verlet loop of the Euler–Lagrange system.
+    pub fn verlet_loop(&self) -> Option<LoopFn<'_>> {
+        self.ode.and_then(|e| e.loop_fn(e.verlet))
     }
 
     /// The right-hand side of the [`FlowSpec`], if one was compiled.
@@ -303,8 +311,8 @@ impl Compiled {
     }
 
     /// The RK4 loop of the flow.
-    pub fn flow_rk4_loop(&self) -> Option<Rk4Fn<'_>> {
-        self.flow.map(|entry| Rk4Fn { entry, _module: PhantomData })
+    pub fn flow_rk4_loop(&self) -> Option<LoopFn<'_>> {
+        self.flow.and_then(|e| e.loop_fn(e.rk4))
     }
 
     /// The CLIF text of every compiled function (after optimisation).
@@ -318,6 +326,12 @@ impl Compiled {
     }
 }
 
+impl SystemEntry {
+    fn loop_fn<'a>(&self, ptr: Option<LoopPtr>) -> Option<LoopFn<'a>> {
+        ptr.map(|ptr| LoopFn { ptr, dim: self.dim, params: self.params, _module: PhantomData })
+    }
+}
+
 fn check_len(what: &'static str, found: usize, expected: usize) -> Result<(), JitError> {
     if found == expected {
         Ok(())
@@ -326,12 +340,26 @@ fn check_len(what: &'static str, found: usize, expected: usize) -> Result<(), Ji
     }
 }
 
-/// Compiles the kernels of one model into one module.
+/// Compiles the kernels of one model into one module, with an RK4 loop for
+/// each system.
 pub fn compile(
     arena: &Arena,
     exprs: &[ExprKernel],
     ode: Option<&OdeSpec>,
     flow: Option<&FlowSpec>,
+) -> Result<Compiled, JitError> {
+    compile_with(arena, exprs, ode, flow, &[Scheme::Rk4])
+}
+
+/// Compiles the kernels of one model into one module, with a loop of each of
+/// `loops` for each system it applies to (Verlet to the Euler–Lagrange system
+/// only).
+pub fn compile_with(
+    arena: &Arena,
+    exprs: &[ExprKernel],
+    ode: Option<&OdeSpec>,
+    flow: Option<&FlowSpec>,
+    loops: &[Scheme],
 ) -> Result<Compiled, JitError> {
     let mut names = std::collections::HashSet::new();
     let mut expr_plans = Vec::with_capacity(exprs.len());
@@ -357,10 +385,12 @@ pub fn compile(
         expr_ids.push(mb.expr_kernel(&k.name, &k.inputs, plan)?);
     }
     let mut system_ids = Vec::new();
-    for sys in ode_sys.iter().chain(&flow_sys) {
+    for (sys, is_ode) in ode_sys.iter().map(|s| (s, true)).chain(flow_sys.iter().map(|s| (s, false))) {
         let rhs = mb.rhs(sys)?;
-        let rk4 = mb.rk4_loop(sys, rhs)?;
-        system_ids.push((rhs, rk4));
+        let rk4 = loops.contains(&Scheme::Rk4).then(|| mb.step_loop(sys, rhs, Scheme::Rk4)).transpose()?;
+        let verlet =
+            (is_ode && loops.contains(&Scheme::Verlet)).then(|| mb.step_loop(sys, rhs, Scheme::Verlet)).transpose()?;
+        system_ids.push((rhs, rk4, verlet));
     }
     mb.module.finalize_definitions().map_err(setup)?;
 
@@ -377,15 +407,14 @@ pub fn compile(
     let mut ids = system_ids.into_iter();
     for (sys, slot) in [(ode_sys.as_ref(), &mut compiled.ode), (flow_sys.as_ref(), &mut compiled.flow)] {
         let Some(sys) = sys else { continue };
-        let (rhs, rk4) = ids.next().expect("one pair of functions per system");
-        // SAFETY: `rhs` and `rk4_loop` defined these with the `RhsPtr` and `Rk4Ptr` signatures.
-        let (rhs, rk4) = unsafe {
-            (
-                std::mem::transmute::<*const u8, RhsPtr>(module.get_finalized_function(rhs)),
-                std::mem::transmute::<*const u8, Rk4Ptr>(module.get_finalized_function(rk4)),
-            )
-        };
-        *slot = Some(SystemEntry { rhs, rk4, dim: sys.dim(), params: sys.params.len() });
+        let (rhs, rk4, verlet) = ids.next().expect("one set of functions per system");
+        // SAFETY: `rhs` and `step_loop` defined these with the `RhsPtr` and `LoopPtr` signatures.
+        let rhs = unsafe { std::mem::transmute::<*const u8, RhsPtr>(module.get_finalized_function(rhs)) };
+        // SAFETY: as above, for the loops.
+        let as_loop =
+            |id: FuncId| unsafe { std::mem::transmute::<*const u8, LoopPtr>(module.get_finalized_function(id)) };
+        let (rk4, verlet) = (rk4.map(as_loop), verlet.map(as_loop));
+        *slot = Some(SystemEntry { rhs, rk4, verlet, dim: sys.dim(), params: sys.params.len() });
     }
     compiled.module = Some(module);
     Ok(compiled)
