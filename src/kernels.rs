@@ -139,6 +139,7 @@ impl Kernels {
                 let loops: &[jit::Scheme] = match method {
                     Method::Rk4 => &[jit::Scheme::Rk4],
                     Method::Verlet => &[jit::Scheme::Verlet],
+                    Method::Em => &[jit::Scheme::EulerMaruyama],
                     _ => &[],
                 };
                 (Some(jit::compile_with(&model.arena, &kernels, ode.as_ref(), flow.as_ref(), loops)?), vec![], None)
@@ -208,6 +209,12 @@ impl Kernels {
             (ModelKind::Energy, Method::Rk4) => c.flow_rk4_loop(),
             _ => None,
         }
+    }
+
+    /// The compiled Euler–Maruyama step of a block of particles (energy
+    /// models, native kernels built for `em`).
+    pub fn em_block(&self) -> Option<jit::EmBlockFn<'_>> {
+        self.native.as_ref()?.flow_em_block()
     }
 
     /// The parameter values, in declaration order.

@@ -15,11 +15,13 @@
 pub mod cli;
 pub mod derive;
 pub mod diag;
+pub mod ensemble;
 pub mod integrate;
 pub mod jit;
 pub mod kernels;
 pub mod lower;
 pub mod model;
+pub mod plot;
 pub mod program;
 pub mod report;
 pub mod run;

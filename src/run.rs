@@ -20,6 +20,10 @@ pub struct RunConfig {
     pub rtol: f64,
     pub atol: f64,
     pub every: usize,
+    /// The number of particles of an ensemble run, when given.
+    pub particles: Option<u64>,
+    /// The seed of the particles' random streams.
+    pub seed: u64,
 }
 
 /// Command-line choices that override the model's `simulate` line.
@@ -32,6 +36,8 @@ pub struct RunOptions {
     pub rtol: Option<f64>,
     pub atol: Option<f64>,
     pub every: Option<u64>,
+    pub particles: Option<u64>,
+    pub seed: Option<u64>,
 }
 
 /// Defaults where neither the model nor the command line says.
@@ -76,7 +82,12 @@ impl RunConfig {
         if every == 0 {
             return Err("every must be 1 or more (1 writes every step)".into());
         }
-        Ok(RunConfig { method, t0, t_end, dt, rtol, atol, every: every as usize })
+        let particles = o.particles.or(s.particles);
+        if particles == Some(0) {
+            return Err("particles must be 1 or more".into());
+        }
+        let seed = o.seed.or(s.seed).unwrap_or(0);
+        Ok(RunConfig { method, t0, t_end, dt, rtol, atol, every: every as usize, particles, seed })
     }
 }
 
@@ -102,6 +113,11 @@ pub struct Summary {
     pub max_energy_drift: Option<f64>,
     pub final_energy: f64,
     pub final_grad_norm: Option<f64>,
+    /// Ensembles: the number of particles, the final mean of every column,
+    /// and every particle's final state.
+    pub particles: usize,
+    pub final_means: Vec<(String, f64)>,
+    pub finals: Vec<Vec<f64>>,
 }
 
 /// A run that stopped early. Every row before it has been written.
@@ -129,7 +145,17 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// The output column names of a model.
+/// The output column names of a run: those of a single trajectory, or the
+/// means and standard deviations of an ensemble.
+pub fn output_columns(model: &Model, cfg: &RunConfig) -> Vec<String> {
+    if crate::ensemble::is_ensemble(model, cfg) {
+        crate::ensemble::columns(model)
+    } else {
+        columns(model)
+    }
+}
+
+/// The output column names of a single trajectory.
 pub fn columns(model: &Model) -> Vec<String> {
     let mut c = vec!["t".to_string()];
     c.extend(model.vars.iter().map(|v| v.name.clone()));
@@ -145,8 +171,8 @@ pub fn columns(model: &Model) -> Vec<String> {
 }
 
 /// The initial state (positions then velocities, or the state) at the
-/// parameters' values. Random initial values are an ensemble's business;
-/// here they take their mean.
+/// parameters' values. Random initial values are an ensemble's business
+/// (see [`crate::ensemble`]); here they take their mean.
 pub fn initial_state(model: &Model) -> Vec<f64> {
     let env = model.env();
     let value = |i: &Init| match *i {
@@ -307,7 +333,7 @@ impl<O: integrate::Observer> integrate::Observer for SkipFirst<'_, O> {
 }
 
 /// Turns integrator rows `(t, y)` into output rows with energy and observes.
-struct Rows<'a> {
+pub(crate) struct Rows<'a> {
     k: &'a Kernels,
     work: Work,
     kind: ModelKind,
@@ -320,6 +346,23 @@ struct Rows<'a> {
     conservative: bool,
     /// Set when the sink refused a row.
     sink_error: Option<String>,
+}
+
+impl<'a> Rows<'a> {
+    pub(crate) fn new(model: &Model, eq: &Equations, k: &'a Kernels, sink: &'a mut dyn RowSink) -> Rows<'a> {
+        Rows {
+            k,
+            work: Work::default(),
+            kind: model.kind,
+            sink,
+            out: vec![],
+            row: vec![],
+            summary: Summary::default(),
+            h0: None,
+            conservative: is_conservative(model, eq),
+            sink_error: None,
+        }
+    }
 }
 
 impl integrate::Observer for Rows<'_> {
@@ -364,12 +407,7 @@ pub fn is_conservative(model: &Model, eq: &Equations) -> bool {
 /// features it needs are there. Called by [`run`]; callers may call it before
 /// they open any output.
 pub fn check(model: &Model, eq: &Equations, cfg: &RunConfig) -> Result<(), String> {
-    if model.has_random_init() {
-        return Err("this model has random initial values (`~`): ensemble runs are not supported yet".into());
-    }
-    if cfg.method == Method::Em {
-        return Err("Langevin runs (method em) are not supported yet; use euler, prox, rk4 or dopri5".into());
-    }
+    crate::ensemble::fits(model, cfg.method)?;
     if let (Method::Verlet, Equations::Lagrangian(e)) = (cfg.method, eq) {
         crate::derive::verlet_fits(model, e)
             .map_err(|why| format!("method `verlet` does not fit this model: {why}; use midpoint or variational"))?;
@@ -401,35 +439,56 @@ pub fn run_with(
     sink: &mut dyn RowSink,
 ) -> Result<Summary, RunError> {
     check(model, eq, cfg).map_err(RunError::Setup)?;
+    if crate::ensemble::is_ensemble(model, cfg) || cfg.method == Method::Em {
+        let plain = !crate::ensemble::is_ensemble(model, cfg);
+        return crate::ensemble::run_ensemble(model, eq, k, cfg, sink, plain);
+    }
     let y0 = initial_state(model);
+    let mut rows = Rows::new(model, eq, k, sink);
+    let result = integrate_one(model, k, cfg, &y0, &mut rows);
+    let mut summary = std::mem::take(&mut rows.summary);
+    match result {
+        Ok(stats) => {
+            summary.steps = stats.steps;
+            summary.rejected = stats.rejected;
+            Ok(summary)
+        }
+        Err(_) if rows.sink_error.is_some() => Err(RunError::Output(rows.sink_error.take().unwrap_or_default())),
+        Err(f) => Err(numerical(model, f)),
+    }
+}
+
+/// A numerical failure with the state named by column.
+pub(crate) fn numerical(model: &Model, f: Failure) -> RunError {
+    let names = &columns(model)[1..=f.state.len()];
+    RunError::Numerical { t: f.t, state: names.iter().cloned().zip(f.state).collect(), cause: f.cause.to_string() }
+}
+
+/// Integrates one trajectory from `y0` with the deterministic method of `cfg`.
+pub(crate) fn integrate_one(
+    model: &Model,
+    k: &Kernels,
+    cfg: &RunConfig,
+    y0: &[f64],
+    rows: &mut impl integrate::Observer,
+) -> Result<Stats, Failure> {
+    let y0 = y0.to_vec();
     let n = model.vars.len();
     let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
-    let mut rows = Rows {
-        k,
-        work: Work::default(),
-        kind: model.kind,
-        sink,
-        out: vec![],
-        row: vec![],
-        summary: Summary::default(),
-        h0: None,
-        conservative: is_conservative(model, eq),
-        sink_error: None,
-    };
     let first = || FirstOrder { k, work: Work::default() };
     let point = || PointSystem { k, work: Work::default() };
     let energy = || EnergySystem { k, work: Work::default() };
-    let result: Result<Stats, Failure> = match (model.kind, cfg.method) {
+    match (model.kind, cfg.method) {
         (_, Method::Rk4) => match k.step_loop(Method::Rk4) {
-            Some(f) => fixed_step_compiled(f, k.params(), &grid, &y0, &mut rows, |g, y, obs| {
+            Some(f) => fixed_step_compiled(f, k.params(), &grid, &y0, &mut *rows, |g, y, obs| {
                 integrate::rk4(&mut first(), g, y, obs)
             }),
-            None => integrate::rk4(&mut first(), &grid, &y0, &mut rows),
+            None => integrate::rk4(&mut first(), &grid, &y0, &mut *rows),
         },
-        (_, Method::Dopri5) => integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, &y0, &mut rows),
-        (ModelKind::Lagrangian, Method::Midpoint) => integrate::midpoint(&mut first(), &grid, &y0, &mut rows),
+        (_, Method::Dopri5) => integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, &y0, &mut *rows),
+        (ModelKind::Lagrangian, Method::Midpoint) => integrate::midpoint(&mut first(), &grid, &y0, &mut *rows),
         (ModelKind::Lagrangian, Method::Variational) => {
-            integrate::variational(&mut point(), &grid, &y0[..n], &y0[n..], &mut rows)
+            integrate::variational(&mut point(), &grid, &y0[..n], &y0[n..], &mut *rows)
         }
         (ModelKind::Lagrangian, Method::Verlet) => {
             let mut work = Work::default();
@@ -453,31 +512,18 @@ pub fn run_with(
                 integrate::verlet(n, grad_v, &mass, g, &y[..n], &y[n..], &mut { obs })
             };
             match k.step_loop(Method::Verlet) {
-                Some(f) => fixed_step_compiled(f, k.params(), &grid, &y0, &mut rows, |g, y, obs| {
+                Some(f) => fixed_step_compiled(f, k.params(), &grid, &y0, &mut *rows, |g, y, obs| {
                     verlet(g, y, &mut |t, r| integrate::Observer::row(obs, t, r))
                 }),
-                None => verlet(&grid, &y0, &mut |t, r| integrate::Observer::row(&mut rows, t, r)),
+                None => verlet(&grid, &y0, &mut |t, r| integrate::Observer::row(&mut *rows, t, r)),
             }
         }
-        (ModelKind::Energy, Method::Euler) => integrate::gradient_descent(&mut energy(), &grid, &y0, &mut rows),
-        (ModelKind::Energy, Method::Prox) => integrate::minimizing_movement(&mut energy(), &grid, &y0, &mut rows),
-        (kind, m) => return Err(RunError::Setup(format!("method `{m}` does not fit this {kind} model"))),
-    };
-    let mut summary = std::mem::take(&mut rows.summary);
-    match result {
-        Ok(stats) => {
-            summary.steps = stats.steps;
-            summary.rejected = stats.rejected;
-            Ok(summary)
-        }
-        Err(_) if rows.sink_error.is_some() => Err(RunError::Output(rows.sink_error.take().unwrap_or_default())),
-        Err(f) => {
-            let names = &columns(model)[1..=f.state.len()];
-            Err(RunError::Numerical {
-                t: f.t,
-                state: names.iter().cloned().zip(f.state).collect(),
-                cause: f.cause.to_string(),
-            })
-        }
+        (ModelKind::Energy, Method::Euler) => integrate::gradient_descent(&mut energy(), &grid, &y0, &mut *rows),
+        (ModelKind::Energy, Method::Prox) => integrate::minimizing_movement(&mut energy(), &grid, &y0, &mut *rows),
+        (kind, m) => Err(Failure {
+            t: cfg.t0,
+            state: y0.clone(),
+            cause: Cause::Other(format!("method `{m}` does not fit this {kind} model")),
+        }),
     }
 }

@@ -11,6 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 mod output;
+mod run_cmd;
 
 /// Exit status for a model with errors.
 pub const EXIT_MODEL: i32 = 1;
@@ -46,7 +47,7 @@ enum Command {
         set: Vec<String>,
     },
     /// Integrate a model and write its trajectory.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the Cranelift IR of every compiled kernel.
     Ir {
         file: PathBuf,
@@ -59,42 +60,54 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     /// The `.lag` file.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Override a const or param: NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em.
     #[arg(long)]
-    method: Option<String>,
+    pub(crate) method: Option<String>,
     /// Start time.
     #[arg(long, allow_hyphen_values = true)]
-    t0: Option<f64>,
+    pub(crate) t0: Option<f64>,
     /// End time.
     #[arg(long = "t-end", allow_hyphen_values = true)]
-    t_end: Option<f64>,
+    pub(crate) t_end: Option<f64>,
     /// Step size (the output spacing for dopri5).
     #[arg(long, allow_hyphen_values = true)]
-    dt: Option<f64>,
+    pub(crate) dt: Option<f64>,
     /// Relative tolerance (dopri5).
     #[arg(long, allow_hyphen_values = true)]
-    rtol: Option<f64>,
+    pub(crate) rtol: Option<f64>,
     /// Absolute tolerance (dopri5).
     #[arg(long, allow_hyphen_values = true)]
-    atol: Option<f64>,
+    pub(crate) atol: Option<f64>,
     /// Write every K-th step (and always the last).
     #[arg(long)]
-    every: Option<u64>,
+    pub(crate) every: Option<u64>,
     /// Output file: .csv, .json or .npy (CSV on standard output otherwise).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
+    /// Draw the run as an SVG figure.
+    #[arg(long)]
+    pub(crate) plot: Option<PathBuf>,
+    /// Run an ensemble of N particles (mean and standard deviation per output time).
+    #[arg(long)]
+    pub(crate) particles: Option<u64>,
+    /// Seed of the particles' random streams.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Write every particle's final state of an ensemble run (.csv, .json or .npy).
+    #[arg(long)]
+    pub(crate) dump: Option<PathBuf>,
     /// Print `timings: parse=… derive=… jit=… integrate=… write=…` to standard error.
     #[arg(long)]
-    timings: bool,
+    pub(crate) timings: bool,
     /// No summary on standard error.
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -105,7 +118,7 @@ enum FormatArg {
 }
 
 /// Parses `NAME=VALUE` pairs.
-fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> {
+pub(crate) fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> {
     sets.iter()
         .map(|s| {
             let (n, v) =
@@ -119,7 +132,7 @@ fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
-fn report_load_error(e: &LoadError) -> i32 {
+pub(crate) fn report_load_error(e: &LoadError) -> i32 {
     match e {
         LoadError::Model(d) => {
             eprint!("{}", d.render_with(std::io::stderr().is_terminal()));
@@ -143,7 +156,7 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run_cmd::run(*args),
         Command::Ir { file, method, set } => ir(file, method, set),
         Command::Check { file, set } => {
             let sets = match parse_sets(&set) {
@@ -195,7 +208,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn parse_method(m: Option<&str>) -> Result<Option<crate::Method>, String> {
+pub(crate) fn parse_method(m: Option<&str>) -> Result<Option<crate::Method>, String> {
     match m.map(|m| (m, crate::Method::from_name(m))) {
         None => Ok(None),
         Some((_, Some(m))) => Ok(Some(m)),
@@ -232,124 +245,7 @@ fn ir(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
     }
 }
 
-fn run(args: RunArgs) -> i32 {
-    use crate::run::{self as runner, RunConfig, RunError, RunOptions};
-    use std::time::Instant;
-    let sets = match parse_sets(&args.set) {
-        Ok(s) => s,
-        Err(m) => return usage(&m),
-    };
-    let method = match parse_method(args.method.as_deref()) {
-        Ok(m) => m,
-        Err(m) => return usage(&m),
-    };
-    if let Some(p) = &args.out {
-        if let Err(m) = output::Kind::of(p) {
-            return usage(&m);
-        }
-    }
-    let start = Instant::now();
-    let mut c = match compile_file(&args.file, &sets) {
-        Ok(c) => c,
-        Err(e) => return report_load_error(&e),
-    };
-    if let Some((name, _)) = sets
-        .iter()
-        .find(|(n, _)| !c.model.params.iter().any(|p| &p.name == n) && !c.model.consts.iter().any(|(k, _)| k == n))
-    {
-        let known: Vec<&str> = c
-            .model
-            .params
-            .iter()
-            .map(|p| p.name.as_str())
-            .chain(c.model.consts.iter().map(|(k, _)| k.as_str()))
-            .collect();
-        return usage(&format!(
-            "--set {name}: the model has no param or const of that name; it has: {}",
-            known.join(", ")
-        ));
-    }
-    let opts = RunOptions {
-        method,
-        t0: args.t0,
-        t_end: args.t_end,
-        dt: args.dt,
-        rtol: args.rtol,
-        atol: args.atol,
-        every: args.every,
-    };
-    let cfg = match RunConfig::resolve(&c.model, &opts) {
-        Ok(cfg) => cfg,
-        Err(m) => return usage(&m),
-    };
-    if let Err(m) = runner::check(&c.model, &c.equations, &cfg) {
-        return usage(&m);
-    }
-    let columns = runner::columns(&c.model);
-    let writer = match &args.out {
-        Some(p) => output::Writer::file(p, columns),
-        None => output::Writer::stdout(columns),
-    };
-    let mut writer = match writer {
-        Ok(w) => w,
-        Err(m) => return usage(&m),
-    };
-    let kernels = runner::build_kernels(&mut c.model, &c.equations, cfg.method);
-    let t_run = Instant::now();
-    let result = runner::run_with(&c.model, &c.equations, &kernels, &cfg, &mut writer);
-    let integrate = t_run.elapsed();
-    let t_write = Instant::now();
-    let finished = writer.finish();
-    let write = t_write.elapsed();
-    if args.timings {
-        eprintln!(
-            "timings: parse={:.6} derive={:.6} jit={:.6} integrate={:.6} write={:.6}",
-            c.timings.parse.as_secs_f64(),
-            c.timings.derive.as_secs_f64(),
-            kernels.build_time.as_secs_f64(),
-            integrate.as_secs_f64(),
-            write.as_secs_f64()
-        );
-    }
-    if let Err(m) = finished {
-        eprintln!("error: {m}");
-        return EXIT_USAGE;
-    }
-    match result {
-        Ok(s) => {
-            if !args.quiet {
-                let mut line = format!(
-                    "{}: {} {} steps{}, {} rows, {:.3} s",
-                    c.model.name,
-                    cfg.method,
-                    s.steps,
-                    if s.rejected > 0 { format!(" ({} rejected)", s.rejected) } else { String::new() },
-                    s.rows,
-                    start.elapsed().as_secs_f64()
-                );
-                match (s.max_energy_drift, s.final_grad_norm) {
-                    (Some(d), _) => line += &format!(", max relative drift of H {d:.3e}"),
-                    (None, Some(g)) => line += &format!(", final E {:.6e}, |∇E| {g:.3e}", s.final_energy),
-                    _ => {}
-                }
-                eprintln!("{line}");
-            }
-            0
-        }
-        Err(RunError::Numerical { .. }) => {
-            eprintln!("error: the run failed: {}", result.unwrap_err());
-            eprintln!("the rows computed before the failure were written");
-            EXIT_NUMERIC
-        }
-        Err(e @ RunError::Setup(_)) => usage(&e.to_string()),
-        Err(e @ RunError::Output(_)) => {
-            eprintln!("error: {e}");
-            EXIT_USAGE
-        }
-    }
-}
-
-fn usage(msg: &str) -> i32 {
+pub(crate) fn usage(msg: &str) -> i32 {
     eprintln!("error: {msg}");
     EXIT_USAGE
 }

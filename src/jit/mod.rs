@@ -115,6 +115,7 @@ pub struct Failure {
 
 type ExprPtr = unsafe extern "C" fn(*const f64, *mut f64);
 type RhsPtr = unsafe extern "C" fn(f64, *const f64, *const f64, *mut f64) -> i32;
+type EmPtr = unsafe extern "C" fn(f64, f64, i64, *mut f64, *const f64, *const f64, *mut i64) -> i64;
 type LoopPtr = unsafe extern "C" fn(f64, f64, i64, i64, *mut f64, *const f64, *mut f64, *mut i64) -> i64;
 
 #[derive(Clone, Copy)]
@@ -129,6 +130,7 @@ struct SystemEntry {
     rhs: RhsPtr,
     rk4: Option<LoopPtr>,
     verlet: Option<LoopPtr>,
+    em: Option<EmPtr>,
     dim: usize,
     params: usize,
 }
@@ -284,7 +286,57 @@ impl LoopFn<'_> {
     }
 }
 
+/// A compiled Euler–Maruyama step for a block of particles of a flow.
+#[derive(Clone, Copy)]
+pub struct EmBlockFn<'a> {
+    ptr: EmPtr,
+    dim: usize,
+    params: usize,
+    _module: PhantomData<&'a Compiled>,
+}
+
+impl EmBlockFn<'_> {
+    /// Moves every particle `i` (row `i` of `theta`, `dim` wide) to
+    /// `θ_i + h·F(t, θ_i) + noise_i`. On failure, the particles before the
+    /// failing one have moved, it and those after it have not, and the error
+    /// gives its index and the cause.
+    ///
+    /// # Panics
+    /// If `theta` and `noise` differ in length, are not whole rows, or
+    /// `params` does not have the system's parameter count.
+    pub fn call(
+        &self,
+        t: f64,
+        h: f64,
+        theta: &mut [f64],
+        noise: &[f64],
+        params: &[f64],
+    ) -> Result<(), (usize, FailureCause)> {
+        assert_eq!(theta.len(), noise.len(), "noise length");
+        assert_eq!(theta.len() % self.dim.max(1), 0, "whole particles");
+        assert_eq!(params.len(), self.params, "parameter count");
+        let np = theta.len() / self.dim.max(1);
+        let mut cause = 0i64;
+        // SAFETY: the lengths match the kernel's signature.
+        let done =
+            unsafe { (self.ptr)(t, h, np as i64, theta.as_mut_ptr(), noise.as_ptr(), params.as_ptr(), &mut cause) }
+                as usize;
+        match cause {
+            0 => Ok(()),
+            CAUSE_SINGULAR => Err((done, FailureCause::Singular)),
+            CAUSE_NON_FINITE => Err((done, FailureCause::NonFinite)),
+            other => unreachable!("the block reported cause {other}"),
+        }
+    }
+}
+
 impl Compiled {
+    /// The Euler–Maruyama block step of the flow, if it was compiled.
+    pub fn flow_em_block(&self) -> Option<EmBlockFn<'_>> {
+        let e = self.flow?;
+        e.em.map(|ptr| EmBlockFn { ptr, dim: e.dim, params: e.params, _module: PhantomData })
+    }
+
     /// The expression kernel called `name`.
     pub fn expr(&self, name: &str) -> Option<ExprFn<'_>> {
         self.exprs.get(name).map(|&entry| ExprFn { entry, _module: PhantomData })
@@ -353,7 +405,7 @@ pub fn compile(
 
 /// Compiles the kernels of one model into one module, with a loop of each of
 /// `loops` for each system it applies to (Verlet to the Euler–Lagrange system
-/// only).
+/// only, the Euler–Maruyama block to the flow only).
 pub fn compile_with(
     arena: &Arena,
     exprs: &[ExprKernel],
@@ -390,7 +442,8 @@ pub fn compile_with(
         let rk4 = loops.contains(&Scheme::Rk4).then(|| mb.step_loop(sys, rhs, Scheme::Rk4)).transpose()?;
         let verlet =
             (is_ode && loops.contains(&Scheme::Verlet)).then(|| mb.step_loop(sys, rhs, Scheme::Verlet)).transpose()?;
-        system_ids.push((rhs, rk4, verlet));
+        let em = (!is_ode && loops.contains(&Scheme::EulerMaruyama)).then(|| mb.em_block(sys, rhs)).transpose()?;
+        system_ids.push((rhs, rk4, verlet, em));
     }
     mb.module.finalize_definitions().map_err(setup)?;
 
@@ -407,14 +460,16 @@ pub fn compile_with(
     let mut ids = system_ids.into_iter();
     for (sys, slot) in [(ode_sys.as_ref(), &mut compiled.ode), (flow_sys.as_ref(), &mut compiled.flow)] {
         let Some(sys) = sys else { continue };
-        let (rhs, rk4, verlet) = ids.next().expect("one set of functions per system");
+        let (rhs, rk4, verlet, em) = ids.next().expect("one set of functions per system");
         // SAFETY: `rhs` and `step_loop` defined these with the `RhsPtr` and `LoopPtr` signatures.
         let rhs = unsafe { std::mem::transmute::<*const u8, RhsPtr>(module.get_finalized_function(rhs)) };
         // SAFETY: as above, for the loops.
         let as_loop =
             |id: FuncId| unsafe { std::mem::transmute::<*const u8, LoopPtr>(module.get_finalized_function(id)) };
         let (rk4, verlet) = (rk4.map(as_loop), verlet.map(as_loop));
-        *slot = Some(SystemEntry { rhs, rk4, verlet, dim: sys.dim(), params: sys.params.len() });
+        // SAFETY: `em_block` defined this with the `EmPtr` signature.
+        let em = em.map(|id| unsafe { std::mem::transmute::<*const u8, EmPtr>(module.get_finalized_function(id)) });
+        *slot = Some(SystemEntry { rhs, rk4, verlet, em, dim: sys.dim(), params: sys.params.len() });
     }
     compiled.module = Some(module);
     Ok(compiled)

@@ -1,0 +1,313 @@
+//! `lagc run`: settings, output files, the progress bar, the plot and the
+//! summary around [`crate::run::run_with`].
+
+use super::{output, parse_method, parse_sets, report_load_error, usage, RunArgs, EXIT_NUMERIC, EXIT_USAGE};
+use crate::compile_file;
+use crate::plot::{self, PlotInfo};
+use crate::run::{self as runner, RowSink, RunConfig, RunError, RunOptions};
+use crate::sym::Env;
+use crate::{Model, ModelKind};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a run goes before a progress bar appears.
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+
+/// Passes rows on, keeps a copy for the plot, and drives the progress bar.
+struct Tee<'a> {
+    sink: &'a mut dyn RowSink,
+    keep: Option<Vec<Vec<f64>>>,
+    progress: Option<Progress>,
+}
+
+/// A progress bar on a terminal's standard error, shown once a run has
+/// taken [`PROGRESS_AFTER`]; hidden otherwise.
+struct Progress {
+    bar: ProgressBar,
+    start: Instant,
+    t0: f64,
+    span: f64,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(t0: f64, t_end: f64) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::hidden());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} t = {msg} [{bar:40}] {percent}% ({eta} left)")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        Progress { bar, start: Instant::now(), t0, span: (t_end - t0).max(f64::MIN_POSITIVE), shown: false }
+    }
+
+    fn update(&mut self, t: f64) {
+        if !self.shown && self.start.elapsed() > PROGRESS_AFTER {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+        if self.shown {
+            self.bar.set_position((1000.0 * (t - self.t0) / self.span).clamp(0.0, 1000.0) as u64);
+            self.bar.set_message(format!("{t:.4}"));
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl RowSink for Tee<'_> {
+    fn row(&mut self, values: &[f64]) -> Result<(), String> {
+        if let Some(k) = &mut self.keep {
+            k.push(values.to_vec());
+        }
+        if let Some(p) = &mut self.progress {
+            p.update(values[0]);
+        }
+        self.sink.row(values)
+    }
+}
+
+/// The plot format of a path: only SVG, which needs no system libraries.
+fn check_plot_path(p: &Path) -> Result<(), String> {
+    match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        Some("svg") => Ok(()),
+        Some("png") => Err(format!(
+            "--plot {}: PNG output would need a rasteriser and fonts from the system; use a .svg path \
+             (browsers and image viewers open SVG, and `rsvg-convert` turns it into PNG)",
+            p.display()
+        )),
+        _ => Err(format!("--plot {}: the figure is written as SVG; give a path ending in .svg", p.display())),
+    }
+}
+
+/// Draws the run.
+fn draw(model: &Model, cfg: &RunConfig, rows: &[Vec<f64>], finals: &[Vec<f64>], path: &Path) -> Result<(), String> {
+    let env_temperature = model.temperature.map(|t| model.arena.eval(t, &model.env()));
+    let info = PlotInfo {
+        model: model.name.clone(),
+        kind: model.kind,
+        vars: model.vars.iter().map(|v| v.name.clone()).collect(),
+        temperature: env_temperature,
+    };
+    let columns = runner::output_columns(model, cfg);
+    let energy = model.energy;
+    let env = model.env();
+    let syms = model.var_syms();
+    let eval_at = |xs: &[f64]| -> f64 {
+        let mut e: Env = env.clone();
+        for (s, x) in syms.iter().zip(xs) {
+            e.set(*s, *x);
+        }
+        energy.map(|en| model.arena.eval(en, &e)).unwrap_or(f64::NAN)
+    };
+    let svg = if crate::ensemble::is_ensemble(model, cfg) {
+        let e1 = |x: f64| eval_at(&[x]);
+        let one_d = model.kind == ModelKind::Energy && syms.len() == 1;
+        plot::ensemble_svg(&info, &columns, rows, finals, one_d.then_some(&e1 as &dyn Fn(f64) -> f64))
+    } else {
+        let e2 = |x: f64, y: f64| eval_at(&[x, y]);
+        let two_d = model.kind == ModelKind::Energy && syms.len() == 2;
+        plot::trajectory_svg(&info, &columns, rows, two_d.then_some(&e2 as &dyn Fn(f64, f64) -> f64))
+    }
+    .map_err(|e| format!("--plot: {e}"))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot.svg");
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&tmp, svg).map_err(|e| format!("--plot {}: {e}", path.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("--plot {}: {e}", path.display()))
+}
+
+pub(crate) fn run(args: RunArgs) -> i32 {
+    let sets = match parse_sets(&args.set) {
+        Ok(s) => s,
+        Err(m) => return usage(&m),
+    };
+    let method = match parse_method(args.method.as_deref()) {
+        Ok(m) => m,
+        Err(m) => return usage(&m),
+    };
+    for p in args.out.iter().chain(&args.dump) {
+        if let Err(m) = output::Kind::of(p) {
+            return usage(&m);
+        }
+    }
+    if let Some(p) = &args.plot {
+        if let Err(m) = check_plot_path(p) {
+            return usage(&m);
+        }
+    }
+    let start = Instant::now();
+    let mut c = match compile_file(&args.file, &sets) {
+        Ok(c) => c,
+        Err(e) => return report_load_error(&e),
+    };
+    if let Some((name, _)) = sets
+        .iter()
+        .find(|(n, _)| !c.model.params.iter().any(|p| &p.name == n) && !c.model.consts.iter().any(|(k, _)| k == n))
+    {
+        let known: Vec<&str> = c
+            .model
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(c.model.consts.iter().map(|(k, _)| k.as_str()))
+            .collect();
+        return usage(&format!(
+            "--set {name}: the model has no param or const of that name; it has: {}",
+            known.join(", ")
+        ));
+    }
+    let opts = RunOptions {
+        method,
+        t0: args.t0,
+        t_end: args.t_end,
+        dt: args.dt,
+        rtol: args.rtol,
+        atol: args.atol,
+        every: args.every,
+        particles: args.particles,
+        seed: args.seed,
+    };
+    let cfg = match RunConfig::resolve(&c.model, &opts) {
+        Ok(cfg) => cfg,
+        Err(m) => return usage(&m),
+    };
+    if let Err(m) = runner::check(&c.model, &c.equations, &cfg) {
+        return usage(&m);
+    }
+    let ensemble = crate::ensemble::is_ensemble(&c.model, &cfg);
+    if args.dump.is_some() && !ensemble {
+        return usage("--dump writes the particles of an ensemble: give --particles N or a random `init x ~ …`");
+    }
+    let state_width = c.model.vars.len() * if c.model.kind == ModelKind::Lagrangian { 2 } else { 1 };
+    let dump = match &args.dump {
+        Some(p) => match output::Writer::file(p, runner::columns(&c.model)[1..=state_width].to_vec()) {
+            Ok(w) => Some(w),
+            Err(m) => return usage(&m),
+        },
+        None => None,
+    };
+    let columns = runner::output_columns(&c.model, &cfg);
+    let writer = match &args.out {
+        Some(p) => output::Writer::file(p, columns),
+        None => output::Writer::stdout(columns),
+    };
+    let mut writer = match writer {
+        Ok(w) => w,
+        Err(m) => return usage(&m),
+    };
+    let kernels = runner::build_kernels(&mut c.model, &c.equations, cfg.method);
+    let t_run = Instant::now();
+    let show_progress = !args.quiet && std::io::stderr().is_terminal() && !ensemble;
+    let (result, kept) = {
+        let mut tee = Tee {
+            sink: &mut writer,
+            keep: args.plot.as_ref().map(|_| Vec::new()),
+            progress: show_progress.then(|| Progress::new(cfg.t0, cfg.t_end)),
+        };
+        let r = runner::run_with(&c.model, &c.equations, &kernels, &cfg, &mut tee);
+        (r, tee.keep.take())
+    };
+    let integrate = t_run.elapsed();
+    let t_write = Instant::now();
+    let mut failed_output = writer.finish().err();
+    if let (Some(mut w), Ok(s)) = (dump, &result) {
+        let written = s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).and_then(|_| w.finish());
+        failed_output = failed_output.or(written.err().map(|m| format!("--dump: {m}")));
+    }
+    if let (Some(p), Some(rows)) = (&args.plot, &kept) {
+        let finals = result.as_ref().map(|s| s.finals.as_slice()).unwrap_or(&[]);
+        if !rows.is_empty() {
+            failed_output = failed_output.or(draw(&c.model, &cfg, rows, finals, p).err());
+        }
+    }
+    let write = t_write.elapsed();
+    if args.timings {
+        eprintln!(
+            "timings: parse={:.6} derive={:.6} jit={:.6} integrate={:.6} write={:.6}",
+            c.timings.parse.as_secs_f64(),
+            c.timings.derive.as_secs_f64(),
+            kernels.build_time.as_secs_f64(),
+            integrate.as_secs_f64(),
+            write.as_secs_f64()
+        );
+    }
+    if let Some(m) = failed_output {
+        eprintln!("error: {m}");
+        return EXIT_USAGE;
+    }
+    match result {
+        Ok(s) => {
+            if !args.quiet {
+                eprintln!(
+                    "{}",
+                    summary_line(
+                        &c.model,
+                        &cfg,
+                        &s,
+                        ensemble,
+                        start.elapsed(),
+                        [c.timings.parse + c.timings.derive, kernels.build_time, integrate, write]
+                    )
+                );
+            }
+            0
+        }
+        Err(e @ RunError::Numerical { .. }) => {
+            eprintln!("error: the run failed: {e}");
+            eprintln!("the rows computed before the failure were written");
+            EXIT_NUMERIC
+        }
+        Err(e @ RunError::Setup(_)) => usage(&e.to_string()),
+        Err(e @ RunError::Output(_)) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// The end-of-run summary: steps, wall time per phase, and the energy drift,
+/// the final energy and gradient norm, or the ensemble's final means.
+fn summary_line(
+    model: &Model,
+    cfg: &RunConfig,
+    s: &runner::Summary,
+    ensemble: bool,
+    wall: Duration,
+    [front, jit, integrate, write]: [Duration; 4],
+) -> String {
+    let steps = if cfg.method == crate::Method::Dopri5 {
+        format!("{} steps accepted, {} rejected", s.steps, s.rejected)
+    } else {
+        format!("{} steps", s.steps)
+    };
+    let mut line = format!(
+        "{}: {} {steps}, {} rows, {:.3} s (front end {:.3}, jit {:.3}, integrate {:.3}, write {:.3})",
+        model.name,
+        cfg.method,
+        s.rows,
+        wall.as_secs_f64(),
+        front.as_secs_f64(),
+        jit.as_secs_f64(),
+        integrate.as_secs_f64(),
+        write.as_secs_f64()
+    );
+    if ensemble {
+        let means: Vec<String> =
+            s.final_means.iter().take(model.vars.len() + 1).map(|(n, m)| format!("{n} {m:.6}")).collect();
+        let plural = if s.particles == 1 { "" } else { "s" };
+        line += &format!("; {} particle{plural}, final means: {}", s.particles, means.join(", "));
+    } else {
+        match (s.max_energy_drift, s.final_grad_norm) {
+            (Some(d), _) => line += &format!("; max relative drift of H {d:.3e}"),
+            (None, Some(g)) => line += &format!("; final E {:.6e}, |∇E| {g:.3e}", s.final_energy),
+            _ => line += &format!("; final H {:.6e}", s.final_energy),
+        }
+    }
+    line
+}

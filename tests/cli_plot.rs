@@ -1,0 +1,96 @@
+//! `lagc run --plot` end to end, and the progress bar's discretion.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lagc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lagc")).args(args).output().expect("run lagc")
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.lag")).to_str().unwrap().to_string()
+}
+
+fn scratch(name: &str) -> String {
+    let d = std::env::temp_dir().join(format!("lagc-plot-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name).to_str().unwrap().to_string()
+}
+
+/// The panel captions of a figure (each panel is a `<g class="panel">` with a `<title>`).
+fn panels(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+    doc.descendants()
+        .filter(|n| n.attribute("class") == Some("panel"))
+        .filter_map(|g| g.children().find(|c| c.has_tag_name("title")).and_then(|t| t.text()).map(String::from))
+        .collect()
+}
+
+#[test]
+fn plot_of_a_lagrangian_run() {
+    let p = scratch("dp.svg");
+    let out = lagc(&[
+        "run",
+        &example("double_pendulum"),
+        "--t-end",
+        "2",
+        "--quiet",
+        "--out",
+        &scratch("dp.csv"),
+        "--plot",
+        &p,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&p).unwrap();
+    assert!(svg.contains("double_pendulum"));
+    assert_eq!(panels(&svg), ["coordinates", "energy H", "phase portrait th1", "phase portrait th2"]);
+}
+
+#[test]
+fn plot_of_an_energy_run_draws_the_path_over_contours() {
+    let p = scratch("rb.svg");
+    let out = lagc(&["run", &example("rosenbrock"), "--quiet", "--out", &scratch("rb.csv"), "--plot", &p]);
+    assert_eq!(out.status.code(), Some(0));
+    let svg = std::fs::read_to_string(&p).unwrap();
+    assert_eq!(panels(&svg), ["state", "energy E", "path over contours of E"]);
+}
+
+#[test]
+fn plot_of_an_ensemble_has_bands_and_the_gibbs_histogram() {
+    let p = scratch("dw.svg");
+    let out =
+        lagc(&["run", &example("double_well"), "--t-end", "1", "--quiet", "--out", &scratch("dw.csv"), "--plot", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&p).unwrap();
+    assert_eq!(panels(&svg), ["x: mean ± std", "energy: mean ± std", "final x (1000 particles)"]);
+    assert!(svg.contains("exp(−E/T)/Z"));
+}
+
+#[test]
+fn png_is_refused_with_a_pointer_to_svg() {
+    let out = lagc(&["run", &example("pendulum"), "--plot", &scratch("p.png")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use a .svg path"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    // A run of a few seconds, longer than the bar's one-second delay.
+    let out = lagc(&[
+        "run",
+        &example("pendulum_chain"),
+        "--set",
+        "N=20",
+        "--t-end",
+        "200",
+        "--every",
+        "200000",
+        "--out",
+        &scratch("c.csv"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r') && !err.contains('%') && !err.contains('\u{1b}'), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "only the summary: {err:?}");
+}
