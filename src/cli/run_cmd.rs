@@ -271,6 +271,14 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     }
 }
 
+/// The process's peak resident memory in KiB, where the system tells it
+/// (`VmHWM` of `/proc/self/status` on Linux).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The end-of-run summary: steps, wall time per phase, and the energy drift,
 /// the final energy and gradient norm, or the ensemble's final means.
 fn summary_line(
@@ -286,8 +294,9 @@ fn summary_line(
     } else {
         format!("{} steps", s.steps)
     };
+    let peak = peak_memory().map(|kb| format!(", peak memory {:.1} MB", kb as f64 / 1024.0)).unwrap_or_default();
     let mut line = format!(
-        "{}: {} {steps}, {} rows, {:.3} s (front end {:.3}, jit {:.3}, integrate {:.3}, write {:.3})",
+        "{}: {} {steps}, {} rows, {:.3} s (front end {:.3}, jit {:.3}, integrate {:.3}, write {:.3}{peak})",
         model.name,
         cfg.method,
         s.rows,

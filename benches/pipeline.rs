@@ -1,0 +1,214 @@
+//! The rest of lagc's speed, measured in one process and printed as tables:
+//! compile latency per phase for the N-link chain (with the kernel's size
+//! and the peak memory of a `lagc` process), the compiled kernels against
+//! the tree-walking evaluator, dopri5's time to solution for the double
+//! pendulum, and the throughput of a Langevin ensemble.
+//! Run with `cargo bench --bench pipeline`.
+
+use criterion::black_box;
+use lagc::kernels::{Backend, Kernels, Work};
+use lagc::run::{run_with, RowSink, RunConfig, RunOptions};
+use lagc::sym::Env;
+use lagc::{Equations, Method};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn chain_source(n: usize) -> String {
+    format!(
+        "const N = {n}\nparam g = 9.81\ncoord q[N]\n\
+         let x[i in 0..N] = sum(j in 0..=i, sin(q[j]))\nlet y[i in 0..N] = sum(j in 0..=i, -cos(q[j]))\n\
+         lagrangian = sum(i in 0..N, 1/2*(x[i]'^2 + y[i]'^2) - g*y[i])\ninit q[i in 0..N] = 0.5"
+    )
+}
+
+const DOUBLE_PENDULUM: &str = "param g = 9.81\ncoord th1, th2\n\
+    let x1 = sin(th1)\nlet y1 = -cos(th1)\nlet x2 = x1 + sin(th2)\nlet y2 = y1 - cos(th2)\n\
+    lagrangian = 1/2*(x1'^2 + y1'^2) + 1/2*(x2'^2 + y2'^2) - g*(y1 + y2)\ninit th1 = 0.5, th2 = 0.5";
+
+/// The median of `runs` timings of `f`.
+fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut v: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    v.sort();
+    v[runs / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Discards rows.
+struct Null(usize);
+impl RowSink for Null {
+    fn row(&mut self, v: &[f64]) -> Result<(), String> {
+        self.0 += 1;
+        black_box(v);
+        Ok(())
+    }
+}
+
+fn compile_latency() {
+    println!("\nCompile latency, N-link chain (medians of 5; ms), kernel size and peak memory:");
+    println!(
+        "{:>4} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
+        "N", "parse", "derive", "jit", "total", "DAG nodes", "CLIF insts", "peak MB"
+    );
+    for n in [2usize, 5, 10, 20, 50] {
+        let src = chain_source(n);
+        let runs = if n >= 50 { 3 } else { 5 };
+        let (mut parse, mut derive, mut jit) = (vec![], vec![], vec![]);
+        let mut insts = 0;
+        let mut nodes = 0;
+        for _ in 0..runs {
+            let mut c = lagc::compile_source(&src, "chain", &[]).unwrap();
+            parse.push(c.timings.parse);
+            derive.push(c.timings.derive);
+            let start = Instant::now();
+            let k = Kernels::new(&mut c.model, &c.equations, Method::Rk4, Backend::Native).unwrap();
+            jit.push(start.elapsed());
+            insts = k.instruction_count().unwrap_or(0);
+            if let Equations::Lagrangian(e) = &c.equations {
+                let mut roots: Vec<_> = e.mass_matrix.concat();
+                roots.extend(&e.forcing);
+                nodes = c.model.arena.dag_size(&roots);
+            }
+        }
+        let med = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let (p, d, j) = (med(parse), med(derive), med(jit));
+        let peak = peak_memory_of_a_run(n).map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into());
+        println!(
+            "{n:>4} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {nodes:>12} {insts:>12} {peak:>10}",
+            ms(p),
+            ms(d),
+            ms(j),
+            ms(p + d + j)
+        );
+    }
+}
+
+/// The peak memory of `lagc run` compiling the chain, from its summary line.
+fn peak_memory_of_a_run(n: usize) -> Option<f64> {
+    let dir = std::env::temp_dir().join(format!("lagc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let model = dir.join("chain.lag");
+    std::fs::write(&model, chain_source(n)).ok()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .args(["run", model.to_str()?, "--t-end", "0", "--out", dir.join("c.csv").to_str()?])
+        .output()
+        .ok()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = err.find("peak memory ")? + "peak memory ".len();
+    err[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// One RK4 right-hand side by the compiled kernel and by the tree-walking
+/// evaluator (mass matrix and forcing evaluated, then a dense solve).
+fn jit_against_evaluator() {
+    println!("\nRight-hand side y' = (v, M⁻¹f): compiled kernel against the tree-walking evaluator (ns per call):");
+    println!("{:<20} {:>12} {:>14} {:>8}", "problem", "jit", "evaluator", "ratio");
+    for (name, src) in [
+        ("double pendulum", DOUBLE_PENDULUM.to_string()),
+        ("chain N=5", chain_source(5)),
+        ("chain N=10", chain_source(10)),
+    ] {
+        let mut c = lagc::compile_source(&src, "bench", &[]).unwrap();
+        let k = Kernels::new(&mut c.model, &c.equations, Method::Rk4, Backend::Native).unwrap();
+        let y0 = lagc::run::initial_state(&c.model);
+        let d = y0.len();
+        let mut dy = vec![0.0; d];
+        let mut work = Work::default();
+        let reps = 2000;
+        let jit = median(9, || {
+            let start = Instant::now();
+            for i in 0..reps {
+                k.rhs(i as f64 * 1e-9, &y0, &mut dy, &mut work).unwrap();
+                black_box(&dy);
+            }
+            start.elapsed() / reps
+        });
+        let Equations::Lagrangian(e) = &c.equations else { unreachable!() };
+        let n = d / 2;
+        let mut env: Env = c.model.env();
+        for (s, x) in c.model.var_syms().into_iter().chain(c.model.velocity_syms()).zip(&y0) {
+            env.set(s, *x);
+        }
+        let entries: Vec<_> = e.mass_matrix.concat();
+        let reps = 50;
+        let tree = median(5, || {
+            let start = Instant::now();
+            for _ in 0..reps {
+                let mut m = c.model.arena.eval_many(&entries, &env);
+                let mut f = c.model.arena.eval_many(&e.forcing, &env);
+                lagc::integrate::linalg::solve_spd_or_lu(&mut m, &mut f, n).unwrap();
+                black_box(&f);
+            }
+            start.elapsed() / reps
+        });
+        println!(
+            "{name:<20} {:>12.0} {:>14.0} {:>7.0}x",
+            jit.as_nanos() as f64,
+            tree.as_nanos() as f64,
+            tree.as_secs_f64() / jit.as_secs_f64()
+        );
+    }
+}
+
+fn dopri5_time_to_solution() {
+    let mut c = lagc::compile_source(DOUBLE_PENDULUM, "bench", &[]).unwrap();
+    let opts = RunOptions {
+        method: Some(Method::Dopri5),
+        rtol: Some(1e-9),
+        atol: Some(1e-9),
+        t_end: Some(10.0),
+        dt: Some(10.0),
+        ..Default::default()
+    };
+    let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+    let k = Kernels::new(&mut c.model, &c.equations, Method::Dopri5, Backend::Native).unwrap();
+    let mut steps = 0;
+    let t = median(9, || {
+        let start = Instant::now();
+        let s = run_with(&c.model, &c.equations, &k, &cfg, &mut Null(0)).unwrap();
+        steps = s.steps;
+        start.elapsed()
+    });
+    println!("\ndopri5, double pendulum to t = 10 at rtol = atol = 1e-9: {:.3} ms ({steps} steps)", ms(t));
+}
+
+fn ensemble_throughput() {
+    let src = "param T = 0.5\nstate x\nenergy = (x^2 - 1)^2\ntemperature = T\ninit x ~ normal(0, 0.5)";
+    let mut c = lagc::compile_source(src, "double_well", &[]).unwrap();
+    let (particles, steps) = (10_000u64, 1000u64);
+    let opts = RunOptions {
+        method: Some(Method::Em),
+        dt: Some(1e-3),
+        t_end: Some(steps as f64 * 1e-3),
+        every: Some(steps),
+        particles: Some(particles),
+        ..Default::default()
+    };
+    let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+    let k = Kernels::new(&mut c.model, &c.equations, Method::Em, Backend::Native).unwrap();
+    let t = median(5, || {
+        let start = Instant::now();
+        run_with(&c.model, &c.equations, &k, &cfg, &mut Null(0)).unwrap();
+        start.elapsed()
+    });
+    let threads = rayon::current_num_threads();
+    println!(
+        "\nLangevin ensemble, double well, Euler–Maruyama h = 1e-3: {particles} particles × {steps} steps in {:.1} ms \
+         = {:.2} ns per particle-step on {threads} threads",
+        ms(t),
+        t.as_secs_f64() * 1e9 / (particles * steps) as f64
+    );
+}
+
+fn main() {
+    // Criterion's command line is accepted and ignored: these are tables, not samples.
+    compile_latency();
+    jit_against_evaluator();
+    dopri5_time_to_solution();
+    ensemble_throughput();
+}
