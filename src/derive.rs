@@ -58,6 +58,16 @@ pub enum Equations {
 /// matrix, a method that does not fit) carry the span of the statement at
 /// fault.
 pub fn derive(model: &mut Model) -> Result<Equations, Vec<Diagnostic>> {
+    let eq = derive_unchecked(model)?;
+    if model.arena.overflowed() {
+        return Err(vec![Diagnostic::new(model.spans.main, "the derivation grew too large")
+            .label(format!("the equations need more than {} expression nodes", crate::sym::MAX_NODES))
+            .help("write the model with fewer nested products of sums, or with smaller families")]);
+    }
+    Ok(eq)
+}
+
+fn derive_unchecked(model: &mut Model) -> Result<Equations, Vec<Diagnostic>> {
     match model.kind {
         ModelKind::Lagrangian => {
             let eq = euler_lagrange(model);

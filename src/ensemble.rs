@@ -224,6 +224,9 @@ pub fn run_ensemble(
     }
     if let Some((p, _, f)) = results.iter().filter_map(|r| r.failure.clone()).min_by_key(|f| f.0) {
         let mut e = run::numerical(model, f);
+        if let (RunError::Interrupted { t }, Some(last)) = (&mut e, times.get(total.len().wrapping_sub(1))) {
+            *t = *last;
+        }
         if let RunError::Numerical { cause, .. } = &mut e {
             *cause = format!("{cause} (particle {p})");
         }
@@ -316,6 +319,11 @@ fn langevin_block(
     record(&mut res, grid.t0, &theta);
     for step in 0..steps {
         let t = grid.time(step, steps);
+        if run::interrupted() {
+            let cause = Cause::Other(run::INTERRUPTED.into());
+            res.failure = Some((range.start, res.moments.len(), Failure { t, state: theta[..n].to_vec(), cause }));
+            break;
+        }
         let h = grid.time(step + 1, steps) - t;
         let sh = h.sqrt();
         for (p, rng) in rngs.iter_mut().enumerate() {

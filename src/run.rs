@@ -120,9 +120,24 @@ pub struct Summary {
     pub finals: Vec<Vec<f64>>,
 }
 
+/// Set (by a signal handler, say) to stop every run in the process at its
+/// next output row or ensemble step; the run then ends with
+/// [`RunError::Interrupted`], every row before it written.
+pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The message an interrupted integration carries in its failure.
+pub(crate) const INTERRUPTED: &str = "interrupted";
+
+/// Whether [`INTERRUPT`] is set.
+pub fn interrupted() -> bool {
+    INTERRUPT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A run that stopped early. Every row before it has been written.
 #[derive(Clone, Debug)]
 pub enum RunError {
+    /// [`INTERRUPT`] was set; the run stopped at time `t`.
+    Interrupted { t: f64 },
     /// The numbers failed: the time, the named state and the cause.
     Numerical { t: f64, state: Vec<(String, f64)>, cause: String },
     /// The model and the method do not fit, or an initial value is invalid.
@@ -138,6 +153,7 @@ impl fmt::Display for RunError {
                 let s: Vec<String> = state.iter().map(|(n, x)| format!("{n} = {x}")).collect();
                 write!(f, "{cause} at t = {t}; state: {}", s.join(", "))
             }
+            RunError::Interrupted { t } => write!(f, "interrupted at t = {t}"),
             RunError::Setup(m) | RunError::Output(m) => f.write_str(m),
         }
     }
@@ -272,10 +288,11 @@ fn fixed_step_compiled<O: integrate::Observer>(
     let other = |e: String| Cause::Other(e);
     obs.row(grid.t0, &y).map_err(|e| fail(grid.t0, y0, other(e)))?;
     let full = steps.saturating_sub(1);
-    // Steps per call: 2¹⁴ output rows, so memory stays bounded on long runs.
-    // A block is a whole number of output intervals, so each call starts on an
-    // output step and its first row repeats the last one written.
-    let block = grid.every.saturating_mul(1 << 14);
+    // Steps per call: about 2¹⁶, so that rows, the progress bar and an
+    // interruption are seen often, and memory stays bounded. A block is a
+    // whole number of output intervals, so each call starts on an output step
+    // and its first row repeats the last one written.
+    let block = grid.every * ((1usize << 16) / grid.every).max(1);
     let mut rows = Vec::new();
     let mut done = 0usize;
     let mut stats = Stats::default();
@@ -284,10 +301,19 @@ fn fixed_step_compiled<O: integrate::Observer>(
         rows.clear();
         let t_start = grid.time(done, steps);
         let result = step_loop.call(t_start, grid.dt, n, grid.every, &mut y, params, &mut rows);
+        // Every row this call computed is written, even after an interruption.
+        let mut stop = None;
         for (r, row) in rows.chunks(d + 1).enumerate().skip(1) {
             let step = done + r * grid.every;
-            obs.row(grid.time(step, steps), &row[1..])
-                .map_err(|e| fail(grid.time(step, steps), &row[1..], other(e)))?;
+            let t = grid.time(step, steps);
+            match obs.row(t, &row[1..]) {
+                Err(e) if e == INTERRUPTED => stop = Some(fail(t, &row[1..], other(e))),
+                Err(e) => return Err(fail(t, &row[1..], other(e))),
+                Ok(()) => {}
+            }
+        }
+        if let Some(f) = stop {
+            return Err(f);
         }
         match result {
             Ok(m) => {
@@ -390,7 +416,12 @@ impl integrate::Observer for Rows<'_> {
         self.row.extend_from_slice(&self.out[1 + extra..]);
         self.summary.final_energy = energy;
         self.summary.rows += 1;
-        self.sink.row(&self.row).inspect_err(|e| self.sink_error = Some(e.clone()))
+        self.sink.row(&self.row).inspect_err(|e| self.sink_error = Some(e.clone()))?;
+        // An interruption keeps this row and stops the run.
+        if interrupted() {
+            return Err(INTERRUPTED.into());
+        }
+        Ok(())
     }
 }
 
@@ -458,8 +489,12 @@ pub fn run_with(
     }
 }
 
-/// A numerical failure with the state named by column.
+/// A numerical failure with the state named by column (or the interruption
+/// it really is).
 pub(crate) fn numerical(model: &Model, f: Failure) -> RunError {
+    if f.cause == Cause::Other(INTERRUPTED.into()) {
+        return RunError::Interrupted { t: f.t };
+    }
     let names = &columns(model)[1..=f.state.len()];
     RunError::Numerical { t: f.t, state: names.iter().cloned().zip(f.state).collect(), cause: f.cause.to_string() }
 }

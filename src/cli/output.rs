@@ -86,7 +86,23 @@ impl Writer {
     }
 
     /// Finishes the output (JSON/NPY body, flush) and moves a file into place.
-    pub fn finish(mut self) -> Result<(), String> {
+    pub fn finish(self) -> Result<(), String> {
+        let paths = self.complete()?;
+        if let Some((tmp, path)) = paths {
+            std::fs::rename(&tmp, &path).map_err(|e| format!("cannot move the output to {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes what there is but leaves a file under its temporary name, so
+    /// that an interrupted run's output cannot be taken for a complete one.
+    /// Returns that name.
+    pub fn abandon(self) -> Result<Option<PathBuf>, String> {
+        Ok(self.complete()?.map(|(tmp, _)| tmp))
+    }
+
+    /// Writes the body and flushes; returns the (temporary, final) paths.
+    fn complete(mut self) -> Result<Option<(PathBuf, PathBuf)>, String> {
         match self.kind {
             Kind::Csv => {}
             Kind::Json => {
@@ -121,10 +137,7 @@ impl Writer {
         }
         self.out.flush().map_err(|e| e.to_string())?;
         drop(self.out);
-        if let Some((tmp, path)) = self.paths {
-            std::fs::rename(&tmp, &path).map_err(|e| format!("cannot move the output to {}: {e}", path.display()))?;
-        }
-        Ok(())
+        Ok(self.paths)
     }
 }
 

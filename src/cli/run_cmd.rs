@@ -2,6 +2,9 @@
 //! summary around [`crate::run::run_with`].
 
 use super::{output, parse_method, parse_sets, report_load_error, usage, RunArgs, EXIT_NUMERIC, EXIT_USAGE};
+
+/// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 use crate::compile_file;
 use crate::plot::{self, PlotInfo};
 use crate::run::{self as runner, RowSink, RunConfig, RunError, RunOptions};
@@ -184,6 +187,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if args.dump.is_some() && !ensemble {
         return usage("--dump writes the particles of an ensemble: give --particles N or a random `init x ~ …`");
     }
+    let estimate = super::guard::estimate(&c.model, &cfg, args.out.as_deref(), args.plot.is_some(), ensemble);
+    if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
+        return usage(&m);
+    }
     let state_width = c.model.vars.len() * if c.model.kind == ModelKind::Lagrangian { 2 } else { 1 };
     let dump = match &args.dump {
         Some(p) => match output::Writer::file(p, runner::columns(&c.model)[1..=state_width].to_vec()) {
@@ -202,6 +209,8 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Err(m) => return usage(&m),
     };
     let kernels = runner::build_kernels(&mut c.model, &c.equations, cfg.method);
+    // Ctrl-C stops the run at its next row; what was computed is kept.
+    let _ = ctrlc::set_handler(|| runner::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed));
     let t_run = Instant::now();
     let show_progress = !args.quiet && std::io::stderr().is_terminal() && !ensemble;
     let (result, kept) = {
@@ -214,6 +223,15 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         (r, tee.keep.take())
     };
     let integrate = t_run.elapsed();
+    if let Err(RunError::Interrupted { t }) = &result {
+        let kept = match writer.abandon() {
+            Ok(Some(tmp)) => format!("; the rows computed so far are in {}", tmp.display()),
+            Ok(None) => String::new(),
+            Err(m) => format!("; writing the rows computed so far failed: {m}"),
+        };
+        eprintln!("interrupted at t = {t}{kept}");
+        return EXIT_INTERRUPTED;
+    }
     let t_write = Instant::now();
     let mut failed_output = writer.finish().err();
     if let (Some(mut w), Ok(s)) = (dump, &result) {
@@ -263,7 +281,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             eprintln!("the rows computed before the failure were written");
             EXIT_NUMERIC
         }
-        Err(e @ RunError::Setup(_)) => usage(&e.to_string()),
+        Err(e @ (RunError::Setup(_) | RunError::Interrupted { .. })) => usage(&e.to_string()),
         Err(e @ RunError::Output(_)) => {
             eprintln!("error: {e}");
             EXIT_USAGE

@@ -58,6 +58,11 @@ impl Hasher for FxHasher {
 /// A `HashMap` with [`FxHasher`].
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// The most nodes an arena holds. Past it, every new node is a NaN
+/// placeholder and [`Arena::overflowed`] is set, so a runaway derivation ends
+/// in an error rather than in exhausted memory.
+pub const MAX_NODES: usize = 4_000_000;
+
 /// The id of a node in an [`Arena`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExprId(pub u32);
@@ -220,6 +225,11 @@ pub struct Arena {
     masks: Vec<u64>,
     memo: FxMap<Node, ExprId>,
     symbols: Vec<Symbol>,
+    /// Set when a constructor was refused a node past [`MAX_NODES`]; the
+    /// expression built since then is meaningless and must be reported.
+    overflowed: bool,
+    poison: Option<ExprId>,
+    node_limit: Option<usize>,
     pub(crate) diff_cache: FxMap<(ExprId, SymId), ExprId>,
     pub(crate) expand_cache: FxMap<ExprId, ExprId>,
     pub(crate) trig_cache: FxMap<ExprId, ExprId>,
@@ -228,6 +238,21 @@ pub struct Arena {
 impl Arena {
     pub fn new() -> Arena {
         Arena::default()
+    }
+
+    /// Whether a constructor hit [`MAX_NODES`] (or the limit of
+    /// [`Arena::with_node_limit`]).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// An arena that holds at most `limit` nodes (for tests of the limit).
+    pub fn with_node_limit(limit: usize) -> Arena {
+        Arena { node_limit: Some(limit), ..Arena::default() }
+    }
+
+    fn limit(&self) -> usize {
+        self.node_limit.unwrap_or(MAX_NODES)
     }
 
     /// False only if `e` certainly does not contain `s`.
@@ -271,6 +296,12 @@ impl Arena {
         if let Some(&id) = self.memo.get(&node) {
             return id;
         }
+        if self.nodes.len() >= self.limit() {
+            self.overflowed = true;
+            if let Some(p) = self.poison {
+                return p;
+            }
+        }
         let id = ExprId(self.nodes.len() as u32);
         let mask = match &node {
             Node::Num(_) => 0,
@@ -280,6 +311,11 @@ impl Arena {
             Node::Func(_, a) => self.masks[a.0 as usize],
         };
         self.masks.push(mask);
+        if self.overflowed {
+            self.poison = Some(id);
+            self.nodes.push(Node::Num(Num::Float(f64::NAN)));
+            return id;
+        }
         self.nodes.push(node.clone());
         self.memo.insert(node, id);
         id
@@ -734,5 +770,39 @@ impl Arena {
 impl fmt::Display for ExprId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "%{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_limit_ends_in_a_flag_not_in_exhausted_memory() {
+        let mut a = Arena::with_node_limit(50);
+        let x = a.new_symbol("x", SymKind::State(0));
+        let x = a.sym(x);
+        let mut e = x;
+        for k in 1..200 {
+            let c = a.int(k);
+            let p = a.powi(x, k);
+            let t = a.mul(&[c, p]);
+            e = a.add(&[e, t]);
+        }
+        assert!(a.overflowed());
+        assert!(a.len() <= 52, "{} nodes", a.len());
+        // What was built past the limit evaluates to NaN, never to a wrong number.
+        let env = crate::sym::Env::new(&a);
+        assert!(a.eval(e, &env).is_nan());
+    }
+
+    #[test]
+    fn below_the_limit_nothing_is_flagged() {
+        let mut a = Arena::with_node_limit(1000);
+        let x = a.new_symbol("x", SymKind::State(0));
+        let x = a.sym(x);
+        let two = a.int(2);
+        let _ = a.pow(x, two);
+        assert!(!a.overflowed());
     }
 }

@@ -1,0 +1,117 @@
+//! Hostile input and faults: every limit and refusal, with its message and
+//! exit status, and Ctrl-C on a long run.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn lagc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lagc")).args(args).output().expect("run lagc")
+}
+
+fn scratch(name: &str) -> String {
+    let d = std::env::temp_dir().join(format!("lagc-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name).to_str().unwrap().to_string()
+}
+
+fn model(name: &str, src: &str) -> String {
+    let p = scratch(&format!("{name}.lag"));
+    std::fs::write(&p, src).unwrap();
+    p
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.lag")).to_str().unwrap().to_string()
+}
+
+#[test]
+fn deep_nesting_is_refused_without_a_stack_overflow() {
+    let src = format!("coord x\nlagrangian = 1/2*x'^2 - {}x{}\n", "(".repeat(100_000), ")".repeat(100_000));
+    let out = lagc(&["check", &model("deep", &src)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("expression nested too deeply") && stderr(&out).contains("200 levels"));
+}
+
+#[test]
+fn a_huge_family_is_refused_with_the_limit_named() {
+    let out = lagc(&["check", &model("huge", "const N = 1000000000\ncoord q[N]\nlagrangian = 1/2*q[0]'^2\n")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the family is too large") && err.contains("the limit is 100000"), "{err}");
+    let out = lagc(&["check", &model("sum", "coord x\nlagrangian = 1/2*x'^2 - sum(i in 0..10000000, x^2)\n")]);
+    assert!(stderr(&out).contains("the range is too large"), "{}", stderr(&out));
+}
+
+#[test]
+fn numbers_that_overflow_are_refused() {
+    let out = lagc(&["check", &model("inf", "coord x\nlagrangian = 1/2*x'^2 - 1e999*x^2\n")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("number out of range") && stderr(&out).contains("1.8e308"));
+}
+
+#[test]
+fn empty_missing_directory_and_binary_files() {
+    let empty = model("empty", "");
+    let out = lagc(&["check", &empty]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("neither `lagrangian` nor `energy`"), "{}", stderr(&out));
+    let out = lagc(&["check", &scratch("missing.lag")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read") && stderr(&out).contains("No such file"));
+    let out = lagc(&["run", &std::env::temp_dir().to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("it is a directory"));
+    let bin = scratch("binary.lag");
+    std::fs::write(&bin, [b'c', b'o', 0xff, 0xfe, b'\n']).unwrap();
+    let out = lagc(&["derive", &bin]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not UTF-8") && stderr(&out).contains("offset 2"));
+}
+
+#[test]
+fn outputs_that_would_not_fit_are_refused_up_front() {
+    let out = lagc(&["run", &example("pendulum"), "--t-end", "1e9", "--out", &scratch("big.npy")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("in memory") && err.contains("rows × 4 columns") && err.contains("--every"), "{err}");
+    assert!(!Path::new(&scratch("big.npy")).exists() && !Path::new(&scratch(".big.npy.partial")).exists());
+    let out = lagc(&["run", &example("pendulum"), "--t-end", "1e11", "--out", &scratch("big.csv")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is free there"), "{}", stderr(&out));
+    let out = lagc(&["run", &example("double_well"), "--particles", "1000000000", "--every", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("in memory"), "{}", stderr(&out));
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_keeps_the_rows_and_exits_130() {
+    let out_path = scratch("long.csv");
+    let partial = scratch(".long.csv.partial");
+    let child = Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .args(["run", &example("pendulum_chain"), "--set", "N=20", "--t-end", "100000", "--every", "100"])
+        .args(["--out", &out_path])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it run past compiling and well into the integration.
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: sends SIGINT to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("interrupted at t = ") && err.contains(".long.csv.partial"), "{err}");
+    assert!(!Path::new(&out_path).exists(), "no complete-looking file");
+    let kept = std::fs::read_to_string(&partial).unwrap();
+    let rows: Vec<&str> = kept.lines().collect();
+    assert!(rows.len() > 10, "{} rows kept", rows.len());
+    assert!(rows[0].starts_with("t,q[0]"));
+    // Rows are whole and evenly spaced.
+    let t: Vec<f64> = rows[1..].iter().map(|r| r.split(',').next().unwrap().parse().unwrap()).collect();
+    assert!(t.windows(2).all(|w| ((w[1] - w[0]) - 0.1).abs() < 1e-9), "{:?}", &t[..t.len().min(5)]);
+}
