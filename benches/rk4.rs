@@ -199,6 +199,12 @@ fn main() {
         Box::new(hand_stepper([0.5, 0.5, 0.0, 0.0], double_pendulum)),
     );
     case(
+        "B chain N=2",
+        Box::new(lagc_stepper(&chain_source(2), Backend::Native)),
+        Box::new(lagc_stepper(&chain_source(2), Backend::Portable)),
+        Box::new(hand_stepper([0.5, 0.5, 0.0, 0.0], chain::<2, 4>)),
+    );
+    case(
         "B chain N=5",
         Box::new(lagc_stepper(&chain_source(5), Backend::Native)),
         Box::new(lagc_stepper(&chain_source(5), Backend::Portable)),
@@ -211,6 +217,14 @@ fn main() {
         Box::new(lagc_stepper(&chain_source(10), Backend::Native)),
         Box::new(lagc_stepper(&chain_source(10), Backend::Portable)),
         Box::new(hand_stepper(y10, chain::<10, 20>)),
+    );
+    let mut y20 = [0.0; 40];
+    y20[..20].fill(0.5);
+    case(
+        "B chain N=20",
+        Box::new(lagc_stepper(&chain_source(20), Backend::Native)),
+        Box::new(lagc_stepper(&chain_source(20), Backend::Portable)),
+        Box::new(hand_stepper(y20, chain::<20, 40>)),
     );
     println!("\nRK4, h = {H}, ns per step (medians of one run):");
     println!(
