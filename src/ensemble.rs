@@ -269,7 +269,10 @@ fn deterministic_block(
             run::integrate_one(model, k, cfg, &y0, &mut keep_last)
         };
         match outcome {
-            Ok(s) => res.steps = res.steps.max(s.steps),
+            Ok(s) => {
+                res.steps = res.steps.max(s.steps);
+                run::ENSEMBLE_WORK.fetch_add(s.steps as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             Err(f) => {
                 if res.failure.is_none() {
                     res.failure = Some((p, acc.row, f));
@@ -350,6 +353,7 @@ fn langevin_block(
             break;
         }
         res.steps = step + 1;
+        run::ENSEMBLE_WORK.fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
         if grid.is_output(step + 1, steps) {
             record(&mut res, grid.time(step + 1, steps), &theta);
         }

@@ -125,6 +125,10 @@ pub struct Summary {
 /// [`RunError::Interrupted`], every row before it written.
 pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Particle-steps the ensembles of this process have completed, for
+/// progress displays (an ensemble's rows come only at its end).
+pub static ENSEMBLE_WORK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The message an interrupted integration carries in its failure.
 pub(crate) const INTERRUPTED: &str = "interrupted";
 

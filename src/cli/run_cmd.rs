@@ -33,17 +33,26 @@ struct Progress {
     t0: f64,
     span: f64,
     shown: bool,
+    /// Time (`t = …`) or an ensemble's particle-steps.
+    particle_steps: bool,
 }
 
 impl Progress {
     fn new(t0: f64, t_end: f64) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} t = {msg} [{bar:40}] {percent}% ({eta} left)")
+            ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {percent}% ({eta} left)")
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
-        Progress { bar, start: Instant::now(), t0, span: (t_end - t0).max(f64::MIN_POSITIVE), shown: false }
+        Progress {
+            bar,
+            start: Instant::now(),
+            t0,
+            span: (t_end - t0).max(f64::MIN_POSITIVE),
+            shown: false,
+            particle_steps: false,
+        }
     }
 
     fn update(&mut self, t: f64) {
@@ -53,7 +62,11 @@ impl Progress {
         }
         if self.shown {
             self.bar.set_position((1000.0 * (t - self.t0) / self.span).clamp(0.0, 1000.0) as u64);
-            self.bar.set_message(format!("{t:.4}"));
+            self.bar.set_message(if self.particle_steps {
+                format!("{t:.3e} particle-steps")
+            } else {
+                format!("t = {t:.4}")
+            });
         }
     }
 }
@@ -212,14 +225,35 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     // Ctrl-C stops the run at its next row; what was computed is kept.
     let _ = ctrlc::set_handler(|| runner::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed));
     let t_run = Instant::now();
-    let show_progress = !args.quiet && std::io::stderr().is_terminal() && !ensemble;
+    let on_terminal = !args.quiet && std::io::stderr().is_terminal();
+    let show_progress = on_terminal && !ensemble;
     let (result, kept) = {
         let mut tee = Tee {
             sink: &mut writer,
             keep: args.plot.as_ref().map(|_| Vec::new()),
             progress: show_progress.then(|| Progress::new(cfg.t0, cfg.t_end)),
         };
-        let r = runner::run_with(&c.model, &c.equations, &kernels, &cfg, &mut tee);
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let r = std::thread::scope(|scope| {
+            if on_terminal && ensemble {
+                // An ensemble writes its rows at the end: its bar follows the particle-steps done.
+                let total = estimate.rows.saturating_sub(2).max(1) as f64
+                    * cfg.every as f64
+                    * cfg.particles.unwrap_or(crate::ensemble::DEFAULT_PARTICLES as u64) as f64;
+                let finished = &finished;
+                scope.spawn(move || {
+                    let mut bar = Progress::new(0.0, total);
+                    bar.particle_steps = true;
+                    while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        bar.update(runner::ENSEMBLE_WORK.load(std::sync::atomic::Ordering::Relaxed) as f64);
+                    }
+                });
+            }
+            let r = runner::run_with(&c.model, &c.equations, &kernels, &cfg, &mut tee);
+            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        });
         (r, tee.keep.take())
     };
     let integrate = t_run.elapsed();
