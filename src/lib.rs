@@ -80,8 +80,9 @@ impl Compiled {
         report::show(&mut self.model.arena, e)
     }
 
-    /// All derived equations in one format.
-    pub fn render(&mut self, format: Format) -> String {
+    /// All derived equations in one format; refused when they would print
+    /// larger than [`report::PRINT_LIMIT`].
+    pub fn render(&mut self, format: Format) -> Result<String, report::TooLarge> {
         report::render(&mut self.model, &self.equations, format)
     }
 }

@@ -17,13 +17,86 @@ pub enum Format {
     Json,
 }
 
-/// Renders the equations in the given format.
-pub fn render(model: &mut Model, eq: &Equations, format: Format) -> String {
-    match format {
+/// The most expression nodes [`render`] writes out. Equations are stored as
+/// a DAG, where a subexpression used many times is kept once, but every
+/// format prints them as trees; past this limit they are refused rather than
+/// printed (about 10 MB of text).
+pub const PRINT_LIMIT: u64 = 2_000_000;
+
+/// Equations too large to print (see [`PRINT_LIMIT`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the derived equations are too large to print: {} expression nodes written out in full \
+     ({} when shared subexpressions are kept once), beyond the limit of {}",
+    grouped(*printed), grouped(*shared as u64), grouped(PRINT_LIMIT)
+)]
+pub struct TooLarge {
+    /// Nodes of the equations as trees (saturated at `u64::MAX`).
+    pub printed: u64,
+    /// Distinct nodes of the equations.
+    pub shared: usize,
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl TooLarge {
+    /// What to do instead.
+    pub fn help(&self) -> &'static str {
+        "`lagc run` compiles the shared form and never writes it out; to read the equations, \
+         derive a smaller instance of the model (fewer coordinates, or `--set` a smaller const)"
+    }
+}
+
+/// Renders the equations in the given format, or refuses equations that
+/// would print larger than [`PRINT_LIMIT`].
+pub fn render(model: &mut Model, eq: &Equations, format: Format) -> Result<String, TooLarge> {
+    let roots = printed_roots(model, eq);
+    let printed = model.arena.tree_size(&roots);
+    if printed > PRINT_LIMIT {
+        return Err(TooLarge { printed, shared: model.arena.dag_size(&roots) });
+    }
+    Ok(match format {
         Format::Text => text(model, eq),
         Format::Latex => latex(model, eq),
         Format::Json => serde_json::to_string_pretty(&to_json(model, eq)).expect("JSON of strings") + "\n",
+    })
+}
+
+/// Every expression a format prints (the forcing once, although text prints
+/// it twice).
+fn printed_roots(model: &Model, eq: &Equations) -> Vec<ExprId> {
+    let mut roots: Vec<ExprId> = model.forces.clone();
+    roots.extend(model.observes.iter().map(|(_, x)| *x));
+    match eq {
+        Equations::Lagrangian(e) => {
+            roots.push(e.lagrangian);
+            roots.extend(e.dissipation);
+            roots.extend(&e.momenta);
+            roots.extend(e.mass_matrix.iter().flatten());
+            roots.extend(&e.forcing);
+            roots.push(e.energy);
+        }
+        Equations::Energy(e) => {
+            roots.push(e.energy);
+            roots.extend(&e.gradient);
+            roots.extend(e.hessian.iter().flatten());
+            roots.extend(e.metric.iter().flatten().flatten());
+            roots.extend(e.flow.iter().flatten());
+            roots.extend(e.temperature);
+        }
     }
+    roots
 }
 
 /// The `.lag` text of `e` as `lagc derive` prints it: tidied for reading.
@@ -265,5 +338,16 @@ fn number(x: f64) -> Value {
         json!(x as i64)
     } else {
         json!(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digits_are_grouped_in_threes() {
+        assert_eq!(super::grouped(0), "0");
+        assert_eq!(super::grouped(999), "999");
+        assert_eq!(super::grouped(1000), "1,000");
+        assert_eq!(super::grouped(4_194_080), "4,194,080");
     }
 }

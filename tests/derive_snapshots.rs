@@ -14,8 +14,8 @@ fn derive_every_example() {
     for path in all {
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
         let mut c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
-        insta::assert_snapshot!(format!("derive_text__{stem}"), c.render(Format::Text));
-        insta::assert_snapshot!(format!("derive_latex__{stem}"), c.render(Format::Latex));
+        insta::assert_snapshot!(format!("derive_text__{stem}"), c.render(Format::Text).expect("printable"));
+        insta::assert_snapshot!(format!("derive_latex__{stem}"), c.render(Format::Latex).expect("printable"));
     }
 }
 
@@ -25,12 +25,12 @@ fn pendulum_chain_at_default_n() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pendulum_chain.lag");
     let mut c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.model.vars.len(), 10);
-    let text = c.render(Format::Text);
+    let text = c.render(Format::Text).expect("printable");
     assert!(text.starts_with("model pendulum_chain (Lagrangian, 10 coordinates)"), "{text}");
     assert!(text.contains("  M[q[0], q[0]] = 10*m*l^2\n"), "{text}");
     assert!(text.contains("  M[q[0], q[9]] = m*l^2*cos(q[0] - q[9])\n"), "{text}");
     assert!(text.contains("  M[q[9], q[9]] = m*l^2\n"), "{text}");
-    let tex = c.render(Format::Latex);
+    let tex = c.render(Format::Latex).expect("printable");
     assert!(tex.starts_with("\\begin{align*}") && tex.ends_with("\\end{align*}\n"), "{tex}");
 }
 

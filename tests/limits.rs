@@ -115,3 +115,29 @@ fn ctrl_c_stops_cleanly_keeps_the_rows_and_exits_130() {
     let t: Vec<f64> = rows[1..].iter().map(|r| r.split(',').next().unwrap().parse().unwrap()).collect();
     assert!(t.windows(2).all(|w| ((w[1] - w[0]) - 0.1).abs() < 1e-9), "{:?}", &t[..t.len().min(5)]);
 }
+
+#[test]
+fn equations_too_large_to_print_are_refused_and_still_run() {
+    // Shared as a DAG the equations of this five-link chain have about 24,000
+    // nodes; written out as trees, over four million.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/timeout_symbolic_power_of_velocities.lag");
+    let src = src.to_str().unwrap();
+    for format in ["text", "latex", "json"] {
+        let out = lagc(&["derive", src, "--set", "N=5", "--format", format]);
+        assert_eq!(out.status.code(), Some(1), "{format}");
+        assert!(out.stdout.is_empty(), "{format}: partial output on standard output");
+        let err = stderr(&out);
+        assert!(err.contains("too large to print") && err.contains("beyond the limit of 2,000,000"), "{err}");
+        assert!(err.contains("help: `lagc run`"), "{err}");
+    }
+    let out = lagc(&["derive", src, "--set", "N=3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mass matrix"));
+    // The refusal is about printing only: the model runs (a few steps; its
+    // motion is violent, its Lagrangian far from convex).
+    let with_init = std::fs::read_to_string(src).unwrap().replace("const N = 10", "const N = 5")
+        + "init q[i in 0..N] = 1.4, q[i in 0..N]' = 0.5\n";
+    let out = lagc(&["run", &model("power_chain", &with_init), "--t-end", "0.002", "--dt", "0.001", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+}

@@ -67,7 +67,7 @@ fn the_readme_library_example_works() {
     let src = "coord x\nlagrangian = 1/2*x'^2 - 1/2*x^2\ninit x = 1";
     let mut c = lagc::compile_source(src, "oscillator", &[]).unwrap();
     assert_eq!(c.text_of(lagc::Part::Forcing(0)), "-x");
-    let text = c.render(lagc::Format::Text);
+    let text = c.render(lagc::Format::Text).expect("printable");
     assert!(text.contains("x'' = -x"), "{text}");
     let cfg = lagc::run::RunConfig::resolve(&c.model, &Default::default()).unwrap();
     let mut rows: Vec<Vec<f64>> = Vec::new();

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     match lagc::compile_source(source, "fuzz", &[]) {
         Ok(mut compiled) => {
             for format in [Format::Text, Format::Latex, Format::Json] {
-                let _ = compiled.render(format);
+                let _ = compiled.render(format).map(|s| s.len());
             }
         }
         Err(diagnostics) => {

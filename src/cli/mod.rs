@@ -196,7 +196,13 @@ pub fn main() -> i32 {
                         FormatArg::Latex => Format::Latex,
                         FormatArg::Json => Format::Json,
                     };
-                    let out = c.render(f);
+                    let out = match c.render(f) {
+                        Ok(out) => out,
+                        Err(e) => {
+                            eprintln!("error: {e}\n  help: {}", e.help());
+                            return EXIT_MODEL;
+                        }
+                    };
                     let mut stdout = std::io::stdout().lock();
                     if stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()).is_err() {
                         return EXIT_USAGE;

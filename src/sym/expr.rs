@@ -232,6 +232,8 @@ pub struct Arena {
     node_limit: Option<usize>,
     pub(crate) diff_cache: FxMap<(ExprId, SymId), ExprId>,
     pub(crate) expand_cache: FxMap<ExprId, ExprId>,
+    /// Nodes created by expansion so far (bounded by `EXPAND_TOTAL`).
+    pub(crate) expand_spent: usize,
     pub(crate) trig_cache: FxMap<ExprId, ExprId>,
 }
 
@@ -741,6 +743,17 @@ impl Arena {
     /// The number of distinct nodes reachable from `roots`.
     pub fn dag_size(&self, roots: &[ExprId]) -> usize {
         self.topo_order(roots).len()
+    }
+
+    /// The number of nodes of `roots` written out as trees, with no sharing:
+    /// what printing them costs. Saturates at `u64::MAX`.
+    pub fn tree_size(&self, roots: &[ExprId]) -> u64 {
+        let mut size: FxMap<ExprId, u64> = FxMap::default();
+        for n in self.topo_order(roots) {
+            let s = self.children(n).iter().fold(1u64, |acc, c| acc.saturating_add(size[c]));
+            size.insert(n, s);
+        }
+        roots.iter().fold(0u64, |acc, r| acc.saturating_add(size[r]))
     }
 
     /// Whether `e` contains any symbol for which `pred` holds.

@@ -16,4 +16,4 @@ pub use eval::{pow as eval_pow, Env};
 pub use expr::{Arena, ExprId, Func, FxHasher, FxMap, Node, SymId, SymKind, Symbol, MAX_NODES};
 pub use num::{fmt_float, Num};
 pub use print::latex_name;
-pub use simplify::EXPAND_LIMIT;
+pub use simplify::{EXPAND_BASE, EXPAND_LIMIT, EXPAND_RATIO, EXPAND_TOTAL};

@@ -5,7 +5,9 @@
 //! equation: expand products of sums, then combine `sin²u + cos²u = 1`,
 //! `cos u cos w ± sin u sin w = cos(u ∓ w)` and
 //! `sin u cos w ± cos u sin w = sin(u ± w)` among terms that agree in
-//! everything else. Expansion is bounded ([`EXPAND_LIMIT`]) so it cannot swell.
+//! everything else. Expansion is bounded (per product by [`EXPAND_LIMIT`], per
+//! call and per arena by [`EXPAND_BASE`], [`EXPAND_RATIO`] and
+//! [`EXPAND_TOTAL`]) so it cannot swell: past the bounds, products stay factored.
 //!
 //! [`Arena::tidy`] only changes how a result reads: terms that share the same
 //! state-dependent part are grouped and their parameter coefficients factored,
@@ -19,6 +21,16 @@ use std::collections::HashMap;
 /// product is left factored.
 pub const EXPAND_LIMIT: usize = 4096;
 
+/// Nodes any one [`Arena::simplify`] may create while expanding, besides
+/// [`EXPAND_RATIO`] per node of its input.
+pub const EXPAND_BASE: usize = 2_000;
+
+/// Nodes one [`Arena::simplify`] may create per node of its input.
+pub const EXPAND_RATIO: usize = 32;
+
+/// Nodes all expansions in one arena may create together.
+pub const EXPAND_TOTAL: usize = 250_000;
+
 /// The largest integer power of a sum that is multiplied out.
 const EXPAND_POWER: i64 = 6;
 
@@ -30,26 +42,90 @@ enum Trig {
 
 impl Arena {
     /// Expands, then applies the trigonometric identities.
+    ///
+    /// Expansion is what makes Euler–Lagrange equations read like a textbook
+    /// (the squares of a chain's velocities become `cos(q1 - q2)` terms), but
+    /// multiplied out, a product of several long sums is far larger than the
+    /// product itself. So each call may create at most
+    /// `EXPAND_BASE + EXPAND_RATIO × (size of e)` nodes while expanding, and a
+    /// whole arena at most [`EXPAND_TOTAL`]; an expansion that would need more
+    /// is abandoned and `e` is kept factored. Either way the result equals `e`.
     pub fn simplify(&mut self, e: ExprId) -> ExprId {
-        let x = self.expand(e);
+        let x = self.expand_bounded(e).unwrap_or(e);
         self.combine_trig(x)
     }
 
-    /// Multiplies out products of sums and small integer powers of sums.
+    /// Multiplies out products of sums and small integer powers of sums,
+    /// without a bound on the work.
     pub fn expand(&mut self, e: ExprId) -> ExprId {
+        let order = self.topo_order(&[e]);
+        self.expand_within(e, &order, usize::MAX).expect("an unbounded expansion always finishes")
+    }
+
+    /// [`Arena::expand`] within the budget described at [`Arena::simplify`];
+    /// `None` when the budget ran out.
+    pub fn expand_bounded(&mut self, e: ExprId) -> Option<ExprId> {
+        if let Some(&x) = self.expand_cache.get(&e) {
+            return Some(x);
+        }
+        let order = self.topo_order(&[e]);
+        let left = EXPAND_TOTAL.saturating_sub(self.expand_spent);
+        let budget = EXPAND_BASE.saturating_add(EXPAND_RATIO.saturating_mul(order.len())).min(left);
+        let before = self.len();
+        let out = self.expand_within(e, &order, budget);
+        self.expand_spent += self.len() - before;
+        out
+    }
+
+    /// Expands `e`, giving up (`None`) once the arena has grown by more than
+    /// `budget` nodes. The cache keeps only complete expansions, so an
+    /// abandoned attempt leaves nothing half-done behind.
+    fn expand_within(&mut self, e: ExprId, order: &[ExprId], budget: usize) -> Option<ExprId> {
         let mut memo = std::mem::take(&mut self.expand_cache);
-        let out = self.rebuild(e, &mut memo, &mut |a, node| match node {
-            Node::Mul(fs) => Some(a.expand_product(fs)),
-            Node::Pow(b, x) => {
-                let n = a.as_num(*x).and_then(Num::as_int)?;
-                if (2..=EXPAND_POWER).contains(&n) && matches!(a.node(*b), Node::Add(_)) {
-                    Some(a.expand_product(&vec![*b; n as usize]))
-                } else {
-                    None
-                }
+        let start = self.len();
+        let mut out = None;
+        for &n in order {
+            if memo.contains_key(&n) {
+                continue;
             }
-            _ => None,
-        });
+            let node = self.node(n).clone();
+            let m = |x: &ExprId| memo[x];
+            let x = match &node {
+                Node::Num(_) | Node::Sym(_) => n,
+                Node::Add(xs) => {
+                    let xs: Vec<ExprId> = xs.iter().map(m).collect();
+                    self.add(&xs)
+                }
+                Node::Mul(xs) => {
+                    let xs: Vec<ExprId> = xs.iter().map(m).collect();
+                    self.expand_product(&xs)
+                }
+                Node::Pow(b, x) => {
+                    let (b, x) = (m(b), m(x));
+                    match self.as_num(x).and_then(Num::as_int) {
+                        Some(k) if (2..=EXPAND_POWER).contains(&k) && matches!(self.node(b), Node::Add(_)) => {
+                            self.expand_product(&vec![b; k as usize])
+                        }
+                        _ => self.pow(b, x),
+                    }
+                }
+                Node::Func(f, a) => {
+                    let a = m(a);
+                    self.func(*f, a)
+                }
+                Node::Atan2(a, b) => {
+                    let (a, b) = (m(a), m(b));
+                    self.atan2(a, b)
+                }
+            };
+            if self.len() - start > budget {
+                break;
+            }
+            memo.insert(n, x);
+            if n == e {
+                out = Some(x);
+            }
+        }
         self.expand_cache = memo;
         out
     }
