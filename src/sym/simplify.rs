@@ -155,6 +155,12 @@ impl Arena {
             }
         }
         let rest = self.mul(&others);
+        if others.iter().any(|&f| matches!(self.node(f), Node::Add(_))) {
+            // A sum too long to multiply in: distributing the rest over the
+            // terms would repeat it in every one of them.
+            let sum = self.add(&acc);
+            return self.mul(&[sum, rest]);
+        }
         let terms: Vec<ExprId> = acc.into_iter().map(|t| self.mul(&[t, rest])).collect();
         self.add(&terms)
     }
