@@ -207,3 +207,31 @@ fn shared_subexpressions_are_counted_once() {
     // x, y, x + y, sin(.), 2, sin^2, cos(.), sum
     assert_eq!(m.arena.dag_size(&[e]), 8);
 }
+
+#[test]
+fn a_sum_too_long_to_multiply_in_stays_a_factor() {
+    // (x + y)·s·s with s a sum of 70 symbols: 2·70·70 = 9,800 terms exceed
+    // EXPAND_LIMIT, so the second s stays a factor. It must not be repeated in
+    // each of the 140 terms already multiplied out (it was: 146 nodes became
+    // over 10,000).
+    let mut a = Arena::new();
+    let syms: Vec<SymId> = (0..72).map(|i| a.new_symbol(format!("s{i}"), SymKind::State(i))).collect();
+    let terms: Vec<ExprId> = syms[2..].iter().map(|&s| a.sym(s)).collect();
+    let s = a.add(&terms);
+    let (x, y) = (a.sym(syms[0]), a.sym(syms[1]));
+    let xy = a.add(&[x, y]);
+    let e = a.mul_raw(&[xy, s, s]);
+    let expanded = a.expand(e);
+    let (before, after) = (a.tree_size(&[e]), a.tree_size(&[expanded]));
+    assert!(after < 5 * before, "expansion grew the printed size from {before} to {after}");
+    let mut env = lagc::sym::Env::new(&a);
+    for (i, &s) in syms.iter().enumerate() {
+        env.set(s, 0.1 + 0.01 * i as f64);
+    }
+    let (want, got) = (a.eval(e, &env), a.eval(expanded, &env));
+    assert!((want - got).abs() < 1e-12 * want.abs(), "{got} != {want}");
+    // Within the limit a product is multiplied out completely.
+    let small = a.mul_raw(&[xy, xy]);
+    let small = a.expand(small);
+    assert_eq!(a.to_text(small), "s0^2 + s1^2 + 2*s0*s1");
+}
