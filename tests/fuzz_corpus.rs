@@ -22,6 +22,9 @@ const KNOWN_SLOW: &[&str] = &[
     // SLOW: `x[i]'^4` in an 11-link chain; the run refuses it (singular mass
     // matrix at t = 0, correct) after 1.8 s in release, mostly kernel building.
     "slow_quartic_velocities_kernels.lag",
+    // SLOW: `x[i]'^3` in a 30-link chain: N^4 terms in the mass matrix, 1.3 s
+    // to derive and 1.7 s per format in release.
+    "slow_cubic_velocities_n30.lag",
 ];
 
 /// The `front_end` fuzz target: parse → check → derive → render, or render
@@ -133,4 +136,10 @@ fn timeout_pendulum_chain_n100() {
 #[ignore = "SLOW: 11-link chain quartic in the velocities: 1.8 s to build and run in release"]
 fn slow_quartic_velocities_kernels() {
     replay(&dir("slow_quartic_velocities_kernels.lag")).unwrap();
+}
+
+#[test]
+#[ignore = "SLOW: 30-link chain cubic in the velocities: 1.3 s to derive, 1.7 s per format, in release"]
+fn slow_cubic_velocities_n30() {
+    replay(&dir("slow_cubic_velocities_n30.lag")).unwrap();
 }

@@ -295,22 +295,27 @@ impl Arena {
     }
 
     fn intern(&mut self, node: Node) -> ExprId {
-        if let Some(&id) = self.memo.get(&node) {
-            return id;
-        }
-        if self.nodes.len() >= self.limit() {
+        use std::collections::hash_map::Entry;
+        let full = self.nodes.len() >= self.limit();
+        // One hash per node, found or new.
+        let slot = match self.memo.entry(node) {
+            Entry::Occupied(o) => return *o.get(),
+            Entry::Vacant(v) => v,
+        };
+        if full {
             self.overflowed = true;
             if let Some(p) = self.poison {
                 return p;
             }
         }
         let id = ExprId(self.nodes.len() as u32);
-        let mask = match &node {
+        let masks = &self.masks;
+        let mask = match slot.key() {
             Node::Num(_) => 0,
             Node::Sym(s) => 1u64 << (s.0 % 64),
-            Node::Add(xs) | Node::Mul(xs) => xs.iter().fold(0, |m, x| m | self.masks[x.0 as usize]),
-            Node::Pow(a, b) | Node::Atan2(a, b) => self.masks[a.0 as usize] | self.masks[b.0 as usize],
-            Node::Func(_, a) => self.masks[a.0 as usize],
+            Node::Add(xs) | Node::Mul(xs) => xs.iter().fold(0, |m, x| m | masks[x.0 as usize]),
+            Node::Pow(a, b) | Node::Atan2(a, b) => masks[a.0 as usize] | masks[b.0 as usize],
+            Node::Func(_, a) => masks[a.0 as usize],
         };
         self.masks.push(mask);
         if self.overflowed {
@@ -318,8 +323,8 @@ impl Arena {
             self.nodes.push(Node::Num(Num::Float(f64::NAN)));
             return id;
         }
-        self.nodes.push(node.clone());
-        self.memo.insert(node, id);
+        self.nodes.push(slot.key().clone());
+        slot.insert(id);
         id
     }
 
@@ -445,10 +450,9 @@ impl Arena {
     /// The canonical sum of `terms`.
     pub fn add(&mut self, terms: &[ExprId]) -> ExprId {
         let mut constant = Num::ZERO;
-        let mut order: Vec<ExprId> = Vec::new();
-        let mut coeffs: FxMap<ExprId, Num> = FxMap::default();
-        let mut stack: Vec<(Num, ExprId)> = terms.iter().map(|&t| (Num::ONE, t)).collect();
-        stack.reverse();
+        // (term without its coefficient, coefficient), merged after sorting.
+        let mut parts: Vec<(ExprId, Num)> = Vec::with_capacity(terms.len());
+        let mut stack: Vec<(Num, ExprId)> = terms.iter().rev().map(|&t| (Num::ONE, t)).collect();
         while let Some((scale, t)) = stack.pop() {
             match self.node(t) {
                 Node::Add(ts) => {
@@ -461,25 +465,27 @@ impl Arena {
                     let c = c.mul(scale);
                     match rest {
                         None => constant = constant.add(c),
-                        Some(r) => {
-                            // A scaled sum, `c·(a + b)`, is already distributed by `mul`.
-                            let slot = coeffs.entry(r).or_insert_with(|| {
-                                order.push(r);
-                                Num::ZERO
-                            });
-                            *slot = slot.add(c);
-                        }
+                        // A scaled sum, `c·(a + b)`, is already distributed by `mul`.
+                        Some(r) => parts.push((r, c)),
                     }
                 }
             }
         }
-        order.sort();
-        let mut out: Vec<ExprId> = Vec::with_capacity(order.len() + 1);
+        // A stable sort keeps equal terms in the order met, so their
+        // coefficients are added in that order.
+        parts.sort_by_key(|&(r, _)| r);
+        let mut out: Vec<ExprId> = Vec::with_capacity(parts.len() + 1);
         if !constant.is_zero() {
             out.push(self.num(constant));
         }
-        for r in order {
-            let c = coeffs[&r];
+        let mut i = 0;
+        while i < parts.len() {
+            let (r, mut c) = parts[i];
+            i += 1;
+            while i < parts.len() && parts[i].0 == r {
+                c = c.add(parts[i].1);
+                i += 1;
+            }
             if !c.is_zero() {
                 let t = if c.is_one() { r } else { self.scale_raw(c, r) };
                 out.push(t);
@@ -516,8 +522,9 @@ impl Arena {
     /// The canonical product of `factors`.
     pub fn mul(&mut self, factors: &[ExprId]) -> ExprId {
         let mut coeff = Num::ONE;
-        let mut order: Vec<ExprId> = Vec::new();
-        let mut exps: FxMap<ExprId, Vec<ExprId>> = FxMap::default();
+        // (base, exponents) in the order the bases are met; products are
+        // short, so a linear search beats hashing.
+        let mut bases: Vec<(ExprId, Vec<ExprId>)> = Vec::with_capacity(factors.len());
         let mut stack: Vec<ExprId> = factors.iter().rev().copied().collect();
         while let Some(f) = stack.pop() {
             match self.node(f) {
@@ -525,22 +532,19 @@ impl Arena {
                 Node::Mul(fs) => stack.extend(fs.iter().rev()),
                 _ => {
                     let (b, x) = self.split_pow(f);
-                    exps.entry(b)
-                        .or_insert_with(|| {
-                            order.push(b);
-                            Vec::new()
-                        })
-                        .push(x);
+                    match bases.iter_mut().find(|(c, _)| *c == b) {
+                        Some((_, xs)) => xs.push(x),
+                        None => bases.push((b, vec![x])),
+                    }
                 }
             }
             if coeff.is_zero() {
                 return self.int(0);
             }
         }
-        let mut out: Vec<ExprId> = Vec::with_capacity(order.len());
+        let mut out: Vec<ExprId> = Vec::with_capacity(bases.len());
         let mut again: Vec<ExprId> = Vec::new();
-        for b in order {
-            let xs = exps.remove(&b).unwrap_or_default();
+        for (b, xs) in bases {
             let x = if xs.len() == 1 { xs[0] } else { self.add(&xs) };
             let p = self.pow(b, x);
             match self.node(p) {

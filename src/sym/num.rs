@@ -114,6 +114,11 @@ impl Num {
 
     pub fn add(self, o: Num) -> Num {
         match (self, o) {
+            // Integers, the common case, need no gcd.
+            (Num::Rat(a, 1), Num::Rat(c, 1)) => match a.checked_add(c) {
+                Some(x) => Num::Rat(x, 1),
+                None => Num::rat(a as i128 + c as i128, 1),
+            },
             (Num::Rat(a, b), Num::Rat(c, d)) => {
                 Num::rat(a as i128 * d as i128 + c as i128 * b as i128, b as i128 * d as i128)
             }
@@ -127,6 +132,10 @@ impl Num {
 
     pub fn mul(self, o: Num) -> Num {
         match (self, o) {
+            (Num::Rat(a, 1), Num::Rat(c, 1)) => match a.checked_mul(c) {
+                Some(x) => Num::Rat(x, 1),
+                None => Num::rat(a as i128 * c as i128, 1),
+            },
             (Num::Rat(a, b), Num::Rat(c, d)) => Num::rat(a as i128 * c as i128, b as i128 * d as i128),
             _ => Num::float(self.to_f64() * o.to_f64()),
         }
