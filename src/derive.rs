@@ -61,7 +61,11 @@ pub fn derive(model: &mut Model) -> Result<Equations, Vec<Diagnostic>> {
     let eq = derive_unchecked(model)?;
     if model.arena.overflowed() {
         return Err(vec![Diagnostic::new(model.spans.main, "the derivation grew too large")
-            .label(format!("the equations need more than {} expression nodes", crate::sym::MAX_NODES))
+            .label(format!(
+                "the equations need more than {} expression nodes or {} operands",
+                crate::sym::MAX_NODES,
+                crate::sym::MAX_OPERANDS
+            ))
             .help("write the model with fewer nested products of sums, or with smaller families")]);
     }
     Ok(eq)

@@ -63,6 +63,11 @@ pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 /// in an error rather than in exhausted memory.
 pub const MAX_NODES: usize = 4_000_000;
 
+/// The most operands all sums and products of one arena may hold together
+/// (memory, where [`MAX_NODES`] counts nodes): 32 million, about 256 MB with
+/// the memo table. Past it the arena overflows as past [`MAX_NODES`].
+pub const MAX_OPERANDS: usize = 32_000_000;
+
 /// The id of a node in an [`Arena`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExprId(pub u32);
@@ -230,9 +235,11 @@ pub struct Arena {
     overflowed: bool,
     poison: Option<ExprId>,
     node_limit: Option<usize>,
+    /// Operands of every sum and product so far (see [`MAX_OPERANDS`]).
+    operands: usize,
     pub(crate) diff_cache: FxMap<(ExprId, SymId), ExprId>,
     pub(crate) expand_cache: FxMap<ExprId, ExprId>,
-    /// Nodes created by expansion so far (bounded by `EXPAND_TOTAL`).
+    /// Nodes created by expansion so far (see `EXPAND_TOTAL`).
     pub(crate) expand_spent: usize,
     pub(crate) trig_cache: FxMap<ExprId, ExprId>,
 }
@@ -248,13 +255,19 @@ impl Arena {
         self.overflowed
     }
 
-    /// An arena that holds at most `limit` nodes (for tests of the limit).
+    /// An arena that holds at most `limit` nodes and `8 × limit` operands
+    /// (for tests of the limits).
     pub fn with_node_limit(limit: usize) -> Arena {
         Arena { node_limit: Some(limit), ..Arena::default() }
     }
 
     fn limit(&self) -> usize {
         self.node_limit.unwrap_or(MAX_NODES)
+    }
+
+    /// [`MAX_OPERANDS`], or eight per node of [`Arena::with_node_limit`].
+    fn operand_limit(&self) -> usize {
+        self.node_limit.map_or(MAX_OPERANDS, |n| 8 * n)
     }
 
     /// False only if `e` certainly does not contain `s`.
@@ -296,7 +309,7 @@ impl Arena {
 
     fn intern(&mut self, node: Node) -> ExprId {
         use std::collections::hash_map::Entry;
-        let full = self.nodes.len() >= self.limit();
+        let full = self.nodes.len() >= self.limit() || self.operands > self.operand_limit();
         // One hash per node, found or new.
         let slot = match self.memo.entry(node) {
             Entry::Occupied(o) => return *o.get(),
@@ -322,6 +335,9 @@ impl Arena {
             self.poison = Some(id);
             self.nodes.push(Node::Num(Num::Float(f64::NAN)));
             return id;
+        }
+        if let Node::Add(xs) | Node::Mul(xs) = slot.key() {
+            self.operands += xs.len();
         }
         self.nodes.push(slot.key().clone());
         slot.insert(id);
@@ -811,6 +827,26 @@ mod tests {
         // What was built past the limit evaluates to NaN, never to a wrong number.
         let env = crate::sym::Env::new(&a);
         assert!(a.eval(e, &env).is_nan());
+    }
+
+    #[test]
+    fn the_operand_limit_catches_few_nodes_with_many_operands() {
+        // 20 sums of 100 operands each: 2,000 operands in about 120 nodes.
+        let mut a = Arena::with_node_limit(200);
+        let xs: Vec<ExprId> = (0..100)
+            .map(|i| {
+                let s = a.new_symbol(format!("x{i}"), SymKind::State(i));
+                a.sym(s)
+            })
+            .collect();
+        for k in 1..=20 {
+            let c = a.int(k);
+            let mut terms = xs.clone();
+            terms.push(c);
+            let _ = a.add(&terms);
+        }
+        assert!(a.len() < 200, "the node limit alone would not be reached");
+        assert!(a.overflowed(), "1,600 operands is the limit of an arena of 200 nodes");
     }
 
     #[test]

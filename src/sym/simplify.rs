@@ -48,8 +48,9 @@ impl Arena {
     /// multiplied out, a product of several long sums is far larger than the
     /// product itself. So each call may create at most
     /// `EXPAND_BASE + EXPAND_RATIO × (size of e)` nodes while expanding, and a
-    /// whole arena at most [`EXPAND_TOTAL`]; an expansion that would need more
-    /// is abandoned and `e` is kept factored. Either way the result equals `e`.
+    /// whole arena at most [`EXPAND_TOTAL`] (once that is spent, nothing more
+    /// is expanded); an expansion that would need more is abandoned and `e` is
+    /// kept factored. Either way the result equals `e`.
     pub fn simplify(&mut self, e: ExprId) -> ExprId {
         let x = self.expand_bounded(e).unwrap_or(e);
         self.combine_trig(x)
@@ -68,8 +69,11 @@ impl Arena {
         if let Some(&x) = self.expand_cache.get(&e) {
             return Some(x);
         }
-        let order = self.topo_order(&[e]);
         let left = EXPAND_TOTAL.saturating_sub(self.expand_spent);
+        if left == 0 {
+            return None;
+        }
+        let order = self.topo_order(&[e]);
         let budget = EXPAND_BASE.saturating_add(EXPAND_RATIO.saturating_mul(order.len())).min(left);
         let before = self.len();
         let out = self.expand_within(e, &order, budget);
@@ -82,7 +86,7 @@ impl Arena {
     /// abandoned attempt leaves nothing half-done behind.
     fn expand_within(&mut self, e: ExprId, order: &[ExprId], budget: usize) -> Option<ExprId> {
         let mut memo = std::mem::take(&mut self.expand_cache);
-        let start = self.len();
+        let stop = self.len().saturating_add(budget);
         let mut out = None;
         for &n in order {
             if memo.contains_key(&n) {
@@ -91,36 +95,34 @@ impl Arena {
             let node = self.node(n).clone();
             let m = |x: &ExprId| memo[x];
             let x = match &node {
-                Node::Num(_) | Node::Sym(_) => n,
+                Node::Num(_) | Node::Sym(_) => Some(n),
                 Node::Add(xs) => {
                     let xs: Vec<ExprId> = xs.iter().map(m).collect();
-                    self.add(&xs)
+                    Some(self.add(&xs))
                 }
                 Node::Mul(xs) => {
                     let xs: Vec<ExprId> = xs.iter().map(m).collect();
-                    self.expand_product(&xs)
+                    self.expand_product(&xs, stop)
                 }
                 Node::Pow(b, x) => {
                     let (b, x) = (m(b), m(x));
                     match self.as_num(x).and_then(Num::as_int) {
                         Some(k) if (2..=EXPAND_POWER).contains(&k) && matches!(self.node(b), Node::Add(_)) => {
-                            self.expand_product(&vec![b; k as usize])
+                            self.expand_product(&vec![b; k as usize], stop)
                         }
-                        _ => self.pow(b, x),
+                        _ => Some(self.pow(b, x)),
                     }
                 }
                 Node::Func(f, a) => {
                     let a = m(a);
-                    self.func(*f, a)
+                    Some(self.func(*f, a))
                 }
                 Node::Atan2(a, b) => {
                     let (a, b) = (m(a), m(b));
-                    self.atan2(a, b)
+                    Some(self.atan2(a, b))
                 }
             };
-            if self.len() - start > budget {
-                break;
-            }
+            let Some(x) = x.filter(|_| self.len() <= stop) else { break };
             memo.insert(n, x);
             if n == e {
                 out = Some(x);
@@ -130,7 +132,9 @@ impl Arena {
         out
     }
 
-    fn expand_product(&mut self, fs: &[ExprId]) -> ExprId {
+    /// Multiplies out one product; `None` once the arena has grown past
+    /// `stop` nodes.
+    fn expand_product(&mut self, fs: &[ExprId], stop: usize) -> Option<ExprId> {
         let one = self.int(1);
         let mut acc: Vec<ExprId> = vec![one];
         let mut others: Vec<ExprId> = Vec::new();
@@ -138,6 +142,9 @@ impl Arena {
             match self.node(f) {
                 Node::Add(ts) if acc.len() * ts.len() <= EXPAND_LIMIT => {
                     let ts = ts.clone();
+                    if self.len() > stop {
+                        return None;
+                    }
                     let mut next = Vec::with_capacity(acc.len() * ts.len());
                     for &a in &acc {
                         for &t in ts.iter() {
@@ -159,10 +166,10 @@ impl Arena {
             // A sum too long to multiply in: distributing the rest over the
             // terms would repeat it in every one of them.
             let sum = self.add(&acc);
-            return self.mul(&[sum, rest]);
+            return Some(self.mul(&[sum, rest]));
         }
         let terms: Vec<ExprId> = acc.into_iter().map(|t| self.mul(&[t, rest])).collect();
-        self.add(&terms)
+        Some(self.add(&terms))
     }
 
     /// Applies `sin² + cos² = 1` and the angle-sum identities throughout `e`.
