@@ -47,7 +47,7 @@ impl Program {
                 Node::Add(xs) => Op::Add(xs.iter().map(r).collect()),
                 Node::Mul(xs) => Op::Mul(xs.iter().map(r).collect()),
                 Node::Pow(b, x) => match arena.as_num(*x).and_then(|n| n.as_int()) {
-                    Some(k) if k.abs() <= 64 => Op::Powi(r(b), k as i32),
+                    Some(k) if k.abs() <= crate::sym::POWI_MAX => Op::Powi(r(b), k as i32),
                     _ => Op::Pow(r(b), r(x)),
                 },
                 Node::Func(f, a) => Op::Func(*f, r(a)),

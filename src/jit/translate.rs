@@ -17,8 +17,9 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::{HashMap, HashSet};
 
-/// Integer exponents up to this size are expanded into multiplications.
-const MAX_UNROLLED_POWER: i64 = 16;
+/// Integer exponents up to this size are expanded into multiplications, in
+/// the order of the evaluator's `powi` (at most 12 of them).
+const MAX_UNROLLED_POWER: i64 = crate::sym::POWI_MAX;
 
 /// What one kernel computes: the nodes in topological order and the symbols it reads.
 pub(crate) struct Plan {

@@ -57,12 +57,17 @@ impl Arena {
 
 /// `b^e` with integer exponents by repeated multiplication (as compiled
 /// kernels do) and `sqrt` for one half.
+/// Integer powers up to this magnitude are computed by binary exponentiation
+/// (`powi`), larger or fractional ones by `powf`. The evaluator, the portable
+/// program and the native kernels all follow it, so they agree bit for bit.
+pub const POWI_MAX: i64 = 64;
+
 pub fn pow(b: f64, e: f64) -> f64 {
     if e == 0.5 {
         b.sqrt()
     } else if e == -0.5 {
         1.0 / b.sqrt()
-    } else if e.fract() == 0.0 && e.abs() <= 64.0 {
+    } else if e.fract() == 0.0 && e.abs() <= POWI_MAX as f64 {
         b.powi(e as i32)
     } else {
         b.powf(e)

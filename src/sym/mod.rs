@@ -12,7 +12,7 @@ mod num;
 mod print;
 mod simplify;
 
-pub use eval::{pow as eval_pow, Env};
+pub use eval::{pow as eval_pow, Env, POWI_MAX};
 pub use expr::{Arena, ExprId, Func, FxHasher, FxMap, Node, SymId, SymKind, Symbol, MAX_NODES, MAX_OPERANDS};
 pub use num::{fmt_float, Num};
 pub use print::latex_name;
