@@ -269,20 +269,15 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
 }
 
-/// Whether `d = y'` solves the equations of motion at `env` (whose state is
-/// `y`): `v` copied, and `M a = f` (Lagrangian) or `g θ' = −∇E` (energy) with a
-/// residual within 1e-10 of `|M||a| + |f|` in every row. `Some` says where not.
-fn residual(c: &Compiled, env: &Env, y: &[f64], d: &[f64]) -> Option<String> {
+/// `M` (Lagrangian) or `g` (energy, the identity without a metric) and the
+/// right-hand side `f` or `−∇E`, by the evaluator.
+fn system(c: &Compiled, env: &Env) -> (Vec<f64>, Vec<f64>) {
     let a = &c.model.arena;
     let ev = |es: &[lagc::sym::ExprId]| a.eval_many(es, env);
-    let (m, rhs, sol): (Vec<f64>, Vec<f64>, &[f64]) = match &c.equations {
+    match &c.equations {
         Equations::Lagrangian(e) => {
-            let n = e.forcing.len();
-            if d[..n] != y[n..] {
-                return Some(format!("q' = {:?}, not the velocities {:?}", &d[..n], &y[n..]));
-            }
             let m: Vec<_> = e.mass_matrix.iter().flatten().copied().collect();
-            (ev(&m), ev(&e.forcing), &d[n..])
+            (ev(&m), ev(&e.forcing))
         }
         Equations::Energy(e) => {
             let n = e.gradient.len();
@@ -290,8 +285,42 @@ fn residual(c: &Compiled, env: &Env, y: &[f64], d: &[f64]) -> Option<String> {
                 Some(g) => ev(&g.iter().flatten().copied().collect::<Vec<_>>()),
                 None => (0..n * n).map(|k| if k % (n + 1) == 0 { 1.0 } else { 0.0 }).collect(),
             };
-            (g, ev(&e.gradient).iter().map(|x| -x).collect(), d)
+            (g, ev(&e.gradient).iter().map(|x| -x).collect())
         }
+    }
+}
+
+/// The smallest over the largest absolute eigenvalue of the (symmetric)
+/// system matrix: 0 for a singular one, NaN if it is not finite.
+fn condition_ratio(c: &Compiled, env: &Env) -> f64 {
+    let (m, f) = system(c, env);
+    if m.iter().any(|x| !x.is_finite()) {
+        return f64::NAN;
+    }
+    let (values, _) = lagc::integrate::linalg::symmetric_eigen(&m, f.len());
+    let abs: Vec<f64> = values.iter().map(|l| l.abs()).collect();
+    let (lo, hi) = abs.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+    if hi == 0.0 {
+        0.0
+    } else {
+        lo / hi
+    }
+}
+
+/// Whether `d = y'` solves the equations of motion at `env` (whose state is
+/// `y`): `v` copied, and `M a = f` (Lagrangian) or `g θ' = −∇E` (energy) with a
+/// residual within 1e-10 of `|M||a| + |f|` in every row. `Some` says where not.
+fn residual(c: &Compiled, env: &Env, y: &[f64], d: &[f64]) -> Option<String> {
+    let (m, rhs) = system(c, env);
+    let sol: &[f64] = match &c.equations {
+        Equations::Lagrangian(_) => {
+            let n = rhs.len();
+            if d[..n] != y[n..] {
+                return Some(format!("q' = {:?}, not the velocities {:?}", &d[..n], &y[n..]));
+            }
+            &d[n..]
+        }
+        Equations::Energy(_) => d,
     };
     let n = rhs.len();
     if m.iter().chain(&rhs).any(|x| !x.is_finite()) {
@@ -394,15 +423,14 @@ fn check_kernels(base: &Compiled, source: &str, seed: u64) -> Result<(), TestCas
                         )));
                     }
                 }
-            } else {
-                prop_assert_eq!(
-                    rn.is_ok(),
-                    rp.is_ok(),
-                    "{} rhs: native {:?}, portable {:?}\n{}",
-                    method,
-                    rn,
-                    rp,
-                    source
+            } else if rn.is_ok() != rp.is_ok() {
+                // Native code tests its pivots against the largest entry, the
+                // portable solver estimates the condition number (Hager): near
+                // the singular boundary, and only there, they may disagree.
+                let ratio = condition_ratio(&native, &env);
+                prop_assert!(
+                    ratio < 1e-8,
+                    "{method} rhs: native {rn:?}, portable {rp:?}, yet |λ|min/|λ|max = {ratio:e}\n{source}"
                 );
             }
         }
@@ -462,4 +490,17 @@ fn large_integer_powers_agree_bit_for_bit() {
         let c = compile(source).unwrap_or_else(|e| panic!("{e}"));
         check_kernels(&c, source, seed).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// Found by the properties: with `u0 = (q0 + q1)^16` the mass matrix is
+/// nearly rank one (|λ|min/|λ|max below 1e-10 at some states); the native
+/// pivot test accepted it and the portable condition estimate did not.
+#[test]
+fn near_singular_mass_matrices_may_be_judged_differently_only_near_the_boundary() {
+    let source = "model random_lagrangian\ncoord q0, q1\nlet u0 = (((q0 + q1))^4)^4\n\
+        lagrangian = 1/2*1.5*q0'^2 + 1/2*2*q1'^2 + 1/2*(-4)^2/10*u0'^2 - (((q0 + 3)*q1)^4 + u0)\n\
+        dissipation = 2.7*q1'^2 + 4/4*q1'^2\nobserve o = -((5/5 - q0'))\n\
+        init q0 = 0.8, q0' = -0.3, q1 = -0.2, q1' = -0.2\n";
+    let c = compile(source).unwrap_or_else(|e| panic!("{e}"));
+    check_kernels(&c, source, 4775670743508724144).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -3,7 +3,8 @@
 //!
 //! Matrices are row-major `n × n` slices. A matrix is singular for our purposes when an entry
 //! is not finite, the factorisation breaks down, or the reciprocal condition number in the
-//! 1-norm (estimated by Hager's method) is below [`RCOND_MIN`].
+//! 1-norm (estimated by Hager's method) of the matrix scaled to a unit diagonal is below
+//! [`RCOND_MIN`]: coordinates in very different units do not make a matrix singular.
 
 use super::Cause;
 
@@ -37,19 +38,28 @@ impl Factor {
         }
     }
 
-    /// Hager's estimate of the reciprocal condition number `1/(‖A‖₁‖A⁻¹‖₁)`, given `‖A‖₁`.
-    fn rcond(&self, n: usize, norm_a: f64) -> f64 {
+    /// Hager's estimate of the reciprocal condition number `1/(‖B‖₁‖B⁻¹‖₁)` of
+    /// `B = S A S`, `S = diag(s)`, given `‖B‖₁`. With `s_i = 1/√|a_ii|` this is
+    /// the condition of `A` with its units taken out: a diagonal `A` is well
+    /// conditioned however different its entries.
+    fn rcond(&self, n: usize, norm_b: f64, s: &[f64]) -> f64 {
         if n == 0 {
             return 1.0;
         }
+        // B⁻¹ = S⁻¹ A⁻¹ S⁻¹, and B⁻ᵀ likewise.
+        let unscale = |v: &mut [f64]| v.iter_mut().zip(s).for_each(|(x, si)| *x /= si);
         let mut x = vec![1.0 / n as f64; n];
         let mut estimate = 0.0;
         for _ in 0..5 {
             let mut y = x.clone();
+            unscale(&mut y);
             self.solve(&mut y);
+            unscale(&mut y);
             estimate = y.iter().map(|v| v.abs()).sum::<f64>();
             let mut z: Vec<f64> = y.iter().map(|v| if *v >= 0.0 { 1.0 } else { -1.0 }).collect();
+            unscale(&mut z);
             self.solve_transposed(&mut z);
+            unscale(&mut z);
             let (j, zmax) = z.iter().enumerate().fold(
                 (0, 0.0_f64),
                 |(bj, bv), (i, v)| {
@@ -67,10 +77,10 @@ impl Factor {
             x.iter_mut().for_each(|v| *v = 0.0);
             x[j] = 1.0;
         }
-        if !estimate.is_finite() || norm_a == 0.0 {
+        if !estimate.is_finite() || norm_b == 0.0 {
             return 0.0;
         }
-        1.0 / (norm_a * estimate)
+        1.0 / (norm_b * estimate)
     }
 }
 
@@ -199,7 +209,15 @@ pub fn factor(a: &[f64], n: usize) -> Result<Factor, Cause> {
             Factor::Lu { n, lu, perm }
         }
     };
-    let rcond = f.rcond(n, norm_1(a, n));
+    // Equilibrate: the condition of S A S, s_i = 1/√|a_ii| (1 where a_ii = 0).
+    let s: Vec<f64> = (0..n)
+        .map(|i| match a[i * n + i].abs() {
+            d if d > 0.0 => 1.0 / d.sqrt(),
+            _ => 1.0,
+        })
+        .collect();
+    let scaled: Vec<f64> = (0..n * n).map(|k| s[k / n] * a[k] * s[k % n]).collect();
+    let rcond = f.rcond(n, norm_1(&scaled, n), &s);
     if rcond.is_nan() || rcond < RCOND_MIN {
         return Err(Cause::SingularMassMatrix);
     }
@@ -349,6 +367,23 @@ mod tests {
         assert!(factor(&[1.0, 0.0, 0.0, 1e-10], 2).is_ok());
         let mut b = [1.0, 1.0];
         assert!(solve_spd_or_lu(&mut [1.0, 2.0, 2.0, 4.0], &mut b, 2).is_err());
+    }
+
+    #[test]
+    fn units_do_not_make_a_matrix_singular() {
+        // A coordinate whose inertia is 1e18 times another's (a term like
+        // (46656 + q0)^3 in L): diagonal, so perfectly conditioned once scaled.
+        let a = [7e17, 0.0, 0.0, 0.5];
+        let f = factor(&a, 2).expect("a diagonal matrix is not singular");
+        let mut x = [7e17, 1.0];
+        f.solve(&mut x);
+        assert!((x[0] - 1.0).abs() < 1e-15 && (x[1] - 2.0).abs() < 1e-15, "{x:?}");
+        // Scaled or not, a nearly rank-one matrix still is singular.
+        let (big, small) = (1e9, 1e-3);
+        let rank_one = [big * big, big * small * (1.0 + 1e-14), big * small * (1.0 + 1e-14), small * small];
+        assert_eq!(factor(&rank_one, 2).unwrap_err(), Cause::SingularMassMatrix);
+        // Zero on the diagonal: no scaling there, and still singular.
+        assert_eq!(factor(&[1e18, 0.0, 0.0, 0.0], 2).unwrap_err(), Cause::SingularMassMatrix);
     }
 
     #[test]
