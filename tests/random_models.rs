@@ -309,7 +309,9 @@ fn condition_ratio(c: &Compiled, env: &Env) -> f64 {
 
 /// Whether `d = y'` solves the equations of motion at `env` (whose state is
 /// `y`): `v` copied, and `M a = f` (Lagrangian) or `g θ' = −∇E` (energy) with a
-/// residual within 1e-10 of `|M||a| + |f|` in every row. `Some` says where not.
+/// residual within 1e-8 of `|M||a| + |f|` in every row (generated matrices
+/// such as `2 + cos((x1 + pi^4)^4)` are themselves computed to only about
+/// 1e-9 when native code forms them differently). `Some` says where not.
 fn residual(c: &Compiled, env: &Env, y: &[f64], d: &[f64]) -> Option<String> {
     let (m, rhs) = system(c, env);
     let sol: &[f64] = match &c.equations {
@@ -330,7 +332,7 @@ fn residual(c: &Compiled, env: &Env, y: &[f64], d: &[f64]) -> Option<String> {
         let row = &m[i * n..(i + 1) * n];
         let r: f64 = row.iter().zip(sol).map(|(m, s)| m * s).sum::<f64>() - rhs[i];
         let scale: f64 = row.iter().zip(sol).map(|(m, s)| (m * s).abs()).sum::<f64>() + rhs[i].abs();
-        if r.abs() > 1e-10 * scale.max(f64::MIN_POSITIVE) {
+        if r.abs() > 1e-8 * scale.max(f64::MIN_POSITIVE) {
             return Some(format!("row {i}: residual {r:e} against a scale of {scale:e}"));
         }
     }
