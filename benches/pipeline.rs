@@ -6,8 +6,9 @@
 //! Run with `cargo bench --bench pipeline`.
 
 use criterion::black_box;
-use lagc::kernels::{Backend, Kernels, Work};
-use lagc::run::{run_with, RowSink, RunConfig, RunOptions};
+use lagc::backend::Work;
+use lagc::drive::{run, Control, RowSink, RunConfig, RunOptions, SinkError};
+use lagc::{BackendKind, Compiled, Kernels, Plan};
 use lagc::sym::Env;
 use lagc::{Equations, Method};
 use std::process::Command;
@@ -25,6 +26,13 @@ const DOUBLE_PENDULUM: &str = "param g = 9.81\ncoord th1, th2\n\
     let x1 = sin(th1)\nlet y1 = -cos(th1)\nlet x2 = x1 + sin(th2)\nlet y2 = y1 - cos(th2)\n\
     lagrangian = 1/2*(x1'^2 + y1'^2) + 1/2*(x2'^2 + y2'^2) - g*(y1 + y2)\ninit th1 = 0.5, th2 = 0.5";
 
+/// The plan of `method` and its native kernels.
+fn native(c: &Compiled, method: Method, particles: Option<u64>) -> (Plan, Kernels) {
+    let plan = lagc::plan::plan(&c.model, &c.equations, method, particles).unwrap();
+    let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).unwrap();
+    (plan, k)
+}
+
 /// The median of `runs` timings of `f`.
 fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     let mut v: Vec<Duration> = (0..runs).map(|_| f()).collect();
@@ -39,7 +47,7 @@ fn ms(d: Duration) -> f64 {
 /// Discards rows.
 struct Null(usize);
 impl RowSink for Null {
-    fn row(&mut self, v: &[f64]) -> Result<(), String> {
+    fn row(&mut self, v: &[f64]) -> Result<(), SinkError> {
         self.0 += 1;
         black_box(v);
         Ok(())
@@ -59,11 +67,11 @@ fn compile_latency() {
         let mut insts = 0;
         let mut nodes = 0;
         for _ in 0..runs {
-            let mut c = lagc::compile_source(&src, "chain", &[]).unwrap();
+            let c = lagc::compile_for(&src, "chain", &[], Some(Method::Rk4)).unwrap();
             parse.push(c.timings.parse);
             derive.push(c.timings.derive);
             let start = Instant::now();
-            let k = Kernels::new(&mut c.model, &c.equations, Method::Rk4, Backend::Native).unwrap();
+            let (_, k) = native(&c, Method::Rk4, None);
             jit.push(start.elapsed());
             insts = k.instruction_count().unwrap_or(0);
             if let Equations::Lagrangian(e) = &c.equations {
@@ -113,9 +121,9 @@ fn jit_against_evaluator() {
         ("chain N=5", chain_source(5)),
         ("chain N=10", chain_source(10)),
     ] {
-        let mut c = lagc::compile_source(&src, "bench", &[]).unwrap();
-        let k = Kernels::new(&mut c.model, &c.equations, Method::Rk4, Backend::Native).unwrap();
-        let y0 = lagc::run::initial_state(&c.model);
+        let c = lagc::compile_for(&src, "bench", &[], Some(Method::Rk4)).unwrap();
+        let (_, k) = native(&c, Method::Rk4, None);
+        let y0 = lagc::drive::initial_state(&c.model);
         let d = y0.len();
         let mut dy = vec![0.0; d];
         let mut work = Work::default();
@@ -156,7 +164,7 @@ fn jit_against_evaluator() {
 }
 
 fn dopri5_time_to_solution() {
-    let mut c = lagc::compile_source(DOUBLE_PENDULUM, "bench", &[]).unwrap();
+    let c = lagc::compile_for(DOUBLE_PENDULUM, "bench", &[], Some(Method::Dopri5)).unwrap();
     let opts = RunOptions {
         method: Some(Method::Dopri5),
         rtol: Some(1e-9),
@@ -166,11 +174,11 @@ fn dopri5_time_to_solution() {
         ..Default::default()
     };
     let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
-    let k = Kernels::new(&mut c.model, &c.equations, Method::Dopri5, Backend::Native).unwrap();
+    let (plan, k) = native(&c, Method::Dopri5, None);
     let mut steps = 0;
     let t = median(9, || {
         let start = Instant::now();
-        let s = run_with(&c.model, &c.equations, &k, &cfg, &mut Null(0)).unwrap();
+        let s = run(&c.model, &plan, &k, &cfg, &mut Null(0), Control::default()).unwrap();
         steps = s.steps;
         start.elapsed()
     });
@@ -179,7 +187,7 @@ fn dopri5_time_to_solution() {
 
 fn ensemble_throughput() {
     let src = "param T = 0.5\nstate x\nenergy = (x^2 - 1)^2\ntemperature = T\ninit x ~ normal(0, 0.5)";
-    let mut c = lagc::compile_source(src, "double_well", &[]).unwrap();
+    let c = lagc::compile_for(src, "double_well", &[], Some(Method::Em)).unwrap();
     let (particles, steps) = (10_000u64, 1000u64);
     let opts = RunOptions {
         method: Some(Method::Em),
@@ -190,10 +198,10 @@ fn ensemble_throughput() {
         ..Default::default()
     };
     let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
-    let k = Kernels::new(&mut c.model, &c.equations, Method::Em, Backend::Native).unwrap();
+    let (plan, k) = native(&c, Method::Em, Some(particles));
     let t = median(5, || {
         let start = Instant::now();
-        run_with(&c.model, &c.equations, &k, &cfg, &mut Null(0)).unwrap();
+        run(&c.model, &plan, &k, &cfg, &mut Null(0), Control::default()).unwrap();
         start.elapsed()
     });
     let threads = rayon::current_num_threads();

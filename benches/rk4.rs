@@ -11,7 +11,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use criterion::{black_box, Criterion, Throughput};
-use lagc::kernels::{Backend, Kernels};
+use lagc::{BackendKind as Backend, Kernels};
 use lagc::Method;
 use std::time::{Duration, Instant};
 
@@ -108,16 +108,17 @@ const DOUBLE_PENDULUM: &str = "param g = 9.81\nparam m1 = 1, m2 = 1\nparam l1 = 
 
 /// A model's kernels and a function that takes `STEPS` RK4 steps.
 fn lagc_stepper(src: &str, backend: Backend) -> impl FnMut() {
-    let mut c = lagc::compile_source(src, "bench", &[]).expect("model compiles");
-    let k = Kernels::new(&mut c.model, &c.equations, Method::Rk4, backend).expect("kernels build");
-    let y0 = lagc::run::initial_state(&c.model);
+    let c = lagc::compile_for(src, "bench", &[], Some(Method::Rk4)).expect("model compiles");
+    let plan = lagc::plan::plan(&c.model, &c.equations, Method::Rk4, None).expect("rk4 fits");
+    let k = Kernels::build(&c.model, &c.equations, &plan, backend).expect("kernels build");
+    let y0 = lagc::drive::initial_state(&c.model);
     let mut y = y0.clone();
     let mut rows = Vec::new();
-    let mut work = lagc::kernels::Work::default();
+    let mut work = lagc::backend::Work::default();
     move || {
         rows.clear();
         y.copy_from_slice(&y0);
-        match k.step_loop(Method::Rk4) {
+        match k.step_loop() {
             Some(f) => {
                 f.call(0.0, H, STEPS, STEPS, &mut y, k.params(), &mut rows).expect("regular run");
             }

@@ -1,47 +1,62 @@
 //! lagc compiles the equations of motion of physics and of learning.
 //!
-//! A `.lag` model — a Lagrangian `L(q, q', t)` or an energy `E(θ, t)` — is
-//! parsed ([`syntax`]), checked and lowered to a symbolic model ([`lower`],
-//! [`model`]), differentiated into its equations ([`derive`]) and printed
-//! ([`report`]).
+//! A `.lag` model — a Lagrangian `L(q, q', t)` or an energy `E(θ, t)` — goes
+//! through one straight pipeline, each stage a module with one entry that
+//! takes data and returns data:
+//!
+//! ```text
+//! source → syntax::parse_file → AST → lower::lower → Model → derive::derive → Equations
+//!        → plan::plan → Plan → Kernels::build (backend) → Kernels → drive::run → rows
+//! ```
+//!
+//! [`compile_source`] runs the front half (to [`Equations`], for `check` and
+//! `derive`); [`compile_for`] also derives what a method needs, and
+//! [`Compiled::run`] plans, builds and drives a run.
 //!
 //! ```
 //! let src = "coord x\nlagrangian = 1/2*x'^2 - 1/2*x^2";
-//! let mut c = lagc::compile_source(src, "oscillator", &[]).unwrap();
+//! let c = lagc::compile_source(src, "oscillator", &[]).unwrap();
 //! let f = c.text_of(lagc::Part::Forcing(0));
 //! assert_eq!(f, "-x");
 //! ```
 
+pub mod backend;
 pub mod cli;
 pub mod derive;
 pub mod diag;
-pub mod ensemble;
+pub mod drive;
 pub mod integrate;
 pub mod jit;
-pub mod kernels;
 pub mod lower;
 pub mod model;
+pub mod plan;
 pub mod plot;
-pub mod program;
 pub mod report;
-pub mod run;
 pub mod sym;
 pub mod syntax;
 
-pub use derive::{EnergyEquations, Equations, LagrangianEquations};
+pub use backend::{BackendKind, Kernels};
+pub use cli::load::{compile_file, LoadError};
+pub use derive::{EnergyEquations, Equations, Extras, LagrangianEquations};
 pub use diag::{Diagnostic, Diagnostics, Span};
+pub use drive::{Control, RowSink, RunConfig, RunError, RunOptions, Summary};
 pub use model::{Method, Model, ModelKind};
+pub use plan::{Kernel, Plan};
 pub use report::Format;
-
-use std::path::Path;
 
 /// A checked model with its derived equations.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     pub model: Model,
     pub equations: Equations,
+    /// The method the equations were derived for: the one asked for, the
+    /// model's own, or the default.
+    pub method: Method,
     /// Time spent parsing and checking (`parse`) and deriving (`derive`).
     pub timings: Timings,
+    /// The file name and source text, for diagnostics found later.
+    file: String,
+    source: String,
 }
 
 /// Wall time of the front-end phases.
@@ -66,7 +81,10 @@ pub enum Part {
 
 impl Compiled {
     /// The `.lag` text of one derived quantity (as `lagc derive` prints it).
-    pub fn text_of(&mut self, part: Part) -> String {
+    ///
+    /// # Panics
+    /// If the model's kind has no such quantity.
+    pub fn text_of(&self, part: Part) -> String {
         let e = match (&self.equations, part) {
             (Equations::Lagrangian(e), Part::Lagrangian) => e.lagrangian,
             (Equations::Lagrangian(e), Part::Momentum(i)) => e.momenta[i],
@@ -77,54 +95,85 @@ impl Compiled {
             (Equations::Energy(e), Part::Gradient(i)) => e.gradient[i],
             _ => panic!("{part:?} is not a quantity of a {} model", self.model.kind),
         };
-        report::show(&mut self.model.arena, e)
+        // Printing builds display nodes; they go to a copy of the arena.
+        report::show(&mut self.model.arena.clone(), e)
     }
 
     /// All derived equations in one format; refused when they would print
     /// larger than [`report::PRINT_LIMIT`].
-    pub fn render(&mut self, format: Format) -> Result<String, report::TooLarge> {
-        report::render(&mut self.model, &self.equations, format)
+    pub fn render(&self, format: Format) -> Result<String, report::TooLarge> {
+        report::render(&mut self.model.clone(), &self.equations, format)
+    }
+
+    /// Diagnostics about this model's source.
+    pub fn diagnostics(&self, list: Vec<Diagnostic>) -> Diagnostics {
+        Diagnostics { file: self.file.clone(), source: self.source.clone(), list }
+    }
+
+    /// The refusal of `method`, with a span, if it does not fit this model.
+    pub fn refusal(&self, method: Method) -> Option<Diagnostic> {
+        let from_model = self.model.settings.method == Some(method);
+        plan::refusal(&self.model, &self.equations, method, from_model)
+    }
+
+    /// The plan of a run with these settings.
+    pub fn plan(&self, cfg: &RunConfig) -> Result<Plan, RunError> {
+        plan::plan(&self.model, &self.equations, cfg.method, cfg.particles)
+            .map_err(|misfit| RunError::Misfit { method: cfg.method, misfit })
+    }
+
+    /// Plans the run, builds its kernels (native, or portable where Cranelift
+    /// refuses) and runs it, writing rows to `sink`.
+    pub fn run(&self, cfg: &RunConfig, sink: &mut dyn RowSink) -> Result<Summary, RunError> {
+        let plan = self.plan(cfg)?;
+        let kernels = Kernels::build_best(&self.model, &self.equations, &plan)?;
+        drive::run(&self.model, &plan, &kernels, cfg, sink, Control::default())
     }
 }
 
-/// Parses, checks and derives a model from source text. `name` is the model's
-/// name when the source has no `model` statement; `overrides` are `--set`
-/// values for consts and params.
+/// Parses, checks and derives a model from source text, for `check` and
+/// `derive`. `name` is the model's name when the source has no `model`
+/// statement; `overrides` are `--set` values for consts and params. A method
+/// named by the model's `simulate` line that does not fit is an error.
 pub fn compile_source(source: &str, name: &str, overrides: &lower::Overrides) -> Result<Compiled, Diagnostics> {
-    let fail = |list: Vec<Diagnostic>| Diagnostics { file: format!("{name}.lag"), source: source.to_string(), list };
+    compile(source, name, overrides, None, false)
+}
+
+/// As [`compile_source`], and derives what `method` (or, when `None`, the
+/// model's own method or the default) needs to run. Whether the method fits
+/// is the business of [`Compiled::refusal`] and [`Compiled::plan`].
+pub fn compile_for(
+    source: &str,
+    name: &str,
+    overrides: &lower::Overrides,
+    method: Option<Method>,
+) -> Result<Compiled, Diagnostics> {
+    compile(source, name, overrides, method, true)
+}
+
+fn compile(
+    source: &str,
+    name: &str,
+    overrides: &lower::Overrides,
+    asked: Option<Method>,
+    extras: bool,
+) -> Result<Compiled, Diagnostics> {
+    let file = format!("{name}.lag");
+    let fail = |list: Vec<Diagnostic>| Diagnostics { file: file.clone(), source: source.to_string(), list };
     let start = std::time::Instant::now();
-    let file = syntax::parse_file(source).map_err(|d| fail(vec![d]))?;
-    let mut model = lower::lower(&file, name, overrides).map_err(fail)?;
+    let ast = syntax::parse_file(source).map_err(|d| fail(vec![d]))?;
+    let mut model = lower::lower(&ast, name, overrides).map_err(fail)?;
     let parse = start.elapsed();
-    let equations = derive::derive(&mut model).map_err(fail)?;
-    Ok(Compiled { model, equations, timings: Timings { parse, derive: start.elapsed() - parse } })
-}
-
-/// Errors of [`compile_file`]: the file could not be read, or the model has errors.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("{0}")]
-    Model(#[from] Diagnostics),
-}
-
-/// Reads a `.lag` file and compiles it as [`compile_source`] does.
-pub fn compile_file(path: &Path, overrides: &lower::Overrides) -> Result<Compiled, LoadError> {
-    let shown = path.display().to_string();
-    if path.is_dir() {
-        return Err(LoadError::Read { path: shown, reason: "it is a directory".into() });
+    let method = plan::method_for(&model, asked);
+    let wanted = if extras { plan::extras(method, model.kind) } else { Extras::default() };
+    let equations = derive::derive(&mut model, wanted).map_err(fail)?;
+    if let Some(stated) = model.settings.method {
+        if let Some(d) = plan::refusal(&model, &equations, stated, true) {
+            return Err(fail(vec![d]));
+        }
     }
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: shown.clone(), reason: e.to_string() })?;
-    let source = String::from_utf8(bytes).map_err(|e| LoadError::Read {
-        path: shown.clone(),
-        reason: format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
-    })?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
-    compile_source(&source, &stem, overrides).map_err(|mut d| {
-        d.file = shown;
-        LoadError::Model(d)
-    })
+    let timings = Timings { parse, derive: start.elapsed() - parse };
+    Ok(Compiled { model, equations, method, timings, file, source: source.to_string() })
 }
 
 /// Parses one expression in `.lag` syntax and lowers it in `model`'s names
@@ -132,4 +181,47 @@ pub fn compile_file(path: &Path, overrides: &lower::Overrides) -> Result<Compile
 pub fn parse_expression(model: &mut Model, text: &str) -> Result<sym::ExprId, Diagnostic> {
     let e = syntax::parse_expr(text)?;
     lower::lower_expression(model, &e)
+}
+
+/// Entry points for the fuzz targets and their regression test
+/// (`tests/fuzz_corpus.rs`), so that both run the same code. Errors are fine;
+/// a panic, a hang or running out of memory is a bug.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The whole front end on arbitrary text: parse → check → derive →
+    /// render as text, LaTeX and JSON, or render the diagnostics.
+    pub fn front_end(source: &str) {
+        match crate::compile_source(source, "fuzz", &[]) {
+            Ok(compiled) => {
+                for format in [crate::Format::Text, crate::Format::Latex, crate::Format::Json] {
+                    let _ = compiled.render(format).map(|s| s.len());
+                }
+            }
+            Err(diagnostics) => {
+                let _ = diagnostics.render();
+            }
+        }
+    }
+
+    /// A model that compiles is built into native kernels and run for ten
+    /// steps of 1e-3.
+    pub fn kernels(source: &str) {
+        // Large models only make the run slow, not more interesting.
+        if source.len() > 2048 {
+            return;
+        }
+        let Ok(compiled) = crate::compile_for(source, "fuzz", &[], None) else { return };
+        let options = crate::RunOptions {
+            // A far-away `t0` with the short `t_end` would be a long run, not a bug.
+            t0: Some(0.0),
+            t_end: Some(0.01),
+            dt: Some(0.001),
+            // `simulate particles = 1e9` asks for a long run; a few particles exercise the same code.
+            particles: compiled.model.settings.particles.map(|p| p.min(64)),
+            ..Default::default()
+        };
+        let Ok(cfg) = crate::RunConfig::resolve(&compiled.model, &options) else { return };
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let _ = compiled.run(&cfg, &mut rows);
+    }
 }

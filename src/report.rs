@@ -307,7 +307,7 @@ pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
             o.insert("forcing".into(), forcing.iter().map(|&f| s(f)).collect());
             o.insert("energy".into(), s(*energy));
         }
-        Equations::Energy(EnergyEquations { energy, gradient, hessian, metric, flow, temperature }) => {
+        Equations::Energy(EnergyEquations { energy, gradient, hessian, metric, flow, temperature, .. }) => {
             o.insert("energy".into(), s(*energy));
             o.insert("gradient".into(), gradient.iter().map(|&g| s(g)).collect());
             o.insert(

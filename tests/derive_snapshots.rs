@@ -13,7 +13,7 @@ fn derive_every_example() {
     assert_eq!(all.len(), 15, "a new example needs its snapshots: {all:?}");
     for path in all {
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let mut c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(format!("derive_text__{stem}"), c.render(Format::Text).expect("printable"));
         insta::assert_snapshot!(format!("derive_latex__{stem}"), c.render(Format::Latex).expect("printable"));
     }
@@ -23,7 +23,7 @@ fn derive_every_example() {
 #[test]
 fn pendulum_chain_at_default_n() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pendulum_chain.lag");
-    let mut c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.model.vars.len(), 10);
     let text = c.render(Format::Text).expect("printable");
     assert!(text.starts_with("model pendulum_chain (Lagrangian, 10 coordinates)"), "{text}");
@@ -39,8 +39,8 @@ fn pendulum_chain_at_default_n() {
 #[test]
 fn text_does_not_depend_on_history() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/double_pendulum.lag");
-    let mut fresh = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
-    let mut used = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let fresh = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let used = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
     let _ = used.render(Format::Text);
     for (i, j) in [(0, 0), (0, 1), (1, 1)] {
         assert_eq!(

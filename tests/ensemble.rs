@@ -1,14 +1,14 @@
 //! Ensembles and Langevin dynamics: NUMERICS.md answer 6, the Gibbs density
 //! of the double well, reproducibility across thread counts, and `--dump`.
 
-use lagc::run::{run, RunConfig, RunOptions, Summary};
+use lagc::{RunConfig, RunOptions, Summary};
 use lagc::Method;
 
 fn ensemble(src: &str, opts: RunOptions) -> (Vec<Vec<f64>>, Summary) {
-    let mut c = lagc::compile_source(src, "test", &[]).expect("model compiles");
+    let c = lagc::compile_for(src, "test", &[], opts.method).expect("model compiles");
     let cfg = RunConfig::resolve(&c.model, &opts).expect("settings are valid");
     let mut rows: Vec<Vec<f64>> = Vec::new();
-    let s = run(&mut c.model, &c.equations, &cfg, &mut rows).expect("run succeeds");
+    let s = c.run(&cfg, &mut rows).expect("run succeeds");
     (rows, s)
 }
 

@@ -4,8 +4,6 @@
 //! `fuzz/fuzz_targets/front_end.rs` and `fuzz/fuzz_targets/kernels.rs`.
 //! Errors are fine; a panic is a bug.
 
-use lagc::run::{self, RunConfig, RunOptions};
-use lagc::Format;
 use std::path::{Path, PathBuf};
 
 /// Inputs that still panic, skipped by the replay until their bug is fixed.
@@ -30,41 +28,7 @@ const KNOWN_SLOW: &[&str] = &[
     "slow_ninth_power_velocities_n49.lag",
 ];
 
-/// The `front_end` fuzz target: parse → check → derive → render, or render
-/// the diagnostics.
-fn front_end(source: &str) {
-    match lagc::compile_source(source, "fuzz", &[]) {
-        Ok(mut compiled) => {
-            for format in [Format::Text, Format::Latex, Format::Json] {
-                let _ = compiled.render(format).map(|s| s.len());
-            }
-        }
-        Err(diagnostics) => {
-            let _ = diagnostics.render();
-        }
-    }
-}
-
-/// The `kernels` fuzz target: a model that compiles is built into native
-/// kernels and run for ten steps of 1e-3.
-fn kernels(source: &str) {
-    if source.len() > 2048 {
-        return;
-    }
-    let Ok(mut compiled) = lagc::compile_source(source, "fuzz", &[]) else { return };
-    let model = &mut compiled.model;
-    let options = RunOptions {
-        t0: Some(0.0),
-        t_end: Some(0.01),
-        dt: Some(0.001),
-        particles: model.settings.particles.map(|p| p.min(64)),
-        ..Default::default()
-    };
-    let Ok(cfg) = RunConfig::resolve(model, &options) else { return };
-    let k = run::build_kernels(model, &compiled.equations, cfg.method);
-    let mut rows: Vec<Vec<f64>> = Vec::new();
-    let _ = run::run_with(model, &compiled.equations, &k, &cfg, &mut rows);
-}
+use lagc::fuzzing::{front_end, kernels};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)

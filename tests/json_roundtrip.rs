@@ -61,7 +61,7 @@ fn pairs(c: &Compiled, j: &Value) -> Vec<(String, String, ExprId)> {
 #[test]
 fn json_has_the_documented_keys() {
     for path in examples() {
-        let mut c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let c = lagc::compile_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
         let j: Value = serde_json::from_str(&c.render(Format::Json).expect("printable")).expect("valid JSON");
         let o = j.as_object().expect("one JSON object");
         let stem = path.file_stem().unwrap().to_str().unwrap();

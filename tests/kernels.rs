@@ -4,7 +4,8 @@
 mod common;
 use common::examples;
 use lagc::integrate::linalg;
-use lagc::kernels::{Backend, Kernels, Work};
+use lagc::backend::Work;
+use lagc::{BackendKind, Kernels};
 use lagc::sym::{Env, SymKind};
 use lagc::{Compiled, Method, ModelKind};
 
@@ -62,10 +63,11 @@ fn every_kernel_of_every_example_matches_the_evaluator() {
     for path in examples() {
         let base = lagc::compile_file(&path, &[]).expect("example compiles");
         for method in methods(base.model.kind) {
-            for backend in [Backend::Native, Backend::Portable] {
-                let mut c = base.clone();
-                let k = Kernels::new(&mut c.model, &c.equations, method, backend).expect("kernels build");
-                for name in k.names() {
+            let c = lagc::cli::load::compile_file_for(&path, &[], Some(method)).expect("example compiles");
+            let Ok(plan) = lagc::plan::plan(&c.model, &c.equations, method, None) else { continue };
+            for backend in [BackendKind::Native, BackendKind::Portable] {
+                let k = Kernels::build(&c.model, &c.equations, &plan, backend).expect("kernels build");
+                for name in k.kernels() {
                     let exprs = k.expressions(name).to_vec();
                     let mut out = vec![0.0; k.outputs(name)];
                     assert_eq!(out.len(), exprs.len(), "{} {name}", c.model.name);
@@ -91,10 +93,10 @@ fn every_kernel_of_every_example_matches_the_evaluator() {
 fn right_hand_sides_match_a_dense_solve_of_the_evaluated_equations() {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     for path in examples() {
-        let base = lagc::compile_file(&path, &[]).expect("example compiles");
-        for backend in [Backend::Native, Backend::Portable] {
-            let mut c = base.clone();
-            let k = Kernels::new(&mut c.model, &c.equations, Method::Rk4, backend).unwrap();
+        let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Rk4)).expect("example compiles");
+        let plan = lagc::plan::plan(&c.model, &c.equations, Method::Rk4, None).unwrap();
+        for backend in [BackendKind::Native, BackendKind::Portable] {
+            let k = Kernels::build(&c.model, &c.equations, &plan, backend).unwrap();
             let n = c.model.vars.len();
             for _ in 0..20 {
                 let (x, env) = random_input(&c, &k, &mut rng);
@@ -110,11 +112,11 @@ fn right_hand_sides_match_a_dense_solve_of_the_evaluated_equations() {
                         linalg::solve_spd_or_lu(&mut m, &mut f, n).unwrap();
                         y[n..].iter().copied().chain(f).collect()
                     }
-                    lagc::Equations::Energy(_) => {
-                        let g = c.model.arena.eval_many(k.expressions("gradient"), &env);
+                    lagc::Equations::Energy(e) => {
+                        let g = c.model.arena.eval_many(&e.kernel.gradient, &env);
                         let mut r: Vec<f64> = g.iter().map(|v| -v).collect();
-                        if k.has_metric() {
-                            let mut m = c.model.arena.eval_many(k.expressions("metric"), &env);
+                        if let Some(metric) = &e.kernel.metric {
+                            let mut m = c.model.arena.eval_many(metric, &env);
                             linalg::solve_spd_or_lu(&mut m, &mut r, n).unwrap();
                         }
                         r
@@ -141,8 +143,9 @@ fn jacobians_match_finite_differences() {
     let mut rng = Rng(0xdeadbeefcafef00d);
     for name in ["double_pendulum", "kepler", "charged_particle", "damped_oscillator", "nesterov"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.lag"));
-        let mut c = lagc::compile_file(&path, &[]).unwrap();
-        let k = Kernels::new(&mut c.model, &c.equations, Method::Midpoint, Backend::Native).unwrap();
+        let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Midpoint)).unwrap();
+        let plan = lagc::plan::plan(&c.model, &c.equations, Method::Midpoint, None).unwrap();
+        let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).unwrap();
         let n = c.model.vars.len();
         let d = 2 * n;
         let mut w = Work::default();

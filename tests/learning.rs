@@ -2,15 +2,15 @@
 //! the minimizing movement on Rosenbrock, natural gradient in two
 //! parameterisations, and Nesterov's and Polyak's methods as Lagrangians.
 
-use lagc::run::{run, RunConfig, RunOptions};
+use lagc::{RunConfig, RunOptions};
 use lagc::Method;
 use std::path::Path;
 
 fn rows_of(src: &str, opts: RunOptions) -> Vec<Vec<f64>> {
-    let mut c = lagc::compile_source(src, "test", &[]).expect("model compiles");
+    let c = lagc::compile_for(src, "test", &[], opts.method).expect("model compiles");
     let cfg = RunConfig::resolve(&c.model, &opts).expect("settings are valid");
     let mut rows: Vec<Vec<f64>> = Vec::new();
-    run(&mut c.model, &c.equations, &cfg, &mut rows).expect("run succeeds");
+    c.run(&cfg, &mut rows).expect("run succeeds");
     rows
 }
 

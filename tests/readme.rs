@@ -65,22 +65,22 @@ fn every_readme_command_runs_as_documented() {
 #[test]
 fn the_readme_library_example_works() {
     let src = "coord x\nlagrangian = 1/2*x'^2 - 1/2*x^2\ninit x = 1";
-    let mut c = lagc::compile_source(src, "oscillator", &[]).unwrap();
+    let c = lagc::compile_for(src, "oscillator", &[], None).unwrap();
     assert_eq!(c.text_of(lagc::Part::Forcing(0)), "-x");
     let text = c.render(lagc::Format::Text).expect("printable");
     assert!(text.contains("x'' = -x"), "{text}");
-    let cfg = lagc::run::RunConfig::resolve(&c.model, &Default::default()).unwrap();
+    let cfg = lagc::RunConfig::resolve(&c.model, &Default::default()).unwrap();
     let mut rows: Vec<Vec<f64>> = Vec::new();
-    lagc::run::run(&mut c.model, &c.equations, &cfg, &mut rows).unwrap();
+    c.run(&cfg, &mut rows).unwrap();
     assert_eq!(rows.len(), 10_001);
     assert!((rows.last().unwrap()[1] - 10f64.cos()).abs() < 1e-9);
     // The README's library snippet is this test, line for line.
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     for line in [
         "let src = \"coord x\\nlagrangian = 1/2*x'^2 - 1/2*x^2\\ninit x = 1\";",
-        "let mut c = lagc::compile_source(src, \"oscillator\", &[]).unwrap();",
+        "let c = lagc::compile_for(src, \"oscillator\", &[], None).unwrap();",
         "assert_eq!(c.text_of(lagc::Part::Forcing(0)), \"-x\");",
-        "lagc::run::run(&mut c.model, &c.equations, &cfg, &mut rows).unwrap();",
+        "c.run(&cfg, &mut rows).unwrap();",
     ] {
         assert!(readme.contains(line), "README no longer shows: {line}");
     }

@@ -1,13 +1,13 @@
 //! Runs through the library, checked against the closed forms of NUMERICS.md.
 
-use lagc::run::{run, RunConfig, RunOptions};
+use lagc::{RunConfig, RunOptions};
 use lagc::Method;
 
 fn trajectory(src: &str, opts: RunOptions) -> Vec<Vec<f64>> {
-    let mut c = lagc::compile_source(src, "test", &[]).expect("model compiles");
+    let c = lagc::compile_for(src, "test", &[], opts.method).expect("model compiles");
     let cfg = RunConfig::resolve(&c.model, &opts).expect("settings are valid");
     let mut rows: Vec<Vec<f64>> = Vec::new();
-    run(&mut c.model, &c.equations, &cfg, &mut rows).expect("run succeeds");
+    c.run(&cfg, &mut rows).expect("run succeeds");
     rows
 }
 
@@ -102,19 +102,19 @@ fn every_writes_every_kth_step_and_the_last() {
 #[test]
 fn nesterov_from_t0_zero_fails_with_a_singular_mass_matrix() {
     let src = "coord x\nlagrangian = t^3*(1/2*x'^2 - 1/2*x^2)\ninit x = 1";
-    let mut c = lagc::compile_source(src, "n", &[]).unwrap();
+    let c = lagc::compile_for(src, "n", &[], None).unwrap();
     let cfg = RunConfig::resolve(&c.model, &opts(Method::Rk4, 0.01, 1.0)).unwrap();
     let mut rows: Vec<Vec<f64>> = Vec::new();
-    let err = run(&mut c.model, &c.equations, &cfg, &mut rows).unwrap_err();
+    let err = c.run(&cfg, &mut rows).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("singular mass matrix") && msg.contains("t = 0") && msg.contains("x = 1"), "{msg}");
 }
 
-fn summary_of(src: &str, opts: RunOptions) -> (Vec<Vec<f64>>, lagc::run::Summary) {
-    let mut c = lagc::compile_source(src, "test", &[]).expect("model compiles");
+fn summary_of(src: &str, opts: RunOptions) -> (Vec<Vec<f64>>, lagc::Summary) {
+    let c = lagc::compile_for(src, "test", &[], opts.method).expect("model compiles");
     let cfg = RunConfig::resolve(&c.model, &opts).expect("settings are valid");
     let mut rows: Vec<Vec<f64>> = Vec::new();
-    let s = run(&mut c.model, &c.equations, &cfg, &mut rows).expect("run succeeds");
+    let s = c.run(&cfg, &mut rows).expect("run succeeds");
     (rows, s)
 }
 

@@ -1,7 +1,8 @@
 //! Resource guards: a run whose output or ensemble would not fit in memory
 //! or on disk is refused before any work starts, with the estimate.
 
-use crate::run::RunConfig;
+use crate::drive::RunConfig;
+use crate::plan::Plan;
 use crate::Model;
 use std::path::Path;
 
@@ -19,11 +20,11 @@ pub(crate) struct Estimate {
 }
 
 /// Estimates the size of a run's output and working memory.
-pub(crate) fn estimate(model: &Model, cfg: &RunConfig, out: Option<&Path>, plot: bool, ensemble: bool) -> Estimate {
+pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, out: Option<&Path>, plot: bool) -> Estimate {
     let span = (cfg.t_end - cfg.t0).max(0.0);
     let steps = (span / cfg.dt).ceil().max(0.0) as u64;
     let rows = steps / cfg.every as u64 + 2;
-    let columns = crate::run::output_columns(model, cfg).len() as u64;
+    let columns = plan.columns.len() as u64;
     let values = rows.saturating_mul(columns);
     let kind = out.and_then(|p| super::output::Kind::of(p).ok());
     let disk = match kind {
@@ -38,9 +39,9 @@ pub(crate) fn estimate(model: &Model, cfg: &RunConfig, out: Option<&Path>, plot:
     if plot {
         memory = memory.saturating_add(rows.saturating_mul(columns * 8 + 24));
     }
-    if ensemble {
-        let particles = cfg.particles.unwrap_or(crate::ensemble::DEFAULT_PARTICLES as u64);
-        let blocks = particles.div_ceil(crate::ensemble::BLOCK as u64);
+    if plan.is_ensemble() {
+        let particles = plan.particles() as u64;
+        let blocks = particles.div_ceil(crate::drive::BLOCK as u64);
         // Per block: the moments of every row and column; per particle: its state, twice.
         let state = model.vars.len() as u64 * 2;
         memory = memory

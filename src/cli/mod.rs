@@ -5,12 +5,13 @@
 //! 3 the run failed numerically.
 
 use crate::report::Format;
-use crate::{compile_file, LoadError};
+use load::{compile_file, compile_file_for, LoadError};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 mod guard;
+pub mod load;
 mod output;
 mod run_cmd;
 
@@ -34,6 +35,9 @@ enum Command {
     Check {
         /// The `.lag` file.
         file: PathBuf,
+        /// Also check that this method fits the model.
+        #[arg(long)]
+        method: Option<String>,
         /// Override a const or param: NAME=VALUE (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
@@ -133,6 +137,20 @@ pub(crate) fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> 
         .collect()
 }
 
+/// Every `--set` name must be a param or const of the model.
+pub(crate) fn check_sets(c: &crate::Compiled, sets: &[(String, f64)]) -> Result<(), String> {
+    let m = &c.model;
+    let known = |n: &String| m.params.iter().any(|p| &p.name == n) || m.consts.iter().any(|(k, _)| k == n);
+    match sets.iter().find(|(n, _)| !known(n)) {
+        None => Ok(()),
+        Some((name, _)) => {
+            let all: Vec<&str> =
+                m.params.iter().map(|p| p.name.as_str()).chain(m.consts.iter().map(|(k, _)| k.as_str())).collect();
+            Err(format!("--set {name}: the model has no param or const of that name; it has: {}", all.join(", ")))
+        }
+    }
+}
+
 pub(crate) fn report_load_error(e: &LoadError) -> i32 {
     match e {
         LoadError::Model(d) => {
@@ -159,38 +177,17 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run_cmd::run(*args),
         Command::Ir { file, method, set } => ir(file, method, set),
-        Command::Check { file, set } => {
-            let sets = match parse_sets(&set) {
-                Ok(s) => s,
-                Err(m) => return usage(&m),
-            };
-            match compile_file(&file, &sets) {
-                Ok(c) => {
-                    let m = &c.model;
-                    let what = match m.kind {
-                        crate::ModelKind::Lagrangian => "coordinates",
-                        crate::ModelKind::Energy => "state variables",
-                    };
-                    println!(
-                        "{}: ok ({} model `{}`, {} {what}, {} params)",
-                        file.display(),
-                        m.kind,
-                        m.name,
-                        m.vars.len(),
-                        m.params.len()
-                    );
-                    0
-                }
-                Err(e) => report_load_error(&e),
-            }
-        }
+        Command::Check { file, method, set } => check(file, method, set),
         Command::Derive { file, format, set } => {
             let sets = match parse_sets(&set) {
                 Ok(s) => s,
                 Err(m) => return usage(&m),
             };
             match compile_file(&file, &sets) {
-                Ok(mut c) => {
+                Ok(c) => {
+                    if let Err(m) = check_sets(&c, &sets) {
+                        return usage(&m);
+                    }
                     let f = match format {
                         FormatArg::Text => Format::Text,
                         FormatArg::Latex => Format::Latex,
@@ -226,23 +223,65 @@ pub(crate) fn parse_method(m: Option<&str>) -> Result<Option<crate::Method>, Str
     }
 }
 
+/// `lagc check`: the model's errors, and whether `--method` fits.
+fn check(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
+    let (method, sets) = match (parse_method(method.as_deref()), parse_sets(&set)) {
+        (Ok(m), Ok(s)) => (m, s),
+        (Err(m), _) | (_, Err(m)) => return usage(&m),
+    };
+    let c = match compile_file(&file, &sets) {
+        Ok(c) => c,
+        Err(e) => return report_load_error(&e),
+    };
+    if let Err(m) = check_sets(&c, &sets) {
+        return usage(&m);
+    }
+    if let Some(code) = method.and_then(|m| refuse(&c, m)) {
+        return code;
+    }
+    let m = &c.model;
+    let what = match m.kind {
+        crate::ModelKind::Lagrangian => "coordinates",
+        crate::ModelKind::Energy => "state variables",
+    };
+    println!("{}: ok ({} model `{}`, {} {what}, {} params)", file.display(), m.kind, m.name, m.vars.len(), m.params.len());
+    0
+}
+
+/// Prints the refusal of a method that does not fit, with its span; the exit
+/// status of a bad command line.
+pub(crate) fn refuse(c: &crate::Compiled, method: crate::Method) -> Option<i32> {
+    let d = c.refusal(method)?;
+    eprint!("{}", c.diagnostics(vec![d]).render_with(std::io::stderr().is_terminal()));
+    Some(EXIT_USAGE)
+}
+
+/// `lagc ir`: the Cranelift IR of the kernels of a method.
 fn ir(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
     let (method, sets) = match (parse_method(method.as_deref()), parse_sets(&set)) {
         (Ok(m), Ok(s)) => (m, s),
         (Err(m), _) | (_, Err(m)) => return usage(&m),
     };
-    let mut c = match compile_file(&file, &sets) {
+    let c = match compile_file_for(&file, &sets, method) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
-    let opts = crate::run::RunOptions { method, ..Default::default() };
-    let cfg = match crate::run::RunConfig::resolve(&c.model, &opts) {
-        Ok(cfg) => cfg,
-        Err(m) => return usage(&m),
+    if let Err(m) = check_sets(&c, &sets) {
+        return usage(&m);
+    }
+    if let Some(code) = refuse(&c, c.method) {
+        return code;
+    }
+    let plan = match crate::plan::plan(&c.model, &c.equations, c.method, None) {
+        Ok(p) => p,
+        Err(m) => return usage(&m.why),
     };
-    match crate::kernels::Kernels::new(&mut c.model, &c.equations, cfg.method, crate::kernels::Backend::Native) {
+    match crate::Kernels::build(&c.model, &c.equations, &plan, crate::BackendKind::Native) {
         Ok(k) => {
-            print!("{}", k.ir().unwrap_or_default());
+            let mut stdout = std::io::stdout().lock();
+            if stdout.write_all(k.ir().unwrap_or_default().as_bytes()).and_then(|_| stdout.flush()).is_err() {
+                return EXIT_USAGE;
+            }
             0
         }
         Err(e) => {

@@ -5,7 +5,7 @@
 //! complete-looking file. CSV rows are streamed; JSON and NPY are written at
 //! the end (NPY needs the row count in its header).
 
-use crate::run::RowSink;
+use crate::drive::{RowSink, SinkError};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -154,12 +154,12 @@ fn csv_field(s: &str) -> String {
 }
 
 impl RowSink for Writer {
-    fn row(&mut self, values: &[f64]) -> Result<(), String> {
+    fn row(&mut self, values: &[f64]) -> Result<(), SinkError> {
         self.rows += 1;
         match self.kind {
             Kind::Csv => {
                 let line = values.iter().map(|&x| fmt_value(x)).collect::<Vec<_>>().join(",");
-                writeln!(self.out, "{line}").map_err(|e| format!("writing output: {e}"))
+                writeln!(self.out, "{line}").map_err(|e| SinkError(format!("writing output: {e}")))
             }
             Kind::Json | Kind::Npy => {
                 self.buffered.extend_from_slice(values);

@@ -1,18 +1,23 @@
 //! `lagc run`: settings, output files, the progress bar, the plot and the
-//! summary around [`crate::run::run_with`].
+//! summary around [`crate::drive::run`].
 
 use super::{output, parse_method, parse_sets, report_load_error, usage, RunArgs, EXIT_NUMERIC, EXIT_USAGE};
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 pub(crate) const EXIT_INTERRUPTED: i32 = 130;
-use crate::compile_file;
+use super::load::compile_file_for;
+use crate::drive::{self, Control, RowSink, RunConfig, RunError, RunOptions, SinkError};
+use crate::plan::Plan;
 use crate::plot::{self, PlotInfo};
-use crate::run::{self as runner, RowSink, RunConfig, RunError, RunOptions};
 use crate::sym::Env;
 use crate::{Model, ModelKind};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Set by the Ctrl-C handler: the run stops at its next row.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
 use std::time::{Duration, Instant};
 
 /// How long a run goes before a progress bar appears.
@@ -78,7 +83,7 @@ impl Drop for Progress {
 }
 
 impl RowSink for Tee<'_> {
-    fn row(&mut self, values: &[f64]) -> Result<(), String> {
+    fn row(&mut self, values: &[f64]) -> Result<(), SinkError> {
         if let Some(k) = &mut self.keep {
             k.push(values.to_vec());
         }
@@ -103,7 +108,7 @@ fn check_plot_path(p: &Path) -> Result<(), String> {
 }
 
 /// Draws the run.
-fn draw(model: &Model, cfg: &RunConfig, rows: &[Vec<f64>], finals: &[Vec<f64>], path: &Path) -> Result<(), String> {
+fn draw(model: &Model, plan: &Plan, rows: &[Vec<f64>], finals: &[Vec<f64>], path: &Path) -> Result<(), String> {
     let env_temperature = model.temperature.map(|t| model.arena.eval(t, &model.env()));
     let info = PlotInfo {
         model: model.name.clone(),
@@ -111,7 +116,7 @@ fn draw(model: &Model, cfg: &RunConfig, rows: &[Vec<f64>], finals: &[Vec<f64>], 
         vars: model.vars.iter().map(|v| v.name.clone()).collect(),
         temperature: env_temperature,
     };
-    let columns = runner::output_columns(model, cfg);
+    let columns = &plan.columns;
     let energy = model.energy;
     let env = model.env();
     let syms = model.var_syms();
@@ -122,14 +127,14 @@ fn draw(model: &Model, cfg: &RunConfig, rows: &[Vec<f64>], finals: &[Vec<f64>], 
         }
         energy.map(|en| model.arena.eval(en, &e)).unwrap_or(f64::NAN)
     };
-    let svg = if crate::ensemble::is_ensemble(model, cfg) {
+    let svg = if plan.is_ensemble() {
         let e1 = |x: f64| eval_at(&[x]);
         let one_d = model.kind == ModelKind::Energy && syms.len() == 1;
-        plot::ensemble_svg(&info, &columns, rows, finals, one_d.then_some(&e1 as &dyn Fn(f64) -> f64))
+        plot::ensemble_svg(&info, columns, rows, finals, one_d.then_some(&e1 as &dyn Fn(f64) -> f64))
     } else {
         let e2 = |x: f64, y: f64| eval_at(&[x, y]);
         let two_d = model.kind == ModelKind::Energy && syms.len() == 2;
-        plot::trajectory_svg(&info, &columns, rows, two_d.then_some(&e2 as &dyn Fn(f64, f64) -> f64))
+        plot::trajectory_svg(&info, columns, rows, two_d.then_some(&e2 as &dyn Fn(f64, f64) -> f64))
     }
     .map_err(|e| format!("--plot: {e}"))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot.svg");
@@ -158,25 +163,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         }
     }
     let start = Instant::now();
-    let mut c = match compile_file(&args.file, &sets) {
+    let c = match compile_file_for(&args.file, &sets, method) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
-    if let Some((name, _)) = sets
-        .iter()
-        .find(|(n, _)| !c.model.params.iter().any(|p| &p.name == n) && !c.model.consts.iter().any(|(k, _)| k == n))
-    {
-        let known: Vec<&str> = c
-            .model
-            .params
-            .iter()
-            .map(|p| p.name.as_str())
-            .chain(c.model.consts.iter().map(|(k, _)| k.as_str()))
-            .collect();
-        return usage(&format!(
-            "--set {name}: the model has no param or const of that name; it has: {}",
-            known.join(", ")
-        ));
+    if let Err(m) = super::check_sets(&c, &sets) {
+        return usage(&m);
     }
     let opts = RunOptions {
         method,
@@ -191,39 +183,46 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     };
     let cfg = match RunConfig::resolve(&c.model, &opts) {
         Ok(cfg) => cfg,
-        Err(m) => return usage(&m),
+        Err(m) => return usage(&m.to_string()),
     };
-    if let Err(m) = runner::check(&c.model, &c.equations, &cfg) {
-        return usage(&m);
+    if let Some(code) = super::refuse(&c, cfg.method) {
+        return code;
     }
-    let ensemble = crate::ensemble::is_ensemble(&c.model, &cfg);
+    let plan = match c.plan(&cfg) {
+        Ok(plan) => plan,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let ensemble = plan.is_ensemble();
     if args.dump.is_some() && !ensemble {
         return usage("--dump writes the particles of an ensemble: give --particles N or a random `init x ~ …`");
     }
-    let estimate = super::guard::estimate(&c.model, &cfg, args.out.as_deref(), args.plot.is_some(), ensemble);
+    let estimate = super::guard::estimate(&c.model, &plan, &cfg, args.out.as_deref(), args.plot.is_some());
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);
     }
-    let state_width = c.model.vars.len() * if c.model.kind == ModelKind::Lagrangian { 2 } else { 1 };
     let dump = match &args.dump {
-        Some(p) => match output::Writer::file(p, runner::columns(&c.model)[1..=state_width].to_vec()) {
+        Some(p) => match output::Writer::file(p, plan.trajectory_columns[1..=plan.dim()].to_vec()) {
             Ok(w) => Some(w),
             Err(m) => return usage(&m),
         },
         None => None,
     };
-    let columns = runner::output_columns(&c.model, &cfg);
     let writer = match &args.out {
-        Some(p) => output::Writer::file(p, columns),
-        None => output::Writer::stdout(columns),
+        Some(p) => output::Writer::file(p, plan.columns.clone()),
+        None => output::Writer::stdout(plan.columns.clone()),
     };
     let mut writer = match writer {
         Ok(w) => w,
         Err(m) => return usage(&m),
     };
-    let kernels = runner::build_kernels(&mut c.model, &c.equations, cfg.method);
+    let kernels = match crate::Kernels::build_best(&c.model, &c.equations, &plan) {
+        Ok(k) => k,
+        Err(e) => return usage(&e.to_string()),
+    };
     // Ctrl-C stops the run at its next row; what was computed is kept.
-    let _ = ctrlc::set_handler(|| runner::INTERRUPT.store(true, std::sync::atomic::Ordering::Relaxed));
+    let _ = ctrlc::set_handler(|| INTERRUPT.store(true, Ordering::Relaxed));
+    let progress = AtomicU64::new(0);
+    let control = Control { interrupt: Some(&INTERRUPT), progress: Some(&progress) };
     let t_run = Instant::now();
     let on_terminal = !args.quiet && std::io::stderr().is_terminal();
     let show_progress = on_terminal && !ensemble;
@@ -233,25 +232,23 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             keep: args.plot.as_ref().map(|_| Vec::new()),
             progress: show_progress.then(|| Progress::new(cfg.t0, cfg.t_end)),
         };
-        let finished = std::sync::atomic::AtomicBool::new(false);
+        let finished = AtomicBool::new(false);
         let r = std::thread::scope(|scope| {
             if on_terminal && ensemble {
                 // An ensemble writes its rows at the end: its bar follows the particle-steps done.
-                let total = estimate.rows.saturating_sub(2).max(1) as f64
-                    * cfg.every as f64
-                    * cfg.particles.unwrap_or(crate::ensemble::DEFAULT_PARTICLES as u64) as f64;
-                let finished = &finished;
+                let total = estimate.rows.saturating_sub(2).max(1) as f64 * cfg.every as f64 * plan.particles() as f64;
+                let (finished, progress) = (&finished, &progress);
                 scope.spawn(move || {
                     let mut bar = Progress::new(0.0, total);
                     bar.particle_steps = true;
-                    while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                    while !finished.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(100));
-                        bar.update(runner::ENSEMBLE_WORK.load(std::sync::atomic::Ordering::Relaxed) as f64);
+                        bar.update(progress.load(Ordering::Relaxed) as f64);
                     }
                 });
             }
-            let r = runner::run_with(&c.model, &c.equations, &kernels, &cfg, &mut tee);
-            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+            let r = drive::run(&c.model, &plan, &kernels, &cfg, &mut tee, control);
+            finished.store(true, Ordering::Relaxed);
             r
         });
         (r, tee.keep.take())
@@ -269,13 +266,13 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let t_write = Instant::now();
     let mut failed_output = writer.finish().err();
     if let (Some(mut w), Ok(s)) = (dump, &result) {
-        let written = s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).and_then(|_| w.finish());
+        let written = s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).map_err(|e| e.0).and_then(|_| w.finish());
         failed_output = failed_output.or(written.err().map(|m| format!("--dump: {m}")));
     }
     if let (Some(p), Some(rows)) = (&args.plot, &kept) {
         let finals = result.as_ref().map(|s| s.finals.as_slice()).unwrap_or(&[]);
         if !rows.is_empty() {
-            failed_output = failed_output.or(draw(&c.model, &cfg, rows, finals, p).err());
+            failed_output = failed_output.or(draw(&c.model, &plan, rows, finals, p).err());
         }
     }
     let write = t_write.elapsed();
@@ -315,11 +312,11 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             eprintln!("the rows computed before the failure were written");
             EXIT_NUMERIC
         }
-        Err(e @ (RunError::Setup(_) | RunError::Interrupted { .. })) => usage(&e.to_string()),
         Err(e @ RunError::Output(_)) => {
             eprintln!("error: {e}");
             EXIT_USAGE
         }
+        Err(e) => usage(&e.to_string()),
     }
 }
 
@@ -336,7 +333,7 @@ fn peak_memory() -> Option<u64> {
 fn summary_line(
     model: &Model,
     cfg: &RunConfig,
-    s: &runner::Summary,
+    s: &drive::Summary,
     ensemble: bool,
     wall: Duration,
     [front, jit, integrate, write]: [Duration; 4],

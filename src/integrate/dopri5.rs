@@ -89,7 +89,7 @@ pub fn dopri5(
     check_dim(grid, y0, n)?;
     let steps = grid.steps().map_err(|c| fail_at_start(grid, y0, c))?;
     if !(rtol > 0.0 && atol >= 0.0 && rtol.is_finite() && atol.is_finite()) {
-        let cause = Cause::Other(format!("invalid tolerances rtol = {rtol}, atol = {atol}"));
+        let cause = Cause::Invalid(format!("invalid tolerances rtol = {rtol}, atol = {atol}"));
         return Err(fail_at_start(grid, y0, cause));
     }
     if !all_finite(y0) {

@@ -14,21 +14,24 @@ struct RungeKutta4<'a, S> {
 impl<S: OdeSystem> Stepper for RungeKutta4<'_, S> {
     fn step(&mut self, t: f64, h: f64) -> Result<(), Cause> {
         let [k1, k2, k3, k4] = &mut self.k;
+        let hh = h * 0.5;
         self.sys.rhs(t, &self.y, k1)?;
         for (s, (y, k)) in self.stage.iter_mut().zip(self.y.iter().zip(k1.iter())) {
-            *s = y + 0.5 * h * k;
+            *s = y + hh * k;
         }
-        self.sys.rhs(t + 0.5 * h, &self.stage, k2)?;
+        self.sys.rhs(t + hh, &self.stage, k2)?;
         for (s, (y, k)) in self.stage.iter_mut().zip(self.y.iter().zip(k2.iter())) {
-            *s = y + 0.5 * h * k;
+            *s = y + hh * k;
         }
-        self.sys.rhs(t + 0.5 * h, &self.stage, k3)?;
+        self.sys.rhs(t + hh, &self.stage, k3)?;
         for (s, (y, k)) in self.stage.iter_mut().zip(self.y.iter().zip(k3.iter())) {
             *s = y + h * k;
         }
         self.sys.rhs(t + h, &self.stage, k4)?;
+        // y + h/6 · (((k1 + 2 k2) + 2 k3) + k4), as the compiled loop of `jit` computes it.
+        let h6 = h / 6.0;
         for i in 0..self.y.len() {
-            self.y[i] += h * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]) / 6.0;
+            self.y[i] += h6 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
         }
         self.stats.steps += 1;
         self.stats.rhs_evals += 4;
@@ -42,7 +45,9 @@ impl<S: OdeSystem> Stepper for RungeKutta4<'_, S> {
     }
 }
 
-/// Integrates `y' = F(t, y)` by the classical Runge–Kutta method with step `grid.dt`.
+/// Integrates `y' = F(t, y)` by the classical Runge–Kutta method with step `grid.dt`
+/// (docs/numerics.md §RK4). This is the reference for the compiled RK4 loop of `jit`: the
+/// same operations in the same order.
 pub fn rk4(sys: &mut impl OdeSystem, grid: &Grid, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
     let n = sys.dim();
     check_dim(grid, y0, n)?;
@@ -98,13 +103,14 @@ pub(super) fn check_dim(grid: &Grid, y0: &[f64], n: usize) -> Result<(), Failure
         Err(super::fail_at_start(
             grid,
             y0,
-            Cause::Other(format!("initial state has {} entries, expected {n}", y0.len())),
+            Cause::Invalid(format!("initial state has {} entries, expected {n}", y0.len())),
         ))
     }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
+    use crate::integrate::Stop;
     use super::super::{lagrangian_system, LagrangianPoint, LagrangianSystem};
     use super::*;
 
@@ -217,7 +223,7 @@ pub(super) mod tests {
         // 10⁵ steps of h = 0.1: H/H0 = (1 − h⁶/72 + h⁸/576)^(10⁵) = 0.99861380886.
         let mut last = None;
         let grid = Grid { t0: 0.0, t_end: 1e4, dt: 0.1, every: 100_000 };
-        let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
+        let mut obs = |_t: f64, y: &[f64]| -> Result<(), Stop> {
             last = Some(0.5 * (y[0] * y[0] + y[1] * y[1]));
             Ok(())
         };
@@ -323,17 +329,17 @@ pub(super) mod tests {
     #[test]
     fn observer_refusal_stops_the_run() {
         let mut count = 0;
-        let mut obs = |_t: f64, _y: &[f64]| -> Result<(), String> {
+        let mut obs = |_t: f64, _y: &[f64]| -> Result<(), Stop> {
             count += 1;
             if count == 3 {
-                Err("interrupted".into())
+                Err(Stop)
             } else {
                 Ok(())
             }
         };
         let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 1 };
         let err = rk4(&mut Oscillator { damping: 0.0 }, &grid, &[1.0, 0.0], &mut obs).unwrap_err();
-        assert_eq!(err.cause, Cause::Other("interrupted".into()));
+        assert_eq!(err.cause, Cause::Stopped);
         assert!((err.t - 0.2).abs() < 1e-15);
     }
 }

@@ -8,7 +8,7 @@ use super::{all_finite, drive, norm, Cause, Failure, GradientSystem, Grid, Obser
 /// A [`GradientSystem`] seen as the first-order system `θ' = −g(θ)⁻¹∇E(θ)`.
 ///
 /// The Jacobian is `−∇²E` for the Euclidean metric and central finite differences of the
-/// right-hand side otherwise. A singular metric gives [`Cause::Other`].
+/// right-hand side otherwise. A singular metric gives [`Cause::SingularMetric`].
 pub struct GradientFlow<S> {
     sys: S,
     grad: Vec<f64>,
@@ -37,7 +37,7 @@ impl<S: GradientSystem> GradientFlow<S> {
 
 /// The error for a metric that cannot be solved with.
 fn singular_metric(_: Cause) -> Cause {
-    Cause::Other("singular metric g(θ)".into())
+    Cause::SingularMetric
 }
 
 impl<S: GradientSystem> OdeSystem for GradientFlow<S> {

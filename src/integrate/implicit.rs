@@ -52,7 +52,7 @@ impl<S: OdeSystem> Stepper for ImplicitMidpoint<'_, S> {
                 return Err(Cause::NonFinite);
             }
             let factor = linalg::factor(&self.jac, n)
-                .map_err(|_| Cause::Other("singular Newton matrix in the implicit midpoint rule".into()))?;
+                .map_err(|_| Cause::SingularNewtonMatrix)?;
             factor.solve(&mut self.residual);
             for i in 0..n {
                 self.next[i] -= self.residual[i];
@@ -98,6 +98,7 @@ pub fn midpoint(sys: &mut impl OdeSystem, grid: &Grid, y0: &[f64], obs: &mut imp
 
 #[cfg(test)]
 mod tests {
+    use crate::integrate::Stop;
     use super::super::explicit::tests::{angular_momentum, Kepler, Oscillator, OscillatorLagrangian, DAMPED_Q10};
     use super::super::lagrangian_system;
     use super::*;
@@ -127,7 +128,7 @@ mod tests {
         let h = 2.0 * std::f64::consts::PI / 628.0;
         let grid = Grid { t0: 0.0, t_end: 4.0 * std::f64::consts::PI, dt: h, every: 1 };
         let mut worst = 0.0_f64;
-        let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
+        let mut obs = |_t: f64, y: &[f64]| -> Result<(), Stop> {
             worst = worst.max((angular_momentum(y) - 0.8).abs());
             Ok(())
         };

@@ -1,129 +1,108 @@
 //! The Euler–Maruyama method for overdamped Langevin dynamics
-//! `dθ = −g⁻¹∇E dt + √(2T) g^{-1/2} dW`.
+//! `dθ = −g⁻¹∇E dt + √(2T) g^{-1/2} dW` with a constant metric `g` (docs/numerics.md §em).
+//!
+//! A run advances a block of particles together: [`noise_scale`] gives the matrix
+//! `S = √(2T) g^{-1/2}` once, [`em_noise`] turns each particle's standard normal draws into
+//! its increment `√h S ξ`, and [`em_block_step`] moves every particle by
+//! `θ ← θ + h F(t, θ) + √h S ξ`. `em_block_step` is the reference for the compiled block
+//! step of `jit`: both compute the same operations in the same order.
 
-use rand::Rng;
-use rand_distr::StandardNormal;
-
-use super::explicit::check_dim;
 use super::linalg;
-use super::{drive, fail_at_start, Cause, Failure, GradientSystem, Grid, Observer, Stats, Stepper};
+use super::{Cause, OdeSystem};
 
-/// One Euler–Maruyama step with its buffers and random number generator.
-struct EulerMaruyama<'a, S, R> {
-    sys: &'a mut S,
-    rng: &'a mut R,
-    temperature: f64,
-    theta: Vec<f64>,
-    grad: Vec<f64>,
-    metric: Vec<f64>,
-    noise: Vec<f64>,
-    stats: Stats,
-}
-
-impl<S: GradientSystem, R: Rng> Stepper for EulerMaruyama<'_, S, R> {
-    fn step(&mut self, t: f64, h: f64) -> Result<(), Cause> {
-        let n = self.theta.len();
-        self.sys.gradient(t, &self.theta, &mut self.grad);
-        self.stats.rhs_evals += 1;
-        for xi in self.noise.iter_mut() {
-            *xi = self.rng.sample(StandardNormal);
-        }
-        if self.sys.metric(t, &self.theta, &mut self.metric) {
-            let singular = |_| Cause::Other("singular metric g(θ)".into());
-            linalg::factor(&self.metric, n).map_err(singular)?.solve(&mut self.grad);
-            let root = linalg::inverse_sqrt(&self.metric, n).map_err(singular)?;
-            let xi = self.noise.clone();
-            linalg::mat_vec(&root, &xi, &mut self.noise);
-        }
-        let amplitude = (2.0 * self.temperature * h).sqrt();
-        for i in 0..n {
-            self.theta[i] += -h * self.grad[i] + amplitude * self.noise[i];
-        }
-        self.stats.steps += 1;
-        Ok(())
-    }
-    fn row(&self) -> &[f64] {
-        &self.theta
-    }
-    fn stats(&self) -> Stats {
-        self.stats
-    }
-}
-
-/// Integrates `dθ = −g⁻¹∇E dt + √(2T) g^{-1/2} dW` by Euler–Maruyama:
-/// `θ ← θ − h g⁻¹∇E + √(2Th) g^{-1/2} ξ`, `ξ ~ N(0, I)`, with `g` (the identity for the
-/// Euclidean metric) evaluated at the current `θ`. With a non-constant metric this omits the
-/// divergence (Itô) drift correction, so it samples the Gibbs density only for constant `g`.
-/// The stationary law is biased by `O(h)`. Rows are `θ`.
-pub fn euler_maruyama(
-    sys: &mut impl GradientSystem,
-    grid: &Grid,
-    temperature: f64,
-    theta0: &[f64],
-    rng: &mut impl Rng,
-    obs: &mut impl Observer,
-) -> Result<Stats, Failure> {
-    let n = sys.dim();
-    check_dim(grid, theta0, n)?;
+/// The noise matrix `S = √(2T) g^{-1/2}` (row-major `n × n`), for the temperature `T ≥ 0`
+/// and the constant metric `g` (the identity when `None`).
+pub fn noise_scale(temperature: f64, metric: Option<&[f64]>, n: usize) -> Result<Vec<f64>, Cause> {
     if !(temperature >= 0.0 && temperature.is_finite()) {
-        let cause = Cause::Other(format!("temperature must be non-negative, not {temperature}"));
-        return Err(fail_at_start(grid, theta0, cause));
+        return Err(Cause::Invalid(format!("the temperature must be a non-negative number, not {temperature}")));
     }
-    let mut method = EulerMaruyama {
-        sys,
-        rng,
-        temperature,
-        theta: theta0.to_vec(),
-        grad: vec![0.0; n],
-        metric: vec![0.0; n * n],
-        noise: vec![0.0; n],
-        stats: Stats::default(),
-    };
-    drive(grid, &mut method, obs)
+    let mut s = vec![0.0; n * n];
+    match metric {
+        None => (0..n).for_each(|i| s[i * n + i] = 1.0),
+        Some(g) => s = linalg::inverse_sqrt(g, n).map_err(|_| Cause::SingularMetric)?,
+    }
+    let c = (2.0 * temperature).sqrt();
+    Ok(s.into_iter().map(|x| c * x).collect())
+}
+
+/// One particle's increment `out = √h · S ξ` for the standard normal draws `xi`.
+pub fn em_noise(scale: &[f64], sqrt_h: f64, xi: &[f64], out: &mut [f64]) {
+    let n = xi.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = sqrt_h * (0..n).map(|j| scale[i * n + j] * xi[j]).sum::<f64>();
+    }
+}
+
+/// One Euler–Maruyama step of a block of particles (rows of `theta`, `sys.dim()` wide):
+/// `θ_i ← θ_i + h F(t, θ_i) + noise_i`. On failure the particles before the failing one have
+/// moved, it and those after it have not, and the error gives its index and the cause.
+pub fn em_block_step(
+    sys: &mut impl OdeSystem,
+    t: f64,
+    h: f64,
+    theta: &mut [f64],
+    noise: &[f64],
+) -> Result<(), (usize, Cause)> {
+    let n = sys.dim();
+    let mut f = vec![0.0; n];
+    let mut next = vec![0.0; n];
+    for (i, (y, xi)) in theta.chunks_mut(n.max(1)).zip(noise.chunks(n.max(1))).enumerate() {
+        sys.rhs(t, y, &mut f).map_err(|c| (i, c))?;
+        for j in 0..n {
+            next[j] = y[j] + h * f[j] + xi[j];
+        }
+        if next.iter().any(|v| !v.is_finite()) {
+            return Err((i, Cause::NonFinite));
+        }
+        y.copy_from_slice(&next);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{gradient_flow_system, GradientSystem};
     use super::*;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+    use rand_distr::StandardNormal;
 
-    /// `N` independent particles in `E = Σ k θ_i²/2`, with an optional constant scalar metric.
-    struct Ensemble {
-        n: usize,
+    /// `E = k θ²/2` for one particle, with an optional constant scalar metric.
+    struct Well {
         k: f64,
-        metric: Option<f64>,
     }
 
-    impl GradientSystem for Ensemble {
+    impl GradientSystem for Well {
         fn dim(&self) -> usize {
-            self.n
+            1
         }
         fn energy(&mut self, _t: f64, th: &[f64]) -> f64 {
-            0.5 * self.k * th.iter().map(|x| x * x).sum::<f64>()
+            0.5 * self.k * th[0] * th[0]
         }
         fn gradient(&mut self, _t: f64, th: &[f64], g: &mut [f64]) {
-            for (gi, x) in g.iter_mut().zip(th) {
-                *gi = self.k * x;
-            }
+            g[0] = self.k * th[0];
         }
         fn hessian(&mut self, _t: f64, _th: &[f64], hs: &mut [f64]) {
-            hs.fill(0.0);
-            for i in 0..self.n {
-                hs[i * self.n + i] = self.k;
-            }
+            hs[0] = self.k;
         }
-        fn metric(&mut self, _t: f64, _th: &[f64], g: &mut [f64]) -> bool {
-            match self.metric {
-                Some(m) => {
-                    g.fill(0.0);
-                    for i in 0..self.n {
-                        g[i * self.n + i] = m;
-                    }
-                    true
-                }
-                None => false,
+        fn metric(&mut self, _t: f64, _th: &[f64], _g: &mut [f64]) -> bool {
+            false
+        }
+    }
+
+    /// `steps` Euler–Maruyama steps of size `h` of a block of particles, each drawing
+    /// its noise from one stream.
+    fn run_block(sys: &mut impl OdeSystem, scale: &[f64], h: f64, steps: usize, theta: &mut [f64], seed: u64) {
+        let n = sys.dim();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut noise = vec![0.0; theta.len()];
+        let mut xi = vec![0.0; n];
+        for k in 0..steps {
+            for p in 0..theta.len() / n {
+                xi.iter_mut().for_each(|x| *x = rng.sample(StandardNormal));
+                em_noise(scale, h.sqrt(), &xi, &mut noise[p * n..(p + 1) * n]);
             }
+            em_block_step(sys, k as f64 * h, h, theta, &noise).unwrap();
         }
     }
 
@@ -135,34 +114,26 @@ mod tests {
     }
 
     #[test]
-    fn ornstein_uhlenbeck_mean_and_stationary_variance() {
-        // k = 2, T = 0.5, h = 0.01: EM mean (1 − kh)^n, variance v∞(1 − (1 − kh)^{2n}),
-        // v∞ = T/(k(1 − kh/2)) = 0.2525253.
+    fn ornstein_uhlenbeck_mean_and_variance() {
+        // k = 2, T = 0.5, h = 0.01 (docs/numerics.md, answer 6): the EM mean after n steps
+        // is (1 − kh)^n, the variance v∞(1 − (1 − kh)^{2n}) with v∞ = T/(k(1 − kh/2)).
+        // Each check is a 5-standard-error band: a false alarm about once in 1.7 million.
         let (k, temperature, h, particles) = (2.0, 0.5, 0.01, 20_000);
-        let mut sys = Ensemble { n: particles, k, metric: None };
-        let mut rng = ChaCha8Rng::seed_from_u64(20240611);
-        let mut rows = Vec::new();
-        let grid = Grid { t0: 0.0, t_end: 5.0, dt: h, every: 50 };
-        let theta0 = vec![1.0; particles];
-        euler_maruyama(&mut sys, &grid, temperature, &theta0, &mut rng, &mut rows).unwrap();
+        let mut sys = gradient_flow_system(Well { k });
+        let scale = noise_scale(temperature, None, 1).unwrap();
         let v_inf = temperature / (k * (1.0 - k * h / 2.0));
         assert!((v_inf - 0.2525253).abs() < 1e-7);
-        for (step, (t, th)) in rows.iter().enumerate().skip(1) {
-            let n = (step * 50) as i32;
-            assert!((t - n as f64 * h).abs() < 1e-12);
+        let mut theta = vec![1.0; particles];
+        for (round, steps) in [50usize, 200, 250].into_iter().enumerate() {
+            run_block(&mut sys, &scale, h, steps, &mut theta, 20240611 + round as u64);
+            let n: i32 = [50, 250, 500][round];
             let decay = (1.0 - k * h).powi(n);
             let variance = v_inf * (1.0 - decay * decay);
-            let (m, v) = mean_and_variance(th);
+            let (m, v) = mean_and_variance(&theta);
             let se_mean = (variance / particles as f64).sqrt();
             let se_var = variance * (2.0 / particles as f64).sqrt();
-            assert!((m - decay).abs() < 5.0 * se_mean, "t = {t}: mean {m} vs {decay}");
-            assert!((v - variance).abs() < 5.0 * se_var, "t = {t}: variance {v} vs {variance}");
-            if step == rows.len() - 1 {
-                eprintln!(
-                    "OU at t = {t}: mean {m:.5} (exact {decay:.2e}, SE {se_mean:.1e}), \
-                     variance {v:.5} (exact {variance:.7}, SE {se_var:.1e})"
-                );
-            }
+            assert!((m - decay).abs() < 5.0 * se_mean, "step {n}: mean {m} vs {decay}");
+            assert!((v - variance).abs() < 5.0 * se_var, "step {n}: variance {v} vs {variance}");
         }
     }
 
@@ -194,8 +165,9 @@ mod tests {
 
     #[test]
     fn constant_metric_scales_drift_and_noise() {
-        // Before equilibrium the metric shapes the spread. The EM covariance after n steps from θ = 0 obeys Σ ← AΣAᵀ + 2Th g⁻¹ with
-        // A = I − hk g⁻¹; compare each component's sample variance with it.
+        // Before equilibrium the metric shapes the spread. The EM covariance after n steps
+        // from θ = 0 obeys Σ ← AΣAᵀ + 2Th g⁻¹ with A = I − hk g⁻¹; compare each component's
+        // sample variance with it (5 standard errors).
         let (k, temperature, h, steps, particles) = (2.0, 0.5, 0.05, 10, 4000);
         let g = [3.0, 1.0, 1.0, 2.0];
         let det = g[0] * g[3] - g[1] * g[2];
@@ -210,25 +182,15 @@ mod tests {
             let s = mul(mul(a, sigma), at);
             sigma = [0, 1, 2, 3].map(|i| s[i] + 2.0 * temperature * h * gi[i]);
         }
-        let mut sys = Metric2 { k, g };
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let grid = Grid { t0: 0.0, t_end: steps as f64 * h, dt: h, every: steps };
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        for _ in 0..particles {
-            let mut obs = |_t: f64, th: &[f64]| -> Result<(), String> {
-                xs.push(th[0]);
-                ys.push(th[1]);
-                Ok(())
-            };
-            euler_maruyama(&mut sys, &grid, temperature, &[0.0, 0.0], &mut rng, &mut obs).unwrap();
-            // Keep only the final row of each run.
-            xs.remove(xs.len() - 2);
-            ys.remove(ys.len() - 2);
-        }
+        let mut sys = gradient_flow_system(Metric2 { k, g });
+        let scale = noise_scale(temperature, Some(&g), 2).unwrap();
+        let mut theta = vec![0.0; 2 * particles];
+        run_block(&mut sys, &scale, h, steps, &mut theta, 7);
+        let xs: Vec<f64> = theta.iter().step_by(2).copied().collect();
+        let ys: Vec<f64> = theta.iter().skip(1).step_by(2).copied().collect();
         for (samples, expected) in [(&xs, sigma[0]), (&ys, sigma[3])] {
             let (_, v) = mean_and_variance(samples);
             let se = expected * (2.0 / particles as f64).sqrt();
-            eprintln!("EM with metric: variance {v:.5} vs {expected:.5} (SE {se:.1e})");
             assert!((v - expected).abs() < 5.0 * se, "{v} vs {expected}");
         }
         // The test can fail: ignoring the metric would make both variances equal.
@@ -238,14 +200,22 @@ mod tests {
 
     #[test]
     fn zero_temperature_is_gradient_descent() {
-        let mut sys = Ensemble { n: 2, k: 2.0, metric: None };
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut rows = Vec::new();
-        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 0.1, every: 10 };
-        euler_maruyama(&mut sys, &grid, 0.0, &[1.0, -1.0], &mut rng, &mut rows).unwrap();
-        let th = &rows.last().unwrap().1;
-        assert!((th[0] - 0.8f64.powi(10)).abs() < 1e-15 && (th[1] + 0.8f64.powi(10)).abs() < 1e-15);
-        let err = euler_maruyama(&mut sys, &grid, -1.0, &[1.0, -1.0], &mut rng, &mut rows);
-        assert!(err.is_err());
+        let mut sys = gradient_flow_system(Well { k: 2.0 });
+        let scale = noise_scale(0.0, None, 1).unwrap();
+        let mut theta = vec![1.0, -1.0];
+        run_block(&mut sys, &scale, 0.1, 10, &mut theta, 1);
+        assert!((theta[0] - 0.8f64.powi(10)).abs() < 1e-15 && (theta[1] + 0.8f64.powi(10)).abs() < 1e-15);
+        assert!(noise_scale(-1.0, None, 1).is_err());
+        assert_eq!(noise_scale(1.0, Some(&[1.0, 2.0, 2.0, 1.0]), 2), Err(Cause::SingularMetric));
+    }
+
+    #[test]
+    fn a_failing_particle_stops_the_block_where_it_is() {
+        let mut sys = gradient_flow_system(Well { k: 2.0 });
+        let mut theta = vec![1.0, f64::INFINITY, 3.0];
+        let err = em_block_step(&mut sys, 0.0, 0.1, &mut theta, &[0.0; 3]).unwrap_err();
+        assert_eq!(err.0, 1);
+        assert_eq!(theta[0], 0.8);
+        assert_eq!(theta[2], 3.0);
     }
 }

@@ -29,7 +29,7 @@ pub use self::explicit::{euler, rk4};
 pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow};
 pub use self::implicit::midpoint;
 pub use self::lagrangian::{lagrangian_system, FirstOrderLagrangian};
-pub use self::langevin::euler_maruyama;
+pub use self::langevin::{em_block_step, em_noise, noise_scale};
 pub use self::variational::variational;
 pub use self::verlet::verlet;
 
@@ -49,8 +49,15 @@ pub enum Cause {
     StepSizeUnderflow { h: f64 },
     /// The proximal (minimizing movement) step failed; the message says how.
     ProxFailed(String),
-    /// Anything else, such as an observer that asked to stop or an invalid grid.
-    Other(String),
+    /// The metric `g(θ)` has non-finite entries or cannot be factorised.
+    SingularMetric,
+    /// The Newton matrix of an implicit step cannot be factorised.
+    SingularNewtonMatrix,
+    /// The observer asked the run to stop (an interruption or an output error); the
+    /// observer knows which.
+    Stopped,
+    /// The input cannot be integrated: an invalid grid, tolerance or state length.
+    Invalid(String),
 }
 
 impl fmt::Display for Cause {
@@ -63,7 +70,10 @@ impl fmt::Display for Cause {
             }
             Cause::StepSizeUnderflow { h } => write!(f, "step size underflow (h = {h:e})"),
             Cause::ProxFailed(why) => write!(f, "proximal step failed: {why}"),
-            Cause::Other(why) => write!(f, "{why}"),
+            Cause::SingularMetric => write!(f, "singular metric g(θ)"),
+            Cause::SingularNewtonMatrix => write!(f, "singular Newton matrix in the implicit midpoint rule"),
+            Cause::Stopped => write!(f, "stopped"),
+            Cause::Invalid(why) => write!(f, "{why}"),
         }
     }
 }
@@ -201,22 +211,26 @@ impl<S: GradientSystem + ?Sized> GradientSystem for &mut S {
     }
 }
 
-/// Receives output rows. Returning `Err` stops the run (Ctrl-C, a write error); the run then
-/// fails with [`Cause::Other`] carrying the message.
+/// An observer's request to stop the run (Ctrl-C, a write error). The observer keeps the
+/// reason; the run fails with [`Cause::Stopped`] at that row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop;
+
+/// Receives output rows. Returning `Err(Stop)` stops the run.
 pub trait Observer {
     /// Takes the row `y` at time `t`.
-    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), String>;
+    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop>;
 }
 
-impl<F: FnMut(f64, &[f64]) -> Result<(), String>> Observer for F {
-    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), String> {
+impl<F: FnMut(f64, &[f64]) -> Result<(), Stop>> Observer for F {
+    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
         self(t, y)
     }
 }
 
 /// A recorder that keeps every row.
 impl Observer for Vec<(f64, Vec<f64>)> {
-    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), String> {
+    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
         self.push((t, y.to_vec()));
         Ok(())
     }
@@ -236,23 +250,23 @@ impl Grid {
     /// Checks the grid and returns its number of steps, `ceil((t_end − t0)/dt − 1e-9)`.
     pub fn steps(&self) -> Result<usize, Cause> {
         if !(self.t0.is_finite() && self.t_end.is_finite() && self.dt.is_finite()) {
-            return Err(Cause::Other("the time grid is not finite".into()));
+            return Err(Cause::Invalid("the time grid is not finite".into()));
         }
         if self.dt <= 0.0 {
-            return Err(Cause::Other(format!("dt must be positive, not {}", self.dt)));
+            return Err(Cause::Invalid(format!("dt must be positive, not {}", self.dt)));
         }
         if self.t_end < self.t0 {
-            return Err(Cause::Other(format!("t_end = {} lies before t0 = {}", self.t_end, self.t0)));
+            return Err(Cause::Invalid(format!("t_end = {} lies before t0 = {}", self.t_end, self.t0)));
         }
         if self.every == 0 {
-            return Err(Cause::Other("every must be at least 1".into()));
+            return Err(Cause::Invalid("every must be at least 1".into()));
         }
         if self.t_end == self.t0 {
             return Ok(0);
         }
         let steps = ((self.t_end - self.t0) / self.dt - 1e-9).ceil().max(1.0);
         if steps > 1e15 {
-            return Err(Cause::Other(format!("too many steps ({steps:e})")));
+            return Err(Cause::Invalid(format!("too many steps ({steps:e})")));
         }
         Ok(steps as usize)
     }
@@ -310,7 +324,7 @@ fn fail_at_start(grid: &Grid, y0: &[f64], cause: Cause) -> Failure {
 
 /// Writes a row, turning an observer's refusal into a failure at that row.
 fn emit(obs: &mut impl Observer, t: f64, y: &[f64]) -> Result<(), Failure> {
-    obs.row(t, y).map_err(|why| Failure { t, state: y.to_vec(), cause: Cause::Other(why) })
+    obs.row(t, y).map_err(|Stop| Failure { t, state: y.to_vec(), cause: Cause::Stopped })
 }
 
 /// Runs a fixed-step method over the grid: checks the initial state, writes the rows,

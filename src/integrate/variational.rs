@@ -143,7 +143,7 @@ pub fn variational(
     let n = sys.n();
     let start: Vec<f64> = q0.iter().chain(v0).copied().collect();
     if q0.len() != n || v0.len() != n {
-        let cause = Cause::Other(format!("variational expects {n} coordinates"));
+        let cause = Cause::Invalid(format!("variational expects {n} coordinates"));
         return Err(fail_at_start(grid, &start, cause));
     }
     let mut point = LagrangianPoint::new(n);
@@ -171,6 +171,7 @@ pub fn variational(
 
 #[cfg(test)]
 mod tests {
+    use crate::integrate::Stop;
     use super::super::explicit::tests::{angular_momentum, OscillatorLagrangian, DAMPED_Q10};
     use super::*;
     use std::f64::consts::PI;
@@ -222,7 +223,7 @@ mod tests {
         let h = 2.0 * PI / 628.0;
         let grid = Grid { t0: 0.0, t_end: 4.0 * PI, dt: h, every: 1 };
         let mut worst = 0.0_f64;
-        let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
+        let mut obs = |_t: f64, y: &[f64]| -> Result<(), Stop> {
             worst = worst.max((angular_momentum(y) - 0.8).abs());
             Ok(())
         };

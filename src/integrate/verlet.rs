@@ -1,45 +1,37 @@
-//! The Störmer–Verlet method for `L = ½ vᵀMv − V(q)` with a constant mass matrix `M`.
+//! The Störmer–Verlet method for `M q'' = f(q)` with a constant mass matrix `M`
+//! (docs/numerics.md §Störmer–Verlet).
 
-use super::linalg::{self, Factor};
 use super::{all_finite, drive, fail_at_start, Cause, Failure, Grid, Observer, Stats, Stepper};
 
-/// Störmer–Verlet in `(q, p)`, `p = Mv`, reporting rows `(q, v)`.
-struct StormerVerlet<G> {
+/// Störmer–Verlet in velocity form, rows `(q, v)`.
+struct StormerVerlet<A> {
     n: usize,
-    grad_v: G,
-    mass: Factor,
-    q: Vec<f64>,
-    p: Vec<f64>,
-    /// `(q, v)`, with `v = M⁻¹p`.
+    accel: A,
+    /// `(q, v)`.
     row: Vec<f64>,
-    /// `∇V(q)` at the current point, reused as the first kick of the next step.
-    grad: Vec<f64>,
+    /// `a(q) = M⁻¹f(q)` at the current point, reused as the first kick of the next step.
+    a: Vec<f64>,
+    v_half: Vec<f64>,
     stats: Stats,
 }
 
-impl<G: FnMut(f64, &[f64], &mut [f64])> Stepper for StormerVerlet<G> {
+impl<A: FnMut(f64, &[f64], &mut [f64]) -> Result<(), Cause>> Stepper for StormerVerlet<A> {
     fn step(&mut self, t: f64, h: f64) -> Result<(), Cause> {
         let n = self.n;
-        // p½ = p − (h/2)∇V(q); the gradient is the one left by the previous step.
+        let hh = h * 0.5;
+        let (q, v) = self.row.split_at_mut(n);
+        // v½ = v + (h/2) a(q); q ← q + h v½; v ← v½ + (h/2) a(q).
         for i in 0..n {
-            self.p[i] -= 0.5 * h * self.grad[i];
+            self.v_half[i] = v[i] + hh * self.a[i];
         }
-        // q ← q + h M⁻¹ p½.
-        let mut velocity = self.p.clone();
-        self.mass.solve(&mut velocity);
-        for (q, v) in self.q.iter_mut().zip(&velocity) {
-            *q += h * v;
+        for i in 0..n {
+            q[i] += h * self.v_half[i];
         }
-        // p ← p½ − (h/2)∇V(q).
-        (self.grad_v)(t + h, &self.q, &mut self.grad);
+        (self.accel)(t + h, q, &mut self.a)?;
         self.stats.rhs_evals += 1;
         for i in 0..n {
-            self.p[i] -= 0.5 * h * self.grad[i];
+            v[i] = self.v_half[i] + hh * self.a[i];
         }
-        velocity.copy_from_slice(&self.p);
-        self.mass.solve(&mut velocity);
-        self.row[..n].copy_from_slice(&self.q);
-        self.row[n..].copy_from_slice(&velocity);
         self.stats.steps += 1;
         Ok(())
     }
@@ -47,45 +39,41 @@ impl<G: FnMut(f64, &[f64], &mut [f64])> Stepper for StormerVerlet<G> {
         &self.row
     }
     fn is_finite(&self) -> bool {
-        all_finite(&self.row) && all_finite(&self.p) && all_finite(&self.grad)
+        all_finite(&self.row) && all_finite(&self.a)
     }
     fn stats(&self) -> Stats {
         self.stats
     }
 }
 
-/// Integrates `M q'' = −∇V(q, t)` by Störmer–Verlet, a symplectic method of order 2.
+/// Integrates `q'' = a(q)` (with `a = M⁻¹f` for a constant `M`) by Störmer–Verlet, a
+/// symplectic method of order 2: `v½ = v + (h/2) a(q)`, `q' = q + h v½`,
+/// `v' = v½ + (h/2) a(q')`.
 ///
-/// `grad_v(t, q, grad)` writes `∇V`. `mass_matrix` is `M` itself (row-major `n × n`),
-/// factorised once; a singular `M` fails at `t0` with [`Cause::SingularMassMatrix`].
-/// Rows are `(q, v)` with `v = M⁻¹p`.
+/// `accel(t, q, a)` writes the acceleration, or fails (a singular mass matrix). It is
+/// evaluated once per step. This is the reference for the compiled Verlet loop of `jit`,
+/// which computes the same operations in the same order. Rows are `(q, v)`.
 pub fn verlet(
     n: usize,
-    mut grad_v: impl FnMut(f64, &[f64], &mut [f64]),
-    mass_matrix: &[f64],
+    mut accel: impl FnMut(f64, &[f64], &mut [f64]) -> Result<(), Cause>,
     grid: &Grid,
     q0: &[f64],
     v0: &[f64],
     obs: &mut impl Observer,
 ) -> Result<Stats, Failure> {
     let start: Vec<f64> = q0.iter().chain(v0).copied().collect();
-    if q0.len() != n || v0.len() != n || mass_matrix.len() != n * n {
-        let cause = Cause::Other(format!("verlet expects {n} coordinates and an {n}×{n} mass matrix"));
+    if q0.len() != n || v0.len() != n {
+        let cause = Cause::Invalid(format!("verlet expects {n} coordinates and {n} velocities"));
         return Err(fail_at_start(grid, &start, cause));
     }
-    let mass = linalg::factor(mass_matrix, n).map_err(|c| fail_at_start(grid, &start, c))?;
-    let mut p = vec![0.0; n];
-    linalg::mat_vec(mass_matrix, v0, &mut p);
-    let mut grad = vec![0.0; n];
-    grad_v(grid.t0, q0, &mut grad);
+    let mut a = vec![0.0; n];
+    accel(grid.t0, q0, &mut a).map_err(|c| fail_at_start(grid, &start, c))?;
     let mut method = StormerVerlet {
         n,
-        grad_v,
-        mass,
-        q: q0.to_vec(),
-        p,
+        accel,
         row: start,
-        grad,
+        a,
+        v_half: vec![0.0; n],
         stats: Stats { rhs_evals: 1, ..Stats::default() },
     };
     drive(grid, &mut method, obs)
@@ -93,15 +81,17 @@ pub fn verlet(
 
 #[cfg(test)]
 mod tests {
+    use crate::integrate::Stop;
     use super::super::explicit::tests::{angular_momentum, kepler_energy, Kepler};
     use super::super::rk4;
     use super::*;
     use std::f64::consts::PI;
 
-    fn kepler_gradient(_t: f64, q: &[f64], grad: &mut [f64]) {
+    fn kepler_accel(_t: f64, q: &[f64], a: &mut [f64]) -> Result<(), Cause> {
         let r3 = (q[0] * q[0] + q[1] * q[1]).powf(1.5);
-        grad[0] = q[0] / r3;
-        grad[1] = q[1] / r3;
+        a[0] = -q[0] / r3;
+        a[1] = -q[1] / r3;
+        Ok(())
     }
 
     #[test]
@@ -111,8 +101,11 @@ mod tests {
         let theta = (1.0 - h * h / 2.0_f64).acos();
         let mut rows = Vec::new();
         let grid = Grid { t0: 0.0, t_end: 10.0, dt: h, every: 1 };
-        let grad = |_t: f64, q: &[f64], g: &mut [f64]| g[0] = q[0];
-        verlet(1, grad, &[1.0], &grid, &[1.0], &[0.0], &mut rows).unwrap();
+        let accel = |_t: f64, q: &[f64], a: &mut [f64]| {
+            a[0] = -q[0];
+            Ok(())
+        };
+        verlet(1, accel, &grid, &[1.0], &[0.0], &mut rows).unwrap();
         assert_eq!(rows.len(), 101);
         let worst = rows
             .iter()
@@ -134,12 +127,16 @@ mod tests {
         let theta = (1.0 - h * h / 8.0_f64).acos();
         let mut rows = Vec::new();
         let grid = Grid { t0: 0.0, t_end: 5.0, dt: h, every: 50 };
-        let grad = |_t: f64, q: &[f64], g: &mut [f64]| g[0] = q[0];
-        verlet(1, grad, &[4.0], &grid, &[1.0], &[0.0], &mut rows).unwrap();
+        let accel = |_t: f64, q: &[f64], a: &mut [f64]| {
+            a[0] = -q[0] / 4.0;
+            Ok(())
+        };
+        verlet(1, accel, &grid, &[1.0], &[0.0], &mut rows).unwrap();
         let q = rows.last().unwrap().1[0];
         assert!((q - (50.0 * theta).cos()).abs() < 1e-12, "{q}");
-        let err = verlet(1, grad, &[0.0], &grid, &[1.0], &[0.0], &mut rows).unwrap_err();
-        assert_eq!(err.cause, Cause::SingularMassMatrix);
+        let singular = |_t: f64, _q: &[f64], _a: &mut [f64]| Err(Cause::SingularMassMatrix);
+        let err = verlet(1, singular, &grid, &[1.0], &[0.0], &mut rows).unwrap_err();
+        assert_eq!((err.t, err.cause), (0.0, Cause::SingularMassMatrix));
     }
 
     #[test]
@@ -147,8 +144,7 @@ mod tests {
         let h = 2.0 * PI / 628.0;
         let grid = Grid { t0: 0.0, t_end: 2.0 * PI, dt: h, every: 1 };
         let mut rows = Vec::new();
-        let identity = [1.0, 0.0, 0.0, 1.0];
-        verlet(2, kepler_gradient, &identity, &grid, &[0.4, 0.0], &[0.0, 2.0], &mut rows).unwrap();
+        verlet(2, kepler_accel, &grid, &[0.4, 0.0], &[0.0, 2.0], &mut rows).unwrap();
         let y = &rows.last().unwrap().1;
         let closure = (y[0] - 0.4).hypot(y[1]);
         let drift = rows.iter().map(|(_, y)| (angular_momentum(y) - 0.8).abs()).fold(0.0, f64::max);
@@ -172,15 +168,14 @@ mod tests {
         let y0 = [0.4, 0.0, 0.0, 2.0];
         let h0 = kepler_energy(&y0);
         let mut errors = Vec::with_capacity(total + 1);
-        let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
+        let mut obs = |_t: f64, y: &[f64]| -> Result<(), Stop> {
             errors.push((kepler_energy(y) - h0).abs());
             Ok(())
         };
-        let identity = [1.0, 0.0, 0.0, 1.0];
-        verlet(2, kepler_gradient, &identity, &grid, &y0[..2], &y0[2..], &mut obs).unwrap();
+        verlet(2, kepler_accel, &grid, &y0[..2], &y0[2..], &mut obs).unwrap();
         let symplectic = split(&errors[1..]);
         errors.clear();
-        let mut obs = |_t: f64, y: &[f64]| -> Result<(), String> {
+        let mut obs = |_t: f64, y: &[f64]| -> Result<(), Stop> {
             errors.push((kepler_energy(y) - h0).abs());
             Ok(())
         };

@@ -3,7 +3,7 @@
 //!
 //! [`compile`] takes the arena and what to compile (named expression kernels,
 //! the Euler–Lagrange right-hand side [`OdeSpec`], a first-order flow
-//! [`FlowSpec`]) and returns a [`Compiled`] module holding every function in
+//! [`FlowSpec`]) and returns a [`NativeCode`] module holding every function in
 //! one `JITModule`. Each kernel walks its DAG in topological order once, so a
 //! node shared by several outputs (the arena hash-conses) is computed once,
 //! and `sin u`, `cos u` of the same `u` cost one `sincos` call.
@@ -31,12 +31,12 @@ pub use codegen::Scheme;
 use codegen::{ModuleBuilder, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use translate::Plan;
 
 /// One kernel to compile: reads the symbols `inputs` from an array `x`
-/// (`x[k]` is the value of `inputs[k]`) and writes `outputs` in order.
+/// (`x[k]` is the value of `inputs[k]`) and writes `outputs` in order. `name`
+/// labels the function in the IR; kernels are found by their position.
 #[derive(Clone, Debug)]
 pub struct ExprKernel {
     pub name: String,
@@ -94,20 +94,21 @@ pub enum JitError {
 #[error("singular mass matrix")]
 pub struct Singular;
 
-/// Why the RK4 loop stopped before the last step.
+/// Why a compiled loop stopped before the last step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureCause {
-    /// The mass matrix (or metric) was singular at one of the step's stages.
+    /// The matrix of the system (the mass matrix, or the metric of a flow) was
+    /// singular at one of the step's stages.
     Singular,
     /// The step produced a non-finite state.
     NonFinite,
 }
 
-/// The RK4 loop stopped at step `step` (the step from `t` to `t + h` failed);
+/// A compiled loop stopped at step `step` (the step from `t` to `t + h` failed);
 /// the state and the rows written are those of step `step`.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 #[error("integration failed at step {step} (t = {t}): {cause:?}")]
-pub struct Failure {
+pub struct LoopFailure {
     pub step: usize,
     pub t: f64,
     pub cause: FailureCause,
@@ -136,9 +137,10 @@ struct SystemEntry {
 }
 
 /// A compiled model: owns the code of all its kernels, freed on drop.
-pub struct Compiled {
+pub struct NativeCode {
     module: Option<JITModule>,
-    exprs: HashMap<String, ExprEntry>,
+    /// The expression kernels, in the order they were given to [`compile`].
+    exprs: Vec<ExprEntry>,
     ode: Option<SystemEntry>,
     flow: Option<SystemEntry>,
     ir: String,
@@ -148,10 +150,10 @@ pub struct Compiled {
 // SAFETY: after `finalize_definitions` the module is never mutated until drop,
 // and the compiled functions are pure: they read their arguments and write
 // only through the pointers they are given.
-unsafe impl Send for Compiled {}
-unsafe impl Sync for Compiled {}
+unsafe impl Send for NativeCode {}
+unsafe impl Sync for NativeCode {}
 
-impl Drop for Compiled {
+impl Drop for NativeCode {
     fn drop(&mut self) {
         if let Some(module) = self.module.take() {
             // SAFETY: every function pointer handed out borrows `self`, so none
@@ -165,7 +167,7 @@ impl Drop for Compiled {
 #[derive(Clone, Copy)]
 pub struct ExprFn<'a> {
     entry: ExprEntry,
-    _module: PhantomData<&'a Compiled>,
+    _module: PhantomData<&'a NativeCode>,
 }
 
 impl ExprFn<'_> {
@@ -193,7 +195,7 @@ impl ExprFn<'_> {
 #[derive(Clone, Copy)]
 pub struct RhsFn<'a> {
     entry: SystemEntry,
-    _module: PhantomData<&'a Compiled>,
+    _module: PhantomData<&'a NativeCode>,
 }
 
 impl RhsFn<'_> {
@@ -224,7 +226,7 @@ pub struct LoopFn<'a> {
     ptr: LoopPtr,
     dim: usize,
     params: usize,
-    _module: PhantomData<&'a Compiled>,
+    _module: PhantomData<&'a NativeCode>,
 }
 
 impl LoopFn<'_> {
@@ -247,7 +249,7 @@ impl LoopFn<'_> {
         y: &mut [f64],
         params: &[f64],
         out_rows: &mut Vec<f64>,
-    ) -> Result<usize, Failure> {
+    ) -> Result<usize, LoopFailure> {
         assert_eq!(y.len(), self.dim, "state length");
         assert_eq!(params.len(), self.params, "parameter count");
         let every = every.max(1);
@@ -272,7 +274,7 @@ impl LoopFn<'_> {
         } as usize;
         // SAFETY: the loop wrote the rows of steps 0, every, … ≤ done.
         unsafe { out_rows.set_len(base + (done / every + 1) * width) };
-        let fail = |cause| Err(Failure { step: done, t: t0 + done as f64 * h, cause });
+        let fail = |cause| Err(LoopFailure { step: done, t: t0 + done as f64 * h, cause });
         match cause {
             0 => Ok(done),
             CAUSE_SINGULAR => fail(FailureCause::Singular),
@@ -292,7 +294,7 @@ pub struct EmBlockFn<'a> {
     ptr: EmPtr,
     dim: usize,
     params: usize,
-    _module: PhantomData<&'a Compiled>,
+    _module: PhantomData<&'a NativeCode>,
 }
 
 impl EmBlockFn<'_> {
@@ -330,16 +332,16 @@ impl EmBlockFn<'_> {
     }
 }
 
-impl Compiled {
+impl NativeCode {
     /// The Euler–Maruyama block step of the flow, if it was compiled.
     pub fn flow_em_block(&self) -> Option<EmBlockFn<'_>> {
         let e = self.flow?;
         e.em.map(|ptr| EmBlockFn { ptr, dim: e.dim, params: e.params, _module: PhantomData })
     }
 
-    /// The expression kernel called `name`.
-    pub fn expr(&self, name: &str) -> Option<ExprFn<'_>> {
-        self.exprs.get(name).map(|&entry| ExprFn { entry, _module: PhantomData })
+    /// The expression kernel at `index` in the list given to [`compile`].
+    pub fn expr(&self, index: usize) -> Option<ExprFn<'_>> {
+        self.exprs.get(index).map(|&entry| ExprFn { entry, _module: PhantomData })
     }
 
     /// The Euler–Lagrange right-hand side, if an [`OdeSpec`] was compiled.
@@ -399,7 +401,7 @@ pub fn compile(
     exprs: &[ExprKernel],
     ode: Option<&OdeSpec>,
     flow: Option<&FlowSpec>,
-) -> Result<Compiled, JitError> {
+) -> Result<NativeCode, JitError> {
     compile_with(arena, exprs, ode, flow, &[Scheme::Rk4])
 }
 
@@ -412,7 +414,7 @@ pub fn compile_with(
     ode: Option<&OdeSpec>,
     flow: Option<&FlowSpec>,
     loops: &[Scheme],
-) -> Result<Compiled, JitError> {
+) -> Result<NativeCode, JitError> {
     let mut names = std::collections::HashSet::new();
     let mut expr_plans = Vec::with_capacity(exprs.len());
     for k in exprs {
@@ -450,12 +452,12 @@ pub fn compile_with(
     let ir = mb.ir_text();
     let instructions = mb.instructions;
     let module = mb.module;
-    let mut compiled = Compiled { module: None, exprs: HashMap::new(), ode: None, flow: None, ir, instructions };
+    let mut compiled = NativeCode { module: None, exprs: Vec::new(), ode: None, flow: None, ir, instructions };
     for ((k, plan), id) in exprs.iter().zip(&expr_plans).zip(expr_ids) {
         // SAFETY: `expr_kernel` defined this function with the `ExprPtr` signature.
         let ptr = unsafe { std::mem::transmute::<*const u8, ExprPtr>(module.get_finalized_function(id)) };
         let entry = ExprEntry { ptr, inputs: k.inputs.len(), outputs: plan.roots.len() };
-        compiled.exprs.insert(k.name.clone(), entry);
+        compiled.exprs.push(entry);
     }
     let mut ids = system_ids.into_iter();
     for (sys, slot) in [(ode_sys.as_ref(), &mut compiled.ode), (flow_sys.as_ref(), &mut compiled.flow)] {

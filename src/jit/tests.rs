@@ -138,7 +138,7 @@ fn random_chain_state(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Checks `ode_rhs` against evaluating `M`, `f` and solving densely.
-fn check_rhs_against_dense(a: &Arena, s: &OdeSpec, c: &Compiled, samples: usize, tol: f64) {
+fn check_rhs_against_dense(a: &Arena, s: &OdeSpec, c: &NativeCode, samples: usize, tol: f64) {
     let rhs = c.ode_rhs().unwrap();
     let n = s.n;
     let mut rng = Rng(7);
@@ -264,8 +264,8 @@ fn expression_kernels_match_the_evaluator() {
     outputs.extend(&zoo);
     let kernel = ExprKernel { name: "all".into(), inputs: inputs.clone(), outputs: outputs.clone() };
     let c = compile(&a, &[kernel], None, None).unwrap();
-    let f = c.expr("all").unwrap();
-    assert!(c.expr("none").is_none());
+    let f = c.expr(0).unwrap();
+    assert!(c.expr(1).is_none());
     let mut rng = Rng(1);
     let mut out = vec![0.0; outputs.len()];
     for sample in 0..100 {
@@ -451,7 +451,7 @@ fn rk4_loop_stops_at_a_non_finite_state() {
     let mut y = [0.0, 0.0];
     let mut rows = Vec::new();
     let err = c.rk4_loop().unwrap().call(0.0, 0.25, 10, 1, &mut y, &[], &mut rows).unwrap_err();
-    assert_eq!(err, Failure { step: 3, t: 0.75, cause: FailureCause::NonFinite });
+    assert_eq!(err, LoopFailure { step: 3, t: 0.75, cause: FailureCause::NonFinite });
     assert_eq!(rows.len(), 4 * 3);
     assert!(y.iter().all(|x| x.is_finite()));
     assert_eq!(&rows[9..], &[0.75, y[0], y[1]]);
@@ -473,7 +473,7 @@ fn rk4_loop_stops_at_a_singular_mass_matrix() {
     let mut y = [0.0, 0.0];
     let mut rows = Vec::new();
     let err = c.rk4_loop().unwrap().call(2.0, -0.25, 10, 2, &mut y, &[], &mut rows).unwrap_err();
-    assert_eq!(err, Failure { step: 3, t: 1.25, cause: FailureCause::Singular });
+    assert_eq!(err, LoopFailure { step: 3, t: 1.25, cause: FailureCause::Singular });
     assert_eq!(rows.len(), 2 * 3); // steps 0 and 2
 }
 
@@ -536,7 +536,7 @@ fn sin_and_cos_of_one_argument_share_a_call() {
     assert_eq!(count_calls(ir, "lagc_cos"), 0, "{ir}");
     assert!(ir.contains("function %expr_trig("), "{ir}");
     let mut out = [0.0; 5];
-    c.expr("trig").unwrap().call(&[0.3, -1.2], &mut out);
+    c.expr(0).unwrap().call(&[0.3, -1.2], &mut out);
     assert_eq!(out, [0.3f64.sin(), 0.3f64.cos(), (-1.2f64).sin(), 0.15f64.sin(), 0.15f64.cos()]);
 
     // The double pendulum's right-hand side: one sincos per coordinate, no other trig call.

@@ -1,0 +1,321 @@
+//! The numeric kernels of a planned run: the derived expressions of
+//! [`crate::plan::Plan::kernels`] and the first-order system, as functions of
+//! `x = [t, coordinates or state…, velocities…, parameters…]`.
+//!
+//! A [`Backend`] evaluates them; there are two, chosen once per run:
+//! [`native`] compiles them with Cranelift (the default), [`portable`] runs
+//! them as register programs ([`program::Program`]) where native code is not
+//! wanted or Cranelift refuses. Both compute what the tree-walking evaluator
+//! computes; the tests hold them to it. [`Kernels`] is the backend together
+//! with the layout of its inputs and outputs, and the Rust parts every method
+//! shares (the exact Jacobian, the Lagrangian point).
+
+mod native;
+mod portable;
+pub mod program;
+
+pub use native::failure_cause;
+
+use crate::derive::Equations;
+use crate::integrate::{linalg, Cause, LagrangianPoint};
+use crate::jit::{EmBlockFn, JitError, LoopFn};
+use crate::model::{Model, ModelKind};
+use crate::plan::{Kernel, Plan};
+use crate::sym::{ExprId, SymId};
+use std::time::{Duration, Instant};
+
+/// Which backend evaluates the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Cranelift-compiled native code.
+    Native,
+    /// The portable register program of [`program::Program`].
+    Portable,
+}
+
+/// Errors of [`Kernels::build`].
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Cranelift refused the kernels; the portable backend still builds them.
+    #[error(transparent)]
+    Jit(#[from] JitError),
+    /// The plan needs a kernel whose expressions `derive` was not asked for.
+    #[error("the kernel `{0}` needs derivatives that were not derived for this method")]
+    NotDerived(Kernel),
+}
+
+/// Evaluates a run's kernels.
+pub trait Backend: Send + Sync {
+    /// Evaluates the expression kernel at `index` (in [`Kernels::kernels`]
+    /// order) at `x` into `out`.
+    fn eval(&self, index: usize, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>);
+    /// The first-order right-hand side `dy = F(t, y)`; `Err` when the matrix
+    /// of the system is singular.
+    fn rhs(&self, t: f64, y: &[f64], params: &[f64], dy: &mut [f64], work: &mut Work) -> Result<(), Cause>;
+    /// The compiled fixed-step loop of the plan, if it has one.
+    fn step_loop(&self) -> Option<LoopFn<'_>> {
+        None
+    }
+    /// The compiled Euler–Maruyama block step, if the plan has one.
+    fn em_block(&self) -> Option<EmBlockFn<'_>> {
+        None
+    }
+    /// The Cranelift IR of the compiled functions (native only).
+    fn ir(&self) -> Option<&str> {
+        None
+    }
+    /// The number of Cranelift instructions over all compiled functions (native only).
+    fn instruction_count(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The inputs of every kernel and the expressions of each, as a backend
+/// builds them.
+pub struct Layout<'a> {
+    pub model: &'a Model,
+    /// `t`, the state, the parameters.
+    pub inputs: &'a [SymId],
+    pub kernels: &'a [(Kernel, Vec<ExprId>)],
+    /// The first-order system, when the plan has one.
+    pub system: Option<System>,
+}
+
+/// The first-order system `y' = F(t, y)`: `(v, M⁻¹f)` of a Lagrangian model,
+/// or `g⁻¹(−∇E)` of an energy model (`matrix` is then the metric, if any).
+#[derive(Clone, Debug)]
+pub struct System {
+    pub kind: ModelKind,
+    /// `M` or `g`, `n × n` row-major.
+    pub matrix: Option<Vec<ExprId>>,
+    /// `f` or `−∇E`.
+    pub vector: Vec<ExprId>,
+}
+
+/// The kernels of one planned run.
+pub struct Kernels {
+    pub kind: ModelKind,
+    /// Coordinates or state variables.
+    pub n: usize,
+    inputs: Vec<SymId>,
+    params: Vec<f64>,
+    kernels: Vec<(Kernel, Vec<ExprId>)>,
+    backend: Box<dyn Backend>,
+    which: BackendKind,
+    /// Wall time spent building the kernels.
+    pub build_time: Duration,
+}
+
+impl Kernels {
+    /// Builds the kernels of `plan` with the `which` backend.
+    pub fn build(model: &Model, eq: &Equations, plan: &Plan, which: BackendKind) -> Result<Kernels, BuildError> {
+        let start = Instant::now();
+        let mut inputs = vec![model.time];
+        inputs.extend(model.var_syms());
+        inputs.extend(model.velocity_syms());
+        inputs.extend(model.param_syms());
+        let kernels = plan
+            .kernels
+            .iter()
+            .map(|&k| k.expressions(model, eq).map(|x| (k, x)).ok_or(BuildError::NotDerived(k)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let system = plan.system.then(|| match eq {
+            Equations::Lagrangian(e) => System {
+                kind: ModelKind::Lagrangian,
+                matrix: Some(e.mass_matrix.iter().flatten().copied().collect()),
+                vector: e.forcing.clone(),
+            },
+            Equations::Energy(e) => {
+                System { kind: ModelKind::Energy, matrix: e.kernel.metric.clone(), vector: e.kernel.descent.clone() }
+            }
+        });
+        let layout = Layout { model, inputs: &inputs, kernels: &kernels, system };
+        let backend: Box<dyn Backend> = match which {
+            BackendKind::Native => Box::new(native::Native::build(&layout, plan.compiled)?),
+            BackendKind::Portable => Box::new(portable::Portable::build(&layout)),
+        };
+        Ok(Kernels {
+            kind: model.kind,
+            n: model.vars.len(),
+            params: model.params.iter().map(|p| p.value).collect(),
+            inputs,
+            kernels,
+            backend,
+            which,
+            build_time: start.elapsed(),
+        })
+    }
+
+    /// Native kernels, or portable ones where Cranelift refuses.
+    pub fn build_best(model: &Model, eq: &Equations, plan: &Plan) -> Result<Kernels, BuildError> {
+        match Kernels::build(model, eq, plan, BackendKind::Native) {
+            Err(BuildError::Jit(_)) => Kernels::build(model, eq, plan, BackendKind::Portable),
+            other => other,
+        }
+    }
+
+    /// The backend that was built.
+    pub fn backend(&self) -> BackendKind {
+        self.which
+    }
+
+    /// The expression kernels that were built, in order.
+    pub fn kernels(&self) -> impl Iterator<Item = Kernel> + '_ {
+        self.kernels.iter().map(|(k, _)| *k)
+    }
+
+    fn index(&self, k: Kernel) -> usize {
+        self.kernels.iter().position(|(x, _)| *x == k).unwrap_or_else(|| panic!("the plan has no kernel `{k}`"))
+    }
+
+    /// Whether the kernel was built.
+    pub fn has(&self, k: Kernel) -> bool {
+        self.kernels.iter().any(|(x, _)| *x == k)
+    }
+
+    /// The expressions a kernel computes, in output order.
+    pub fn expressions(&self, k: Kernel) -> &[ExprId] {
+        &self.kernels[self.index(k)].1
+    }
+
+    /// The number of outputs of a kernel.
+    pub fn outputs(&self, k: Kernel) -> usize {
+        self.expressions(k).len()
+    }
+
+    /// The symbols of the input vector, in order.
+    pub fn inputs(&self) -> &[SymId] {
+        &self.inputs
+    }
+
+    /// The parameter values, in declaration order.
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// The Cranelift IR of every native kernel.
+    pub fn ir(&self) -> Option<&str> {
+        self.backend.ir()
+    }
+
+    /// The number of Cranelift instructions over all native kernels.
+    pub fn instruction_count(&self) -> Option<usize> {
+        self.backend.instruction_count()
+    }
+
+    /// The plan's compiled fixed-step loop (native kernels only).
+    pub fn step_loop(&self) -> Option<LoopFn<'_>> {
+        self.backend.step_loop()
+    }
+
+    /// The compiled Euler–Maruyama block step (native kernels only).
+    pub fn em_block(&self) -> Option<EmBlockFn<'_>> {
+        self.backend.em_block()
+    }
+
+    /// Fills `x` for time `t` and state `y` (coordinates then velocities, or
+    /// the state; missing velocities read as 0).
+    pub fn input(&self, t: f64, y: &[f64], x: &mut Vec<f64>) {
+        x.clear();
+        x.push(t);
+        x.extend_from_slice(y);
+        x.resize(self.inputs.len() - self.params.len(), 0.0);
+        x.extend_from_slice(&self.params);
+    }
+
+    /// Evaluates a kernel at `x` into `out` (sized by [`Kernels::outputs`]).
+    ///
+    /// # Panics
+    /// If the plan did not build the kernel.
+    pub fn eval(&self, k: Kernel, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
+        self.backend.eval(self.index(k), x, out, scratch)
+    }
+
+    /// Evaluates a kernel at time `t` and state `y`.
+    pub fn eval_at(&self, k: Kernel, t: f64, y: &[f64], out: &mut [f64], work: &mut Work) {
+        self.input(t, y, &mut work.x);
+        self.backend.eval(self.index(k), &work.x, out, &mut work.scratch)
+    }
+
+    /// The right-hand side `y' = F(t, y)`: `(v, M⁻¹f)`, or the flow `−g⁻¹∇E`.
+    pub fn rhs(&self, t: f64, y: &[f64], dy: &mut [f64], work: &mut Work) -> Result<(), Cause> {
+        self.backend.rhs(t, y, &self.params, dy, work)?;
+        if dy.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(Cause::NonFinite)
+        }
+    }
+
+    /// The exact Jacobian `∂F/∂y` of the Lagrangian right-hand side:
+    /// `[[0, I], [M⁻¹(∂f/∂q − (∂M/∂q) a), M⁻¹(∂f/∂v − (∂M/∂v) a)]]` with `a = M⁻¹ f`.
+    pub fn jacobian(&self, t: f64, y: &[f64], jac: &mut [f64], work: &mut Work) -> Result<(), Cause> {
+        let n = self.n;
+        let d = 2 * n;
+        let mut dy = vec![0.0; d];
+        self.rhs(t, y, &mut dy, work)?;
+        let acc = &dy[n..];
+        let mut parts = vec![0.0; self.outputs(Kernel::RhsJacobian)];
+        self.eval_at(Kernel::RhsJacobian, t, y, &mut parts, work);
+        let (df, rest) = parts.split_at(n * d);
+        let (dm, m) = rest.split_at(d * n * n);
+        let f = linalg::factor(m, n)?;
+        jac.fill(0.0);
+        for i in 0..n {
+            jac[i * d + n + i] = 1.0;
+        }
+        let mut col = vec![0.0; n];
+        for j in 0..d {
+            let block = &dm[j * n * n..(j + 1) * n * n];
+            for i in 0..n {
+                let ma: f64 = (0..n).map(|k| block[i * n + k] * acc[k]).sum();
+                col[i] = df[i * d + j] - ma;
+            }
+            f.solve(&mut col);
+            for i in 0..n {
+                jac[(n + i) * d + j] = col[i];
+            }
+        }
+        Ok(())
+    }
+
+    /// The Lagrangian point at `(q, v, t)`.
+    pub fn point(&self, t: f64, q: &[f64], v: &[f64], p: &mut LagrangianPoint, work: &mut Work) -> Result<(), Cause> {
+        let n = self.n;
+        let mut y = std::mem::take(&mut work.y);
+        y.clear();
+        y.extend_from_slice(q);
+        y.extend_from_slice(v);
+        let mut out = std::mem::take(&mut work.out);
+        out.resize(self.outputs(Kernel::Point), 0.0);
+        self.eval_at(Kernel::Point, t, &y, &mut out, work);
+        work.y = y;
+        let result = if out.iter().any(|x| !x.is_finite()) {
+            Err(Cause::NonFinite)
+        } else {
+            let mut rest: &[f64] = &out;
+            for dst in [&mut p.lv, &mut p.lq, &mut p.force] {
+                dst.copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+            }
+            for dst in [&mut p.lvv, &mut p.lvq, &mut p.lqq, &mut p.force_v, &mut p.force_q] {
+                dst.copy_from_slice(&rest[..n * n]);
+                rest = &rest[n * n..];
+            }
+            p.lvt.copy_from_slice(&rest[..n]);
+            Ok(())
+        };
+        work.out = out;
+        result
+    }
+}
+
+/// Scratch space for kernel calls, one per caller.
+#[derive(Default)]
+pub struct Work {
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    pub out: Vec<f64>,
+    pub m: Vec<f64>,
+    pub scratch: Vec<f64>,
+}

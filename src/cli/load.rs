@@ -1,0 +1,60 @@
+//! Reading a model file: the one place the library's pipeline meets the file
+//! system.
+
+use crate::{Compiled, Diagnostics, Method};
+use std::path::Path;
+
+/// Errors of [`compile_file`]: the file could not be read, or the model has errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{0}")]
+    Model(#[from] Diagnostics),
+}
+
+/// Reads a `.lag` file: its text and its stem, the model's default name.
+fn read(path: &Path) -> Result<(String, String), LoadError> {
+    let shown = path.display().to_string();
+    if path.is_dir() {
+        return Err(LoadError::Read { path: shown, reason: "it is a directory".into() });
+    }
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: shown.clone(), reason: e.to_string() })?;
+    let source = String::from_utf8(bytes).map_err(|e| LoadError::Read {
+        path: shown.clone(),
+        reason: format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+    Ok((source, stem))
+}
+
+/// Names diagnostics and the compiled model by the path as given.
+fn named(path: &Path, result: Result<Compiled, Diagnostics>) -> Result<Compiled, LoadError> {
+    let shown = path.display().to_string();
+    match result {
+        Ok(mut c) => {
+            c.file = shown;
+            Ok(c)
+        }
+        Err(mut d) => {
+            d.file = shown;
+            Err(LoadError::Model(d))
+        }
+    }
+}
+
+/// Reads a `.lag` file and compiles it as [`crate::compile_source`] does.
+pub fn compile_file(path: &Path, overrides: &crate::lower::Overrides) -> Result<Compiled, LoadError> {
+    let (source, stem) = read(path)?;
+    named(path, crate::compile_source(&source, &stem, overrides))
+}
+
+/// Reads a `.lag` file and compiles it as [`crate::compile_for`] does.
+pub fn compile_file_for(
+    path: &Path,
+    overrides: &crate::lower::Overrides,
+    method: Option<Method>,
+) -> Result<Compiled, LoadError> {
+    let (source, stem) = read(path)?;
+    named(path, crate::compile_for(&source, &stem, overrides, method))
+}

@@ -1,0 +1,66 @@
+//! The gradient flow of an energy model, and the derivatives of the energy
+//! as written that the methods evaluate.
+
+use super::{EnergyEquations, FlowKernels};
+use crate::model::Model;
+use crate::sym::ExprId;
+
+/// The gradient flow of an energy model, with the Hessian of the energy as
+/// written when `hessian_wanted` is set.
+pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations {
+    let th = model.var_syms();
+    let a = &mut model.arena;
+    let e = a.simplify(model.energy.expect("an energy model has an energy"));
+    let gradient: Vec<ExprId> = th
+        .iter()
+        .map(|&s| {
+            let g = a.diff(e, s);
+            a.simplify(g)
+        })
+        .collect();
+    let hessian: Vec<Vec<ExprId>> = gradient
+        .iter()
+        .map(|&g| {
+            th.iter()
+                .map(|&s| {
+                    let h = a.diff(g, s);
+                    a.simplify(h)
+                })
+                .collect()
+        })
+        .collect();
+    let metric = model.metric.clone().map(|g| {
+        g.into_iter().map(|row| row.into_iter().map(|x| a.simplify(x)).collect()).collect::<Vec<Vec<ExprId>>>()
+    });
+    let n = th.len();
+    let diagonal = metric.as_ref().is_none_or(|g| (0..n).all(|i| (0..n).all(|j| i == j || a.is_zero(g[i][j]))));
+    let flow = diagonal.then(|| {
+        (0..n)
+            .map(|i| {
+                let ng = a.neg(gradient[i]);
+                let f = match &metric {
+                    Some(g) => a.div(ng, g[i][i]),
+                    None => ng,
+                };
+                a.simplify(f)
+            })
+            .collect()
+    });
+    // After the display forms, so that the expansion budget is spent as before.
+    let kernel = flow_kernels(model, hessian_wanted);
+    EnergyEquations { energy: e, gradient, hessian, metric, flow, temperature: model.temperature, kernel }
+}
+
+
+/// The derivatives of the energy as written: `E`, `∇E`, `−∇E`, `g`, and `∇²E`
+/// when asked.
+fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
+    let th = model.var_syms();
+    let a = &mut model.arena;
+    let energy = model.energy.expect("an energy model has an energy");
+    let gradient: Vec<ExprId> = th.iter().map(|&s| a.diff(energy, s)).collect();
+    let descent = gradient.iter().map(|&g| a.neg(g)).collect();
+    let hessian = hessian.then(|| gradient.iter().flat_map(|&g| th.iter().map(|&s| a.diff(g, s)).collect::<Vec<_>>()).collect());
+    let metric = model.metric.as_ref().map(|g| g.iter().flatten().copied().collect());
+    FlowKernels { energy, gradient, descent, metric, hessian }
+}

@@ -1,0 +1,134 @@
+//! The Euler–Lagrange equations of a Lagrangian model, and the derivatives
+//! the implicit methods evaluate.
+
+use super::LagrangianEquations;
+use crate::model::Model;
+use crate::sym::{ExprId, SymId};
+
+/// The Euler–Lagrange equations of a Lagrangian model.
+pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
+    let q = model.var_syms();
+    let v = model.velocity_syms();
+    let time = model.time;
+    let a = &mut model.arena;
+    let l0 = model.lagrangian.expect("a Lagrangian model has a Lagrangian");
+    let l = a.simplify(l0);
+    let r = model.dissipation.map(|r| a.simplify(r));
+    let momenta: Vec<ExprId> = v
+        .iter()
+        .map(|&vi| {
+            let p = a.diff(l, vi);
+            a.simplify(p)
+        })
+        .collect();
+    let mass_matrix: Vec<Vec<ExprId>> = momenta
+        .iter()
+        .map(|&p| {
+            v.iter()
+                .map(|&vj| {
+                    let m = a.diff(p, vj);
+                    a.simplify(m)
+                })
+                .collect()
+        })
+        .collect();
+    let forcing: Vec<ExprId> = (0..q.len())
+        .map(|i| {
+            let mut terms = vec![a.diff(l, q[i])];
+            for j in 0..q.len() {
+                let d = a.diff(momenta[i], q[j]);
+                let vj = a.sym(v[j]);
+                let t = a.mul(&[d, vj]);
+                terms.push(a.neg(t));
+            }
+            let dt = a.diff(momenta[i], time);
+            terms.push(a.neg(dt));
+            if let Some(r) = r {
+                let rv = a.diff(r, v[i]);
+                terms.push(a.neg(rv));
+            }
+            terms.push(model.forces[i]);
+            let f = a.add(&terms);
+            a.simplify(f)
+        })
+        .collect();
+    let mut h_terms: Vec<ExprId> = (0..q.len())
+        .map(|i| {
+            let vi = a.sym(v[i]);
+            a.mul(&[vi, momenta[i]])
+        })
+        .collect();
+    h_terms.push(a.neg(l));
+    let h = a.add(&h_terms);
+    let energy = a.simplify(h);
+    LagrangianEquations {
+        lagrangian: l,
+        dissipation: r,
+        momenta,
+        mass_matrix,
+        forcing,
+        energy,
+        point: None,
+        rhs_jacobian: None,
+    }
+}
+
+
+/// `L_v, L_q, F, L_vv, L_vq, L_qq, F_v, F_q, L_vt`, in the order
+/// [`crate::integrate::LagrangianPoint`] stores them, with `F = −∂R/∂v + Q`.
+pub(super) fn lagrangian_point(model: &mut Model, e: &LagrangianEquations) -> Vec<ExprId> {
+    let q = model.var_syms();
+    let v = model.velocity_syms();
+    let n = q.len();
+    let a = &mut model.arena;
+    let lq: Vec<ExprId> = q.iter().map(|&s| a.diff(e.lagrangian, s)).collect();
+    let force: Vec<ExprId> = (0..n)
+        .map(|i| match e.dissipation {
+            Some(r) => {
+                let rv = a.diff(r, v[i]);
+                a.sub(model.forces[i], rv)
+            }
+            None => model.forces[i],
+        })
+        .collect();
+    let mut out = e.momenta.clone();
+    out.extend(&lq);
+    out.extend(&force);
+    out.extend(e.mass_matrix.iter().flatten());
+    let mut jac = |rows: &[ExprId], by: &[SymId], out: &mut Vec<ExprId>| {
+        for &r in rows {
+            for &s in by {
+                out.push(a.diff(r, s));
+            }
+        }
+    };
+    jac(&e.momenta, &q, &mut out);
+    jac(&lq, &q, &mut out);
+    jac(&force, &v, &mut out);
+    jac(&force, &q, &mut out);
+    for &p in &e.momenta {
+        out.push(a.diff(p, model.time));
+    }
+    out
+}
+
+/// `∂f_i/∂y_j` (n × 2n, y = (q, v)), then `∂M/∂y_j` for each j, then `M`.
+pub(super) fn rhs_jacobian(model: &mut Model, e: &LagrangianEquations) -> Vec<ExprId> {
+    let y: Vec<SymId> = model.var_syms().into_iter().chain(model.velocity_syms()).collect();
+    let a = &mut model.arena;
+    let mut out = Vec::new();
+    for &f in &e.forcing {
+        for &s in &y {
+            out.push(a.diff(f, s));
+        }
+    }
+    for &s in &y {
+        for row in &e.mass_matrix {
+            for &m in row {
+                out.push(a.diff(m, s));
+            }
+        }
+    }
+    out.extend(e.mass_matrix.iter().flatten());
+    out
+}

@@ -1,0 +1,151 @@
+//! Derivation: from a model to its equations of motion (docs/language.md,
+//! "What lagc derives"; docs/numerics.md §Conventions). All the calculus of
+//! lagc happens here: nothing after `derive` differentiates or builds
+//! expressions.
+//!
+//! Lagrangian models ([`mechanics`]): momenta `p = ∂L/∂v`, mass matrix
+//! `M = ∂²L/∂v∂v`, forcing `f = ∂L/∂q − (∂²L/∂v∂q)·v − ∂²L/∂v∂t − ∂R/∂v + Q`
+//! so that `M q'' = f`, and the energy `H = v·p − L`.
+//!
+//! Energy models ([`flow`]): the gradient `∇E`, the Hessian `∇²E`, the metric
+//! and the flow `θ' = −g⁻¹∇E`.
+//!
+//! The printed equations are simplified ([`crate::sym::Arena::simplify`]):
+//! expanded, with the Pythagorean and angle-sum identities applied, so that
+//! they read like a textbook and stay small. Beside them, `derive` builds the
+//! expressions the numerical methods evaluate ([`Extras`] says which of the
+//! costly ones a method needs): the energy model's gradient of the energy as
+//! written (expansion cancels digits near a minimum), the Lagrangian point of
+//! the variational integrator, the Jacobian of the implicit midpoint rule.
+
+mod checks;
+mod flow;
+mod mechanics;
+
+pub use flow::gradient_flow;
+pub use mechanics::euler_lagrange;
+
+use crate::diag::Diagnostic;
+use crate::model::{Model, ModelKind};
+use crate::sym::ExprId;
+
+/// The derived equations of a Lagrangian model.
+#[derive(Clone, Debug)]
+pub struct LagrangianEquations {
+    /// `L`, simplified.
+    pub lagrangian: ExprId,
+    /// `R`, simplified, when given.
+    pub dissipation: Option<ExprId>,
+    /// `p_i = ∂L/∂q_i'`.
+    pub momenta: Vec<ExprId>,
+    /// `M_ij = ∂²L/∂q_i'∂q_j'`, row-major rows.
+    pub mass_matrix: Vec<Vec<ExprId>>,
+    /// `f` of `M q'' = f`.
+    pub forcing: Vec<ExprId>,
+    /// `H = v·p − L`.
+    pub energy: ExprId,
+    /// `L_v, L_q, F, L_vv, L_vq, L_qq, F_v, F_q, L_vt` (in the order of
+    /// [`crate::integrate::LagrangianPoint`]), with `F = −∂R/∂v + Q`, when
+    /// [`Extras::lagrangian_point`] asked for it.
+    pub point: Option<Vec<ExprId>>,
+    /// `∂f_i/∂y_j` (n × 2n, `y = (q, v)`), then `∂M/∂y_j` for each `j` (2n
+    /// blocks of n × n), then `M`, when [`Extras::rhs_jacobian`] asked for it.
+    pub rhs_jacobian: Option<Vec<ExprId>>,
+}
+
+/// The derived equations of an energy model.
+#[derive(Clone, Debug)]
+pub struct EnergyEquations {
+    pub energy: ExprId,
+    pub gradient: Vec<ExprId>,
+    /// `∇²E`, row-major rows.
+    pub hessian: Vec<Vec<ExprId>>,
+    /// `g(θ)` when the model declares one.
+    pub metric: Option<Vec<Vec<ExprId>>>,
+    /// `θ' = −g⁻¹∇E`, when the metric is Euclidean or diagonal (otherwise
+    /// the linear solve is numeric, in the kernel).
+    pub flow: Option<Vec<ExprId>>,
+    pub temperature: Option<ExprId>,
+    /// The expressions the numerical methods evaluate.
+    pub kernel: FlowKernels,
+}
+
+/// An energy model's expressions for evaluation: derivatives of the energy as
+/// written, not of its expanded display form, whose cancellations lose digits
+/// near a minimum.
+#[derive(Clone, Debug)]
+pub struct FlowKernels {
+    /// `E` as written.
+    pub energy: ExprId,
+    /// `∇E`.
+    pub gradient: Vec<ExprId>,
+    /// `−∇E`, the right-hand side of `g θ' = −∇E`.
+    pub descent: Vec<ExprId>,
+    /// `g(θ)` as written, row-major, when the model declares one.
+    pub metric: Option<Vec<ExprId>>,
+    /// `∇²E`, row-major, when [`Extras::hessian`] asked for it.
+    pub hessian: Option<Vec<ExprId>>,
+}
+
+/// The derivatives only some methods need, each costly at large sizes
+/// (`n²` to `n³` expressions); [`crate::plan`] says which method needs which.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// `∇²E` of the energy as written (the minimizing movement).
+    pub hessian: bool,
+    /// The Lagrangian point (the variational integrator).
+    pub lagrangian_point: bool,
+    /// The parts of the exact Jacobian of `(v, M⁻¹f)` (the implicit midpoint rule).
+    pub rhs_jacobian: bool,
+}
+
+/// The equations of either kind of model.
+#[derive(Clone, Debug)]
+pub enum Equations {
+    Lagrangian(LagrangianEquations),
+    Energy(EnergyEquations),
+}
+
+/// Derives the equations of motion, and the `extras` a method needs. An
+/// identically singular mass matrix is an error with the span of the
+/// `lagrangian` statement.
+pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagnostic>> {
+    match model.kind {
+        ModelKind::Lagrangian => {
+            let mut eq = euler_lagrange(model);
+            // Nothing reads an expression of an arena past its limit.
+            within_limits(model)?;
+            if let Some(d) = checks::singular_mass_matrix(model, &eq) {
+                return Err(vec![d]);
+            }
+            if extras.lagrangian_point {
+                eq.point = Some(mechanics::lagrangian_point(model, &eq));
+            }
+            if extras.rhs_jacobian {
+                eq.rhs_jacobian = Some(mechanics::rhs_jacobian(model, &eq));
+            }
+            within_limits(model)?;
+            Ok(Equations::Lagrangian(eq))
+        }
+        ModelKind::Energy => {
+            let eq = gradient_flow(model, extras.hessian);
+            within_limits(model)?;
+            Ok(Equations::Energy(eq))
+        }
+    }
+}
+
+/// The error of a derivation whose arena passed [`crate::sym::MAX_NODES`] or
+/// [`crate::sym::MAX_OPERANDS`].
+fn within_limits(model: &Model) -> Result<(), Vec<Diagnostic>> {
+    if !model.arena.overflowed() {
+        return Ok(());
+    }
+    Err(vec![Diagnostic::new(model.spans.main, "the derivation grew too large")
+        .label(format!(
+            "the equations need more than {} expression nodes or {} operands",
+            crate::sym::MAX_NODES,
+            crate::sym::MAX_OPERANDS
+        ))
+        .help("write the model with fewer nested products of sums, or with smaller families")])
+}

@@ -1,0 +1,151 @@
+//! Driving a planned run: the one driver of single trajectories and
+//! ensembles, from initial states to rows.
+//!
+//! A run is a set of particles computed in blocks ([`ensemble`]): a single
+//! trajectory is one block of one particle whose rows stream to the sink as
+//! they are computed; an ensemble is many blocks, run in parallel, whose rows
+//! are reduced to the mean and standard deviation of every column and
+//! written at the end. Deterministic methods integrate each particle's
+//! trajectory ([`trajectory`]); Langevin dynamics advance a whole block one
+//! step at a time. [`rows`] turns states into rows (energy, gradient norm,
+//! observes) and keeps the summary.
+//!
+//! The caller owns interruption and progress ([`Control`]); an interrupted or
+//! failed run has written every row computed before it and says so in a typed
+//! [`RunError`].
+
+mod ensemble;
+mod rows;
+mod settings;
+mod systems;
+mod trajectory;
+
+pub use ensemble::BLOCK;
+pub use rows::{RowSink, SinkError};
+pub use settings::{
+    RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL,
+};
+
+use crate::backend::Kernels;
+use crate::integrate::{Cause, Failure};
+use crate::model::{Init, Method, Model};
+use crate::plan::{Misfit, Plan};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub steps: usize,
+    pub rejected: usize,
+    pub rows: usize,
+    /// The largest `|H − H0| / |H0|` over the rows written (conservative
+    /// Lagrangian models, single trajectories).
+    pub max_energy_drift: Option<f64>,
+    pub final_energy: f64,
+    pub final_grad_norm: Option<f64>,
+    /// Ensembles: the number of particles, the final mean of every column,
+    /// and every particle's final state.
+    pub particles: usize,
+    pub final_means: Vec<(String, f64)>,
+    pub finals: Vec<Vec<f64>>,
+}
+
+/// The caller's hold on a run: a flag that stops it at its next row (or
+/// ensemble step), and a counter of the particle-steps done, for progress
+/// displays (an ensemble's rows come only at its end).
+#[derive(Clone, Copy, Default)]
+pub struct Control<'a> {
+    pub interrupt: Option<&'a AtomicBool>,
+    pub progress: Option<&'a AtomicU64>,
+}
+
+impl Control<'_> {
+    /// Whether the caller asked the run to stop.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    fn add_progress(&self, particle_steps: usize) {
+        if let Some(p) = self.progress {
+            p.fetch_add(particle_steps as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A run that did not end well. Every row before it has been written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// [`Control::interrupt`] was set; the run stopped at time `t`.
+    #[error("interrupted at t = {t}")]
+    Interrupted { t: f64 },
+    /// The numbers failed: the time, the named state, the cause, and for an
+    /// ensemble the first particle that failed.
+    #[error("{cause}{} at t = {t}; state: {}", particle_note(*.particle), show_state(.state))]
+    Numerical { t: f64, state: Vec<(String, f64)>, cause: Cause, particle: Option<usize> },
+    /// The method does not fit the model.
+    #[error("method `{method}` does not fit this model: {}; {}", .misfit.why, .misfit.help)]
+    Misfit { method: Method, misfit: Misfit },
+    /// The kernels could not be built.
+    #[error(transparent)]
+    Build(#[from] crate::backend::BuildError),
+    /// A value the run needs is unusable: the temperature, the metric of the
+    /// noise, an initial value.
+    #[error("{0}")]
+    Setup(Cause),
+    /// The sink refused a row (an output error).
+    #[error(transparent)]
+    Output(#[from] SinkError),
+}
+
+fn particle_note(p: Option<usize>) -> String {
+    p.map(|p| format!(" (particle {p})")).unwrap_or_default()
+}
+
+fn show_state(state: &[(String, f64)]) -> String {
+    state.iter().map(|(n, x)| format!("{n} = {x}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One run's fixed inputs, shared by every block.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub model: &'a Model,
+    pub plan: &'a Plan,
+    pub k: &'a Kernels,
+    pub cfg: &'a RunConfig,
+    pub control: Control<'a>,
+}
+
+impl Ctx<'_> {
+    /// A numerical failure with the state named by column (or the
+    /// interruption it really is).
+    fn numerical(&self, f: Failure, particle: Option<usize>) -> RunError {
+        let names = &self.plan.trajectory_columns[1..=f.state.len()];
+        RunError::Numerical { t: f.t, state: names.iter().cloned().zip(f.state).collect(), cause: f.cause, particle }
+    }
+}
+
+/// Runs a planned model with its kernels (built by [`Kernels::build`] for
+/// `plan`), writing rows to `sink`.
+pub fn run(
+    model: &Model,
+    plan: &Plan,
+    k: &Kernels,
+    cfg: &RunConfig,
+    sink: &mut dyn RowSink,
+    control: Control<'_>,
+) -> Result<Summary, RunError> {
+    let ctx = Ctx { model, plan, k, cfg, control };
+    ensemble::run(&ctx, sink)
+}
+
+/// The initial state (positions then velocities, or the state) at the
+/// parameters' values, random initial values at their means.
+pub fn initial_state(model: &Model) -> Vec<f64> {
+    let env = model.env();
+    let value = |i: &Init| match *i {
+        Init::Value(x) => model.arena.eval(x, &env),
+        Init::Normal { mean, .. } => model.arena.eval(mean, &env),
+        Init::Uniform { lo, hi } => 0.5 * (model.arena.eval(lo, &env) + model.arena.eval(hi, &env)),
+    };
+    model.init.iter().chain(&model.init_velocity).map(value).collect()
+}

@@ -1,0 +1,117 @@
+//! One trajectory of a deterministic method: the method's integrator over the
+//! model's kernels, or its compiled loop where the plan has one.
+
+use super::systems::{EnergySystem, FirstOrder, PointSystem};
+use super::Ctx;
+use crate::backend::{failure_cause, Work};
+use crate::integrate::{self, Cause, Failure, Grid, Observer, Stats};
+use crate::jit::LoopFn;
+use crate::model::{Method, ModelKind};
+
+/// Integrates one trajectory from `y0`, handing its rows to `obs`.
+pub(super) fn integrate(ctx: &Ctx<'_>, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
+    let (k, cfg) = (ctx.k, ctx.cfg);
+    let n = k.n;
+    let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
+    if let Some(step_loop) = k.step_loop() {
+        return compiled(step_loop, ctx, &grid, y0, obs);
+    }
+    let first = || FirstOrder { k, work: Work::default() };
+    match (k.kind, cfg.method) {
+        (_, Method::Rk4) => integrate::rk4(&mut first(), &grid, y0, obs),
+        (_, Method::Dopri5) => integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, y0, obs),
+        (ModelKind::Lagrangian, Method::Midpoint) => integrate::midpoint(&mut first(), &grid, y0, obs),
+        (ModelKind::Lagrangian, Method::Variational) => {
+            let mut sys = PointSystem { k, work: Work::default() };
+            integrate::variational(&mut sys, &grid, &y0[..n], &y0[n..], obs)
+        }
+        (ModelKind::Lagrangian, Method::Verlet) => {
+            // With constant M and forces of q alone, a(q) is the right-hand side at v = 0.
+            let mut sys = FirstOrder { k, work: Work::default() };
+            let (mut y, mut dy) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
+            let accel = |t: f64, q: &[f64], a: &mut [f64]| {
+                y[..n].copy_from_slice(q);
+                integrate::OdeSystem::rhs(&mut sys, t, &y, &mut dy)?;
+                a.copy_from_slice(&dy[n..]);
+                Ok(())
+            };
+            integrate::verlet(n, accel, &grid, &y0[..n], &y0[n..], obs)
+        }
+        (ModelKind::Energy, Method::Euler) => {
+            integrate::gradient_descent(&mut EnergySystem { k, work: Work::default() }, &grid, y0, obs)
+        }
+        (ModelKind::Energy, Method::Prox) => {
+            integrate::minimizing_movement(&mut EnergySystem { k, work: Work::default() }, &grid, y0, obs)
+        }
+        (kind, m) => Err(Failure {
+            t: cfg.t0,
+            state: y0.to_vec(),
+            cause: Cause::Invalid(format!("method `{m}` does not run on a {kind} model")),
+        }),
+    }
+}
+
+/// A fixed-step method by its compiled loop: every step in native code,
+/// rows handed back in blocks, the last (possibly shorter) step too. Row
+/// times are `t0 + k·dt` exactly, as on [`Grid`].
+fn compiled(
+    step_loop: LoopFn<'_>,
+    ctx: &Ctx<'_>,
+    grid: &Grid,
+    y0: &[f64],
+    obs: &mut impl Observer,
+) -> Result<Stats, Failure> {
+    let fail = |t: f64, state: &[f64], cause: Cause| Failure { t, state: state.to_vec(), cause };
+    let steps = grid.steps().map_err(|c| fail(grid.t0, y0, c))?;
+    if y0.iter().any(|v| !v.is_finite()) {
+        return Err(fail(grid.t0, y0, Cause::NonFinite));
+    }
+    let mut y = y0.to_vec();
+    let d = y.len();
+    obs.row(grid.t0, &y).map_err(|_| fail(grid.t0, y0, Cause::Stopped))?;
+    let full = steps.saturating_sub(1);
+    // Steps per call: about 2¹⁶, so that rows, the progress bar and an
+    // interruption are seen often, and memory stays bounded. A block is a
+    // whole number of output intervals, so each call starts on an output step
+    // and its first row repeats the last one written.
+    let block = grid.every * ((1usize << 16) / grid.every).max(1);
+    let mut rows = Vec::new();
+    let mut done = 0usize;
+    let mut stats = Stats::default();
+    let params = ctx.k.params();
+    loop {
+        // The full steps in blocks, then the last one, shortened to end at t_end exactly.
+        let (h, n, every) = if done < full {
+            (grid.dt, block.min(full - done), grid.every)
+        } else if done < steps {
+            (grid.t_end - grid.time(done, steps), 1, 1)
+        } else {
+            break;
+        };
+        let first_step = done;
+        rows.clear();
+        let result = step_loop.call(grid.time(done, steps), h, n, every, &mut y, params, &mut rows);
+        // Every row this call computed is written, even after an interruption;
+        // the call's first row repeats the last one written.
+        let mut stopped = None;
+        for (r, row) in rows.chunks(d + 1).enumerate().skip(1) {
+            let t = grid.time(first_step + r * every, steps);
+            if obs.row(t, &row[1..]).is_err() {
+                stopped = Some(fail(t, &row[1..], Cause::Stopped));
+            }
+        }
+        if let Some(f) = stopped {
+            return Err(f);
+        }
+        match result {
+            Ok(m) => {
+                done += m;
+                stats.steps += m;
+            }
+            Err(f) => {
+                return Err(fail(grid.time(first_step + f.step, steps), &y, failure_cause(ctx.k.kind, f.cause)));
+            }
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,422 @@
+//! Planning a run: which methods fit a model, what each needs, and what a run
+//! of one computes and writes.
+//!
+//! [`SPECS`] is the one table of the methods: for each, the model kinds it
+//! applies to, the derivatives it needs from `derive` ([`Extras`]), the
+//! expression kernels and the first-order system it evaluates, and its
+//! compiled loop. [`refusal`] is the one place that says whether a method fits
+//! a model; `check`, `derive`, `ir` and `run` all ask it. [`plan`] turns a
+//! method into a [`Plan`]: the kernels as a typed set, the output columns, and
+//! whether the run is an ensemble.
+
+use crate::derive::{Equations, Extras, LagrangianEquations};
+use crate::diag::Diagnostic;
+use crate::model::{Method, Model, ModelKind};
+use crate::sym::{ExprId, SymKind};
+use std::fmt;
+
+/// An expression kernel: a list of derived expressions evaluated together at
+/// `x = [t, state…, params…]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// The row of a trajectory: `H` (or `E`, then `∇E`), then the observes.
+    Row,
+    /// `E` as written.
+    Energy,
+    /// `∇E`.
+    Gradient,
+    /// `∇²E`, row-major.
+    Hessian,
+    /// `g(θ)`, row-major.
+    Metric,
+    /// The Lagrangian point of the variational integrator.
+    Point,
+    /// `∂f/∂y`, `∂M/∂y_j`, `M`: the parts of the Jacobian of `(v, M⁻¹f)`.
+    RhsJacobian,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 7] = [
+        Kernel::Row,
+        Kernel::Energy,
+        Kernel::Gradient,
+        Kernel::Hessian,
+        Kernel::Metric,
+        Kernel::Point,
+        Kernel::RhsJacobian,
+    ];
+
+    /// The kernel's label in the IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Row => "row",
+            Kernel::Energy => "energy",
+            Kernel::Gradient => "gradient",
+            Kernel::Hessian => "hessian",
+            Kernel::Metric => "metric",
+            Kernel::Point => "point",
+            Kernel::RhsJacobian => "jacobian",
+        }
+    }
+
+    /// The expressions the kernel computes, in output order; `None` when the
+    /// model has no such quantity or `derive` was not asked for it.
+    pub fn expressions(self, model: &Model, eq: &Equations) -> Option<Vec<ExprId>> {
+        let observes = model.observes.iter().map(|(_, x)| *x);
+        match (self, eq) {
+            (Kernel::Row, Equations::Lagrangian(e)) => Some(std::iter::once(e.energy).chain(observes).collect()),
+            (Kernel::Row, Equations::Energy(e)) => {
+                let k = &e.kernel;
+                Some(std::iter::once(k.energy).chain(k.gradient.iter().copied()).chain(observes).collect())
+            }
+            (Kernel::Energy, Equations::Energy(e)) => Some(vec![e.kernel.energy]),
+            (Kernel::Gradient, Equations::Energy(e)) => Some(e.kernel.gradient.clone()),
+            (Kernel::Hessian, Equations::Energy(e)) => e.kernel.hessian.clone(),
+            (Kernel::Metric, Equations::Energy(e)) => e.kernel.metric.clone(),
+            (Kernel::Point, Equations::Lagrangian(e)) => e.point.clone(),
+            (Kernel::RhsJacobian, Equations::Lagrangian(e)) => e.rhs_jacobian.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fixed-step loop compiled whole into native code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loop {
+    /// Classical RK4 over the first-order system.
+    Rk4,
+    /// Störmer–Verlet over `M q'' = f` with constant `M`.
+    Verlet,
+    /// One Euler–Maruyama step of a block of particles.
+    EulerMaruyama,
+}
+
+/// What a method needs to run on one kind of model.
+#[derive(Clone, Copy, Debug)]
+pub struct Needs {
+    /// The derivatives `derive` must build.
+    pub extras: Extras,
+    /// The expression kernels, besides [`Kernel::Row`], which every run has.
+    pub kernels: &'static [Kernel],
+    /// Whether the first-order right-hand side `y' = F(t, y)` is evaluated.
+    pub system: bool,
+    /// The method's compiled loop, where there is one.
+    pub compiled: Option<Loop>,
+}
+
+/// One row of [`SPECS`]: a method and what it needs on each kind of model
+/// (`None`: it does not apply).
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub method: Method,
+    pub lagrangian: Option<Needs>,
+    pub energy: Option<Needs>,
+    /// Whether the method samples at a temperature (and needs one).
+    pub stochastic: bool,
+}
+
+const NONE: Extras = Extras { hessian: false, lagrangian_point: false, rhs_jacobian: false };
+
+const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>) -> Option<Needs> {
+    Some(Needs { extras: NONE, kernels, system, compiled })
+}
+
+/// The methods: what each needs, on which models (docs/numerics.md has their formulas).
+pub const SPECS: [Spec; 8] = [
+    Spec {
+        method: Method::Euler,
+        lagrangian: None,
+        energy: needs(&[Kernel::Gradient, Kernel::Metric], false, None),
+        stochastic: false,
+    },
+    Spec {
+        method: Method::Prox,
+        lagrangian: None,
+        energy: Some(Needs {
+            extras: Extras { hessian: true, ..NONE },
+            kernels: &[Kernel::Energy, Kernel::Gradient, Kernel::Hessian, Kernel::Metric],
+            system: false,
+            compiled: None,
+        }),
+        stochastic: false,
+    },
+    Spec {
+        method: Method::Rk4,
+        lagrangian: needs(&[], true, Some(Loop::Rk4)),
+        energy: needs(&[], true, Some(Loop::Rk4)),
+        stochastic: false,
+    },
+    Spec { method: Method::Dopri5, lagrangian: needs(&[], true, None), energy: needs(&[], true, None), stochastic: false },
+    Spec {
+        method: Method::Verlet,
+        lagrangian: needs(&[], true, Some(Loop::Verlet)),
+        energy: None,
+        stochastic: false,
+    },
+    Spec {
+        method: Method::Midpoint,
+        lagrangian: Some(Needs {
+            extras: Extras { rhs_jacobian: true, ..NONE },
+            kernels: &[Kernel::RhsJacobian],
+            system: true,
+            compiled: None,
+        }),
+        energy: None,
+        stochastic: false,
+    },
+    Spec {
+        method: Method::Variational,
+        lagrangian: Some(Needs {
+            extras: Extras { lagrangian_point: true, ..NONE },
+            kernels: &[Kernel::Point],
+            system: false,
+            compiled: None,
+        }),
+        energy: None,
+        stochastic: false,
+    },
+    Spec {
+        method: Method::Em,
+        lagrangian: None,
+        energy: needs(&[], true, Some(Loop::EulerMaruyama)),
+        stochastic: true,
+    },
+];
+
+/// The row of [`SPECS`] of a method.
+pub fn spec(method: Method) -> &'static Spec {
+    SPECS.iter().find(|s| s.method == method).expect("every method has a spec")
+}
+
+/// What `method` needs on a model of `kind`, if it applies to that kind.
+pub fn needs_of(method: Method, kind: ModelKind) -> Option<Needs> {
+    let s = spec(method);
+    match kind {
+        ModelKind::Lagrangian => s.lagrangian,
+        ModelKind::Energy => s.energy,
+    }
+}
+
+/// The derivatives `derive` must build for `method` on a model of `kind`.
+pub fn extras(method: Method, kind: ModelKind) -> Extras {
+    needs_of(method, kind).map(|n| n.extras).unwrap_or_default()
+}
+
+/// The method of a run: the one asked for, else the model's `simulate method`,
+/// else `em` for a model with a temperature and `rk4` otherwise.
+pub fn method_for(model: &Model, asked: Option<Method>) -> Method {
+    asked.or(model.settings.method).unwrap_or(if model.temperature.is_some() { Method::Em } else { Method::Rk4 })
+}
+
+/// Why a method does not fit a model: the diagnostic's label and help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misfit {
+    pub why: String,
+    pub help: String,
+}
+
+/// Whether `method` fits the model and its equations; `Err` says why not and
+/// what would. The one place where fit is decided.
+pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfit> {
+    why_not(model, eq, method).map_err(|why| {
+        let help = if method == Method::Verlet && needs_of(method, model.kind).is_some() {
+            "use `midpoint` or `variational` for a symplectic method on this model".to_string()
+        } else if method == Method::Em && model.temperature.is_some() && model.kind == ModelKind::Energy {
+            "use a constant metric for `em`".to_string()
+        } else {
+            format!("methods for this model: {}", fitting(model, eq).join(", "))
+        };
+        Misfit { why, help }
+    })
+}
+
+/// Why `method` does not fit the model, if it does not.
+fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), String> {
+    if needs_of(method, model.kind).is_none() {
+        return Err(format!("`{method}` does not apply to {} models", model.kind));
+    }
+    if spec(method).stochastic && model.temperature.is_none() {
+        return Err(format!("`{method}` needs a `temperature`"));
+    }
+    if method == Method::Em {
+        let g_depends = model.metric.as_ref().is_some_and(|g| {
+            g.iter().flatten().any(|&x| model.arena.depends(x, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)))
+        });
+        if g_depends {
+            return Err("with a metric g(θ) that depends on the state, the noise needs an Itô correction that \
+                        lagc does not derive"
+                .into());
+        }
+    }
+    if let (Method::Verlet, Equations::Lagrangian(e)) = (method, eq) {
+        verlet_fits(model, e)?;
+    }
+    Ok(())
+}
+
+/// The names of the methods that fit the model, in [`SPECS`] order.
+pub fn fitting(model: &Model, eq: &Equations) -> Vec<&'static str> {
+    SPECS.iter().filter(|s| why_not(model, eq, s.method).is_ok()).map(|s| s.method.name()).collect()
+}
+
+/// The refusal of `method` as a diagnostic: at the model's `simulate method`
+/// when `from_model`, else at its main statement.
+pub fn refusal(model: &Model, eq: &Equations, method: Method, from_model: bool) -> Option<Diagnostic> {
+    let m = misfit(model, eq, method).err()?;
+    let span = if from_model { model.spans.method.unwrap_or(model.spans.main) } else { model.spans.main };
+    Some(Diagnostic::new(span, format!("method `{method}` does not fit this model")).label(m.why).help(m.help))
+}
+
+/// Whether `L = ½ v·Mv − V(q)` with constant `M` and no dissipation or
+/// force, as Störmer–Verlet needs. `Err` says what is wrong.
+fn verlet_fits(model: &Model, eq: &LagrangianEquations) -> Result<(), String> {
+    let a = &model.arena;
+    let not_const = |e: ExprId| a.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi));
+    if eq.mass_matrix.iter().flatten().any(|&m| not_const(m)) {
+        return Err("its mass matrix depends on the state or on time".into());
+    }
+    if model.dissipation.is_some() || model.forces.iter().any(|&f| !a.is_zero(f)) {
+        return Err("it has dissipation or forces".into());
+    }
+    // With constant M, L − ½v·Mv must not depend on t.
+    if a.depends(eq.lagrangian, |k| matches!(k, SymKind::Time)) {
+        return Err("its Lagrangian depends on time".into());
+    }
+    for &p in &eq.momenta {
+        // With constant M, p = M·v unless a velocity-dependent potential adds to it.
+        if a.depends(p, |k| matches!(k, SymKind::Coord(_))) {
+            return Err("its momenta depend on the coordinates (a velocity-dependent potential)".into());
+        }
+    }
+    Ok(())
+}
+
+/// Particles of an ensemble when the model has random initial values but
+/// says nothing of their number.
+pub const DEFAULT_PARTICLES: usize = 1000;
+
+/// How many trajectories a run computes and how it writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One trajectory, its rows written as they are computed.
+    Single,
+    /// `particles` trajectories (random initial values, or a particle count
+    /// asked for), written as the mean and standard deviation of every column.
+    Ensemble { particles: usize },
+}
+
+/// A run's plan: what to build and what to write.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub method: Method,
+    pub kind: ModelKind,
+    /// Coordinates or state variables.
+    pub n: usize,
+    /// The expression kernels to build, [`Kernel::Row`] first.
+    pub kernels: Vec<Kernel>,
+    /// Whether the first-order system is built.
+    pub system: bool,
+    /// The compiled loop to build.
+    pub compiled: Option<Loop>,
+    pub layout: Layout,
+    /// The columns of one trajectory's rows.
+    pub trajectory_columns: Vec<String>,
+    /// The columns written: those of a trajectory, or `X_mean`, `X_std` for
+    /// every column `X` of an ensemble.
+    pub columns: Vec<String>,
+    /// Whether `H` is conserved (no explicit time dependence, dissipation or
+    /// force), so that its drift is worth reporting.
+    pub conservative: bool,
+}
+
+/// The plan of a run of `method` (with `particles` asked for, if any), or the
+/// refusal of a method that does not fit.
+pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64>) -> Result<Plan, Misfit> {
+    misfit(model, eq, method)?;
+    let needs = needs_of(method, model.kind).expect("a fitting method applies to the model's kind");
+    let mut kernels = vec![Kernel::Row];
+    kernels.extend(needs.kernels.iter().copied().filter(|&k| k != Kernel::Metric || model.metric.is_some()));
+    let layout = match (particles, model.has_random_init()) {
+        (Some(p), _) => Layout::Ensemble { particles: p as usize },
+        (None, true) => Layout::Ensemble { particles: DEFAULT_PARTICLES },
+        (None, false) => Layout::Single,
+    };
+    let trajectory_columns = trajectory_columns(model);
+    let columns = match layout {
+        Layout::Single => trajectory_columns.clone(),
+        Layout::Ensemble { .. } => {
+            let mut c = vec!["t".to_string()];
+            for name in &trajectory_columns[1..] {
+                c.push(format!("{name}_mean"));
+                c.push(format!("{name}_std"));
+            }
+            c
+        }
+    };
+    Ok(Plan {
+        method,
+        kind: model.kind,
+        n: model.vars.len(),
+        kernels,
+        system: needs.system,
+        compiled: needs.compiled,
+        layout,
+        trajectory_columns,
+        columns,
+        conservative: is_conservative(model, eq),
+    })
+}
+
+impl Plan {
+    /// The length of the state: `2n` (positions and velocities) or `n`.
+    pub fn dim(&self) -> usize {
+        match self.kind {
+            ModelKind::Lagrangian => 2 * self.n,
+            ModelKind::Energy => self.n,
+        }
+    }
+
+    /// Whether the run is an ensemble.
+    pub fn is_ensemble(&self) -> bool {
+        matches!(self.layout, Layout::Ensemble { .. })
+    }
+
+    /// The number of trajectories.
+    pub fn particles(&self) -> usize {
+        match self.layout {
+            Layout::Single => 1,
+            Layout::Ensemble { particles } => particles,
+        }
+    }
+}
+
+/// The columns of one trajectory: `t`, the coordinates, the velocities (`q'`),
+/// `energy`, `grad_norm` (energy models), then the observes.
+fn trajectory_columns(model: &Model) -> Vec<String> {
+    let mut c = vec!["t".to_string()];
+    c.extend(model.vars.iter().map(|v| v.name.clone()));
+    if model.kind == ModelKind::Lagrangian {
+        c.extend(model.vars.iter().map(|v| format!("{}'", v.name)));
+    }
+    c.push("energy".into());
+    if model.kind == ModelKind::Energy {
+        c.push("grad_norm".into());
+    }
+    c.extend(model.observes.iter().map(|(n, _)| n.clone()));
+    c
+}
+
+/// Whether `H` is conserved: no explicit time dependence, dissipation or force.
+fn is_conservative(model: &Model, eq: &Equations) -> bool {
+    let Equations::Lagrangian(e) = eq else { return false };
+    let a = &model.arena;
+    !a.depends(e.lagrangian, |k| k == SymKind::Time)
+        && model.dissipation.is_none()
+        && model.forces.iter().all(|&f| a.is_zero(f))
+}
