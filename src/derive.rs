@@ -1,4 +1,4 @@
-//! Derivation: from a model to its equations of motion (LANGUAGE.md §5).
+//! Derivation: from a model to its equations of motion (docs/language.md §What lagc derives).
 //!
 //! Lagrangian models: momenta `p = ∂L/∂v`, mass matrix `M = ∂²L/∂v∂v`,
 //! forcing `f = ∂L/∂q − (∂²L/∂v∂q)·v − ∂²L/∂v∂t − ∂R/∂v + Q` so that
