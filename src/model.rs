@@ -24,7 +24,7 @@ impl fmt::Display for ModelKind {
     }
 }
 
-/// The integration methods of LANGUAGE.md §6.
+/// The integration methods of docs/language.md §Methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Euler,

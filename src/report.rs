@@ -1,4 +1,4 @@
-//! Derived equations as readable text, LaTeX and JSON (LANGUAGE.md §7).
+//! Derived equations as readable text, LaTeX and JSON (docs/numerics.md §Command line).
 //!
 //! Text and JSON expressions are in `.lag` syntax and parse back with
 //! [`crate::parse_expression`]; they are tidied for reading
@@ -271,7 +271,7 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
     format!("\\begin{{align*}}\n{}\n\\end{{align*}}\n", lines.join(" \\\\\n"))
 }
 
-/// The JSON object of LANGUAGE.md §7.
+/// The JSON object of docs/numerics.md §Command line.
 pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
     let mut o = Map::new();
     o.insert("model".into(), json!(model.name));

@@ -1,5 +1,5 @@
 //! The `lagc` binary: `check` and `derive --format json`, and the exit
-//! statuses of LANGUAGE.md §7 (0 ok, 1 model errors, 2 bad command line).
+//! statuses of docs/language.md §Exit status (0 ok, 1 model errors, 2 bad command line).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

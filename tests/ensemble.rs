@@ -1,4 +1,4 @@
-//! Ensembles and Langevin dynamics: NUMERICS.md answer 6, the Gibbs density
+//! Ensembles and Langevin dynamics: answer 6 of docs/numerics.md, the Gibbs density
 //! of the double well, reproducibility across thread counts, and `--dump`.
 
 use lagc::{RunConfig, RunOptions, Summary};

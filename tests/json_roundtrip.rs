@@ -1,4 +1,4 @@
-//! `derive --format json` for every example: the keys of LANGUAGE.md §7, and
+//! `derive --format json` for every example: the keys of docs/numerics.md §Command line, and
 //! every expression string parses back (with `lagc::parse_expression`) to an
 //! expression equal in value to the derived one.
 

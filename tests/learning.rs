@@ -20,7 +20,7 @@ fn example(name: &str) -> String {
 
 #[test]
 fn prox_dissipates_energy_on_every_rosenbrock_step() {
-    // E_{k+1} + |θ_{k+1} − θ_k|²/(2h) ≤ E_k (NUMERICS.md), at three step sizes.
+    // E_{k+1} + |θ_{k+1} − θ_k|²/(2h) ≤ E_k (docs/numerics.md §Minimizing movement), at three step sizes.
     for h in [0.1, 1.0, 10.0] {
         let rows =
             rows_of(&example("rosenbrock"), RunOptions { dt: Some(h), t_end: Some(50.0 * h), ..Default::default() });

@@ -1,4 +1,4 @@
-//! Runs through the library, checked against the closed forms of NUMERICS.md.
+//! Runs through the library, checked against the known answers of docs/numerics.md.
 
 use lagc::{RunConfig, RunOptions};
 use lagc::Method;
@@ -177,7 +177,7 @@ fn kepler_angular_momentum_kept_by_symplectic_methods() {
 #[test]
 fn symplectic_energy_error_does_not_grow_while_rk4s_does() {
     // 100 periods of the Kepler orbit: compare the largest |ΔH| of the first
-    // and last 10% (NUMERICS.md).
+    // and last 10% (docs/numerics.md §Energy error growth).
     let h = 2.0 * std::f64::consts::PI / 628.0;
     let t_end = 100.0 * 2.0 * std::f64::consts::PI;
     let growth = |method| {

@@ -1,4 +1,4 @@
-//! Expression swell: the DAG of the N-link chain's equations (BENCHMARKS.md
+//! Expression swell: the DAG of the N-link chain's equations (docs/numerics.md,
 //! problem B) grows like N², neither exponentially nor like N³. Sizes only;
 //! time is measured in benches, never in tests.
 

@@ -1,4 +1,4 @@
-//! The command line (LANGUAGE.md §7). Only this module reads arguments,
+//! The command line (docs/numerics.md §Command line). Only this module reads arguments,
 //! touches files and prints; everything else is data in, data out.
 //!
 //! Exit status: 0 success, 1 the model has errors, 2 bad command line,

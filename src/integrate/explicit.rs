@@ -197,7 +197,7 @@ pub(super) mod tests {
         }
     }
 
-    /// The damped oscillator `R = 0.1 q'²` at `t = 10` (NUMERICS.md answer 4).
+    /// The damped oscillator `R = 0.1 q'²` at `t = 10` (docs/numerics.md, answer 4).
     pub const DAMPED_Q10: f64 = -0.33685168059045;
 
     fn final_row(rows: &[(f64, Vec<f64>)]) -> (f64, Vec<f64>) {

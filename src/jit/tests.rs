@@ -409,7 +409,7 @@ fn rk4_loop_integrates_the_harmonic_oscillator() {
     let mut z = [1.0, 0.0];
     rk4_reference(&c.ode_rhs().unwrap(), 0.0, h, n, &mut z, &[]);
     assert!((y[0] - z[0]).abs() <= 1e-13 && (y[1] - z[1]).abs() <= 1e-13, "{y:?} vs {z:?}");
-    // The energy factor per step on y' = iωy (NUMERICS.md), ω h = 0.1, 10⁵ steps.
+    // The energy factor per step on y' = iωy (docs/numerics.md §RK4), ω h = 0.1, 10⁵ steps.
     let mut y = [1.0, 0.0];
     rk4.call(0.0, 0.1, 100_000, 100_000, &mut y, &[], &mut Vec::new()).unwrap();
     let ratio = y[0] * y[0] + y[1] * y[1];
@@ -651,7 +651,7 @@ fn closed_form_rk4(y: &mut [f64; 4], g: f64, h: f64, n_steps: usize) {
 }
 
 /// `LAGC_BENCH=1 cargo test --release bench -- --nocapture`: the double
-/// pendulum (BENCHMARKS.md, problem A) by the JIT's RK4 loop, with the
+/// pendulum (docs/numerics.md, problem A) by the JIT's RK4 loop, with the
 /// equations as derived and after `Arena::simplify`, against the closed form.
 #[test]
 fn bench_double_pendulum_rk4() {
