@@ -214,10 +214,29 @@ pub fn method_for(model: &Model, asked: Option<Method>) -> Method {
     asked.or(model.settings.method).unwrap_or(if model.temperature.is_some() { Method::Em } else { Method::Rk4 })
 }
 
-/// Why a method does not fit a model: the diagnostic's label and help.
+/// Why a method does not fit a model (the diagnostic's label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Why {
+    #[error("`{0}` does not apply to {1} models")]
+    Kind(Method, ModelKind),
+    #[error("`{0}` needs a `temperature`")]
+    NoTemperature(Method),
+    #[error("with a metric g(θ) that depends on the state, the noise needs an Itô correction that lagc does not derive")]
+    StateMetric,
+    #[error("its mass matrix depends on the state or on time")]
+    MassNotConstant,
+    #[error("it has dissipation or forces")]
+    NotConservative,
+    #[error("its Lagrangian depends on time")]
+    TimeDependent,
+    #[error("its momenta depend on the coordinates (a velocity-dependent potential)")]
+    VelocityPotential,
+}
+
+/// Why a method does not fit a model, and what would: the diagnostic's label and help.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Misfit {
-    pub why: String,
+    pub why: Why,
     pub help: String,
 }
 
@@ -237,21 +256,19 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
 }
 
 /// Why `method` does not fit the model, if it does not.
-fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), String> {
+fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if needs_of(method, model.kind).is_none() {
-        return Err(format!("`{method}` does not apply to {} models", model.kind));
+        return Err(Why::Kind(method, model.kind));
     }
     if spec(method).stochastic && model.temperature.is_none() {
-        return Err(format!("`{method}` needs a `temperature`"));
+        return Err(Why::NoTemperature(method));
     }
     if method == Method::Em {
         let g_depends = model.metric.as_ref().is_some_and(|g| {
             g.iter().flatten().any(|&x| model.arena.depends(x, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)))
         });
         if g_depends {
-            return Err("with a metric g(θ) that depends on the state, the noise needs an Itô correction that \
-                        lagc does not derive"
-                .into());
+            return Err(Why::StateMetric);
         }
     }
     if let (Method::Verlet, Equations::Lagrangian(e)) = (method, eq) {
@@ -270,28 +287,28 @@ pub fn fitting(model: &Model, eq: &Equations) -> Vec<&'static str> {
 pub fn refusal(model: &Model, eq: &Equations, method: Method, from_model: bool) -> Option<Diagnostic> {
     let m = misfit(model, eq, method).err()?;
     let span = if from_model { model.spans.method.unwrap_or(model.spans.main) } else { model.spans.main };
-    Some(Diagnostic::new(span, format!("method `{method}` does not fit this model")).label(m.why).help(m.help))
+    Some(Diagnostic::new(span, format!("method `{method}` does not fit this model")).label(m.why.to_string()).help(m.help))
 }
 
 /// Whether `L = ½ v·Mv − V(q)` with constant `M` and no dissipation or
 /// force, as Störmer–Verlet needs. `Err` says what is wrong.
-fn verlet_fits(model: &Model, eq: &LagrangianEquations) -> Result<(), String> {
+fn verlet_fits(model: &Model, eq: &LagrangianEquations) -> Result<(), Why> {
     let a = &model.arena;
     let not_const = |e: ExprId| a.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi));
     if eq.mass_matrix.iter().flatten().any(|&m| not_const(m)) {
-        return Err("its mass matrix depends on the state or on time".into());
+        return Err(Why::MassNotConstant);
     }
     if model.dissipation.is_some() || model.forces.iter().any(|&f| !a.is_zero(f)) {
-        return Err("it has dissipation or forces".into());
+        return Err(Why::NotConservative);
     }
     // With constant M, L − ½v·Mv must not depend on t.
     if a.depends(eq.lagrangian, |k| matches!(k, SymKind::Time)) {
-        return Err("its Lagrangian depends on time".into());
+        return Err(Why::TimeDependent);
     }
     for &p in &eq.momenta {
         // With constant M, p = M·v unless a velocity-dependent potential adds to it.
         if a.depends(p, |k| matches!(k, SymKind::Coord(_))) {
-            return Err("its momenta depend on the coordinates (a velocity-dependent potential)".into());
+            return Err(Why::VelocityPotential);
         }
     }
     Ok(())

@@ -131,3 +131,53 @@ fn derive_text_and_latex() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("\\begin{align*}"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn every_command_refuses_a_method_that_does_not_fit_in_the_same_words() {
+    let dp = root().join("examples/double_pendulum.lag");
+    let dp = dp.to_str().unwrap();
+    for cmd in ["check", "run", "ir"] {
+        let out = lagc(&[cmd, dp, "--method", "verlet"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("method `verlet` does not fit this model"), "{cmd}: {err}");
+        assert!(err.contains("its mass matrix depends on the state or on time"), "{cmd}: {err}");
+        assert!(err.contains("double_pendulum.lag:"), "{cmd}: a span into the model: {err}");
+        assert!(out.stdout.is_empty(), "{cmd}: nothing on stdout");
+    }
+    // The list of methods that fit leaves out those that do not (verlet here).
+    let out = lagc(&["check", dp, "--method", "prox"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("methods for this model: rk4, dopri5, midpoint, variational"), "{err}");
+    // A method that fits passes.
+    let out = lagc(&["check", dp, "--method", "variational"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn em_with_a_state_dependent_metric_is_refused_with_a_span() {
+    let d = scratch("em-metric");
+    let p = d.join("natural.lag");
+    std::fs::write(
+        &p,
+        "param T = 0.1\nstate mu, sigma\nenergy = log(sigma) + mu^2/(2*sigma^2)\n\
+         metric = diag(1/sigma^2, 2/sigma^2)\ntemperature = T\ninit mu = 0, sigma = 1\n",
+    )
+    .unwrap();
+    let out = lagc(&["run", p.to_str().unwrap(), "--t-end", "0.01"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("method `em` does not fit this model") && err.contains("Itô correction"), "{err}");
+    assert!(err.contains("natural.lag:"), "{err}");
+}
+
+#[test]
+fn set_names_are_checked_by_every_command() {
+    let dp = root().join("examples/double_pendulum.lag");
+    for cmd in ["check", "derive", "ir", "run"] {
+        let out = lagc(&[cmd, dp.to_str().unwrap(), "--set", "gravity=9"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("--set gravity: the model has no param or const of that name"), "{cmd}: {err}");
+    }
+}

@@ -274,7 +274,7 @@ fn ir(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
     }
     let plan = match crate::plan::plan(&c.model, &c.equations, c.method, None) {
         Ok(p) => p,
-        Err(m) => return usage(&m.why),
+        Err(m) => return usage(&m.why.to_string()),
     };
     match crate::Kernels::build(&c.model, &c.equations, &plan, crate::BackendKind::Native) {
         Ok(k) => {

@@ -1,5 +1,5 @@
 //! Derivation: from a model to its equations of motion (docs/language.md,
-//! "What lagc derives"; docs/numerics.md §Conventions). All the calculus of
+//! "What lagc derives"; docs/numerics.md §Equations of motion). All the calculus of
 //! lagc happens here: nothing after `derive` differentiates or builds
 //! expressions.
 //!

@@ -11,7 +11,7 @@
 //! Particle `p` draws from ChaCha8 seeded with `seed`, stream `p`: first its
 //! random initial values (`init x ~ normal(m, s)` or `uniform(a, b)`, in
 //! declaration order), then, for Langevin dynamics, the noise of every step
-//! (docs/numerics.md §em). Langevin dynamics advance a whole block one step
+//! (docs/numerics.md §Euler–Maruyama). Langevin dynamics advance a whole block one step
 //! per call of the compiled Euler–Maruyama block (or of its Rust twin,
 //! [`integrate::em_block_step`]); deterministic methods run each particle's
 //! trajectory as a single run would.

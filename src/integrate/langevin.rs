@@ -1,5 +1,5 @@
 //! The Euler–Maruyama method for overdamped Langevin dynamics
-//! `dθ = −g⁻¹∇E dt + √(2T) g^{-1/2} dW` with a constant metric `g` (docs/numerics.md §em).
+//! `dθ = −g⁻¹∇E dt + √(2T) g^{-1/2} dW` with a constant metric `g` (docs/numerics.md §Euler–Maruyama).
 //!
 //! A run advances a block of particles together: [`noise_scale`] gives the matrix
 //! `S = √(2T) g^{-1/2}` once, [`em_noise`] turns each particle's standard normal draws into
