@@ -1,0 +1,242 @@
+//! Expression lowering: numbers, names, indexing, function calls, arithmetic, `sum` and `prod`,
+//! and the time derivative `'`, into the symbolic arena.
+
+use super::{suggest, Entry, Lowered, Lowerer};
+use crate::diag::Diagnostic;
+use crate::model::ModelKind;
+use crate::sym::{ExprId, Func, Num, SymId, SymKind};
+use crate::syntax::ast::*;
+
+const FUNCTIONS: [&str; 16] = [
+    "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "exp", "log", "sqrt", "abs", "sign",
+    "pow",
+];
+
+impl Lowerer<'_> {
+    /// Lowers an expression that must be constant: numbers, `pi`, consts and
+    /// parameters only.
+    pub(super) fn constant(&mut self, e: &Expr, what: &str) -> Lowered {
+        let x = self.expr(e)?;
+        if self.arena.depends(x, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)) {
+            self.err(
+                Diagnostic::new(e.span, format!("{what} must be constant"))
+                    .label("this depends on the state or on time")
+                    .help("use numbers, pi, consts and params here"),
+            );
+            return Err(());
+        }
+        Ok(x)
+    }
+
+    /// Lowers an expression into the arena.
+    pub(super) fn expr(&mut self, e: &Expr) -> Lowered {
+        match &e.kind {
+            ExprKind::Number(x) => {
+                if !x.is_finite() {
+                    self.err(
+                        Diagnostic::new(e.span, "number out of range")
+                            .label("this overflows a 64-bit float")
+                            .help("numbers must be below about 1.8e308"),
+                    );
+                    return Err(());
+                }
+                Ok(self.arena.num(Num::literal(*x)))
+            }
+            ExprKind::Name(id) => self.name(id),
+            ExprKind::Index(id, ix) => {
+                let entry = self.scope.get(&id.name).map(|(e, _)| e.clone());
+                match entry {
+                    Some(Entry::Poisoned) => Err(()),
+                    Some(Entry::Family(ks)) => {
+                        let i = self.int_value(ix)?;
+                        let k = self.family_member(id, &ks, i, ix.span).ok_or(())?;
+                        Ok(self.arena.sym(self.vars[k].sym))
+                    }
+                    Some(Entry::LetFamily { lo, items }) => {
+                        let i = self.int_value(ix)?;
+                        if i < lo || i - lo >= items.len() as i64 {
+                            self.err(Diagnostic::new(ix.span, format!("index {i} is out of range")).label(format!(
+                                "`{}` has indices {lo}..{}",
+                                id.name,
+                                lo + items.len() as i64
+                            )));
+                            return Err(());
+                        }
+                        Ok(items[(i - lo) as usize])
+                    }
+                    Some(_) => {
+                        self.err(
+                            Diagnostic::new(e.span, format!("`{}` is not a family", id.name))
+                                .label("it cannot be indexed")
+                                .help(format!("write `{}` without brackets", id.name)),
+                        );
+                        Err(())
+                    }
+                    None => {
+                        self.unknown(id);
+                        Err(())
+                    }
+                }
+            }
+            ExprKind::Call(f, args) => self.call(e, f, args),
+            ExprKind::Neg(x) => {
+                let x = self.expr(x)?;
+                Ok(self.arena.neg(x))
+            }
+            ExprKind::Binary(op, a, b) => {
+                let (x, y) = (self.expr(a), self.expr(b));
+                let (x, y) = (x?, y?);
+                Ok(match op {
+                    BinOp::Add => self.arena.add2(x, y),
+                    BinOp::Sub => self.arena.sub(x, y),
+                    BinOp::Mul => self.arena.mul2(x, y),
+                    BinOp::Div => {
+                        if self.arena.is_zero(y) {
+                            self.err(Diagnostic::new(b.span, "division by zero").label("this is 0"));
+                            return Err(());
+                        }
+                        self.arena.div(x, y)
+                    }
+                    BinOp::Pow => {
+                        if self.arena.is_zero(x) && self.arena.as_num(y).is_some_and(|n| n.is_negative()) {
+                            self.err(Diagnostic::new(e.span, "division by zero").label("0 to a negative power"));
+                            return Err(());
+                        }
+                        self.arena.pow(x, y)
+                    }
+                })
+            }
+            ExprKind::Prime(x) => self.prime(e, x),
+            ExprKind::Reduce { op, binder, body } => {
+                let (lo, hi) = self.range(&binder.range)?;
+                let mut parts = Vec::new();
+                let mut failed = false;
+                for i in lo..hi {
+                    match self.with_index(&binder.var, i, |l| l.expr(body)) {
+                        Ok(x) => parts.push(x),
+                        Err(()) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if failed {
+                    return Err(());
+                }
+                Ok(match op {
+                    Reduction::Sum => self.arena.add(&parts),
+                    Reduction::Prod => self.arena.mul(&parts),
+                })
+            }
+        }
+    }
+
+    fn name(&mut self, id: &Ident) -> Lowered {
+        match id.name.as_str() {
+            "t" => return Ok(self.arena.sym(self.time)),
+            "pi" => return Ok(self.arena.sym(self.pi)),
+            _ => {}
+        }
+        let entry = self.scope.get(&id.name).map(|(e, _)| e.clone());
+        match entry {
+            Some(Entry::Const(n)) | Some(Entry::Index(n)) => Ok(self.arena.int(n)),
+            Some(Entry::Param(s)) => Ok(self.arena.sym(s)),
+            Some(Entry::Var(k)) => Ok(self.arena.sym(self.vars[k].sym)),
+            Some(Entry::Let(x)) => Ok(x),
+            Some(Entry::Poisoned) => Err(()),
+            Some(Entry::Family(_)) | Some(Entry::LetFamily { .. }) => {
+                self.err(
+                    Diagnostic::new(id.span, format!("`{}` is a family", id.name))
+                        .label("an index is missing")
+                        .help(format!("write `{}[i]`", id.name)),
+                );
+                Err(())
+            }
+            Some(Entry::Observe) => {
+                self.err(
+                    Diagnostic::new(id.span, format!("`{}` is an output column", id.name))
+                        .label("observed quantities cannot be used in expressions")
+                        .help("define it with `let` and observe the let"),
+                );
+                Err(())
+            }
+            None => {
+                if FUNCTIONS.contains(&id.name.as_str()) {
+                    self.err(
+                        Diagnostic::new(id.span, format!("`{}` is a function", id.name))
+                            .label("used without arguments")
+                            .help(format!("call it: `{}(x)`", id.name)),
+                    );
+                } else {
+                    self.unknown(id);
+                }
+                Err(())
+            }
+        }
+    }
+
+    fn call(&mut self, e: &Expr, f: &Ident, args: &[Expr]) -> Lowered {
+        let name = f.name.as_str();
+        let arity = match name {
+            "atan2" | "pow" => 2,
+            _ if FUNCTIONS.contains(&name) => 1,
+            _ => {
+                let mut d = Diagnostic::new(f.span, format!("unknown function `{name}`")).label("not a function");
+                d = d.help(match suggest(name, FUNCTIONS) {
+                    Some(s) => format!("did you mean `{s}`? Functions: {}", FUNCTIONS.join(", ")),
+                    None => format!("functions: {}", FUNCTIONS.join(", ")),
+                });
+                self.err(d);
+                return Err(());
+            }
+        };
+        if args.len() != arity {
+            self.err(
+                Diagnostic::new(
+                    e.span,
+                    format!("`{name}` takes {arity} argument{}", if arity == 1 { "" } else { "s" }),
+                )
+                .label(format!("{} given", args.len())),
+            );
+            return Err(());
+        }
+        let xs: Vec<Lowered> = args.iter().map(|a| self.expr(a)).collect();
+        let xs: Vec<ExprId> = xs.into_iter().collect::<Result<_, _>>()?;
+        Ok(match name {
+            "sqrt" => self.arena.sqrt(xs[0]),
+            "atan2" => self.arena.atan2(xs[0], xs[1]),
+            "pow" => self.arena.pow(xs[0], xs[1]),
+            _ => self.arena.func(Func::from_name(name).expect("listed function"), xs[0]),
+        })
+    }
+
+    fn prime(&mut self, e: &Expr, inner: &Expr) -> Lowered {
+        if self.kind == ModelKind::Energy {
+            let mut d = Diagnostic::new(e.span, "`'` (the time derivative) is not allowed in an energy model")
+                .label("time derivative here")
+                .help("an energy model has a state but no velocities; `'` belongs to Lagrangian models");
+            if let Some((k, sp)) = self.kind_stmt {
+                d = d.with(sp, format!("`{k}` makes this an energy model"));
+            }
+            self.err(d);
+            return Err(());
+        }
+        let x = self.expr(inner)?;
+        let chain: Vec<(SymId, SymId)> = self
+            .vars
+            .iter()
+            .filter_map(|v| Some([(v.sym, v.velocity?), (v.velocity?, v.acceleration?)]))
+            .flatten()
+            .collect();
+        let d = self.arena.time_derivative(x, &chain, Some(self.time));
+        if self.arena.depends(d, |k| matches!(k, SymKind::Acceleration(_))) {
+            self.err(
+                Diagnostic::new(e.span, "an acceleration is not allowed here")
+                    .label("this is a second time derivative")
+                    .help("a Lagrangian, dissipation, force or observed quantity may depend on positions, velocities and time only"),
+            );
+            return Err(());
+        }
+        Ok(d)
+    }
+}

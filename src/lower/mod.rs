@@ -1,0 +1,128 @@
+//! Checking and lowering: from the AST to the [`Model`] IR.
+//!
+//! Names are resolved in statement order, index families are unrolled, `let`s
+//! are inlined into the symbolic DAG and `'` becomes the total time
+//! derivative. Every error is collected with its span; lowering goes on after
+//! an error so that one run reports them all.
+
+mod decl;
+mod expr;
+mod family;
+mod kind;
+mod scope;
+mod settings;
+mod stmt;
+
+use crate::diag::{Diagnostic, Span};
+use crate::model::{Model, ModelKind, Param, Variable};
+use crate::sym::{Arena, ExprId, SymId, SymKind};
+use crate::syntax::ast::*;
+use scope::Entry;
+use std::collections::HashMap;
+
+pub use scope::suggest;
+
+/// The largest index family (or unrolled `sum`/`prod`) accepted.
+pub const MAX_FAMILY: i64 = 100_000;
+
+/// Values given on the command line with `--set NAME=VALUE`.
+pub type Overrides = [(String, f64)];
+
+struct Lowerer<'a> {
+    arena: Arena,
+    kind: ModelKind,
+    scope: HashMap<String, (Entry, Span)>,
+    /// Every name the file declares anywhere, for "used before its declaration".
+    declared: HashMap<String, Span>,
+    errors: Vec<Diagnostic>,
+    time: SymId,
+    pi: SymId,
+    params: Vec<Param>,
+    vars: Vec<Variable>,
+    consts: Vec<(String, i64)>,
+    overrides: &'a Overrides,
+    kind_stmt: Option<(&'static str, Span)>,
+}
+
+type Lowered = Result<ExprId, ()>;
+
+/// Checks a parsed file and lowers it to a model. `name` is used when the file
+/// has no `model` statement.
+pub fn lower(file: &File, name: &str, overrides: &Overrides) -> Result<Model, Vec<Diagnostic>> {
+    let mut arena = Arena::new();
+    let time = arena.new_symbol("t", SymKind::Time);
+    let pi = arena.new_symbol("pi", SymKind::Pi);
+    let mut l = Lowerer {
+        arena,
+        kind: ModelKind::Lagrangian,
+        scope: HashMap::new(),
+        declared: HashMap::new(),
+        errors: Vec::new(),
+        time,
+        pi,
+        params: Vec::new(),
+        vars: Vec::new(),
+        consts: Vec::new(),
+        overrides,
+        kind_stmt: None,
+    };
+    l.prescan(file);
+    let model = l.statements(file, name);
+    match model {
+        Some(m) if l.errors.is_empty() => Ok(m),
+        _ => Err(l.errors),
+    }
+}
+
+/// Lowers one expression in the names of a checked model: its parameters,
+/// its coordinates or state (`q[3]` for family members) and their velocities
+/// (`q'`). This reads back the expressions that `lagc derive` prints.
+pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnostic> {
+    let mut l = Lowerer {
+        arena: std::mem::take(&mut model.arena),
+        kind: model.kind,
+        scope: HashMap::new(),
+        declared: HashMap::new(),
+        errors: Vec::new(),
+        time: model.time,
+        pi: model.time,
+        params: model.params.clone(),
+        vars: model.vars.clone(),
+        consts: model.consts.clone(),
+        overrides: &[],
+        kind_stmt: None,
+    };
+    if l.pi == model.time {
+        l.pi = l.arena.find_symbol(SymKind::Pi).unwrap_or(model.time);
+    }
+    for (name, n) in &model.consts {
+        l.scope.insert(name.clone(), (Entry::Const(*n), Span::default()));
+    }
+    for p in &model.params {
+        l.scope.insert(p.name.clone(), (Entry::Param(p.sym), Span::default()));
+    }
+    let mut families: HashMap<String, Vec<usize>> = HashMap::new();
+    for (k, v) in model.vars.iter().enumerate() {
+        match v.name.split_once('[') {
+            Some((base, _)) => families.entry(base.to_string()).or_default().push(k),
+            None => {
+                l.scope.insert(v.name.clone(), (Entry::Var(k), Span::default()));
+            }
+        }
+    }
+    for (base, ks) in families {
+        l.scope.insert(base, (Entry::Family(ks), Span::default()));
+    }
+    let out = l.expr(e);
+    model.arena = std::mem::take(&mut l.arena);
+    match out {
+        Ok(x) => Ok(x),
+        Err(()) => Err(l.errors.into_iter().next().unwrap_or_else(|| Diagnostic::new(e.span, "invalid expression"))),
+    }
+}
+
+impl Lowerer<'_> {
+    fn err(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+}

@@ -1,0 +1,112 @@
+//! Name resolution: what each name in scope stands for, declaring names, binding index
+//! variables, and reporting unknown names with a "did you mean" suggestion.
+
+use super::Lowerer;
+use crate::diag::Diagnostic;
+use crate::sym::{ExprId, SymId};
+use crate::syntax::ast::*;
+
+#[derive(Clone, Debug)]
+pub(super) enum Entry {
+    Const(i64),
+    Param(SymId),
+    Var(usize),
+    Family(Vec<usize>),
+    Let(ExprId),
+    LetFamily {
+        lo: i64,
+        items: Vec<ExprId>,
+    },
+    Index(i64),
+    Observe,
+    /// A name whose declaration had an error: uses of it report nothing more.
+    Poisoned,
+}
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate to `name`, if it is close enough to be a typo.
+pub fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    candidates
+        .into_iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, c)| *d <= (name.chars().count().max(c.chars().count()) / 3).max(1))
+        .min()
+        .map(|(_, c)| c)
+}
+
+impl Lowerer<'_> {
+    pub(super) fn declare(&mut self, id: &Ident, entry: Entry) {
+        if id.name == "t" || id.name == "pi" {
+            self.err(
+                Diagnostic::new(id.span, format!("`{}` is reserved", id.name))
+                    .label(if id.name == "t" { "`t` is time" } else { "`pi` is the constant π" })
+                    .help("choose another name"),
+            );
+            return;
+        }
+        if let Some((_, prev)) = self.scope.get(&id.name) {
+            let prev = *prev;
+            self.err(
+                Diagnostic::new(id.span, format!("`{}` is declared twice", id.name))
+                    .label("declared again here")
+                    .with(prev, "first declared here")
+                    .help("rename one of them"),
+            );
+            return;
+        }
+        self.scope.insert(id.name.clone(), (entry, id.span));
+    }
+
+    pub(super) fn var_names(&self) -> Vec<String> {
+        self.scope
+            .iter()
+            .filter(|(_, (e, _))| matches!(e, Entry::Var(_) | Entry::Family(_)))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Lowers `e` with the index variable `var` bound to `i`.
+    pub(super) fn with_index<T>(&mut self, var: &Ident, i: i64, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = self.scope.insert(var.name.clone(), (Entry::Index(i), var.span));
+        let out = f(self);
+        match saved {
+            Some(s) => self.scope.insert(var.name.clone(), s),
+            None => self.scope.remove(&var.name),
+        };
+        out
+    }
+
+    pub(super) fn unknown(&mut self, id: &Ident) {
+        if let Some(sp) = self.declared.get(&id.name) {
+            if sp.start > id.span.start {
+                let sp = *sp;
+                self.err(
+                    Diagnostic::new(id.span, format!("`{}` is used before its declaration", id.name))
+                        .label("used here")
+                        .with(sp, "declared later here")
+                        .help("statements are read in order; move the declaration above this line"),
+                );
+                return;
+            }
+        }
+        let names: Vec<String> = self.scope.keys().cloned().chain(["t".into(), "pi".into()]).collect();
+        let mut d = Diagnostic::new(id.span, format!("unknown name `{}`", id.name)).label("not declared");
+        if let Some(s) = suggest(&id.name, names.iter().map(|s| s.as_str())) {
+            d = d.help(format!("did you mean `{s}`?"));
+        }
+        self.err(d);
+    }
+}

@@ -1,0 +1,295 @@
+//! Statement lowering: the statements of a file, read in order, checked and assembled into a
+//! [`Model`], with the `metric` of an energy model.
+
+use super::{Entry, Lowerer};
+use crate::diag::{Diagnostic, Span};
+use crate::model::{Init, Method, Model, ModelKind, Settings, Spans};
+use crate::sym::ExprId;
+use crate::syntax::ast::*;
+use std::collections::HashMap;
+
+impl Lowerer<'_> {
+    pub(super) fn statements(&mut self, file: &File, default_name: &str) -> Option<Model> {
+        let mut name = default_name.to_string();
+        let mut lagrangian = None;
+        let mut dissipation: Option<(ExprId, Span)> = None;
+        let mut forces: Vec<(usize, ExprId, Span)> = Vec::new();
+        let mut energy = None;
+        let mut metric: Option<(Vec<Vec<ExprId>>, Span)> = None;
+        let mut temperature = None;
+        let mut observes = Vec::new();
+        let mut inits: Vec<(usize, bool, Init, Span)> = Vec::new();
+        let mut settings = Settings::default();
+        let mut spans = Spans::default();
+        let mut seen_once: HashMap<&'static str, Span> = HashMap::new();
+        for (i, s) in file.stmts.iter().enumerate() {
+            let kw = s.keyword_name();
+            if matches!(kw, "model" | "lagrangian" | "energy" | "dissipation" | "metric" | "temperature") {
+                if let Some(prev) = seen_once.get(kw) {
+                    let prev = *prev;
+                    self.err(
+                        Diagnostic::new(s.keyword, format!("`{kw}` is given twice"))
+                            .label("given again here")
+                            .with(prev, "first given here")
+                            .help("a model has one of each; combine the expressions"),
+                    );
+                    continue;
+                }
+                seen_once.insert(kw, s.keyword);
+            }
+            match &s.kind {
+                StmtKind::Model(id) => {
+                    if i != 0 {
+                        self.err(
+                            Diagnostic::new(s.keyword, "`model` must be the first statement")
+                                .label("not first")
+                                .help("move `model NAME` to the top of the file"),
+                        );
+                    }
+                    name = id.name.clone();
+                }
+                StmtKind::Const(id, e) => {
+                    let v = match self.overrides.iter().find(|(n, _)| *n == id.name) {
+                        Some((_, x)) if x.fract() == 0.0 && x.abs() < 1e15 => Ok(*x as i64),
+                        Some((_, x)) => {
+                            self.err(
+                                Diagnostic::new(id.span, format!("`{}` is a const and must be an integer", id.name))
+                                    .label(format!("--set gives {x}")),
+                            );
+                            Err(())
+                        }
+                        None => self.int_value(e),
+                    };
+                    if let Ok(v) = v {
+                        self.consts.push((id.name.clone(), v));
+                        self.declare(id, Entry::Const(v));
+                    } else {
+                        self.declare(id, Entry::Poisoned);
+                    }
+                }
+                StmtKind::Param(items) => {
+                    for (id, e) in items {
+                        self.param(id, e);
+                    }
+                }
+                StmtKind::Coord(decls) => {
+                    self.wrong_kind(s, ModelKind::Lagrangian);
+                    for d in decls {
+                        self.variable(d, true);
+                    }
+                }
+                StmtKind::State(decls) => {
+                    self.wrong_kind(s, ModelKind::Energy);
+                    for d in decls {
+                        self.variable(d, false);
+                    }
+                }
+                StmtKind::Let { name, binder, value } => match binder {
+                    None => {
+                        let e = self.expr(value).unwrap_or_else(|_| self.arena.int(0));
+                        self.declare(name, Entry::Let(e));
+                    }
+                    Some(b) => {
+                        let (lo, hi) = self.range(&b.range).unwrap_or((0, 0));
+                        let mut items = Vec::new();
+                        for i in lo..hi {
+                            let e = self.with_index(&b.var, i, |l| l.expr(value));
+                            items.push(e.unwrap_or_else(|_| self.arena.int(0)));
+                        }
+                        self.declare(name, Entry::LetFamily { lo, items });
+                    }
+                },
+                StmtKind::Lagrangian(e) => {
+                    spans.main = s.keyword;
+                    if self.kind == ModelKind::Lagrangian {
+                        lagrangian = self.expr(e).ok();
+                    }
+                }
+                StmtKind::Energy(e) => {
+                    spans.main = s.keyword;
+                    if self.kind == ModelKind::Energy {
+                        energy = self.expr(e).ok();
+                    }
+                }
+                StmtKind::Dissipation(e) => {
+                    if !self.wrong_kind(s, ModelKind::Lagrangian) {
+                        if let Ok(x) = self.expr(e) {
+                            dissipation = Some((x, e.span));
+                        }
+                    }
+                }
+                StmtKind::Force(target, e) => {
+                    if !self.wrong_kind(s, ModelKind::Lagrangian) {
+                        for (k, x) in self.targets(target, e) {
+                            if let Some((_, _, prev)) = forces.iter().find(|(j, _, _)| *j == k) {
+                                let prev = *prev;
+                                self.err(
+                                    Diagnostic::new(target.span, format!("a second force on `{}`", self.vars[k].name))
+                                        .label("given again here")
+                                        .with(prev, "first given here")
+                                        .help("add the two forces in one expression"),
+                                );
+                            } else {
+                                forces.push((k, x, target.span));
+                            }
+                        }
+                    }
+                }
+                StmtKind::Metric(form) => {
+                    if !self.wrong_kind(s, ModelKind::Energy) {
+                        spans.metric = Some(s.span);
+                        if let Some(g) = self.metric(form, s.span) {
+                            metric = Some((g, s.span));
+                        }
+                    }
+                }
+                StmtKind::Temperature(e) => {
+                    if self.kind == ModelKind::Lagrangian && self.kind_stmt.is_some() {
+                        self.wrong_kind(s, ModelKind::Energy);
+                    } else if let Ok(x) = self.constant(e, "the temperature") {
+                        temperature = Some(x);
+                    }
+                }
+                StmtKind::Observe(id, e) => {
+                    let x = self.expr(e).unwrap_or_else(|_| self.arena.int(0));
+                    self.declare(id, Entry::Observe);
+                    observes.push((id.name.clone(), x));
+                }
+                StmtKind::Init(items) => {
+                    for item in items {
+                        self.init_item(item, &mut inits);
+                    }
+                }
+                StmtKind::Simulate(items) => {
+                    for it in items {
+                        self.setting(it, &mut settings, &mut spans);
+                    }
+                }
+            }
+        }
+        let (need, what) = match self.kind {
+            ModelKind::Lagrangian => ("coord", "coordinates"),
+            ModelKind::Energy => ("state", "state variables"),
+        };
+        if self.vars.is_empty() && self.kind_stmt.is_some() && self.errors.is_empty() {
+            self.err(
+                Diagnostic::new(self.kind_stmt.unwrap().1, format!("the model has no {what}"))
+                    .label(format!("this needs {what}"))
+                    .help(format!("declare them with `{need} x, y`")),
+            );
+        }
+        if let (Some(m), Some(sp)) = (settings.method, spans.method) {
+            if !m.fits(self.kind, temperature.is_some()) {
+                let why = if m == Method::Em && self.kind == ModelKind::Energy {
+                    "`em` needs a `temperature`".to_string()
+                } else {
+                    format!("`{m}` does not apply to {} models", self.kind)
+                };
+                self.err(
+                    Diagnostic::new(sp, format!("method `{m}` does not fit this model"))
+                        .label(why)
+                        .help(format!("methods for this model: {}", Method::fitting(self.kind, temperature.is_some()))),
+                );
+            }
+        }
+        let n = self.vars.len();
+        let zero = self.arena.int(0);
+        let mut force_list = vec![zero; n];
+        for (k, x, _) in forces {
+            force_list[k] = x;
+        }
+        let mut init = vec![Init::Value(zero); n];
+        let mut init_velocity = if self.kind == ModelKind::Lagrangian { vec![Init::Value(zero); n] } else { vec![] };
+        for (k, vel, v, _) in inits {
+            if vel {
+                init_velocity[k] = v;
+            } else {
+                init[k] = v;
+            }
+        }
+        if let Some((g, sp)) = &metric {
+            if g.len() != n {
+                self.err(
+                    Diagnostic::new(*sp, "the metric has the wrong shape")
+                        .label(format!("{} rows for {} state variables", g.len(), n))
+                        .help(format!("give a {n}×{n} metric, e.g. `diag(…)` with {n} entries")),
+                );
+            }
+        }
+        let main = match self.kind {
+            ModelKind::Lagrangian => lagrangian,
+            ModelKind::Energy => energy,
+        };
+        main?;
+        Some(Model {
+            name,
+            kind: self.kind,
+            arena: std::mem::take(&mut self.arena),
+            time: self.time,
+            consts: std::mem::take(&mut self.consts),
+            params: std::mem::take(&mut self.params),
+            vars: std::mem::take(&mut self.vars),
+            lagrangian,
+            dissipation: dissipation.map(|(x, _)| x),
+            forces: if self.kind == ModelKind::Lagrangian { force_list } else { vec![] },
+            energy,
+            metric: metric.map(|(g, _)| g),
+            temperature,
+            observes,
+            init,
+            init_velocity,
+            settings,
+            spans,
+        })
+    }
+
+    fn metric(&mut self, form: &MetricForm, span: Span) -> Option<Vec<Vec<ExprId>>> {
+        let n = self.vars.len();
+        let zero = self.arena.int(0);
+        match form {
+            MetricForm::Diag(es) => {
+                if es.len() != n {
+                    self.err(
+                        Diagnostic::new(span, "the metric has the wrong shape")
+                            .label(format!("diag has {} entries, but the model has {} state variables", es.len(), n))
+                            .help(format!("give {n} diagonal entries")),
+                    );
+                    return None;
+                }
+                let d: Vec<ExprId> = es.iter().map(|e| self.expr(e).unwrap_or(zero)).collect();
+                Some((0..n).map(|i| (0..n).map(|j| if i == j { d[i] } else { zero }).collect()).collect())
+            }
+            MetricForm::Matrix(rows) => {
+                if rows.len() != n || rows.iter().any(|r| r.len() != n) {
+                    let shape: Vec<String> = rows.iter().map(|r| r.len().to_string()).collect();
+                    self.err(
+                        Diagnostic::new(span, "the metric has the wrong shape")
+                            .label(format!(
+                                "rows of length [{}], but the model has {n} state variables",
+                                shape.join(", ")
+                            ))
+                            .help(format!("give a {n}×{n} matrix")),
+                    );
+                    return None;
+                }
+                let g: Vec<Vec<ExprId>> =
+                    rows.iter().map(|r| r.iter().map(|e| self.expr(e).unwrap_or(zero)).collect()).collect();
+                for i in 0..n {
+                    for j in i + 1..n {
+                        let d = self.arena.sub(g[i][j], g[j][i]);
+                        let d = self.arena.simplify(d);
+                        if !self.arena.is_zero(d) {
+                            self.err(
+                                Diagnostic::new(rows[i][j].span, "the metric is not symmetric")
+                                    .label(format!("entry ({i}, {j})"))
+                                    .with(rows[j][i].span, format!("differs from entry ({j}, {i})"))
+                                    .help("a Riemannian metric is a symmetric positive definite matrix"),
+                            );
+                        }
+                    }
+                }
+                Some(g)
+            }
+        }
+    }
+}

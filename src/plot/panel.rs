@@ -1,0 +1,109 @@
+//! What a panel holds: its marks (lines, bands, bars and dots) with their colours and legend
+//! entries, its caption and axis labels, and its axis ranges.
+
+use super::density::Bar;
+use super::series::finite_range;
+use plotters::prelude::*;
+use std::ops::Range;
+
+/// The series colours (matplotlib's first eight), as `0xRRGGBB`.
+const COLORS: [u32; 8] = [0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b, 0xe377c2, 0x17becf];
+
+pub(super) const CONTOUR_COLOR: RGBColor = RGBColor(150, 150, 150);
+
+pub(super) fn color(k: usize) -> RGBColor {
+    let c = COLORS[k % COLORS.len()];
+    RGBColor((c >> 16) as u8, (c >> 8) as u8, c as u8)
+}
+
+/// The y label of a panel with one series per variable.
+pub(super) fn label_of(vars: &[String]) -> String {
+    if vars.len() <= 4 {
+        vars.join(", ")
+    } else {
+        format!("{}, …, {}", vars[0], vars[vars.len() - 1])
+    }
+}
+
+/// What is drawn in a panel. A labelled mark gets a legend entry when the panel has more than one.
+pub(super) enum Mark {
+    Line { label: Option<String>, points: Vec<(f64, f64)>, color: RGBColor, width: u32 },
+    Band { label: String, polygon: Vec<(f64, f64)>, color: RGBColor },
+    Bars { label: String, bars: Vec<Bar> },
+    Dot((f64, f64), RGBColor),
+}
+
+impl Mark {
+    pub(super) fn line(label: Option<&str>, points: Vec<(f64, f64)>, k: usize) -> Mark {
+        Mark::Line { label: label.map(String::from), points, color: color(k), width: 2 }
+    }
+
+    /// The legend entry: the label and the style of its swatch.
+    pub(super) fn legend(&self) -> Option<(String, ShapeStyle)> {
+        match self {
+            Mark::Line { label: Some(label), color, .. } => Some((label.clone(), color.filled())),
+            Mark::Band { label, color, .. } => Some((label.clone(), color.mix(0.25).filled())),
+            Mark::Bars { label, .. } => Some((label.clone(), color(0).mix(0.5).filled())),
+            _ => None,
+        }
+    }
+
+    fn points(&self) -> Vec<(f64, f64)> {
+        match self {
+            Mark::Line { points, .. } => points.clone(),
+            Mark::Band { polygon, .. } => polygon.clone(),
+            Mark::Bars { bars, .. } => bars.iter().flat_map(|b| [(b.lo, 0.0), (b.hi, b.density)]).collect(),
+            Mark::Dot(p, _) => vec![*p],
+        }
+    }
+}
+
+/// One chart of the figure.
+#[derive(Default)]
+pub(super) struct Panel {
+    pub(super) caption: String,
+    pub(super) x_label: String,
+    pub(super) y_label: String,
+    pub(super) marks: Vec<Mark>,
+    pub(super) log_y: bool,
+    pub(super) y_from_zero: bool,
+    pub(super) ranges: Option<(Range<f64>, Range<f64>)>,
+}
+
+impl Panel {
+    pub(super) fn new(caption: &str, x_label: &str, y_label: &str, marks: Vec<Mark>) -> Panel {
+        Panel { caption: caption.into(), x_label: x_label.into(), y_label: y_label.into(), marks, ..Panel::default() }
+    }
+
+    /// The axis ranges: the data's, padded, positive for a log axis, from zero for a histogram.
+    pub(super) fn ranges(&self) -> (Range<f64>, Range<f64>) {
+        if let Some(r) = &self.ranges {
+            return r.clone();
+        }
+        let points: Vec<(f64, f64)> = self.marks.iter().flat_map(Mark::points).collect();
+        let (x0, x1) = finite_range(points.iter().map(|p| p.0)).unwrap_or((0.0, 1.0));
+        let ys = points.iter().map(|p| p.1).filter(|&y| !self.log_y || y > 0.0);
+        let (mut y0, y1) = finite_range(ys).unwrap_or((0.0, 1.0));
+        if self.y_from_zero {
+            y0 = y0.min(0.0);
+        }
+        let pad = |lo: f64, hi: f64, f: f64| {
+            if hi > lo {
+                (lo - f * (hi - lo), hi + f * (hi - lo))
+            } else {
+                let d = if lo == 0.0 { 0.5 } else { 0.1 * lo.abs() };
+                (lo - d, hi + d)
+            }
+        };
+        let (x0, x1) = pad(x0, x1, 0.02);
+        let (y0, y1) = if self.log_y {
+            let (a, b) = pad(y0.log10(), y1.log10(), 0.05);
+            (10f64.powf(a), 10f64.powf(b))
+        } else if self.y_from_zero {
+            (y0, pad(y0, y1, 0.05).1)
+        } else {
+            pad(y0, y1, 0.05)
+        };
+        (x0..x1, y0..y1)
+    }
+}

@@ -1,0 +1,228 @@
+//! The arena: nodes stored once each through a memo table (interning), the table of symbols,
+//! and the limits on nodes and operands past which an arena overflows.
+
+use super::{ExprId, FxMap, Node, SymId, SymKind, Symbol};
+use crate::sym::num::Num;
+
+/// The most nodes an arena holds. Past it, every new node is a NaN
+/// placeholder and [`Arena::overflowed`] is set, so a runaway derivation ends
+/// in an error rather than in exhausted memory.
+pub const MAX_NODES: usize = 4_000_000;
+
+/// The most operands all sums and products of one arena may hold together
+/// (memory, where [`MAX_NODES`] counts nodes): 32 million, about 256 MB with
+/// the memo table. Past it the arena overflows as past [`MAX_NODES`].
+pub const MAX_OPERANDS: usize = 32_000_000;
+
+/// The arena of hash-consed expression nodes and the table of symbols.
+#[derive(Clone, Debug, Default)]
+pub struct Arena {
+    nodes: Vec<Node>,
+    /// Per node, a 64-bit summary of the symbols it contains (bit `id % 64`):
+    /// a clear bit proves that a derivative is zero without a lookup.
+    masks: Vec<u64>,
+    memo: FxMap<Node, ExprId>,
+    symbols: Vec<Symbol>,
+    /// Set when a constructor was refused a node past [`MAX_NODES`]; the
+    /// expression built since then is meaningless and must be reported.
+    overflowed: bool,
+    poison: Option<ExprId>,
+    node_limit: Option<usize>,
+    /// Operands of every sum and product so far (see [`MAX_OPERANDS`]).
+    operands: usize,
+    pub(crate) diff_cache: FxMap<(ExprId, SymId), ExprId>,
+    pub(crate) expand_cache: FxMap<ExprId, ExprId>,
+    /// Nodes created by expansion so far (see `EXPAND_TOTAL`).
+    pub(crate) expand_spent: usize,
+    pub(crate) trig_cache: FxMap<ExprId, ExprId>,
+}
+
+impl Arena {
+    pub fn new() -> Arena {
+        Arena::default()
+    }
+
+    /// Whether a constructor hit [`MAX_NODES`] (or the limit of
+    /// [`Arena::with_node_limit`]).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// An arena that holds at most `limit` nodes and `8 × limit` operands
+    /// (for tests of the limits).
+    pub fn with_node_limit(limit: usize) -> Arena {
+        Arena { node_limit: Some(limit), ..Arena::default() }
+    }
+
+    fn limit(&self) -> usize {
+        self.node_limit.unwrap_or(MAX_NODES)
+    }
+
+    /// [`MAX_OPERANDS`], or eight per node of [`Arena::with_node_limit`].
+    fn operand_limit(&self) -> usize {
+        self.node_limit.map_or(MAX_OPERANDS, |n| 8 * n)
+    }
+
+    /// False only if `e` certainly does not contain `s`.
+    pub fn may_contain(&self, e: ExprId, s: SymId) -> bool {
+        self.masks[e.0 as usize] & (1u64 << (s.0 % 64)) != 0
+    }
+
+    /// Number of nodes in the arena.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, e: ExprId) -> &Node {
+        &self.nodes[e.0 as usize]
+    }
+
+    pub fn symbol(&self, s: SymId) -> &Symbol {
+        &self.symbols[s.0 as usize]
+    }
+
+    pub fn symbols(&self) -> impl Iterator<Item = (SymId, &Symbol)> {
+        self.symbols.iter().enumerate().map(|(i, s)| (SymId(i as u32), s))
+    }
+
+    /// Declares a symbol; returns its id.
+    pub fn new_symbol(&mut self, name: impl Into<String>, kind: SymKind) -> SymId {
+        self.symbols.push(Symbol { name: name.into(), kind });
+        SymId(self.symbols.len() as u32 - 1)
+    }
+
+    /// Finds a symbol by kind.
+    pub fn find_symbol(&self, kind: SymKind) -> Option<SymId> {
+        self.symbols().find(|(_, s)| s.kind == kind).map(|(id, _)| id)
+    }
+
+    pub(super) fn intern(&mut self, node: Node) -> ExprId {
+        use std::collections::hash_map::Entry;
+        let full = self.nodes.len() >= self.limit() || self.operands > self.operand_limit();
+        // One hash per node, found or new.
+        let slot = match self.memo.entry(node) {
+            Entry::Occupied(o) => return *o.get(),
+            Entry::Vacant(v) => v,
+        };
+        if full {
+            self.overflowed = true;
+            if let Some(p) = self.poison {
+                return p;
+            }
+        }
+        let id = ExprId(self.nodes.len() as u32);
+        let masks = &self.masks;
+        let mask = match slot.key() {
+            Node::Num(_) => 0,
+            Node::Sym(s) => 1u64 << (s.0 % 64),
+            Node::Add(xs) | Node::Mul(xs) => xs.iter().fold(0, |m, x| m | masks[x.0 as usize]),
+            Node::Pow(a, b) | Node::Atan2(a, b) => masks[a.0 as usize] | masks[b.0 as usize],
+            Node::Func(_, a) => masks[a.0 as usize],
+        };
+        self.masks.push(mask);
+        if self.overflowed {
+            self.poison = Some(id);
+            self.nodes.push(Node::Num(Num::Float(f64::NAN)));
+            return id;
+        }
+        if let Node::Add(xs) | Node::Mul(xs) = slot.key() {
+            self.operands += xs.len();
+        }
+        self.nodes.push(slot.key().clone());
+        slot.insert(id);
+        id
+    }
+
+    pub fn num(&mut self, n: Num) -> ExprId {
+        self.intern(Node::Num(n))
+    }
+
+    pub fn int(&mut self, n: i64) -> ExprId {
+        self.num(Num::int(n))
+    }
+
+    pub fn float(&mut self, x: f64) -> ExprId {
+        self.num(Num::float(x))
+    }
+
+    pub fn sym(&mut self, s: SymId) -> ExprId {
+        self.intern(Node::Sym(s))
+    }
+
+    /// A product node exactly as given, for display forms that the canonical
+    /// constructors would distribute again (`(m1 + m2)/2`).
+    pub fn mul_raw(&mut self, factors: &[ExprId]) -> ExprId {
+        match factors.len() {
+            0 => self.int(1),
+            1 => factors[0],
+            _ => self.intern(Node::Mul(factors.into())),
+        }
+    }
+
+    /// A sum node exactly as given; see [`Arena::mul_raw`].
+    pub fn add_raw(&mut self, terms: &[ExprId]) -> ExprId {
+        match terms.len() {
+            0 => self.int(0),
+            1 => terms[0],
+            _ => self.intern(Node::Add(terms.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_limit_ends_in_a_flag_not_in_exhausted_memory() {
+        let mut a = Arena::with_node_limit(50);
+        let x = a.new_symbol("x", SymKind::State(0));
+        let x = a.sym(x);
+        let mut e = x;
+        for k in 1..200 {
+            let c = a.int(k);
+            let p = a.powi(x, k);
+            let t = a.mul(&[c, p]);
+            e = a.add(&[e, t]);
+        }
+        assert!(a.overflowed());
+        assert!(a.len() <= 52, "{} nodes", a.len());
+        // What was built past the limit evaluates to NaN, never to a wrong number.
+        let env = crate::sym::Env::new(&a);
+        assert!(a.eval(e, &env).is_nan());
+    }
+
+    #[test]
+    fn the_operand_limit_catches_few_nodes_with_many_operands() {
+        // 20 sums of 100 operands each: 2,000 operands in about 120 nodes.
+        let mut a = Arena::with_node_limit(200);
+        let xs: Vec<ExprId> = (0..100)
+            .map(|i| {
+                let s = a.new_symbol(format!("x{i}"), SymKind::State(i));
+                a.sym(s)
+            })
+            .collect();
+        for k in 1..=20 {
+            let c = a.int(k);
+            let mut terms = xs.clone();
+            terms.push(c);
+            let _ = a.add(&terms);
+        }
+        assert!(a.len() < 200, "the node limit alone would not be reached");
+        assert!(a.overflowed(), "1,600 operands is the limit of an arena of 200 nodes");
+    }
+
+    #[test]
+    fn below_the_limit_nothing_is_flagged() {
+        let mut a = Arena::with_node_limit(1000);
+        let x = a.new_symbol("x", SymKind::State(0));
+        let x = a.sym(x);
+        let two = a.int(2);
+        let _ = a.pow(x, two);
+        assert!(!a.overflowed());
+    }
+}

@@ -1,0 +1,67 @@
+//! The node types of the DAG, the ids of nodes and symbols, and what a symbol stands for. The
+//! canonical form the nodes are kept in is described in the `expr` module.
+
+#[cfg(doc)]
+use super::Arena;
+use super::Func;
+use crate::sym::num::Num;
+use std::fmt;
+
+/// The id of a node in an [`Arena`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExprId(pub u32);
+
+/// The id of a symbol in an [`Arena`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SymId(pub u32);
+
+/// One node of the DAG. See the module documentation for the canonical form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Num(Num),
+    Sym(SymId),
+    /// A sum of at least two terms: at most one number, first; then terms
+    /// sorted by their non-numeric part, no two with the same part.
+    Add(Box<[ExprId]>),
+    /// A product of at least two factors: at most one number (≠ 0, ≠ 1), first;
+    /// then factors sorted by base, no two with the same base.
+    Mul(Box<[ExprId]>),
+    /// `base ^ exponent`, exponent never 0 or 1.
+    Pow(ExprId, ExprId),
+    Func(Func, ExprId),
+    /// `atan2(y, x)`.
+    Atan2(ExprId, ExprId),
+}
+
+/// What a symbol stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SymKind {
+    /// A real parameter (its number is an index into the model's parameters).
+    Param(usize),
+    /// A generalized coordinate `q_i`.
+    Coord(usize),
+    /// A generalized velocity `q_i'`.
+    Velocity(usize),
+    /// A generalized acceleration `q_i''`; never allowed in a Lagrangian.
+    Acceleration(usize),
+    /// A state variable `θ_i` of an energy model.
+    State(usize),
+    /// Time `t`.
+    Time,
+    /// The constant π.
+    Pi,
+}
+
+/// A named symbol.
+#[derive(Clone, Debug)]
+pub struct Symbol {
+    /// The name as written in `.lag` syntax: `th1`, `q[3]`, `q[3]'`.
+    pub name: String,
+    pub kind: SymKind,
+}
+
+impl fmt::Display for ExprId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
