@@ -8,8 +8,8 @@
 use criterion::black_box;
 use lagc::backend::Work;
 use lagc::drive::{run, Control, RowSink, RunConfig, RunOptions, SinkError};
-use lagc::{BackendKind, Compiled, Kernels, Plan};
 use lagc::sym::Env;
+use lagc::{BackendKind, Compiled, Kernels, Plan};
 use lagc::{Equations, Method};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -11,8 +11,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use criterion::{black_box, Criterion, Throughput};
-use lagc::{BackendKind as Backend, Kernels};
 use lagc::Method;
+use lagc::{BackendKind as Backend, Kernels};
 use std::time::{Duration, Instant};
 
 const H: f64 = 1e-3;

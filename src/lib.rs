@@ -23,26 +23,27 @@
 pub mod backend;
 pub mod cli;
 pub mod derive;
-pub mod diag;
+mod diag;
 pub mod drive;
 pub mod integrate;
-pub mod jit;
-pub mod lower;
+mod jit;
+mod lower;
 pub mod model;
 pub mod plan;
 pub mod plot;
-pub mod report;
+mod report;
 pub mod sym;
-pub mod syntax;
+mod syntax;
 
 pub use backend::{BackendKind, Kernels};
 pub use cli::load::{compile_file, LoadError};
 pub use derive::{EnergyEquations, Equations, Extras, LagrangianEquations};
 pub use diag::{Diagnostic, Diagnostics, Span};
 pub use drive::{Control, RowSink, RunConfig, RunError, RunOptions, Summary};
+pub use lower::Overrides;
 pub use model::{Method, Model, ModelKind};
 pub use plan::{Kernel, Plan};
-pub use report::Format;
+pub use report::{Format, TooLarge, PRINT_LIMIT};
 
 /// A checked model with its derived equations.
 #[derive(Clone, Debug)]
@@ -100,8 +101,8 @@ impl Compiled {
     }
 
     /// All derived equations in one format; refused when they would print
-    /// larger than [`report::PRINT_LIMIT`].
-    pub fn render(&self, format: Format) -> Result<String, report::TooLarge> {
+    /// larger than [`PRINT_LIMIT`].
+    pub fn render(&self, format: Format) -> Result<String, TooLarge> {
         report::render(&mut self.model.clone(), &self.equations, format)
     }
 
@@ -135,7 +136,7 @@ impl Compiled {
 /// `derive`. `name` is the model's name when the source has no `model`
 /// statement; `overrides` are `--set` values for consts and params. A method
 /// named by the model's `simulate` line that does not fit is an error.
-pub fn compile_source(source: &str, name: &str, overrides: &lower::Overrides) -> Result<Compiled, Diagnostics> {
+pub fn compile_source(source: &str, name: &str, overrides: &Overrides) -> Result<Compiled, Diagnostics> {
     compile(source, name, overrides, None, false)
 }
 
@@ -145,7 +146,7 @@ pub fn compile_source(source: &str, name: &str, overrides: &lower::Overrides) ->
 pub fn compile_for(
     source: &str,
     name: &str,
-    overrides: &lower::Overrides,
+    overrides: &Overrides,
     method: Option<Method>,
 ) -> Result<Compiled, Diagnostics> {
     compile(source, name, overrides, method, true)
@@ -154,7 +155,7 @@ pub fn compile_for(
 fn compile(
     source: &str,
     name: &str,
-    overrides: &lower::Overrides,
+    overrides: &Overrides,
     asked: Option<Method>,
     extras: bool,
 ) -> Result<Compiled, Diagnostics> {

@@ -65,27 +65,6 @@ impl Method {
     pub fn from_name(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == s)
     }
-
-    /// Whether the method applies to a model of this kind (with or without a
-    /// temperature).
-    pub fn fits(self, kind: ModelKind, has_temperature: bool) -> bool {
-        match self {
-            Method::Rk4 | Method::Dopri5 => true,
-            Method::Euler | Method::Prox => kind == ModelKind::Energy,
-            Method::Verlet | Method::Midpoint | Method::Variational => kind == ModelKind::Lagrangian,
-            Method::Em => kind == ModelKind::Energy && has_temperature,
-        }
-    }
-
-    /// The methods that fit, as a readable list.
-    pub fn fitting(kind: ModelKind, has_temperature: bool) -> String {
-        Method::ALL
-            .into_iter()
-            .filter(|m| m.fits(kind, has_temperature))
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 impl fmt::Display for Method {

@@ -152,13 +152,13 @@ pub const SPECS: [Spec; 8] = [
         energy: needs(&[], true, Some(Loop::Rk4)),
         stochastic: false,
     },
-    Spec { method: Method::Dopri5, lagrangian: needs(&[], true, None), energy: needs(&[], true, None), stochastic: false },
     Spec {
-        method: Method::Verlet,
-        lagrangian: needs(&[], true, Some(Loop::Verlet)),
-        energy: None,
+        method: Method::Dopri5,
+        lagrangian: needs(&[], true, None),
+        energy: needs(&[], true, None),
         stochastic: false,
     },
+    Spec { method: Method::Verlet, lagrangian: needs(&[], true, Some(Loop::Verlet)), energy: None, stochastic: false },
     Spec {
         method: Method::Midpoint,
         lagrangian: Some(Needs {
@@ -221,7 +221,9 @@ pub enum Why {
     Kind(Method, ModelKind),
     #[error("`{0}` needs a `temperature`")]
     NoTemperature(Method),
-    #[error("with a metric g(θ) that depends on the state, the noise needs an Itô correction that lagc does not derive")]
+    #[error(
+        "with a metric g(θ) that depends on the state, the noise needs an Itô correction that lagc does not derive"
+    )]
     StateMetric,
     #[error("its mass matrix depends on the state or on time")]
     MassNotConstant,
@@ -287,7 +289,11 @@ pub fn fitting(model: &Model, eq: &Equations) -> Vec<&'static str> {
 pub fn refusal(model: &Model, eq: &Equations, method: Method, from_model: bool) -> Option<Diagnostic> {
     let m = misfit(model, eq, method).err()?;
     let span = if from_model { model.spans.method.unwrap_or(model.spans.main) } else { model.spans.main };
-    Some(Diagnostic::new(span, format!("method `{method}` does not fit this model")).label(m.why.to_string()).help(m.help))
+    Some(
+        Diagnostic::new(span, format!("method `{method}` does not fit this model"))
+            .label(m.why.to_string())
+            .help(m.help),
+    )
 }
 
 /// Whether `L = ½ v·Mv − V(q)` with constant `M` and no dissipation or

@@ -1,8 +1,8 @@
 //! Ensembles and Langevin dynamics: answer 6 of docs/numerics.md, the Gibbs density
 //! of the double well, reproducibility across thread counts, and `--dump`.
 
-use lagc::{RunConfig, RunOptions, Summary};
 use lagc::Method;
+use lagc::{RunConfig, RunOptions, Summary};
 
 fn ensemble(src: &str, opts: RunOptions) -> (Vec<Vec<f64>>, Summary) {
     let c = lagc::compile_for(src, "test", &[], opts.method).expect("model compiles");

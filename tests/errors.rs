@@ -107,7 +107,7 @@ fn diagnostics_point_at_the_right_line() {
 }
 
 // BUG: `x'` where `x` is a `state` of a Lagrangian model panics in
-// `Lowerer::prime` ("coordinate velocity", src/lower.rs) instead of reporting
+// `Lowerer::prime` ("coordinate velocity", src/lower/expr.rs) instead of reporting
 // "`state` belongs to energy models".
 #[test]
 fn state_in_lagrangian_model() {

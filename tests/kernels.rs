@@ -3,10 +3,10 @@
 
 mod common;
 use common::examples;
-use lagc::integrate::linalg;
 use lagc::backend::Work;
-use lagc::{BackendKind, Kernels};
+use lagc::integrate::linalg;
 use lagc::sym::{Env, SymKind};
+use lagc::{BackendKind, Kernels};
 use lagc::{Compiled, Method, ModelKind};
 
 /// A small deterministic generator (xorshift), so failures reproduce.

@@ -2,8 +2,8 @@
 //! the minimizing movement on Rosenbrock, natural gradient in two
 //! parameterisations, and Nesterov's and Polyak's methods as Lagrangians.
 
-use lagc::{RunConfig, RunOptions};
 use lagc::Method;
+use lagc::{RunConfig, RunOptions};
 use std::path::Path;
 
 fn rows_of(src: &str, opts: RunOptions) -> Vec<Vec<f64>> {

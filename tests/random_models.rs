@@ -5,8 +5,8 @@
 //! 64 cases per property; `LAGC_SLOW_TESTS=1` runs 2000.
 
 use lagc::backend::Work;
-use lagc::{BackendKind, Kernels};
 use lagc::sym::{Env, SymKind};
+use lagc::{BackendKind, Kernels};
 use lagc::{Compiled, Equations, Method, ModelKind};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};

@@ -1,7 +1,7 @@
 //! Runs through the library, checked against the known answers of docs/numerics.md.
 
-use lagc::{RunConfig, RunOptions};
 use lagc::Method;
+use lagc::{RunConfig, RunOptions};
 
 fn trajectory(src: &str, opts: RunOptions) -> Vec<Vec<f64>> {
     let c = lagc::compile_for(src, "test", &[], opts.method).expect("model compiles");

@@ -104,7 +104,8 @@ fn compiled_verlet_agrees_with_integrate_verlet() {
     let chain = "const N = 8\nparam k = 1, m = 2\ncoord u[N]\n\
         lagrangian = sum(i in 0..N, m/2*u[i]'^2) - sum(i in 0..N-1, k/2*(u[i+1] - u[i])^2 + (u[i+1] - u[i])^3/3)\n\
         init u[i in 0..N] = 0.1*i";
-    for (name, src, h, steps) in [("Kepler", kepler, 2.0 * std::f64::consts::PI / 628.0, 6280), ("FPUT", chain, 0.05, 4000)]
+    for (name, src, h, steps) in
+        [("Kepler", kepler, 2.0 * std::f64::consts::PI / 628.0, 6280), ("FPUT", chain, 0.05, 4000)]
     {
         let (c, _, k) = build(src, Method::Verlet);
         let n = c.model.vars.len();

@@ -12,13 +12,13 @@
 
 mod native;
 mod portable;
-pub mod program;
+mod program;
 
+pub use crate::jit::{EmBlockFn, JitError, LoopFailure, LoopFn};
 pub use native::failure_cause;
 
 use crate::derive::Equations;
 use crate::integrate::{linalg, Cause, LagrangianPoint};
-use crate::jit::{EmBlockFn, JitError, LoopFn};
 use crate::model::{Model, ModelKind};
 use crate::plan::{Kernel, Plan};
 use crate::sym::{ExprId, SymId};

@@ -20,7 +20,11 @@ impl Native {
         let exprs: Vec<ExprKernel> = layout
             .kernels
             .iter()
-            .map(|(k, outputs)| ExprKernel { name: k.name().into(), inputs: layout.inputs.to_vec(), outputs: outputs.clone() })
+            .map(|(k, outputs)| ExprKernel {
+                name: k.name().into(),
+                inputs: layout.inputs.to_vec(),
+                outputs: outputs.clone(),
+            })
             .collect();
         let params = model.param_syms();
         let (mut ode, mut flow) = (None, None);

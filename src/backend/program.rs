@@ -59,15 +59,6 @@ impl Program {
         Program { outputs: outputs.iter().map(|o| reg[o]).collect(), ops, inputs: inputs.len() }
     }
 
-    /// The number of operations.
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
     /// Evaluates into `out`; `scratch` is reused between calls.
     pub fn run(&self, x: &[f64], out: &mut [f64], scratch: &mut Vec<f64>) {
         debug_assert_eq!(x.len(), self.inputs);

@@ -44,7 +44,7 @@ fn named(path: &Path, result: Result<Compiled, Diagnostics>) -> Result<Compiled,
 }
 
 /// Reads a `.lag` file and compiles it as [`crate::compile_source`] does.
-pub fn compile_file(path: &Path, overrides: &crate::lower::Overrides) -> Result<Compiled, LoadError> {
+pub fn compile_file(path: &Path, overrides: &crate::Overrides) -> Result<Compiled, LoadError> {
     let (source, stem) = read(path)?;
     named(path, crate::compile_source(&source, &stem, overrides))
 }
@@ -52,7 +52,7 @@ pub fn compile_file(path: &Path, overrides: &crate::lower::Overrides) -> Result<
 /// Reads a `.lag` file and compiles it as [`crate::compile_for`] does.
 pub fn compile_file_for(
     path: &Path,
-    overrides: &crate::lower::Overrides,
+    overrides: &crate::Overrides,
     method: Option<Method>,
 ) -> Result<Compiled, LoadError> {
     let (source, stem) = read(path)?;

@@ -5,8 +5,8 @@
 //! 3 the run failed numerically.
 
 use crate::report::Format;
-use load::{compile_file, compile_file_for, LoadError};
 use clap::{Parser, Subcommand, ValueEnum};
+use load::{compile_file, compile_file_for, LoadError};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -244,7 +244,14 @@ fn check(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
         crate::ModelKind::Lagrangian => "coordinates",
         crate::ModelKind::Energy => "state variables",
     };
-    println!("{}: ok ({} model `{}`, {} {what}, {} params)", file.display(), m.kind, m.name, m.vars.len(), m.params.len());
+    println!(
+        "{}: ok ({} model `{}`, {} {what}, {} params)",
+        file.display(),
+        m.kind,
+        m.name,
+        m.vars.len(),
+        m.params.len()
+    );
     0
 }
 

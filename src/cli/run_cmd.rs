@@ -266,7 +266,8 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let t_write = Instant::now();
     let mut failed_output = writer.finish().err();
     if let (Some(mut w), Ok(s)) = (dump, &result) {
-        let written = s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).map_err(|e| e.0).and_then(|_| w.finish());
+        let written =
+            s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).map_err(|e| e.0).and_then(|_| w.finish());
         failed_output = failed_output.or(written.err().map(|m| format!("--dump: {m}")));
     }
     if let (Some(p), Some(rows)) = (&args.plot, &kept) {

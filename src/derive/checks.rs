@@ -37,4 +37,3 @@ pub(super) fn singular_mass_matrix(model: &Model, eq: &LagrangianEquations) -> O
             .help("the Lagrangian must be quadratic (or at least strictly convex) in every velocity; a term linear in q' alone gives no dynamics"),
     )
 }
-

@@ -51,7 +51,6 @@ pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations
     EnergyEquations { energy: e, gradient, hessian, metric, flow, temperature: model.temperature, kernel }
 }
 
-
 /// The derivatives of the energy as written: `E`, `∇E`, `−∇E`, `g`, and `∇²E`
 /// when asked.
 fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
@@ -60,7 +59,8 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
     let energy = model.energy.expect("an energy model has an energy");
     let gradient: Vec<ExprId> = th.iter().map(|&s| a.diff(energy, s)).collect();
     let descent = gradient.iter().map(|&g| a.neg(g)).collect();
-    let hessian = hessian.then(|| gradient.iter().flat_map(|&g| th.iter().map(|&s| a.diff(g, s)).collect::<Vec<_>>()).collect());
+    let hessian =
+        hessian.then(|| gradient.iter().flat_map(|&g| th.iter().map(|&s| a.diff(g, s)).collect::<Vec<_>>()).collect());
     let metric = model.metric.as_ref().map(|g| g.iter().flatten().copied().collect());
     FlowKernels { energy, gradient, descent, metric, hessian }
 }

@@ -73,7 +73,6 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
     }
 }
 
-
 /// `L_v, L_q, F, L_vv, L_vq, L_qq, F_v, F_q, L_vt`, in the order
 /// [`crate::integrate::LagrangianPoint`] stores them, with `F = −∂R/∂v + Q`.
 pub(super) fn lagrangian_point(model: &mut Model, e: &LagrangianEquations) -> Vec<ExprId> {

@@ -88,7 +88,7 @@ pub struct FlowKernels {
 }
 
 /// The derivatives only some methods need, each costly at large sizes
-/// (`n²` to `n³` expressions); [`crate::plan`] says which method needs which.
+/// (`n²` to `n³` expressions); the table of methods in `plan` says which needs which.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
     /// `∇²E` of the energy as written (the minimizing movement).

@@ -157,7 +157,8 @@ fn noise_scale(ctx: &Ctx<'_>) -> Result<Vec<f64>, RunError> {
     let model = ctx.model;
     let env = model.env();
     let t = model.temperature.map(|t| model.arena.eval(t, &env)).unwrap_or(0.0);
-    let g: Option<Vec<f64>> = model.metric.as_ref().map(|g| g.iter().flatten().map(|&x| model.arena.eval(x, &env)).collect());
+    let g: Option<Vec<f64>> =
+        model.metric.as_ref().map(|g| g.iter().flatten().map(|&x| model.arena.eval(x, &env)).collect());
     integrate::noise_scale(t, g.as_deref(), ctx.k.n).map_err(RunError::Setup)
 }
 
@@ -328,7 +329,12 @@ fn langevin_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, scale: &[f64], m
     };
     let mut written = 0;
     if let Err(stop) = record(&mut out, grid.t0, &theta, &mut written) {
-        res.failure = Some((range.start, 0, Failure { t: grid.t0, state: theta[..n].to_vec(), cause: Cause::Stopped }, Some(stop)));
+        res.failure = Some((
+            range.start,
+            0,
+            Failure { t: grid.t0, state: theta[..n].to_vec(), cause: Cause::Stopped },
+            Some(stop),
+        ));
     }
     for step in 0..steps {
         if res.failure.is_some() {

@@ -22,9 +22,7 @@ mod trajectory;
 
 pub use ensemble::BLOCK;
 pub use rows::{RowSink, SinkError};
-pub use settings::{
-    RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL,
-};
+pub use settings::{RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL};
 
 use crate::backend::Kernels;
 use crate::integrate::{Cause, Failure};

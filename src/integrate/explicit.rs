@@ -110,9 +110,9 @@ pub(super) fn check_dim(grid: &Grid, y0: &[f64], n: usize) -> Result<(), Failure
 
 #[cfg(test)]
 pub(super) mod tests {
-    use crate::integrate::Stop;
     use super::super::{lagrangian_system, LagrangianPoint, LagrangianSystem};
     use super::*;
+    use crate::integrate::Stop;
 
     /// `y = (q, v)`, `q'' = −q − c q'`: the harmonic oscillator, damped when `c > 0`.
     pub struct Oscillator {

@@ -51,8 +51,7 @@ impl<S: OdeSystem> Stepper for ImplicitMidpoint<'_, S> {
             if !all_finite(&self.residual) {
                 return Err(Cause::NonFinite);
             }
-            let factor = linalg::factor(&self.jac, n)
-                .map_err(|_| Cause::SingularNewtonMatrix)?;
+            let factor = linalg::factor(&self.jac, n).map_err(|_| Cause::SingularNewtonMatrix)?;
             factor.solve(&mut self.residual);
             for i in 0..n {
                 self.next[i] -= self.residual[i];
@@ -98,10 +97,10 @@ pub fn midpoint(sys: &mut impl OdeSystem, grid: &Grid, y0: &[f64], obs: &mut imp
 
 #[cfg(test)]
 mod tests {
-    use crate::integrate::Stop;
     use super::super::explicit::tests::{angular_momentum, Kepler, Oscillator, OscillatorLagrangian, DAMPED_Q10};
     use super::super::lagrangian_system;
     use super::*;
+    use crate::integrate::Stop;
 
     #[test]
     fn harmonic_oscillator_rotates_by_two_atan_half_h() {

@@ -171,9 +171,9 @@ pub fn variational(
 
 #[cfg(test)]
 mod tests {
-    use crate::integrate::Stop;
     use super::super::explicit::tests::{angular_momentum, OscillatorLagrangian, DAMPED_Q10};
     use super::*;
+    use crate::integrate::Stop;
     use std::f64::consts::PI;
 
     /// `L = ½|v|² + 1/|q|`.

@@ -21,16 +21,16 @@ impl<A: FnMut(f64, &[f64], &mut [f64]) -> Result<(), Cause>> Stepper for Stormer
         let hh = h * 0.5;
         let (q, v) = self.row.split_at_mut(n);
         // v½ = v + (h/2) a(q); q ← q + h v½; v ← v½ + (h/2) a(q).
-        for i in 0..n {
-            self.v_half[i] = v[i] + hh * self.a[i];
+        for ((vh, vi), ai) in self.v_half.iter_mut().zip(v.iter()).zip(&self.a) {
+            *vh = vi + hh * ai;
         }
-        for i in 0..n {
-            q[i] += h * self.v_half[i];
+        for (qi, vh) in q.iter_mut().zip(&self.v_half) {
+            *qi += h * vh;
         }
         (self.accel)(t + h, q, &mut self.a)?;
         self.stats.rhs_evals += 1;
-        for i in 0..n {
-            v[i] = self.v_half[i] + hh * self.a[i];
+        for ((vi, vh), ai) in v.iter_mut().zip(&self.v_half).zip(&self.a) {
+            *vi = vh + hh * ai;
         }
         self.stats.steps += 1;
         Ok(())
@@ -81,10 +81,10 @@ pub fn verlet(
 
 #[cfg(test)]
 mod tests {
-    use crate::integrate::Stop;
     use super::super::explicit::tests::{angular_momentum, kepler_energy, Kepler};
     use super::super::rk4;
     use super::*;
+    use crate::integrate::Stop;
     use std::f64::consts::PI;
 
     fn kepler_accel(_t: f64, q: &[f64], a: &mut [f64]) -> Result<(), Cause> {

@@ -23,9 +23,6 @@ mod runtime;
 mod tests;
 mod translate;
 
-pub use linsolve::UNROLLED_MAX;
-pub use runtime::SINGULAR_RTOL;
-
 use crate::sym::{Arena, ExprId, SymId};
 pub use codegen::Scheme;
 use codegen::{ModuleBuilder, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
@@ -89,7 +86,7 @@ pub enum JitError {
 
 /// The matrix of the right-hand side (mass matrix or metric) is singular:
 /// non-finite entries, or no pivot order in which every pivot exceeds
-/// [`SINGULAR_RTOL`] times its largest entry.
+/// `runtime::SINGULAR_RTOL` times its largest entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("singular mass matrix")]
 pub struct Singular;
@@ -181,14 +178,6 @@ impl ExprFn<'_> {
         // SAFETY: the lengths match the kernel's signature.
         unsafe { (self.entry.ptr)(x.as_ptr(), out.as_mut_ptr()) }
     }
-
-    pub fn inputs(&self) -> usize {
-        self.entry.inputs
-    }
-
-    pub fn outputs(&self) -> usize {
-        self.entry.outputs
-    }
 }
 
 /// A compiled right-hand side `dy = F(t, y)`.
@@ -213,10 +202,6 @@ impl RhsFn<'_> {
             0 => Ok(()),
             _ => Err(Singular),
         }
-    }
-
-    pub fn dim(&self) -> usize {
-        self.entry.dim
     }
 }
 
@@ -396,6 +381,7 @@ fn check_len(what: &'static str, found: usize, expected: usize) -> Result<(), Ji
 
 /// Compiles the kernels of one model into one module, with an RK4 loop for
 /// each system.
+#[cfg(test)]
 pub fn compile(
     arena: &Arena,
     exprs: &[ExprKernel],

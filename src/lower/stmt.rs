@@ -3,7 +3,7 @@
 
 use super::{Entry, Lowerer};
 use crate::diag::{Diagnostic, Span};
-use crate::model::{Init, Method, Model, ModelKind, Settings, Spans};
+use crate::model::{Init, Model, ModelKind, Settings, Spans};
 use crate::sym::ExprId;
 use crate::syntax::ast::*;
 use std::collections::HashMap;
@@ -177,20 +177,6 @@ impl Lowerer<'_> {
                     .label(format!("this needs {what}"))
                     .help(format!("declare them with `{need} x, y`")),
             );
-        }
-        if let (Some(m), Some(sp)) = (settings.method, spans.method) {
-            if !m.fits(self.kind, temperature.is_some()) {
-                let why = if m == Method::Em && self.kind == ModelKind::Energy {
-                    "`em` needs a `temperature`".to_string()
-                } else {
-                    format!("`{m}` does not apply to {} models", self.kind)
-                };
-                self.err(
-                    Diagnostic::new(sp, format!("method `{m}` does not fit this model"))
-                        .label(why)
-                        .help(format!("methods for this model: {}", Method::fitting(self.kind, temperature.is_some()))),
-                );
-            }
         }
         let n = self.vars.len();
         let zero = self.arena.int(0);

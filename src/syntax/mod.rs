@@ -4,4 +4,4 @@
 pub mod ast;
 mod parser;
 
-pub use parser::{parse_expr, parse_file, MAX_NESTING};
+pub use parser::{parse_expr, parse_file};
