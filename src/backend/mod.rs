@@ -86,10 +86,21 @@ pub struct Layout<'a> {
 #[derive(Clone, Debug)]
 pub struct System {
     pub kind: ModelKind,
-    /// `M` or `g`, `n × n` row-major.
+    /// `M` or `g`: `n × n` row-major, or its `n` diagonal entries when `diagonal`.
     pub matrix: Option<Vec<ExprId>>,
+    /// Whether the matrix is diagonal, solved by a division per entry.
+    pub diagonal: bool,
     /// `f` or `−∇E`.
     pub vector: Vec<ExprId>,
+}
+
+/// The entries of a row-major `n × n` matrix the system keeps: all, or the diagonal.
+fn matrix_entries(m: &[ExprId], n: usize, diagonal: bool) -> Vec<ExprId> {
+    if diagonal {
+        (0..n).map(|i| m[i * n + i]).collect()
+    } else {
+        m.to_vec()
+    }
 }
 
 /// The kernels of one planned run.
@@ -119,14 +130,25 @@ impl Kernels {
             .iter()
             .map(|&k| k.expressions(model, eq).map(|x| (k, x)).ok_or(BuildError::NotDerived(k)))
             .collect::<Result<Vec<_>, _>>()?;
+        let n = model.vars.len();
         let system = plan.system.then(|| match eq {
-            Equations::Lagrangian(e) => System {
-                kind: ModelKind::Lagrangian,
-                matrix: Some(e.mass_matrix.iter().flatten().copied().collect()),
-                vector: e.forcing.clone(),
-            },
+            Equations::Lagrangian(e) => {
+                let m: Vec<ExprId> = e.mass_matrix.iter().flatten().copied().collect();
+                System {
+                    kind: ModelKind::Lagrangian,
+                    matrix: Some(matrix_entries(&m, n, e.diagonal_mass)),
+                    diagonal: e.diagonal_mass,
+                    vector: e.forcing.clone(),
+                }
+            }
             Equations::Energy(e) => {
-                System { kind: ModelKind::Energy, matrix: e.kernel.metric.clone(), vector: e.kernel.descent.clone() }
+                let k = &e.kernel;
+                System {
+                    kind: ModelKind::Energy,
+                    matrix: k.metric.as_ref().map(|g| matrix_entries(g, n, k.diagonal_metric)),
+                    diagonal: k.diagonal_metric,
+                    vector: k.descent.clone(),
+                }
             }
         });
         let layout = Layout { model, inputs: &inputs, kernels: &kernels, system };

@@ -37,6 +37,7 @@ impl Native {
                     velocities: model.velocity_syms(),
                     params,
                     mass_matrix: s.matrix.clone().unwrap_or_default(),
+                    diagonal: s.diagonal,
                     forcing: s.vector.clone(),
                 })
             }
@@ -47,6 +48,7 @@ impl Native {
                     params,
                     rhs: s.vector.clone(),
                     metric: s.matrix.clone(),
+                    diagonal: s.diagonal,
                 })
             }
             None => {}

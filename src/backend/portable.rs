@@ -6,11 +6,20 @@ use super::{Backend, Layout, Work};
 use crate::integrate::{linalg, Cause};
 use crate::model::ModelKind;
 
+/// The matrix of the system.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    None,
+    Dense,
+    Diagonal,
+}
+
 /// Kernels as register programs.
 pub(super) struct Portable {
     programs: Vec<Program>,
-    /// The system's matrix entries (if any) then its vector.
-    system: Option<(ModelKind, bool, Program)>,
+    /// The system: its kind, its matrix's shape, and a program of the
+    /// matrix's entries (if any) then its vector.
+    system: Option<(ModelKind, Shape, Program)>,
     inputs: usize,
     n: usize,
 }
@@ -22,7 +31,12 @@ impl Portable {
         let system = layout.system.as_ref().map(|s| {
             let mut outputs = s.matrix.clone().unwrap_or_default();
             outputs.extend(&s.vector);
-            (s.kind, s.matrix.is_some(), Program::new(a, layout.inputs, &outputs))
+            let shape = match (&s.matrix, s.diagonal) {
+                (None, _) => Shape::None,
+                (Some(_), false) => Shape::Dense,
+                (Some(_), true) => Shape::Diagonal,
+            };
+            (s.kind, shape, Program::new(a, layout.inputs, &outputs))
         });
         Portable { programs, system, inputs: layout.inputs.len(), n: layout.model.vars.len() }
     }
@@ -35,29 +49,36 @@ impl Backend for Portable {
 
     fn rhs(&self, t: f64, y: &[f64], params: &[f64], dy: &mut [f64], work: &mut Work) -> Result<(), Cause> {
         let n = self.n;
-        let (kind, has_matrix, program) = self.system.as_ref().expect("the plan builds the system");
+        let (kind, shape, program) = self.system.as_ref().expect("the plan builds the system");
         work.x.clear();
         work.x.push(t);
         work.x.extend_from_slice(y);
         work.x.resize(self.inputs - params.len(), 0.0);
         work.x.extend_from_slice(params);
-        let m_len = if *has_matrix { n * n } else { 0 };
+        let m_len = match shape {
+            Shape::None => 0,
+            Shape::Dense => n * n,
+            Shape::Diagonal => n,
+        };
         work.out.resize(m_len + n, 0.0);
         program.run(&work.x, &mut work.out, &mut work.scratch);
         let (m, f) = work.out.split_at_mut(m_len);
+        let solved = match shape {
+            Shape::None => Ok(()),
+            Shape::Dense => linalg::solve_spd_or_lu(m, f, n),
+            Shape::Diagonal => linalg::solve_diagonal(m, f),
+        };
         match kind {
             ModelKind::Lagrangian => {
-                linalg::solve_spd_or_lu(m, f, n)?;
+                solved?;
                 dy[..n].copy_from_slice(&y[n..]);
                 dy[n..].copy_from_slice(f);
             }
             ModelKind::Energy => {
-                if *has_matrix {
-                    linalg::solve_spd_or_lu(m, f, n).map_err(|c| match c {
-                        Cause::SingularMassMatrix => Cause::SingularMetric,
-                        other => other,
-                    })?;
-                }
+                solved.map_err(|c| match c {
+                    Cause::SingularMassMatrix => Cause::SingularMetric,
+                    other => other,
+                })?;
                 dy.copy_from_slice(f);
             }
         }

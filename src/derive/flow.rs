@@ -61,6 +61,9 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
     let descent = gradient.iter().map(|&g| a.neg(g)).collect();
     let hessian =
         hessian.then(|| gradient.iter().flat_map(|&g| th.iter().map(|&s| a.diff(g, s)).collect::<Vec<_>>()).collect());
+    let n = th.len();
+    let diagonal_metric =
+        model.metric.as_ref().is_some_and(|g| (0..n).all(|i| (0..n).all(|j| i == j || a.is_zero(g[i][j]))));
     let metric = model.metric.as_ref().map(|g| g.iter().flatten().copied().collect());
-    FlowKernels { energy, gradient, descent, metric, hessian }
+    FlowKernels { energy, gradient, descent, metric, diagonal_metric, hessian }
 }

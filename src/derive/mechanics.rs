@@ -61,7 +61,10 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
     h_terms.push(a.neg(l));
     let h = a.add(&h_terms);
     let energy = a.simplify(h);
+    let n = mass_matrix.len();
+    let diagonal_mass = (0..n).all(|i| (0..n).all(|j| i == j || a.is_zero(mass_matrix[i][j])));
     LagrangianEquations {
+        diagonal_mass,
         lagrangian: l,
         dissipation: r,
         momenta,

@@ -44,6 +44,9 @@ pub struct LagrangianEquations {
     pub forcing: Vec<ExprId>,
     /// `H = v·p − L`.
     pub energy: ExprId,
+    /// Whether every entry of `M` off the diagonal is identically zero, so
+    /// that `M q'' = f` is solved by a division per coordinate.
+    pub diagonal_mass: bool,
     /// `L_v, L_q, F, L_vv, L_vq, L_qq, F_v, F_q, L_vt` (in the order of
     /// [`crate::integrate::LagrangianPoint`]), with `F = −∂R/∂v + Q`, when
     /// [`Extras::lagrangian_point`] asked for it.
@@ -83,6 +86,8 @@ pub struct FlowKernels {
     pub descent: Vec<ExprId>,
     /// `g(θ)` as written, row-major, when the model declares one.
     pub metric: Option<Vec<ExprId>>,
+    /// Whether every entry of `g` off the diagonal is identically zero.
+    pub diagonal_metric: bool,
     /// `∇²E`, row-major, when [`Extras::hessian`] asked for it.
     pub hessian: Option<Vec<ExprId>>,
 }

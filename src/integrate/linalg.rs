@@ -237,6 +237,22 @@ pub fn solve_spd_or_lu(a: &mut [f64], b: &mut [f64], n: usize) -> Result<(), Cau
     }
 }
 
+/// Solves `D x = b` in place for the diagonal matrix with diagonal `d`: singular unless
+/// every `d_i` is finite and nonzero (the test of [`factor`] on a diagonal matrix).
+pub fn solve_diagonal(d: &[f64], b: &mut [f64]) -> Result<(), Cause> {
+    if d.iter().any(|m| !(m.abs() > m.abs() * RCOND_MIN)) {
+        return Err(Cause::SingularMassMatrix);
+    }
+    for (x, m) in b.iter_mut().zip(d) {
+        *x /= m;
+    }
+    if b.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(Cause::NonFinite)
+    }
+}
+
 /// The eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: eigenvalues and
 /// the row-major matrix whose columns are the eigenvectors.
 pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {

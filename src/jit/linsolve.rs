@@ -54,6 +54,37 @@ pub(crate) fn emit_solve(
     }
 }
 
+/// Emits `x_i = b_i / d_i` for the diagonal matrix with diagonal `d`; jumps
+/// to `fail` unless every `d_i` is finite and nonzero (the test of a `1 × 1`
+/// system, entry by entry), with a single branch at the end.
+pub(crate) fn emit_diagonal(
+    tr: &mut FunctionTranslator,
+    d: &[Value],
+    b: &[Value],
+    fail: cranelift_codegen::ir::Block,
+) -> Vec<Value> {
+    debug_assert_eq!(d.len(), b.len());
+    let rtol = tr.ins().f64const(SINGULAR_RTOL);
+    let mut ok: Option<Value> = None;
+    let mut x = Vec::with_capacity(d.len());
+    for (&m, &bi) in d.iter().zip(b) {
+        let am = tr.ins().fabs(m);
+        let tol = tr.ins().fmul(am, rtol);
+        let good = tr.ins().fcmp(FloatCC::GreaterThan, am, tol);
+        ok = Some(match ok {
+            None => good,
+            Some(o) => tr.ins().band(o, good),
+        });
+        x.push(tr.ins().fdiv(bi, m));
+    }
+    if let Some(ok) = ok {
+        let cont = tr.builder.create_block();
+        tr.builder.ins().brif(ok, cont, &[], fail, &[]);
+        tr.builder.switch_to_block(cont);
+    }
+    x
+}
+
 /// Unrolled Cholesky `A = L Lᵀ` with forward and back substitution, a
 /// single branch on the pivots at the end, and the LU helper as fallback.
 fn emit_cholesky(

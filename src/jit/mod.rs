@@ -45,7 +45,8 @@ pub struct ExprKernel {
 /// with `n` coordinates, `y = (q, v)` and `F = (v, M⁻¹ f)`.
 ///
 /// `mass_matrix` is `n × n`, row-major and symmetric: only the entries on and
-/// above the diagonal are read.
+/// above the diagonal are read. When `diagonal` is set it holds only the `n`
+/// diagonal entries of a diagonal `M`, and the solve is a division each.
 #[derive(Clone, Debug)]
 pub struct OdeSpec {
     pub n: usize,
@@ -54,12 +55,14 @@ pub struct OdeSpec {
     pub velocities: Vec<SymId>,
     pub params: Vec<SymId>,
     pub mass_matrix: Vec<ExprId>,
+    pub diagonal: bool,
     pub forcing: Vec<ExprId>,
 }
 
 /// A first-order system `y' = F(t, y)` given directly, such as the gradient
 /// flow of an energy model: `F = rhs`, or `F = g⁻¹ rhs` with the symmetric
-/// metric `g` (`dim × dim`, row-major, upper triangle read) solved in-kernel.
+/// metric `g` (`dim × dim`, row-major, upper triangle read; or, when
+/// `diagonal` is set, its `dim` diagonal entries) solved in-kernel.
 #[derive(Clone, Debug)]
 pub struct FlowSpec {
     pub time: SymId,
@@ -67,6 +70,7 @@ pub struct FlowSpec {
     pub params: Vec<SymId>,
     pub rhs: Vec<ExprId>,
     pub metric: Option<Vec<ExprId>>,
+    pub diagonal: bool,
 }
 
 /// Errors of [`compile`].
@@ -467,10 +471,10 @@ fn ode_system(arena: &Arena, s: &OdeSpec) -> Result<System, JitError> {
     let n = s.n;
     check_len("the coordinates", s.coords.len(), n)?;
     check_len("the velocities", s.velocities.len(), n)?;
-    check_len("the mass matrix", s.mass_matrix.len(), n * n)?;
+    check_len("the mass matrix", s.mass_matrix.len(), if s.diagonal { n } else { n * n })?;
     check_len("the forcing", s.forcing.len(), n)?;
     let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();
-    let matrix = (n > 0).then_some((n, s.mass_matrix.as_slice()));
+    let matrix = (n > 0).then_some((n, s.mass_matrix.as_slice(), s.diagonal));
     System::new(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, matrix, &s.forcing)
 }
 
@@ -478,8 +482,8 @@ fn flow_system(arena: &Arena, s: &FlowSpec) -> Result<System, JitError> {
     let d = s.state.len();
     check_len("the flow's right-hand side", s.rhs.len(), d)?;
     if let Some(g) = &s.metric {
-        check_len("the metric", g.len(), d * d)?;
+        check_len("the metric", g.len(), if s.diagonal { d } else { d * d })?;
     }
-    let matrix = s.metric.as_deref().filter(|_| d > 0).map(|g| (d, g));
+    let matrix = s.metric.as_deref().filter(|_| d > 0).map(|g| (d, g, s.diagonal));
     System::new(arena, "flow", (s.time, s.state.clone(), s.params.clone()), 0..0, matrix, &s.rhs)
 }

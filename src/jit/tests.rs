@@ -109,7 +109,7 @@ fn pendulum_chain(a: &mut Arena, n: usize) -> OdeSpec {
     }
     let l = a.add(&lagrangian);
     let (mass_matrix, forcing) = euler_lagrange(a, l, &q, &v, t);
-    OdeSpec { n, time: t, coords: q, velocities: v, params, mass_matrix, forcing }
+    OdeSpec { n, time: t, coords: q, velocities: v, params, mass_matrix, forcing, diagonal: false }
 }
 
 fn a_half(a: &mut Arena) -> ExprId {
@@ -201,6 +201,7 @@ fn scalar_ode(
         params: vec![],
         mass_matrix: vec![mass],
         forcing: vec![force],
+        diagonal: false,
     }
 }
 
@@ -215,7 +216,7 @@ fn constant_ode(a: &mut Arena, m: [f64; 4]) -> OdeSpec {
     let v: Vec<SymId> = (0..2).map(|i| a.new_symbol(format!("v{i}"), SymKind::Velocity(i))).collect();
     let mass_matrix = m.iter().map(|&x| a.num(Num::literal(x))).collect();
     let forcing = vec![a.int(1), a.int(2)];
-    OdeSpec { n: 2, time: t, coords: q, velocities: v, params: vec![], mass_matrix, forcing }
+    OdeSpec { n: 2, time: t, coords: q, velocities: v, params: vec![], mass_matrix, forcing, diagonal: false }
 }
 
 #[test]
@@ -569,7 +570,14 @@ fn flows_solve_with_their_metric() {
     let y2 = a.powi(y, 2);
     let g11 = a.add(&[one, y2]);
     let metric = vec![g00, half, half, g11];
-    let spec = FlowSpec { time: t, state: th.clone(), params: vec![k], rhs: rhs.clone(), metric: Some(metric.clone()) };
+    let spec = FlowSpec {
+        time: t,
+        state: th.clone(),
+        params: vec![k],
+        rhs: rhs.clone(),
+        metric: Some(metric.clone()),
+        diagonal: false,
+    };
     let c = compile(&a, &[], None, Some(&spec)).unwrap();
     assert!(c.ode_rhs().is_none() && c.rk4_loop().is_none());
     let f = c.flow_rhs().unwrap();

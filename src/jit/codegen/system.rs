@@ -2,7 +2,7 @@
 //! inline, the right-hand side function compiled from it, and calls of that function.
 
 use super::ModuleBuilder;
-use crate::jit::linsolve::{emit_solve, upper_index, UNROLLED_MAX};
+use crate::jit::linsolve::{emit_diagonal, emit_solve, upper_index, UNROLLED_MAX};
 use crate::jit::translate::{mem, FunctionTranslator, Plan};
 use crate::jit::JitError;
 use crate::sym::{Arena, ExprId, SymId};
@@ -18,9 +18,22 @@ use std::ops::Range;
 /// loads and stores against thousands of operations).
 const INLINE_NODES_MAX: usize = 300;
 
+/// The matrix `A` of a system, by its structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Solve {
+    /// A symmetric `n × n` matrix, its upper triangle in the plan.
+    Dense(usize),
+    /// A diagonal matrix, its `n` diagonal entries in the plan: a division each.
+    Diagonal(usize),
+}
+
+/// The matrix of a system as given: its dimension, its entries (all `n × n`
+/// row-major, or the `n` diagonal ones) and whether it is diagonal.
+pub(crate) type MatrixSpec<'a> = (usize, &'a [ExprId], bool);
+
 /// A first-order system `y' = F(t, y)` in the form both specs lower to:
-/// `F = (y[copy], A⁻¹ b)` where the plan's roots are the upper triangle of
-/// `A` (if `solve` is some) followed by `b`.
+/// `F = (y[copy], A⁻¹ b)` where the plan's roots are the upper triangle (or
+/// the diagonal) of `A` (if `solve` is some) followed by `b`.
 pub(crate) struct System {
     pub name: &'static str,
     pub time: SymId,
@@ -28,8 +41,8 @@ pub(crate) struct System {
     pub params: Vec<SymId>,
     /// State entries copied to the front of `F` (the velocities of a Lagrangian system).
     pub copy: Range<usize>,
-    /// The dimension of `A`, when there is a matrix to solve with.
-    pub solve: Option<usize>,
+    /// The matrix to solve with, if any.
+    pub solve: Option<Solve>,
     pub plan: Plan,
 }
 
@@ -39,24 +52,29 @@ impl System {
         name: &'static str,
         (time, state, params): (SymId, Vec<SymId>, Vec<SymId>),
         copy: Range<usize>,
-        matrix: Option<(usize, &[ExprId])>,
+        matrix: Option<MatrixSpec<'_>>,
         vector: &[ExprId],
     ) -> Result<System, JitError> {
         let mut roots = Vec::new();
-        if let Some((n, m)) = matrix {
-            for i in 0..n {
-                for j in i..n {
-                    debug_assert_eq!(roots.len(), upper_index(n, i, j));
-                    roots.push(m[i * n + j]);
+        match matrix {
+            Some((_, d, true)) => roots.extend_from_slice(d),
+            Some((n, m, false)) => {
+                for i in 0..n {
+                    for j in i..n {
+                        debug_assert_eq!(roots.len(), upper_index(n, i, j));
+                        roots.push(m[i * n + j]);
+                    }
                 }
             }
+            None => {}
         }
         roots.extend_from_slice(vector);
         let mut bound = vec![time];
         bound.extend(&state);
         bound.extend(&params);
         let plan = Plan::new(arena, &roots, &bound, name)?;
-        Ok(System { name, time, state, params, copy, solve: matrix.map(|(n, _)| n), plan })
+        let solve = matrix.map(|(n, _, diagonal)| if diagonal { Solve::Diagonal(n) } else { Solve::Dense(n) });
+        Ok(System { name, time, state, params, copy, solve, plan })
     }
 
     pub fn dim(&self) -> usize {
@@ -84,9 +102,13 @@ impl System {
         let mut dy = y[self.copy.clone()].to_vec();
         match self.solve {
             None => dy.extend(vals),
-            Some(n) => {
+            Some(Solve::Dense(n)) => {
                 let (upper, b) = vals.split_at(n * (n + 1) / 2);
                 dy.extend(emit_solve(tr, n, upper, b, fail));
+            }
+            Some(Solve::Diagonal(n)) => {
+                let (d, b) = vals.split_at(n);
+                dy.extend(emit_diagonal(tr, d, b, fail));
             }
         }
         dy
@@ -105,7 +127,11 @@ impl System {
     }
 
     pub(super) fn inline_in_loop(&self) -> bool {
-        self.solve.is_none_or(|n| n <= UNROLLED_MAX) && self.plan.node_count() <= INLINE_NODES_MAX
+        let small = match self.solve {
+            Some(Solve::Dense(n)) => n <= UNROLLED_MAX,
+            Some(Solve::Diagonal(_)) | None => true,
+        };
+        small && self.plan.node_count() <= INLINE_NODES_MAX
     }
 }
 
