@@ -203,3 +203,29 @@ fn midpoint_damped_oscillator_is_second_order() {
     assert!(e2 < 3e-5, "error {e2}");
     assert!((e1 / e2 - 4.0).abs() < 0.2, "halving dt divides the error by {}", e1 / e2);
 }
+
+/// The caller's interrupt flag stops a single run after its first row, and an
+/// ensemble before its first step; both say so in a typed error.
+#[test]
+fn an_interrupt_stops_single_runs_and_ensembles_with_their_rows() {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    let stop = AtomicBool::new(true);
+    let progress = AtomicU64::new(0);
+    let control = lagc::Control { interrupt: Some(&stop), progress: Some(&progress) };
+    for (src, method, particles) in [
+        (OSCILLATOR, Method::Rk4, None),
+        (OSCILLATOR, Method::Midpoint, None),
+        ("param T = 1\nstate x\nenergy = x^2/2\ntemperature = T\ninit x = 1", Method::Em, Some(300)),
+    ] {
+        let c = lagc::compile_for(src, "stop", &[], Some(method)).unwrap();
+        let opts = RunOptions { particles, ..opts(method, 0.01, 1.0) };
+        let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+        let plan = c.plan(&cfg).unwrap();
+        let k = lagc::Kernels::build_best(&c.model, &c.equations, &plan).unwrap();
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let err = lagc::drive::run(&c.model, &plan, &k, &cfg, &mut rows, control).unwrap_err();
+        assert!(matches!(err, lagc::RunError::Interrupted { t } if t == 0.0), "{method}: {err}");
+        assert_eq!(rows.len(), 1, "{method}: the first row is kept");
+    }
+    assert_eq!(progress.load(std::sync::atomic::Ordering::Relaxed), 0, "no step was taken");
+}

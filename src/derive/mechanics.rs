@@ -26,6 +26,9 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
         .map(|&p| {
             v.iter()
                 .map(|&vj| {
+                    if !a.may_contain(p, vj) {
+                        return a.int(0);
+                    }
                     let m = a.diff(p, vj);
                     a.simplify(m)
                 })
@@ -35,7 +38,11 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
     let forcing: Vec<ExprId> = (0..q.len())
         .map(|i| {
             let mut terms = vec![a.diff(l, q[i])];
+            // Only the coordinates p_i may contain add terms (p_i is small; L is not).
             for j in 0..q.len() {
+                if !a.may_contain(momenta[i], q[j]) {
+                    continue;
+                }
                 let d = a.diff(momenta[i], q[j]);
                 let vj = a.sym(v[j]);
                 let t = a.mul(&[d, vj]);

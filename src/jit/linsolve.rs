@@ -64,18 +64,15 @@ pub(crate) fn emit_diagonal(
     fail: cranelift_codegen::ir::Block,
 ) -> Vec<Value> {
     debug_assert_eq!(d.len(), b.len());
-    let rtol = tr.ins().f64const(SINGULAR_RTOL);
     let mut ok: Option<Value> = None;
     let mut x = Vec::with_capacity(d.len());
     for (&m, &bi) in d.iter().zip(b) {
-        let am = tr.ins().fabs(m);
-        let tol = tr.ins().fmul(am, rtol);
-        let good = tr.ins().fcmp(FloatCC::GreaterThan, am, tol);
+        let (xi, good) = diagonal_entry(tr, m, bi);
         ok = Some(match ok {
             None => good,
             Some(o) => tr.ins().band(o, good),
         });
-        x.push(tr.ins().fdiv(bi, m));
+        x.push(xi);
     }
     if let Some(ok) = ok {
         let cont = tr.builder.create_block();
@@ -83,6 +80,15 @@ pub(crate) fn emit_diagonal(
         tr.builder.switch_to_block(cont);
     }
     x
+}
+
+/// `b / d` and whether `d` is finite and nonzero (`|d| > |d|·SINGULAR_RTOL`).
+pub(crate) fn diagonal_entry(tr: &mut FunctionTranslator, d: Value, b: Value) -> (Value, Value) {
+    let rtol = tr.ins().f64const(SINGULAR_RTOL);
+    let ad = tr.ins().fabs(d);
+    let tol = tr.ins().fmul(ad, rtol);
+    let good = tr.ins().fcmp(FloatCC::GreaterThan, ad, tol);
+    (tr.ins().fdiv(b, d), good)
 }
 
 /// Unrolled Cholesky `A = L Lᵀ` with forward and back substitution, a

@@ -29,6 +29,18 @@ pub(crate) struct Plan {
     sincos: HashSet<ExprId>,
     /// The symbols the plan reads (other than `pi`).
     pub free: HashSet<SymId>,
+    /// For each root node, its positions in `roots`.
+    root_positions: HashMap<ExprId, Vec<usize>>,
+}
+
+/// Where the translator finds a symbol's value: a value at hand, or a load
+/// from `ptr + offset`, emitted where the value is first needed so that it
+/// lives no longer than its uses (a long-lived value per state entry makes
+/// register allocation grow faster than the kernel).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Input {
+    Value(Value),
+    Load { ptr: Value, offset: i32 },
 }
 
 impl Plan {
@@ -60,7 +72,11 @@ impl Plan {
             }
         }
         let sincos = sin_args.intersection(&cos_args).copied().collect();
-        Ok(Plan { roots: roots.to_vec(), order, sincos, free })
+        let mut root_positions: HashMap<ExprId, Vec<usize>> = HashMap::new();
+        for (i, r) in roots.iter().enumerate() {
+            root_positions.entry(*r).or_default().push(i);
+        }
+        Ok(Plan { roots: roots.to_vec(), order, sincos, free, root_positions })
     }
 
     /// The number of DAG nodes the plan computes.
@@ -111,14 +127,30 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
 
     /// Emits the plan with the symbols bound to `syms`; returns the values of its roots.
     pub fn eval(&mut self, plan: &Plan, syms: &HashMap<SymId, Value>) -> Vec<Value> {
+        let inputs: HashMap<SymId, Input> = syms.iter().map(|(s, v)| (*s, Input::Value(*v))).collect();
+        let mut out = vec![None; plan.roots.len()];
+        self.eval_streamed(plan, &inputs, |_, i, v| out[i] = Some(v));
+        out.into_iter().map(|v| v.expect("every root is computed")).collect()
+    }
+
+    /// Emits the plan with the symbols found by `inputs`, handing each root's
+    /// value to `root(self, position, value)` as soon as it is computed (a root
+    /// that appears twice in `roots` is handed over twice).
+    pub fn eval_streamed(
+        &mut self,
+        plan: &Plan,
+        inputs: &HashMap<SymId, Input>,
+        mut root: impl FnMut(&mut Self, usize, Value),
+    ) {
         let arena = self.arena;
         let mut vals: HashMap<ExprId, Value> = HashMap::with_capacity(plan.order.len());
         let mut sincos: HashMap<ExprId, (Value, Value)> = HashMap::new();
         for &e in &plan.order {
             let v = match arena.node(e) {
                 Node::Num(n) => self.builder.ins().f64const(n.to_f64()),
-                Node::Sym(s) => match syms.get(s) {
-                    Some(&v) => v,
+                Node::Sym(s) => match inputs.get(s) {
+                    Some(&Input::Value(v)) => v,
+                    Some(&Input::Load { ptr, offset }) => self.builder.ins().load(types::F64, mem(), ptr, offset),
                     // `Plan::new` admits no other unbound symbol.
                     None => self.builder.ins().f64const(std::f64::consts::PI),
                 },
@@ -144,8 +176,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 Node::Atan2(y, x) => self.call(Extern::Atan2, &[vals[y], vals[x]]),
             };
             vals.insert(e, v);
+            if let Some(positions) = plan.root_positions.get(&e) {
+                for &i in positions {
+                    root(self, i, v);
+                }
+            }
         }
-        plan.roots.iter().map(|r| vals[r]).collect()
     }
 
     /// A sum, left to right as the reference evaluator adds.

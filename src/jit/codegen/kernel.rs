@@ -2,10 +2,10 @@
 //! values of their expressions in order.
 
 use super::ModuleBuilder;
-use crate::jit::translate::{mem, Plan};
+use crate::jit::translate::{mem, Input, Plan};
 use crate::jit::JitError;
 use crate::sym::SymId;
-use cranelift_codegen::ir::{types, InstBuilder};
+use cranelift_codegen::ir::InstBuilder;
 use cranelift_module::{FuncId, Module};
 use std::collections::HashMap;
 
@@ -16,15 +16,13 @@ impl ModuleBuilder<'_> {
         let sig = self.signature(&[p, p], &[]);
         self.function(&format!("expr_{name}"), sig, |tr, args| {
             let (x, out) = (args[0], args[1]);
-            let mut syms = HashMap::new();
-            for (k, s) in inputs.iter().enumerate() {
-                if plan.free.contains(s) {
-                    let v = tr.builder.ins().load(types::F64, mem(), x, (8 * k) as i32);
-                    syms.insert(*s, v);
-                }
-            }
-            let vals = tr.eval(plan, &syms);
-            tr.store_f64s(out, 0, &vals);
+            // Inputs are loaded where first used and outputs stored as soon as
+            // computed, so that no value lives across the whole kernel.
+            let syms: HashMap<SymId, Input> =
+                inputs.iter().enumerate().map(|(k, s)| (*s, Input::Load { ptr: x, offset: (8 * k) as i32 })).collect();
+            tr.eval_streamed(plan, &syms, |tr, i, v| {
+                tr.builder.ins().store(mem(), v, out, (8 * i) as i32);
+            });
             tr.builder.ins().return_(&[]);
         })
     }

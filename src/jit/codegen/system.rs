@@ -2,8 +2,8 @@
 //! inline, the right-hand side function compiled from it, and calls of that function.
 
 use super::ModuleBuilder;
-use crate::jit::linsolve::{emit_diagonal, emit_solve, upper_index, UNROLLED_MAX};
-use crate::jit::translate::{mem, FunctionTranslator, Plan};
+use crate::jit::linsolve::{diagonal_entry, emit_diagonal, emit_solve, upper_index, UNROLLED_MAX};
+use crate::jit::translate::{mem, FunctionTranslator, Input, Plan};
 use crate::jit::JitError;
 use crate::sym::{Arena, ExprId, SymId};
 use cranelift_codegen::ir::{condcodes::IntCC, types, Block, InstBuilder, Value};
@@ -57,7 +57,13 @@ impl System {
     ) -> Result<System, JitError> {
         let mut roots = Vec::new();
         match matrix {
-            Some((_, d, true)) => roots.extend_from_slice(d),
+            // Each diagonal entry beside its right-hand side: `(d_0, b_0, d_1, b_1, …)`.
+            Some((_, d, true)) => {
+                for (di, bi) in d.iter().zip(vector) {
+                    roots.push(*di);
+                    roots.push(*bi);
+                }
+            }
             Some((n, m, false)) => {
                 for i in 0..n {
                     for j in i..n {
@@ -68,7 +74,9 @@ impl System {
             }
             None => {}
         }
-        roots.extend_from_slice(vector);
+        if !matches!(matrix, Some((_, _, true))) {
+            roots.extend_from_slice(vector);
+        }
         let mut bound = vec![time];
         bound.extend(&state);
         bound.extend(&params);
@@ -106,12 +114,75 @@ impl System {
                 let (upper, b) = vals.split_at(n * (n + 1) / 2);
                 dy.extend(emit_solve(tr, n, upper, b, fail));
             }
-            Some(Solve::Diagonal(n)) => {
-                let (d, b) = vals.split_at(n);
-                dy.extend(emit_diagonal(tr, d, b, fail));
+            Some(Solve::Diagonal(_)) => {
+                let d: Vec<Value> = vals.iter().step_by(2).copied().collect();
+                let b: Vec<Value> = vals.iter().skip(1).step_by(2).copied().collect();
+                dy.extend(emit_diagonal(tr, &d, &b, fail));
             }
         }
         dy
+    }
+
+    /// Emits `F(t, y)` of a system without a dense matrix from the arrays `y`
+    /// and `p` into `dy`, loading each input where it is first used and
+    /// storing each output as soon as it is known, so that no value lives
+    /// across the whole function (register allocation then grows with the
+    /// system, not faster). Jumps to `fail` if a diagonal entry is zero or
+    /// not finite; `dy` may then hold part of the result.
+    pub(super) fn emit_streamed(
+        &self,
+        tr: &mut FunctionTranslator,
+        t: Value,
+        (y, p, dy): (Value, Value, Value),
+        fail: Block,
+    ) {
+        let copied = self.copy.len();
+        for (j, k) in self.copy.clone().enumerate() {
+            let v = tr.builder.ins().load(types::F64, mem(), y, (8 * k) as i32);
+            tr.builder.ins().store(mem(), v, dy, (8 * j) as i32);
+        }
+        let mut inputs: HashMap<SymId, Input> = HashMap::new();
+        inputs.insert(self.time, Input::Value(t));
+        for (k, s) in self.state.iter().enumerate() {
+            inputs.insert(*s, Input::Load { ptr: y, offset: (8 * k) as i32 });
+        }
+        for (k, s) in self.params.iter().enumerate() {
+            inputs.insert(*s, Input::Load { ptr: p, offset: (8 * k) as i32 });
+        }
+        let store = |tr: &mut FunctionTranslator, i: usize, v: Value| {
+            tr.builder.ins().store(mem(), v, dy, (8 * (copied + i)) as i32);
+        };
+        match self.solve {
+            None => tr.eval_streamed(&self.plan, &inputs, store),
+            Some(Solve::Diagonal(n)) => {
+                // Roots come in pairs (d_i, b_i); each x_i = b_i / d_i is stored as soon as
+                // both are known, and every d_i is checked with one branch at the end.
+                let mut pending: Vec<(Option<Value>, Option<Value>)> = vec![(None, None); n];
+                let mut ok: Option<Value> = None;
+                tr.eval_streamed(&self.plan, &inputs, |tr, pos, v| {
+                    let i = pos / 2;
+                    if pos % 2 == 0 {
+                        pending[i].0 = Some(v);
+                    } else {
+                        pending[i].1 = Some(v);
+                    }
+                    if let (Some(d), Some(b)) = pending[i] {
+                        let (x, good) = diagonal_entry(tr, d, b);
+                        ok = Some(match ok {
+                            None => good,
+                            Some(o) => tr.ins().band(o, good),
+                        });
+                        store(tr, i, x);
+                    }
+                });
+                if let Some(ok) = ok {
+                    let cont = tr.builder.create_block();
+                    tr.builder.ins().brif(ok, cont, &[], fail, &[]);
+                    tr.builder.switch_to_block(cont);
+                }
+            }
+            Some(Solve::Dense(_)) => unreachable!("a dense system is emitted by `emit`"),
+        }
     }
 
     /// Loads the parameters the plan reads (others stay `None`).
@@ -144,10 +215,14 @@ impl ModuleBuilder<'_> {
             let (t, y, params, dy) = (args[0], args[1], args[2], args[3]);
             let fail = tr.builder.create_block();
             tr.builder.set_cold_block(fail);
-            let yv = tr.load_f64s(y, sys.dim());
-            let pv = sys.load_params(tr, params);
-            let f = sys.emit(tr, t, &yv, &pv, fail);
-            tr.store_f64s(dy, 0, &f);
+            if matches!(sys.solve, Some(Solve::Dense(_))) {
+                let yv = tr.load_f64s(y, sys.dim());
+                let pv = sys.load_params(tr, params);
+                let f = sys.emit(tr, t, &yv, &pv, fail);
+                tr.store_f64s(dy, 0, &f);
+            } else {
+                sys.emit_streamed(tr, t, (y, params, dy), fail);
+            }
             let zero = tr.builder.ins().iconst(types::I32, 0);
             tr.builder.ins().return_(&[zero]);
             tr.builder.switch_to_block(fail);
