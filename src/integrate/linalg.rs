@@ -240,7 +240,9 @@ pub fn solve_spd_or_lu(a: &mut [f64], b: &mut [f64], n: usize) -> Result<(), Cau
 /// Solves `D x = b` in place for the diagonal matrix with diagonal `d`: singular unless
 /// every `d_i` is finite and nonzero (the test of [`factor`] on a diagonal matrix).
 pub fn solve_diagonal(d: &[f64], b: &mut [f64]) -> Result<(), Cause> {
-    if d.iter().any(|m| !(m.abs() > m.abs() * RCOND_MIN)) {
+    // `|m| > |m|·RCOND_MIN` is false exactly for zero, infinite and NaN entries.
+    let regular = |m: &f64| m.abs() > m.abs() * RCOND_MIN;
+    if !d.iter().all(regular) {
         return Err(Cause::SingularMassMatrix);
     }
     for (x, m) in b.iter_mut().zip(d) {

@@ -109,6 +109,12 @@ pub(crate) fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
+/// Memory flags for a kernel's inputs, which nothing writes while it runs:
+/// such a load is pure, and the optimiser places it beside its first use.
+pub(crate) fn input_mem() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
     pub fn new(
         builder: FunctionBuilder<'f>,
@@ -150,7 +156,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 Node::Num(n) => self.builder.ins().f64const(n.to_f64()),
                 Node::Sym(s) => match inputs.get(s) {
                     Some(&Input::Value(v)) => v,
-                    Some(&Input::Load { ptr, offset }) => self.builder.ins().load(types::F64, mem(), ptr, offset),
+                    Some(&Input::Load { ptr, offset }) => self.builder.ins().load(types::F64, input_mem(), ptr, offset),
                     // `Plan::new` admits no other unbound symbol.
                     None => self.builder.ins().f64const(std::f64::consts::PI),
                 },
