@@ -118,7 +118,7 @@ pub struct LoopFailure {
 type ExprPtr = unsafe extern "C" fn(*const f64, *mut f64);
 type RhsPtr = unsafe extern "C" fn(f64, *const f64, *const f64, *mut f64) -> i32;
 type EmPtr = unsafe extern "C" fn(f64, f64, i64, *mut f64, *const f64, *const f64, *mut i64) -> i64;
-type LoopPtr = unsafe extern "C" fn(f64, f64, i64, i64, *mut f64, *const f64, *mut f64, *mut i64) -> i64;
+type LoopPtr = unsafe extern "C" fn(f64, f64, i64, i64, *mut f64, *const f64, *mut f64, *mut i64, *mut f64) -> i64;
 
 #[derive(Clone, Copy)]
 struct ExprEntry {
@@ -247,8 +247,9 @@ impl LoopFn<'_> {
         out_rows.reserve(rows * width);
         let base = out_rows.len();
         let mut cause = 0i64;
-        // SAFETY: `out_rows` has room for every row the loop can write, and the
-        // other lengths match the kernel's signature.
+        let mut scratch = vec![0.0; codegen::scratch_len(self.dim)];
+        // SAFETY: `out_rows` has room for every row the loop can write, `scratch`
+        // has the length the loop uses, and the other lengths match the kernel's signature.
         let done = unsafe {
             (self.ptr)(
                 t0,
@@ -259,6 +260,7 @@ impl LoopFn<'_> {
                 params.as_ptr(),
                 out_rows.as_mut_ptr().add(base),
                 &mut cause,
+                scratch.as_mut_ptr(),
             )
         } as usize;
         // SAFETY: the loop wrote the rows of steps 0, every, … ≤ done.

@@ -11,7 +11,10 @@ mod em;
 mod ir;
 mod kernel;
 mod step;
+mod step_memory;
 mod system;
+
+pub(crate) use step_memory::scratch_len;
 
 use super::translate::{Externs, FunctionTranslator};
 use super::JitError;

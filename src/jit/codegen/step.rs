@@ -12,12 +12,19 @@ use cranelift_codegen::ir::{
 use cranelift_module::{FuncId, Module};
 
 impl ModuleBuilder<'_> {
-    /// The fixed-step RK4 loop; `rhs` is the compiled right-hand side, called
+    /// The fixed-step loop of `scheme`; `rhs` is the compiled right-hand side, called
     /// when the system is too large to inline.
+    ///
+    /// `fn(t0, h, n_steps, every, y, p, rows, cause, scratch) -> steps`. A system small
+    /// enough to inline keeps its state in registers (`scratch` unused); a larger one is
+    /// stepped in memory (`step_memory.rs`).
     pub fn step_loop(&mut self, sys: &System, rhs: FuncId, scheme: Scheme) -> Result<FuncId, JitError> {
+        if !sys.inline_in_loop() {
+            return self.step_loop_in_memory(sys, rhs, scheme);
+        }
         let p = self.module.target_config().pointer_type();
         let i64t = types::I64;
-        let sig = self.signature(&[types::F64, types::F64, i64t, i64t, p, p, p, p], &[i64t]);
+        let sig = self.signature(&[types::F64, types::F64, i64t, i64t, p, p, p, p, p], &[i64t]);
         self.function(&format!("{}_{}", sys.name, scheme.name()), sig, |tr, args| {
             let (t0, h, n_steps, every) = (args[0], args[1], args[2], args[3]);
             let (y_ptr, p_ptr, rows, cause) = (args[4], args[5], args[6], args[7]);
