@@ -234,7 +234,7 @@ fn an_interrupt_stops_single_runs_and_ensembles_with_their_rows() {
 /// fails with a non-finite state, names the last good state, keeps its rows.
 #[test]
 fn a_large_system_that_blows_up_fails_at_its_last_good_state() {
-    let src = "const N = 40\ncoord x[N]\nlagrangian = sum(i in 0..N, 1/2*x[i]'^2 + (i+1)*x[i]^4)\n\
+    let src = "const N = 70\ncoord x[N]\nlagrangian = sum(i in 0..N, 1/2*x[i]'^2 + x[i]^4)\n\
                init x[i in 0..N] = 1, x[i in 0..N]' = 1";
     for method in [Method::Rk4, Method::Verlet] {
         let c = lagc::compile_for(src, "blowup", &[], Some(method)).unwrap();
@@ -245,6 +245,7 @@ fn a_large_system_that_blows_up_fails_at_its_last_good_state() {
         assert_eq!(cause, lagc::integrate::Cause::NonFinite, "{method}");
         assert!(t > 0.0 && t < 100.0, "{method}: t = {t}");
         assert!(state.iter().all(|(_, x)| x.is_finite()), "{method}: the last good state");
-        assert!(rows.len() > 1 && rows.iter().all(|r| r.iter().all(|x| x.is_finite())), "{method}");
+        // Every state written is finite (the energy of the last ones may overflow).
+        assert!(rows.len() > 1 && rows.iter().all(|r| r[..=140].iter().all(|x| x.is_finite())), "{method}");
     }
 }
