@@ -54,6 +54,9 @@ impl ModuleBuilder<'_> {
             let cd_var = b.declare_var(i64t);
             let row_var = b.declare_var(p);
             let y_vars: Vec<_> = (0..d).map(|_| b.declare_var(types::F64)).collect();
+            // Verlet carries the acceleration a(q) of the current state from step to step.
+            let n_acc = if scheme == Scheme::Verlet { d / 2 } else { 0 };
+            let a_vars: Vec<_> = (0..n_acc).map(|_| b.declare_var(types::F64)).collect();
 
             let half = b.ins().f64const(0.5);
             let hh = b.ins().fmul(h, half);
@@ -73,6 +76,16 @@ impl ModuleBuilder<'_> {
             tr.store_f64s(rows, 8, &y0);
             let next = tr.builder.ins().iadd_imm_s(rows, stride);
             tr.builder.def_var(row_var, next);
+            if scheme == Scheme::Verlet {
+                // a(q0), the right-hand side at (q0, 0).
+                let zero_f = tr.builder.ins().f64const(0.0);
+                let mut ys = y0[..n_acc].to_vec();
+                ys.resize(d, zero_f);
+                let a = stage_at(tr, (sys, rhs, &pv, p_ptr, singular), t0, &ys);
+                for (var, v) in a_vars.iter().zip(&a[n_acc..]) {
+                    tr.builder.def_var(*var, *v);
+                }
+            }
             tr.builder.ins().jump(header, &[]);
 
             // header: while k < n_steps
@@ -95,11 +108,7 @@ impl ModuleBuilder<'_> {
             let tm = time(tr, 0.5);
             let t4 = time(tr, 1.0);
             let stage = |tr: &mut FunctionTranslator, t: Value, ys: &[Value]| -> Vec<Value> {
-                if sys.inline_in_loop() {
-                    sys.emit(tr, t, ys, &pv, singular)
-                } else {
-                    call_rhs(tr, rhs, d, t, ys, p_ptr, singular)
-                }
+                stage_at(tr, (sys, rhs, &pv, p_ptr, singular), t, ys)
             };
             let axpy = |tr: &mut FunctionTranslator, a: Value, x: &[Value]| -> Vec<Value> {
                 y.iter()
@@ -110,7 +119,7 @@ impl ModuleBuilder<'_> {
                     })
                     .collect()
             };
-            let y_new = match scheme {
+            let (y_new, a_new) = match scheme {
                 Scheme::Rk4 => {
                     let k1 = stage(tr, t1, &y);
                     let y2 = axpy(tr, hh, &k1);
@@ -128,12 +137,13 @@ impl ModuleBuilder<'_> {
                         let s = tr.ins().fadd(s, c);
                         sum.push(tr.ins().fadd(s, k4[i]));
                     }
-                    axpy(tr, h6, &sum)
+                    (axpy(tr, h6, &sum), None)
                 }
                 Scheme::Verlet => {
                     // y = (q, v) with constant M and forces of q alone, so the
                     // acceleration a(q) is the right-hand side at v = 0:
-                    // v½ = v + h/2 a(q), q' = q + h v½, v' = v½ + h/2 a(q').
+                    // v½ = v + h/2 a(q), q' = q + h v½, v' = v½ + h/2 a(q'); a(q')
+                    // is carried to the next step, one evaluation per step.
                     let n = d / 2;
                     let zero_f = tr.builder.ins().f64const(0.0);
                     let at = |tr: &mut FunctionTranslator, t: Value, q: &[Value]| -> Vec<Value> {
@@ -141,7 +151,7 @@ impl ModuleBuilder<'_> {
                         ys.resize(d, zero_f);
                         stage(tr, t, &ys)[n..].to_vec()
                     };
-                    let a0 = at(tr, t1, &y[..n]);
+                    let a0: Vec<Value> = a_vars.iter().map(|v| tr.builder.use_var(*v)).collect();
                     let v_half: Vec<Value> = (0..n)
                         .map(|i| {
                             let ha = tr.builder.ins().fmul(hh, a0[i]);
@@ -161,7 +171,7 @@ impl ModuleBuilder<'_> {
                             tr.builder.ins().fadd(v_half[i], ha)
                         })
                         .collect();
-                    q1.into_iter().chain(v1).collect()
+                    (q1.into_iter().chain(v1).collect(), Some(a1))
                 }
                 Scheme::EulerMaruyama => unreachable!("the Euler–Maruyama block is built by `em_block`"),
             };
@@ -178,6 +188,9 @@ impl ModuleBuilder<'_> {
             // commit: accept the step; write a row every `every` steps.
             tr.builder.switch_to_block(commit);
             for (var, v) in y_vars.iter().zip(&y_new) {
+                tr.builder.def_var(*var, *v);
+            }
+            for (var, v) in a_vars.iter().zip(a_new.iter().flatten()) {
                 tr.builder.def_var(*var, *v);
             }
             let k_next = tr.builder.ins().iadd_imm_s(k, 1);
@@ -211,5 +224,19 @@ impl ModuleBuilder<'_> {
                 tr.builder.ins().return_(&[k]);
             }
         })
+    }
+}
+
+/// The right-hand side at `(t, ys)`: emitted inline, or called out of line.
+fn stage_at(
+    tr: &mut FunctionTranslator,
+    (sys, rhs, pv, p_ptr, singular): (&System, FuncId, &[Option<Value>], Value, cranelift_codegen::ir::Block),
+    t: Value,
+    ys: &[Value],
+) -> Vec<Value> {
+    if sys.inline_in_loop() {
+        sys.emit(tr, t, ys, pv, singular)
+    } else {
+        call_rhs(tr, rhs, sys.dim(), t, ys, p_ptr, singular)
     }
 }

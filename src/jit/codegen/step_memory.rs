@@ -151,13 +151,16 @@ impl ModuleBuilder<'_> {
             let next_row = tr.builder.ins().iadd_imm_s(rows, stride);
             tr.builder.def_var(row_var, next_row);
             if scheme == Scheme::Verlet {
-                // The stage state is (q, 0): the velocities stay zero.
+                // The stage state is (q, 0): the velocities stay zero. `k1` holds a(q) of
+                // the current state, from step to step.
                 let n = d / 2;
                 let v = tr.builder.ins().iadd_imm_s(stage, (8 * n) as i64);
                 emit_for(tr, n, |tr, off| {
                     let z = tr.builder.ins().f64const(0.0);
                     store_at(tr, z, v, off);
                 });
+                copy(tr, stage, y, n);
+                call(tr, rhs, (t0, stage, p_ptr, k1), singular);
             }
             tr.builder.ins().jump(header, &[]);
 
@@ -204,17 +207,16 @@ impl ModuleBuilder<'_> {
                 }
                 Scheme::Verlet => {
                     // v½ = v + h/2 a(q), q' = q + h v½, v' = v½ + h/2 a(q'), with
-                    // a(q) the right-hand side at (q, 0).
+                    // a(q) the right-hand side at (q, 0), carried in `k1`; a(q') goes to
+                    // `k2` and replaces it when the step is accepted.
                     let n = d / 2;
                     let at = |tr: &mut FunctionTranslator, ptr: Value| tr.builder.ins().iadd_imm_s(ptr, (8 * n) as i64);
-                    let (yv, next_v, acc) = (at(tr, y), at(tr, next), at(tr, k1));
-                    copy(tr, stage, y, n);
-                    call(tr, rhs, (t1, stage, p_ptr, k1), singular);
+                    let (yv, next_v, acc, acc_new) = (at(tr, y), at(tr, next), at(tr, k1), at(tr, k2));
                     axpy(tr, next_v, yv, hh, acc, n);
                     axpy(tr, next, y, h, next_v, n);
                     copy(tr, stage, next, n);
-                    call(tr, rhs, (t4, stage, p_ptr, k1), singular);
-                    axpy(tr, next_v, next_v, hh, acc, n);
+                    call(tr, rhs, (t4, stage, p_ptr, k2), singular);
+                    axpy(tr, next_v, next_v, hh, acc_new, n);
                 }
                 Scheme::EulerMaruyama => unreachable!("the Euler–Maruyama block is built by `em_block`"),
             }
@@ -224,6 +226,12 @@ impl ModuleBuilder<'_> {
             // commit: accept the step; write a row every `every` steps.
             tr.builder.switch_to_block(commit);
             copy(tr, y, next, d);
+            if scheme == Scheme::Verlet {
+                let n = d / 2;
+                let (acc, acc_new) =
+                    (tr.builder.ins().iadd_imm_s(k1, (8 * n) as i64), tr.builder.ins().iadd_imm_s(k2, (8 * n) as i64));
+                copy(tr, acc, acc_new, n);
+            }
             let k = tr.builder.use_var(k_var);
             let k_next = tr.builder.ins().iadd_imm_s(k, 1);
             tr.builder.def_var(k_var, k_next);
