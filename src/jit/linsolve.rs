@@ -55,8 +55,7 @@ pub(crate) fn emit_solve(
 }
 
 /// Emits `x_i = b_i / d_i` for the diagonal matrix with diagonal `d`; jumps
-/// to `fail` unless every `d_i` is finite and nonzero (the test of a `1 × 1`
-/// system, entry by entry), with a single branch at the end.
+/// to `fail` unless every `d_i` is finite and nonzero.
 pub(crate) fn emit_diagonal(
     tr: &mut FunctionTranslator,
     d: &[Value],
@@ -64,31 +63,44 @@ pub(crate) fn emit_diagonal(
     fail: cranelift_codegen::ir::Block,
 ) -> Vec<Value> {
     debug_assert_eq!(d.len(), b.len());
-    let mut ok: Option<Value> = None;
-    let mut x = Vec::with_capacity(d.len());
-    for (&m, &bi) in d.iter().zip(b) {
-        let (xi, good) = diagonal_entry(tr, m, bi);
-        ok = Some(match ok {
-            None => good,
-            Some(o) => tr.ins().band(o, good),
-        });
-        x.push(xi);
-    }
-    if let Some(ok) = ok {
-        let cont = tr.builder.create_block();
-        tr.builder.ins().brif(ok, cont, &[], fail, &[]);
-        tr.builder.switch_to_block(cont);
-    }
+    let mut solve = DiagonalSolve::default();
+    let x = d.iter().zip(b).map(|(&di, &bi)| solve.entry(tr, di, bi)).collect();
+    solve.finish(tr, fail);
     x
 }
 
-/// `b / d` and whether `d` is finite and nonzero (`|d| > |d|·SINGULAR_RTOL`).
-pub(crate) fn diagonal_entry(tr: &mut FunctionTranslator, d: Value, b: Value) -> (Value, Value) {
-    let rtol = tr.ins().f64const(SINGULAR_RTOL);
-    let ad = tr.ins().fabs(d);
-    let tol = tr.ins().fmul(ad, rtol);
-    let good = tr.ins().fcmp(FloatCC::GreaterThan, ad, tol);
-    (tr.ins().fdiv(b, d), good)
+/// A diagonal solve emitted an entry at a time: each `x_i = b_i / d_i` as soon as
+/// `d_i` and `b_i` are known, the test that every `d_i` is finite and nonzero (that
+/// of a `1 × 1` system, `|d| > |d|·SINGULAR_RTOL`) folded into one flag, and a single
+/// branch at the end.
+#[derive(Default)]
+pub(crate) struct DiagonalSolve {
+    ok: Option<Value>,
+}
+
+impl DiagonalSolve {
+    /// `b / d`, its test folded into the flag.
+    pub(crate) fn entry(&mut self, tr: &mut FunctionTranslator, d: Value, b: Value) -> Value {
+        let rtol = tr.ins().f64const(SINGULAR_RTOL);
+        let ad = tr.ins().fabs(d);
+        let tol = tr.ins().fmul(ad, rtol);
+        let good = tr.ins().fcmp(FloatCC::GreaterThan, ad, tol);
+        let x = tr.ins().fdiv(b, d);
+        self.ok = Some(match self.ok {
+            None => good,
+            Some(o) => tr.ins().band(o, good),
+        });
+        x
+    }
+
+    /// Jumps to `fail` unless every entry passed; continues in a new block.
+    pub(crate) fn finish(self, tr: &mut FunctionTranslator, fail: cranelift_codegen::ir::Block) {
+        if let Some(ok) = self.ok {
+            let cont = tr.builder.create_block();
+            tr.builder.ins().brif(ok, cont, &[], fail, &[]);
+            tr.builder.switch_to_block(cont);
+        }
+    }
 }
 
 /// Unrolled Cholesky `A = L Lᵀ` with forward and back substitution, a

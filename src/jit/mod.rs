@@ -135,6 +135,8 @@ struct SystemEntry {
     em: Option<EmPtr>,
     dim: usize,
     params: usize,
+    /// Doubles of scratch the system's loops need (none when they keep the state in registers).
+    loop_scratch: usize,
 }
 
 /// A compiled model: owns the code of all its kernels, freed on drop.
@@ -215,6 +217,8 @@ pub struct LoopFn<'a> {
     ptr: LoopPtr,
     dim: usize,
     params: usize,
+    /// Doubles of scratch the loop works in; 0 when it keeps the state in registers.
+    scratch: usize,
     _module: PhantomData<&'a NativeCode>,
 }
 
@@ -247,7 +251,7 @@ impl LoopFn<'_> {
         out_rows.reserve(rows * width);
         let base = out_rows.len();
         let mut cause = 0i64;
-        let mut scratch = vec![0.0; codegen::scratch_len(self.dim)];
+        let mut scratch = vec![0.0; self.scratch];
         // SAFETY: `out_rows` has room for every row the loop can write, `scratch`
         // has the length the loop uses, and the other lengths match the kernel's signature.
         let done = unsafe {
@@ -373,7 +377,13 @@ impl NativeCode {
 
 impl SystemEntry {
     fn loop_fn<'a>(&self, ptr: Option<LoopPtr>) -> Option<LoopFn<'a>> {
-        ptr.map(|ptr| LoopFn { ptr, dim: self.dim, params: self.params, _module: PhantomData })
+        ptr.map(|ptr| LoopFn {
+            ptr,
+            dim: self.dim,
+            params: self.params,
+            scratch: self.loop_scratch,
+            _module: PhantomData,
+        })
     }
 }
 
@@ -463,7 +473,8 @@ pub fn compile_with(
         let (rk4, verlet) = (rk4.map(as_loop), verlet.map(as_loop));
         // SAFETY: `em_block` defined this with the `EmPtr` signature.
         let em = em.map(|id| unsafe { std::mem::transmute::<*const u8, EmPtr>(module.get_finalized_function(id)) });
-        *slot = Some(SystemEntry { rhs, rk4, verlet, em, dim: sys.dim(), params: sys.params.len() });
+        let loop_scratch = if sys.steps_in_memory() { codegen::scratch_len(sys.dim()) } else { 0 };
+        *slot = Some(SystemEntry { rhs, rk4, verlet, em, dim: sys.dim(), params: sys.params.len(), loop_scratch });
     }
     compiled.module = Some(module);
     Ok(compiled)

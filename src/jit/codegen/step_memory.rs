@@ -4,11 +4,12 @@
 //! with the system, and nothing sized by the system lives on the stack. The arithmetic is
 //! that of the loops in `step.rs`, operation for operation.
 
+use super::system::call_checked;
 use super::{ModuleBuilder, Scheme, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
 use crate::jit::translate::{mem, FunctionTranslator};
 use cranelift_codegen::ir::{
     condcodes::{FloatCC, IntCC},
-    types, Block, InstBuilder, Value,
+    types, InstBuilder, Value,
 };
 use cranelift_module::{FuncId, Module};
 
@@ -70,17 +71,6 @@ fn axpy(tr: &mut FunctionTranslator, dst: Value, y: Value, a: Value, x: Value, c
         let s = tr.builder.ins().fadd(yi, ax);
         store_at(tr, s, dst, off);
     });
-}
-
-/// Calls the right-hand side `dy = F(t, y)`; jumps to `fail` on a singular matrix.
-fn call(tr: &mut FunctionTranslator, rhs: FuncId, (t, y, p, dy): (Value, Value, Value, Value), fail: Block) {
-    let f = tr.module.declare_func_in_func(rhs, tr.builder.func);
-    let call = tr.builder.ins().call(f, &[t, y, p, dy]);
-    let status = tr.builder.inst_results(call)[0];
-    let bad = tr.builder.ins().icmp_imm_s(IntCC::NotEqual, status, 0);
-    let cont = tr.builder.create_block();
-    tr.builder.ins().brif(bad, fail, &[], cont, &[]);
-    tr.builder.switch_to_block(cont);
 }
 
 /// Whether every one of `count` doubles at `ptr` is finite: `Σ 0·x_i` is NaN exactly when
@@ -160,7 +150,7 @@ impl ModuleBuilder<'_> {
                     store_at(tr, z, v, off);
                 });
                 copy(tr, stage, y, n);
-                call(tr, rhs, (t0, stage, p_ptr, k1), singular);
+                call_checked(tr, rhs, (t0, stage, p_ptr, k1), singular);
             }
             tr.builder.ins().jump(header, &[]);
 
@@ -183,13 +173,13 @@ impl ModuleBuilder<'_> {
             let t4 = time(tr, 1.0);
             match scheme {
                 Scheme::Rk4 => {
-                    call(tr, rhs, (t1, y, p_ptr, k1), singular);
+                    call_checked(tr, rhs, (t1, y, p_ptr, k1), singular);
                     axpy(tr, stage, y, hh, k1, d);
-                    call(tr, rhs, (tm, stage, p_ptr, k2), singular);
+                    call_checked(tr, rhs, (tm, stage, p_ptr, k2), singular);
                     axpy(tr, stage, y, hh, k2, d);
-                    call(tr, rhs, (tm, stage, p_ptr, k3), singular);
+                    call_checked(tr, rhs, (tm, stage, p_ptr, k3), singular);
                     axpy(tr, stage, y, h, k3, d);
-                    call(tr, rhs, (t4, stage, p_ptr, k4), singular);
+                    call_checked(tr, rhs, (t4, stage, p_ptr, k4), singular);
                     // next = y + h/6 · (((k1 + 2 k2) + 2 k3) + k4)
                     emit_for(tr, d, |tr, off| {
                         let (a1, a2, a3, a4) =
@@ -215,7 +205,7 @@ impl ModuleBuilder<'_> {
                     axpy(tr, next_v, yv, hh, acc, n);
                     axpy(tr, next, y, h, next_v, n);
                     copy(tr, stage, next, n);
-                    call(tr, rhs, (t4, stage, p_ptr, k2), singular);
+                    call_checked(tr, rhs, (t4, stage, p_ptr, k2), singular);
                     axpy(tr, next_v, next_v, hh, acc_new, n);
                 }
                 Scheme::EulerMaruyama => unreachable!("the Euler–Maruyama block is built by `em_block`"),

@@ -2,7 +2,7 @@
 //! inline, the right-hand side function compiled from it, and calls of that function.
 
 use super::ModuleBuilder;
-use crate::jit::linsolve::{diagonal_entry, emit_diagonal, emit_solve, upper_index, UNROLLED_MAX};
+use crate::jit::linsolve::{emit_diagonal, emit_solve, upper_index, DiagonalSolve, UNROLLED_MAX};
 use crate::jit::translate::{mem, FunctionTranslator, Input, Plan};
 use crate::jit::JitError;
 use crate::sym::{Arena, ExprId, SymId};
@@ -158,7 +158,7 @@ impl System {
                 // Roots come in pairs (d_i, b_i); each x_i = b_i / d_i is stored as soon as
                 // both are known, and every d_i is checked with one branch at the end.
                 let mut pending: Vec<(Option<Value>, Option<Value>)> = vec![(None, None); n];
-                let mut ok: Option<Value> = None;
+                let mut solve = DiagonalSolve::default();
                 tr.eval_streamed(&self.plan, &inputs, |tr, pos, v| {
                     let i = pos / 2;
                     if pos % 2 == 0 {
@@ -167,19 +167,11 @@ impl System {
                         pending[i].1 = Some(v);
                     }
                     if let (Some(d), Some(b)) = pending[i] {
-                        let (x, good) = diagonal_entry(tr, d, b);
-                        ok = Some(match ok {
-                            None => good,
-                            Some(o) => tr.ins().band(o, good),
-                        });
+                        let x = solve.entry(tr, d, b);
                         store(tr, i, x);
                     }
                 });
-                if let Some(ok) = ok {
-                    let cont = tr.builder.create_block();
-                    tr.builder.ins().brif(ok, cont, &[], fail, &[]);
-                    tr.builder.switch_to_block(cont);
-                }
+                solve.finish(tr, fail);
             }
             Some(Solve::Dense(_)) => unreachable!("a dense system is emitted by `emit`"),
         }
@@ -195,6 +187,12 @@ impl System {
                     .then(|| tr.builder.ins().load(types::F64, mem(), ptr, (8 * i) as i32))
             })
             .collect()
+    }
+
+    /// Whether the fixed-step loops keep this system's state in memory rather than in
+    /// registers: a system called out of line with more than `MEMORY_LOOP_MIN_DIM` entries.
+    pub(crate) fn steps_in_memory(&self) -> bool {
+        !self.inline_in_loop() && self.dim() > super::step::MEMORY_LOOP_MIN_DIM
     }
 
     pub(super) fn inline_in_loop(&self) -> bool {
@@ -247,12 +245,23 @@ pub(super) fn call_rhs(
     let y_addr = tr.builder.ins().stack_addr(tr.pointer, slot, 0);
     let dy_addr = tr.builder.ins().stack_addr(tr.pointer, slot, (8 * d) as i32);
     tr.store_f64s(y_addr, 0, y);
+    call_checked(tr, rhs, (t, y_addr, p_ptr, dy_addr), fail);
+    tr.load_f64s(dy_addr, d)
+}
+
+/// Calls the compiled right-hand side `dy = F(t, y)` with the arrays at hand; jumps to
+/// `fail` when it reports a singular matrix.
+pub(super) fn call_checked(
+    tr: &mut FunctionTranslator,
+    rhs: FuncId,
+    (t, y, p, dy): (Value, Value, Value, Value),
+    fail: Block,
+) {
     let f = tr.module.declare_func_in_func(rhs, tr.builder.func);
-    let call = tr.builder.ins().call(f, &[t, y_addr, p_ptr, dy_addr]);
+    let call = tr.builder.ins().call(f, &[t, y, p, dy]);
     let status = tr.builder.inst_results(call)[0];
     let bad = tr.builder.ins().icmp_imm_s(IntCC::NotEqual, status, 0);
     let cont = tr.builder.create_block();
     tr.builder.ins().brif(bad, fail, &[], cont, &[]);
     tr.builder.switch_to_block(cont);
-    tr.load_f64s(dy_addr, d)
 }
