@@ -21,7 +21,9 @@
 //! ```
 
 pub mod backend;
+pub mod batch;
 pub mod cli;
+pub mod data;
 pub mod derive;
 mod diag;
 pub mod drive;
@@ -40,7 +42,7 @@ pub use cli::load::{compile_file, LoadError};
 pub use derive::{EnergyEquations, Equations, Extras, LagrangianEquations};
 pub use diag::{Diagnostic, Diagnostics, Span};
 pub use drive::{Control, RowSink, RunConfig, RunError, RunOptions, Summary};
-pub use lower::Overrides;
+pub use lower::{DataFiles, Overrides};
 pub use model::{Method, Model, ModelKind};
 pub use plan::{Kernel, Plan};
 pub use report::{Format, TooLarge, PRINT_LIMIT};
@@ -137,7 +139,17 @@ impl Compiled {
 /// statement; `overrides` are `--set` values for consts and params. A method
 /// named by the model's `simulate` line that does not fit is an error.
 pub fn compile_source(source: &str, name: &str, overrides: &Overrides) -> Result<Compiled, Diagnostics> {
-    compile(source, name, overrides, None, false)
+    compile(source, name, overrides, None, false, &DataFiles::default())
+}
+
+/// As [`compile_source`], with `data` files found through `files`.
+pub fn compile_source_in(
+    source: &str,
+    name: &str,
+    overrides: &Overrides,
+    files: &DataFiles,
+) -> Result<Compiled, Diagnostics> {
+    compile(source, name, overrides, None, false, files)
 }
 
 /// As [`compile_source`], and derives what `method` (or, when `None`, the
@@ -149,7 +161,18 @@ pub fn compile_for(
     overrides: &Overrides,
     method: Option<Method>,
 ) -> Result<Compiled, Diagnostics> {
-    compile(source, name, overrides, method, true)
+    compile(source, name, overrides, method, true, &DataFiles::default())
+}
+
+/// As [`compile_for`], with `data` files found through `files`.
+pub fn compile_for_in(
+    source: &str,
+    name: &str,
+    overrides: &Overrides,
+    method: Option<Method>,
+    files: &DataFiles,
+) -> Result<Compiled, Diagnostics> {
+    compile(source, name, overrides, method, true, files)
 }
 
 fn compile(
@@ -158,12 +181,13 @@ fn compile(
     overrides: &Overrides,
     asked: Option<Method>,
     extras: bool,
+    files: &DataFiles,
 ) -> Result<Compiled, Diagnostics> {
     let file = format!("{name}.lag");
     let fail = |list: Vec<Diagnostic>| Diagnostics { file: file.clone(), source: source.to_string(), list };
     let start = std::time::Instant::now();
     let ast = syntax::parse_file(source).map_err(|d| fail(vec![d]))?;
-    let mut model = lower::lower(&ast, name, overrides).map_err(fail)?;
+    let mut model = lower::lower(&ast, name, overrides, files).map_err(fail)?;
     let parse = start.elapsed();
     let method = plan::method_for(&model, asked);
     let wanted = if extras { plan::extras(method, model.kind) } else { Extras::default() };

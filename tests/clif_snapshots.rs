@@ -8,7 +8,7 @@ use lagc::{BackendKind, Kernels, Method};
 
 fn ir(example: &str, method: Method) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{example}.lag"));
-    let c = lagc::cli::load::compile_file_for(&path, &[], Some(method)).expect("example compiles");
+    let c = lagc::cli::load::compile_file_for(&path, &[], Some(method), &[]).expect("example compiles");
     let plan = lagc::plan::plan(&c.model, &c.equations, method, None).expect("the method fits");
     let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).expect("kernels build");
     k.ir().expect("native kernels have IR").to_string()

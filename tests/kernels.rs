@@ -63,7 +63,7 @@ fn every_kernel_of_every_example_matches_the_evaluator() {
     for path in examples() {
         let base = lagc::compile_file(&path, &[]).expect("example compiles");
         for method in methods(base.model.kind) {
-            let c = lagc::cli::load::compile_file_for(&path, &[], Some(method)).expect("example compiles");
+            let c = lagc::cli::load::compile_file_for(&path, &[], Some(method), &[]).expect("example compiles");
             let Ok(plan) = lagc::plan::plan(&c.model, &c.equations, method, None) else { continue };
             for backend in [BackendKind::Native, BackendKind::Portable] {
                 let k = Kernels::build(&c.model, &c.equations, &plan, backend).expect("kernels build");
@@ -93,7 +93,7 @@ fn every_kernel_of_every_example_matches_the_evaluator() {
 fn right_hand_sides_match_a_dense_solve_of_the_evaluated_equations() {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     for path in examples() {
-        let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Rk4)).expect("example compiles");
+        let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Rk4), &[]).expect("example compiles");
         let plan = lagc::plan::plan(&c.model, &c.equations, Method::Rk4, None).unwrap();
         for backend in [BackendKind::Native, BackendKind::Portable] {
             let k = Kernels::build(&c.model, &c.equations, &plan, backend).unwrap();
@@ -143,7 +143,7 @@ fn jacobians_match_finite_differences() {
     let mut rng = Rng(0xdeadbeefcafef00d);
     for name in ["double_pendulum", "kepler", "charged_particle", "damped_oscillator", "nesterov"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.lag"));
-        let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Midpoint)).unwrap();
+        let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Midpoint), &[]).unwrap();
         let plan = lagc::plan::plan(&c.model, &c.equations, Method::Midpoint, None).unwrap();
         let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).unwrap();
         let n = c.model.vars.len();

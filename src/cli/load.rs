@@ -1,8 +1,8 @@
 //! Reading a model file: the one place the library's pipeline meets the file
 //! system.
 
-use crate::{Compiled, Diagnostics, Method};
-use std::path::Path;
+use crate::{Compiled, DataFiles, Diagnostics, Method};
+use std::path::{Path, PathBuf};
 
 /// Errors of [`compile_file`]: the file could not be read, or the model has errors.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,13 @@ fn named(path: &Path, result: Result<Compiled, Diagnostics>) -> Result<Compiled,
 /// Reads a `.lag` file and compiles it as [`crate::compile_source`] does.
 pub fn compile_file(path: &Path, overrides: &crate::Overrides) -> Result<Compiled, LoadError> {
     let (source, stem) = read(path)?;
-    named(path, crate::compile_source(&source, &stem, overrides))
+    named(path, crate::compile_source_in(&source, &stem, overrides, &files_of(path, &[])))
+}
+
+/// Data files relative to the model's directory, with `--data` replacements.
+fn files_of(path: &Path, replace: &[(String, PathBuf)]) -> DataFiles {
+    let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }).map(Path::to_path_buf);
+    DataFiles { dir, replace: replace.to_vec() }
 }
 
 /// Reads a `.lag` file and compiles it as [`crate::compile_for`] does.
@@ -54,7 +60,8 @@ pub fn compile_file_for(
     path: &Path,
     overrides: &crate::Overrides,
     method: Option<Method>,
+    replace: &[(String, PathBuf)],
 ) -> Result<Compiled, LoadError> {
     let (source, stem) = read(path)?;
-    named(path, crate::compile_for(&source, &stem, overrides, method))
+    named(path, crate::compile_for_in(&source, &stem, overrides, method, &files_of(path, replace)))
 }

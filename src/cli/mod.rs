@@ -113,6 +113,9 @@ pub(crate) struct RunArgs {
     /// No summary on standard error.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// Read the `data` statement that declares NAME from PATH instead (repeatable).
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    pub(crate) data: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -135,6 +138,29 @@ pub(crate) fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> 
             Ok((n.trim().to_string(), x))
         })
         .collect()
+}
+
+/// Parses `NAME=PATH` pairs of `--data`.
+pub(crate) fn parse_data(data: &[String]) -> Result<Vec<(String, PathBuf)>, String> {
+    data.iter()
+        .map(|s| match s.split_once('=') {
+            Some((n, p)) if !n.trim().is_empty() && !p.is_empty() => Ok((n.trim().to_string(), PathBuf::from(p))),
+            _ => Err(format!("--data {s}: expected NAME=PATH, e.g. --data x=points.csv")),
+        })
+        .collect()
+}
+
+/// Every `--data` name must be a data family of the model.
+pub(crate) fn check_data(c: &crate::Compiled, data: &[(String, PathBuf)]) -> Result<(), String> {
+    let tables = c.model.arena.tables();
+    match data.iter().find(|(n, _)| !tables.iter().any(|t| &t.name == n)) {
+        None => Ok(()),
+        Some((name, _)) if tables.is_empty() => Err(format!("--data {name}=…: the model has no `data` statement")),
+        Some((name, _)) => {
+            let all: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+            Err(format!("--data {name}=…: the model has no data family of that name; it has: {}", all.join(", ")))
+        }
+    }
 }
 
 /// Every `--set` name must be a param or const of the model.
@@ -269,7 +295,7 @@ fn ir(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
         (Ok(m), Ok(s)) => (m, s),
         (Err(m), _) | (_, Err(m)) => return usage(&m),
     };
-    let c = match compile_file_for(&file, &sets, method) {
+    let c = match compile_file_for(&file, &sets, method, &[]) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };

@@ -162,12 +162,19 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             return usage(&m);
         }
     }
+    let data = match super::parse_data(&args.data) {
+        Ok(d) => d,
+        Err(m) => return usage(&m),
+    };
     let start = Instant::now();
-    let c = match compile_file_for(&args.file, &sets, method) {
+    let c = match compile_file_for(&args.file, &sets, method, &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
     if let Err(m) = super::check_sets(&c, &sets) {
+        return usage(&m);
+    }
+    if let Err(m) = super::check_data(&c, &data) {
         return usage(&m);
     }
     let opts = RunOptions {

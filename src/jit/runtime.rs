@@ -35,10 +35,12 @@ pub(crate) enum Extern {
     LuSolve,
     /// `lagc_spd_solve(n, a, b) -> status`: Cholesky, then LU.
     SpdSolve,
+    /// `lagc_batch_rows() -> *const u32`: this thread's minibatch ([`crate::batch`]).
+    BatchRows,
 }
 
 impl Extern {
-    pub(crate) const ALL: [Extern; 16] = [
+    pub(crate) const ALL: [Extern; 17] = [
         Extern::Sin,
         Extern::Cos,
         Extern::Tan,
@@ -55,6 +57,7 @@ impl Extern {
         Extern::SinCos,
         Extern::LuSolve,
         Extern::SpdSolve,
+        Extern::BatchRows,
     ];
 
     /// The name under which the function is registered with the JIT.
@@ -76,6 +79,7 @@ impl Extern {
             Extern::SinCos => "lagc_sincos",
             Extern::LuSolve => "lagc_lu_solve",
             Extern::SpdSolve => "lagc_spd_solve",
+            Extern::BatchRows => "lagc_batch_rows",
         }
     }
 
@@ -97,6 +101,7 @@ impl Extern {
             Extern::SinCos => lagc_sincos as *const u8,
             Extern::LuSolve => lagc_lu_solve as *const u8,
             Extern::SpdSolve => lagc_spd_solve as *const u8,
+            Extern::BatchRows => crate::batch::lagc_batch_rows as *const u8,
         }
     }
 
@@ -110,6 +115,7 @@ impl Extern {
                 sig.returns.push(f64p);
             }
             Extern::SinCos => sig.params.extend([f64p, AbiParam::new(pointer)]),
+            Extern::BatchRows => sig.returns.push(AbiParam::new(pointer)),
             Extern::LuSolve | Extern::SpdSolve => {
                 sig.params.extend([AbiParam::new(types::I64), AbiParam::new(pointer), AbiParam::new(pointer)]);
                 sig.returns.push(AbiParam::new(types::I32));

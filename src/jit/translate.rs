@@ -8,9 +8,11 @@
 
 use super::runtime::Extern;
 use super::JitError;
-use crate::sym::{Arena, ExprId, Func, Node, Num, SymId, SymKind};
+use crate::batch::Batch;
+use crate::sym::{Arena, ExprId, Func, Loop, Node, Num, Row, Schedule, Step, SymId, SymKind};
 use cranelift_codegen::ir::{
-    condcodes::FloatCC, types, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Value,
+    condcodes::{FloatCC, IntCC},
+    types, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Value,
 };
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
@@ -24,7 +26,10 @@ const MAX_UNROLLED_POWER: i64 = crate::sym::POWI_MAX;
 /// What one kernel computes: the nodes in topological order and the symbols it reads.
 pub(crate) struct Plan {
     pub roots: Vec<ExprId>,
-    order: Vec<ExprId>,
+    /// The nodes in order, rolled sums as loops.
+    schedule: Schedule,
+    /// Loops over whole data tables that run over the step's minibatch instead.
+    batch: Option<Batch>,
     /// Arguments `u` such that both `sin u` and `cos u` are computed.
     sincos: HashSet<ExprId>,
     /// The symbols the plan reads (other than `pi`).
@@ -47,13 +52,25 @@ impl Plan {
     /// Plans the evaluation of `roots`; every symbol they read must be in
     /// `bound` (or be `pi`).
     pub fn new(arena: &Arena, roots: &[ExprId], bound: &[SymId], kernel: &str) -> Result<Plan, JitError> {
+        Plan::batched(arena, roots, bound, kernel, None)
+    }
+
+    /// As [`Plan::new`], with the loops that `batch` applies to running over
+    /// the step's minibatch.
+    pub fn batched(
+        arena: &Arena,
+        roots: &[ExprId],
+        bound: &[SymId],
+        kernel: &str,
+        batch: Option<Batch>,
+    ) -> Result<Plan, JitError> {
         let order = arena.topo_order(roots);
         let bound: HashSet<SymId> = bound.iter().copied().collect();
         let mut free = HashSet::new();
         let (mut sin_args, mut cos_args) = (HashSet::new(), HashSet::new());
         for &e in &order {
             match arena.node(e) {
-                Node::Sym(s) if arena.symbol(*s).kind != SymKind::Pi => {
+                Node::Sym(s) if !matches!(arena.symbol(*s).kind, SymKind::Pi | SymKind::Index { .. }) => {
                     if !bound.contains(s) {
                         return Err(JitError::UnboundSymbol {
                             kernel: kernel.to_string(),
@@ -76,13 +93,23 @@ impl Plan {
         for (i, r) in roots.iter().enumerate() {
             root_positions.entry(*r).or_default().push(i);
         }
-        Ok(Plan { roots: roots.to_vec(), order, sincos, free, root_positions })
+        let schedule = arena.schedule(roots);
+        Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, free, root_positions })
     }
 
-    /// The number of DAG nodes the plan computes.
+    /// The number of DAG nodes the plan computes (those of a loop once).
     pub fn node_count(&self) -> usize {
-        self.order.len()
+        self.schedule.node_count()
     }
+}
+
+/// The values emitted so far in one function: per node, per `sincos`
+/// argument, and the loop counter of each index in scope.
+#[derive(Default)]
+struct Values {
+    vals: HashMap<ExprId, Value>,
+    sincos: HashMap<ExprId, (Value, Value)>,
+    index: HashMap<SymId, Value>,
 }
 
 /// The external functions declared in the module so far, shared by all its functions.
@@ -148,45 +175,168 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         inputs: &HashMap<SymId, Input>,
         mut root: impl FnMut(&mut Self, usize, Value),
     ) {
-        let arena = self.arena;
-        let mut vals: HashMap<ExprId, Value> = HashMap::with_capacity(plan.order.len());
-        let mut sincos: HashMap<ExprId, (Value, Value)> = HashMap::new();
-        for &e in &plan.order {
-            let v = match arena.node(e) {
-                Node::Num(n) => self.builder.ins().f64const(n.to_f64()),
-                Node::Sym(s) => match inputs.get(s) {
-                    Some(&Input::Value(v)) => v,
-                    Some(&Input::Load { ptr, offset }) => self.builder.ins().load(types::F64, input_mem(), ptr, offset),
-                    // `Plan::new` admits no other unbound symbol.
-                    None => self.builder.ins().f64const(std::f64::consts::PI),
-                },
-                Node::Add(xs) => self.translate_add(xs, &vals),
-                Node::Mul(xs) => self.translate_mul(xs, &vals),
-                Node::Pow(b, x) => self.translate_pow(vals[b], *x, vals[x]),
-                Node::Func(f @ (Func::Sin | Func::Cos), a) if plan.sincos.contains(a) => {
-                    let (s, c) = match sincos.get(a) {
-                        Some(&pair) => pair,
-                        None => {
-                            let pair = self.translate_sincos(vals[a]);
-                            sincos.insert(*a, pair);
-                            pair
+        let mut at = Values::default();
+        self.emit_steps(plan, &plan.schedule.steps, inputs, &mut at, &mut root);
+    }
+
+    fn emit_steps(
+        &mut self,
+        plan: &Plan,
+        steps: &[Step],
+        inputs: &HashMap<SymId, Input>,
+        at: &mut Values,
+        root: &mut impl FnMut(&mut Self, usize, Value),
+    ) {
+        for step in steps {
+            match step {
+                Step::Node(e) => {
+                    let v = self.node(plan, *e, inputs, at);
+                    at.vals.insert(*e, v);
+                    if let Some(positions) = plan.root_positions.get(e) {
+                        for &i in positions {
+                            root(self, i, v);
                         }
-                    };
-                    if *f == Func::Sin {
-                        s
-                    } else {
-                        c
                     }
                 }
-                Node::Func(f, a) => self.translate_func(*f, vals[a]),
-                Node::Atan2(y, x) => self.call(Extern::Atan2, &[vals[y], vals[x]]),
-            };
-            vals.insert(e, v);
-            if let Some(positions) = plan.root_positions.get(&e) {
+                Step::Loop(l) => self.emit_loop(plan, l, inputs, at, root),
+            }
+        }
+    }
+
+    /// One loop: `k` from the start to the end, an accumulator per sum in
+    /// block parameters, the body in between; the builder ends after it.
+    fn emit_loop(
+        &mut self,
+        plan: &Plan,
+        l: &Loop,
+        inputs: &HashMap<SymId, Input>,
+        at: &mut Values,
+        root: &mut impl FnMut(&mut Self, usize, Value),
+    ) {
+        let batch = plan.batch.filter(|b| b.applies(l.lo, l.hi));
+        let (start, end) = match batch {
+            Some(b) => (0, b.size as i64),
+            None => (l.lo, l.hi),
+        };
+        let rows = batch.map(|_| self.call(Extern::BatchRows, &[]));
+        let header = self.builder.create_block();
+        let body = self.builder.create_block();
+        let exit = self.builder.create_block();
+        self.builder.append_block_param(header, types::I64);
+        for _ in &l.sums {
+            self.builder.append_block_param(header, types::F64);
+            self.builder.append_block_param(exit, types::F64);
+        }
+        let k0 = self.builder.ins().iconst(types::I64, start);
+        let zero = self.builder.ins().f64const(0.0);
+        let mut args = vec![k0.into()];
+        args.extend(l.sums.iter().map(|_| cranelift_codegen::ir::BlockArg::from(zero)));
+        self.builder.ins().jump(header, &args);
+
+        self.builder.switch_to_block(header);
+        let params = self.builder.block_params(header).to_vec();
+        let (k, accs) = (params[0], &params[1..]);
+        let more = self.builder.ins().icmp_imm_s(IntCC::SignedLessThan, k, end);
+        let out: Vec<cranelift_codegen::ir::BlockArg> = accs.iter().map(|&a| a.into()).collect();
+        self.builder.ins().brif(more, body, &[], exit, &out);
+
+        self.builder.switch_to_block(body);
+        self.builder.seal_block(body);
+        let i = match rows {
+            Some(ptr) => {
+                let off = self.builder.ins().imul_imm_s(k, 4);
+                let addr = self.builder.ins().iadd(ptr, off);
+                let r = self.builder.ins().load(types::I32, input_mem(), addr, 0);
+                self.builder.ins().uextend(types::I64, r)
+            }
+            None => k,
+        };
+        at.index.insert(l.index, i);
+        let before: std::collections::HashSet<ExprId> = at.vals.keys().copied().collect();
+        self.emit_steps(plan, &l.body, inputs, at, root);
+        let mut next = vec![self.builder.ins().iadd_imm_s(k, 1).into()];
+        for (acc, (_, b)) in accs.iter().zip(&l.sums) {
+            next.push(self.builder.ins().fadd(*acc, at.vals[b]).into());
+        }
+        self.builder.ins().jump(header, &next);
+        self.builder.seal_block(header);
+        // What the body computed does not exist after the loop.
+        at.vals.retain(|e, _| before.contains(e));
+        at.sincos.retain(|e, _| before.contains(e));
+        at.index.remove(&l.index);
+
+        self.builder.switch_to_block(exit);
+        self.builder.seal_block(exit);
+        let totals = self.builder.block_params(exit).to_vec();
+        let scale = batch.map(|b| self.builder.ins().f64const(b.scale()));
+        for ((s, _), mut v) in l.sums.iter().zip(totals) {
+            if let Some(c) = scale {
+                v = self.builder.ins().fmul(v, c);
+            }
+            at.vals.insert(*s, v);
+            if let Some(positions) = plan.root_positions.get(s) {
                 for &i in positions {
                     root(self, i, v);
                 }
             }
+        }
+    }
+
+    /// The value of one node whose operands are computed.
+    fn node(&mut self, plan: &Plan, e: ExprId, inputs: &HashMap<SymId, Input>, at: &mut Values) -> Value {
+        let arena = self.arena;
+        let vals = &at.vals;
+        match arena.node(e) {
+            Node::Num(n) => self.builder.ins().f64const(n.to_f64()),
+            Node::Sym(s) => match inputs.get(s) {
+                Some(&Input::Value(v)) => v,
+                Some(&Input::Load { ptr, offset }) => self.builder.ins().load(types::F64, input_mem(), ptr, offset),
+                None => match (arena.symbol(*s).kind, at.index.get(s)) {
+                    (SymKind::Index { .. }, Some(&i)) => self.builder.ins().fcvt_from_sint(types::F64, i),
+                    // `Plan::new` admits no other unbound symbol.
+                    _ => self.builder.ins().f64const(std::f64::consts::PI),
+                },
+            },
+            Node::Add(xs) => self.translate_add(xs, vals),
+            Node::Mul(xs) => self.translate_mul(xs, vals),
+            Node::Pow(b, x) => self.translate_pow(vals[b], *x, vals[x]),
+            Node::Func(f @ (Func::Sin | Func::Cos), a) if plan.sincos.contains(a) => {
+                let (s, c) = match at.sincos.get(a) {
+                    Some(&pair) => pair,
+                    None => {
+                        let pair = self.translate_sincos(vals[a]);
+                        at.sincos.insert(*a, pair);
+                        pair
+                    }
+                };
+                if *f == Func::Sin {
+                    s
+                } else {
+                    c
+                }
+            }
+            Node::Func(f, a) => self.translate_func(*f, vals[a]),
+            Node::Atan2(y, x) => self.call(Extern::Atan2, &[vals[y], vals[x]]),
+            Node::Data { table, row, col } => {
+                let t = arena.table(*table);
+                let width = t.width() as i64;
+                let base = self.builder.ins().iconst(self.pointer, t.values.as_ptr() as i64);
+                let byte = match row {
+                    Row::At(r) => {
+                        let b = (i64::from(*r) * width + i64::from(*col)) * 8;
+                        self.builder.ins().iconst(self.pointer, b)
+                    }
+                    Row::Index(s, off) => {
+                        let r = self.builder.ins().iadd_imm_s(at.index[s], i64::from(*off));
+                        let b = self.builder.ins().imul_imm_s(r, width * 8);
+                        self.builder.ins().iadd_imm_s(b, i64::from(*col) * 8)
+                    }
+                };
+                let addr = self.builder.ins().iadd(base, byte);
+                self.builder.ins().load(types::F64, input_mem(), addr, 0)
+            }
+            // Computed by its loop.
+            Node::Sum(..) => at.vals[&e],
         }
     }
 

@@ -1,7 +1,7 @@
 //! Expression lowering: numbers, names, indexing, function calls, arithmetic, `sum` and `prod`,
 //! and the time derivative `'`, into the symbolic arena.
 
-use super::{suggest, Entry, Lowered, Lowerer};
+use super::{data, suggest, Entry, Lowered, Lowerer};
 use crate::diag::Diagnostic;
 use crate::model::ModelKind;
 use crate::sym::{ExprId, Func, Num, SymId, SymKind};
@@ -43,8 +43,20 @@ impl Lowerer<'_> {
                 Ok(self.arena.num(Num::literal(*x)))
             }
             ExprKind::Name(id) => self.name(id),
-            ExprKind::Index(id, ix) => {
+            ExprKind::Index(id, subs) => {
                 let entry = self.scope.get(&id.name).map(|(e, _)| e.clone());
+                if let Some(Entry::Data { table, rows, cols }) = entry {
+                    return self.data_ref(id, subs, table, rows, cols);
+                }
+                if subs.len() != 1 && matches!(entry, Some(Entry::Family(_)) | Some(Entry::LetFamily { .. })) {
+                    self.err(
+                        Diagnostic::new(e.span, format!("`{}` takes one index", id.name))
+                            .label(format!("{} given", subs.len()))
+                            .help(format!("write `{}[i]`", id.name)),
+                    );
+                    return Err(());
+                }
+                let ix = &subs[0];
                 match entry {
                     Some(Entry::Poisoned) => Err(()),
                     Some(Entry::Family(ks)) => {
@@ -53,7 +65,10 @@ impl Lowerer<'_> {
                         Ok(self.arena.sym(self.vars[k].sym))
                     }
                     Some(Entry::LetFamily { lo, items }) => {
-                        let i = self.int_value(ix)?;
+                        let i = match self.index_value(ix)? {
+                            data::Sub::At(i) => i,
+                            data::Sub::Rolled(s, off) => return self.let_rolled(id, s, off, ix.span),
+                        };
                         if i < lo || i - lo >= items.len() as i64 {
                             self.err(Diagnostic::new(ix.span, format!("index {i} is out of range")).label(format!(
                                 "`{}` has indices {lo}..{}",
@@ -108,7 +123,13 @@ impl Lowerer<'_> {
             }
             ExprKind::Prime(x) => self.prime(e, x),
             ExprKind::Reduce { op, binder, body } => {
-                let (lo, hi) = self.range(&binder.range)?;
+                let (lo, hi) = self.range_unlimited(&binder.range)?;
+                if *op == Reduction::Sum {
+                    if let Some(x) = self.try_rolled(binder, body, lo, hi)? {
+                        return Ok(x);
+                    }
+                }
+                self.check_unrolled(&binder.range, lo, hi)?;
                 let mut parts = Vec::new();
                 let mut failed = false;
                 for i in lo..hi {
@@ -140,11 +161,16 @@ impl Lowerer<'_> {
         let entry = self.scope.get(&id.name).map(|(e, _)| e.clone());
         match entry {
             Some(Entry::Const(n)) | Some(Entry::Index(n)) => Ok(self.arena.int(n)),
+            Some(Entry::Rolled { sym, offset }) => {
+                let i = self.arena.sym(sym);
+                let k = self.arena.int(offset);
+                Ok(self.arena.add2(i, k))
+            }
             Some(Entry::Param(s)) => Ok(self.arena.sym(s)),
             Some(Entry::Var(k)) => Ok(self.arena.sym(self.vars[k].sym)),
             Some(Entry::Let(x)) => Ok(x),
             Some(Entry::Poisoned) => Err(()),
-            Some(Entry::Family(_)) | Some(Entry::LetFamily { .. }) => {
+            Some(Entry::Family(_)) | Some(Entry::LetFamily { .. }) | Some(Entry::Data { .. }) => {
                 self.err(
                     Diagnostic::new(id.span, format!("`{}` is a family", id.name))
                         .label("an index is missing")

@@ -127,6 +127,11 @@ impl Lowerer<'_> {
             ExprKind::Name(id) => match self.scope.get(&id.name) {
                 Some((Entry::Const(n), _)) | Some((Entry::Index(n), _)) => Ok(*n),
                 Some((Entry::Poisoned, _)) => Err(()),
+                Some((Entry::Rolled { .. }, _)) => {
+                    // Not an error: the sum is unrolled instead (see `data::try_rolled`).
+                    self.rolled_misuse = true;
+                    Err(())
+                }
                 Some(_) => bad(self, &format!("`{}` is not a const or an index variable", id.name)),
                 None => {
                     self.unknown(id);

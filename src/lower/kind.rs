@@ -15,6 +15,9 @@ impl Lowerer<'_> {
                 StmtKind::Let { name, .. } => vec![name],
                 StmtKind::Param(items) => items.iter().map(|(n, _)| n).collect(),
                 StmtKind::Coord(ds) | StmtKind::State(ds) => ds.iter().map(|d| &d.name).collect(),
+                StmtKind::Data { items, .. } => {
+                    items.iter().flat_map(|it| std::iter::once(&it.name).chain(&it.sizes)).collect()
+                }
                 _ => vec![],
             };
             for n in names {

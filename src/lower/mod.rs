@@ -5,6 +5,7 @@
 //! derivative. Every error is collected with its span; lowering goes on after
 //! an error so that one run reports them all.
 
+mod data;
 mod decl;
 mod expr;
 mod family;
@@ -20,6 +21,7 @@ use crate::syntax::ast::*;
 use scope::Entry;
 use std::collections::HashMap;
 
+pub use data::DataFiles;
 pub use scope::suggest;
 
 /// The largest index family (or unrolled `sum`/`prod`) accepted.
@@ -42,13 +44,19 @@ struct Lowerer<'a> {
     consts: Vec<(String, i64)>,
     overrides: &'a Overrides,
     kind_stmt: Option<(&'static str, Span)>,
+    files: &'a DataFiles,
+    /// Set when a rolled sum's index is used where a number is needed.
+    rolled_misuse: bool,
+    /// The variable, body and range of each `let` family, for rolled indices.
+    let_asts: HashMap<String, (Ident, Expr, i64, i64)>,
+    let_cache: HashMap<(String, SymId, i64), ExprId>,
 }
 
 type Lowered = Result<ExprId, ()>;
 
 /// Checks a parsed file and lowers it to a model. `name` is used when the file
 /// has no `model` statement.
-pub fn lower(file: &File, name: &str, overrides: &Overrides) -> Result<Model, Vec<Diagnostic>> {
+pub fn lower(file: &File, name: &str, overrides: &Overrides, files: &DataFiles) -> Result<Model, Vec<Diagnostic>> {
     let mut arena = Arena::new();
     let time = arena.new_symbol("t", SymKind::Time);
     let pi = arena.new_symbol("pi", SymKind::Pi);
@@ -65,6 +73,10 @@ pub fn lower(file: &File, name: &str, overrides: &Overrides) -> Result<Model, Ve
         consts: Vec::new(),
         overrides,
         kind_stmt: None,
+        files,
+        rolled_misuse: false,
+        let_asts: HashMap::new(),
+        let_cache: HashMap::new(),
     };
     l.prescan(file);
     let model = l.statements(file, name);
@@ -73,6 +85,8 @@ pub fn lower(file: &File, name: &str, overrides: &Overrides) -> Result<Model, Ve
         _ => Err(l.errors),
     }
 }
+
+static NO_FILES: DataFiles = DataFiles { dir: None, replace: Vec::new() };
 
 /// Lowers one expression in the names of a checked model: its parameters,
 /// its coordinates or state (`q[3]` for family members) and their velocities
@@ -91,6 +105,10 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         consts: model.consts.clone(),
         overrides: &[],
         kind_stmt: None,
+        files: &NO_FILES,
+        rolled_misuse: false,
+        let_asts: HashMap::new(),
+        let_cache: HashMap::new(),
     };
     if l.pi == model.time {
         l.pi = l.arena.find_symbol(SymKind::Pi).unwrap_or(model.time);
@@ -112,6 +130,10 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
     }
     for (base, ks) in families {
         l.scope.insert(base, (Entry::Family(ks), Span::default()));
+    }
+    for (k, t) in l.arena.tables().iter().enumerate() {
+        let entry = Entry::Data { table: k as u32, rows: t.rows as i64, cols: t.cols.map(|c| c as i64) };
+        l.scope.insert(t.name.clone(), (entry, Span::default()));
     }
     let out = l.expr(e);
     model.arena = std::mem::take(&mut l.arena);

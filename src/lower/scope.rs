@@ -18,6 +18,17 @@ pub(super) enum Entry {
         items: Vec<ExprId>,
     },
     Index(i64),
+    /// The index of a sum being kept as a loop, plus an offset.
+    Rolled {
+        sym: SymId,
+        offset: i64,
+    },
+    /// A family bound to a data table (`cols` for `X[M, F]`).
+    Data {
+        table: u32,
+        rows: i64,
+        cols: Option<i64>,
+    },
     Observe,
     /// A name whose declaration had an error: uses of it report nothing more.
     Poisoned,

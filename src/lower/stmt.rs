@@ -91,6 +91,7 @@ impl Lowerer<'_> {
                     }
                     Some(b) => {
                         let (lo, hi) = self.range(&b.range).unwrap_or((0, 0));
+                        self.let_asts.insert(name.name.clone(), (b.var.clone(), value.clone(), lo, hi));
                         let mut items = Vec::new();
                         for i in lo..hi {
                             let e = self.with_index(&b.var, i, |l| l.expr(value));
@@ -165,6 +166,7 @@ impl Lowerer<'_> {
                         self.setting(it, &mut settings, &mut spans);
                     }
                 }
+                StmtKind::Data { items, path, path_span } => self.data_stmt(items, path, *path_span),
             }
         }
         let (need, what) = match self.kind {

@@ -22,8 +22,13 @@ impl Arena {
 
     fn diff_uncached(&mut self, e: ExprId, s: SymId) -> ExprId {
         match self.node(e).clone() {
-            Node::Num(_) => self.int(0),
+            Node::Num(_) | Node::Data { .. } => self.int(0),
             Node::Sym(x) => self.int(i64::from(x == s)),
+            // The index is bound inside the sum: a symbol of the model is never it.
+            Node::Sum(i, body) => {
+                let d = self.diff(body, s);
+                self.sum_over(i, d)
+            }
             Node::Add(ts) => {
                 let ds: Vec<ExprId> = ts.iter().map(|&t| self.diff(t, s)).collect();
                 self.add(&ds)
@@ -182,7 +187,8 @@ impl Arena {
             let node = self.node(n).clone();
             let m = |x: &ExprId| memo[x];
             let rebuilt = match &node {
-                Node::Num(_) | Node::Sym(_) => node.clone(),
+                Node::Num(_) | Node::Sym(_) | Node::Data { .. } => node.clone(),
+                Node::Sum(i, b) => Node::Sum(*i, m(b)),
                 Node::Add(xs) => Node::Add(xs.iter().map(m).collect()),
                 Node::Mul(xs) => Node::Mul(xs.iter().map(m).collect()),
                 Node::Pow(a, b) => Node::Pow(m(a), m(b)),
@@ -208,6 +214,8 @@ impl Arena {
             Node::Pow(a, b) => self.pow(*a, *b),
             Node::Func(f, a) => self.func(*f, *a),
             Node::Atan2(a, b) => self.atan2(*a, *b),
+            Node::Data { table, row, col } => self.data(*table, *row, *col),
+            Node::Sum(i, b) => self.sum_over(*i, *b),
         }
     }
 

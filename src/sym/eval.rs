@@ -1,7 +1,7 @@
 //! The tree-walking evaluator: the reference semantics of the DAG, against
 //! which every compiled kernel is tested.
 
-use super::expr::{Arena, ExprId, Node, SymId, SymKind};
+use super::expr::{Arena, ExprId, FxMap, Node, Row, Step, SymId, SymKind};
 
 /// Values of symbols for evaluation, indexed by [`SymId`].
 #[derive(Clone, Debug)]
@@ -30,23 +30,66 @@ impl Env {
 }
 
 impl Arena {
-    /// Evaluates `roots` in `env`, each shared node once.
+    /// Evaluates `roots` in `env`, each shared node once; rolled sums run as loops.
     pub fn eval_many(&self, roots: &[ExprId], env: &Env) -> Vec<f64> {
-        let order = self.topo_order(roots);
-        let mut vals: std::collections::HashMap<ExprId, f64> = std::collections::HashMap::with_capacity(order.len());
-        for n in order {
-            let v = match self.node(n) {
-                Node::Num(x) => x.to_f64(),
-                Node::Sym(s) => env.get(*s),
-                Node::Add(xs) => xs.iter().map(|x| vals[x]).sum(),
-                Node::Mul(xs) => xs.iter().map(|x| vals[x]).product(),
-                Node::Pow(b, e) => pow(vals[b], vals[e]),
-                Node::Func(f, a) => f.apply(vals[a]),
-                Node::Atan2(y, x) => vals[y].atan2(vals[x]),
-            };
-            vals.insert(n, v);
-        }
+        let schedule = self.schedule(roots);
+        let mut vals: FxMap<ExprId, f64> = FxMap::default();
+        let mut index: FxMap<SymId, i64> = FxMap::default();
+        self.run_steps(&schedule.steps, env, &mut vals, &mut index);
         roots.iter().map(|r| vals[r]).collect()
+    }
+
+    fn run_steps(&self, steps: &[Step], env: &Env, vals: &mut FxMap<ExprId, f64>, index: &mut FxMap<SymId, i64>) {
+        for step in steps {
+            match step {
+                Step::Node(n) => {
+                    let v = self.eval_node(*n, env, vals, index);
+                    vals.insert(*n, v);
+                }
+                Step::Loop(l) => {
+                    let mut acc = vec![0.0; l.sums.len()];
+                    for i in l.lo..l.hi {
+                        index.insert(l.index, i);
+                        self.run_steps(&l.body, env, vals, index);
+                        for (a, (_, b)) in acc.iter_mut().zip(&l.sums) {
+                            *a += vals[b];
+                        }
+                    }
+                    index.remove(&l.index);
+                    for (a, (s, _)) in acc.into_iter().zip(&l.sums) {
+                        vals.insert(*s, a);
+                    }
+                }
+            }
+        }
+    }
+
+    fn eval_node(&self, n: ExprId, env: &Env, vals: &FxMap<ExprId, f64>, index: &FxMap<SymId, i64>) -> f64 {
+        match self.node(n) {
+            Node::Num(x) => x.to_f64(),
+            Node::Sym(s) => match self.symbol(*s).kind {
+                SymKind::Index { .. } => index.get(s).map_or(f64::NAN, |&i| i as f64),
+                _ => env.get(*s),
+            },
+            Node::Add(xs) => xs.iter().map(|x| vals[x]).sum(),
+            Node::Mul(xs) => xs.iter().map(|x| vals[x]).product(),
+            Node::Pow(b, e) => pow(vals[b], vals[e]),
+            Node::Func(f, a) => f.apply(vals[a]),
+            Node::Atan2(y, x) => vals[y].atan2(vals[x]),
+            Node::Data { table, row, col } => {
+                let t = self.table(*table);
+                let r = match row {
+                    Row::At(r) => i64::from(*r),
+                    Row::Index(s, off) => index.get(s).map_or(-1, |&i| i + i64::from(*off)),
+                };
+                match usize::try_from(r) {
+                    Ok(r) if r < t.rows => t.values[r * t.width() + *col as usize],
+                    _ => f64::NAN,
+                }
+            }
+            // Scheduled as a loop; never a single step.
+            Node::Sum(..) => vals.get(&n).copied().unwrap_or(f64::NAN),
+        }
     }
 
     /// Evaluates one expression.

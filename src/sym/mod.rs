@@ -13,7 +13,10 @@ mod print;
 mod simplify;
 
 pub use eval::{pow as eval_pow, Env, POWI_MAX};
-pub use expr::{Arena, ExprId, Func, FxHasher, FxMap, Node, SymId, SymKind, Symbol, MAX_NODES, MAX_OPERANDS};
+pub use expr::{
+    Arena, DataTable, ExprId, Func, FxHasher, FxMap, Loop, Node, Row, Schedule, Step, SymId, SymKind, Symbol,
+    MAX_NODES, MAX_OPERANDS,
+};
 pub use num::{fmt_float, Num};
 pub use print::latex_name;
 pub use simplify::{EXPAND_BASE, EXPAND_LIMIT, EXPAND_RATIO, EXPAND_TOTAL};

@@ -6,7 +6,7 @@
 //! are ordered for reading (higher powers of velocities first; parameters
 //! before functions before coordinates before velocities), not by id.
 
-use super::expr::{Arena, ExprId, Func, Node, SymId, SymKind};
+use super::expr::{Arena, ExprId, Func, Node, Row, SymId, SymKind};
 use super::num::{fmt_float, Num};
 
 /// A display tree.
@@ -20,6 +20,10 @@ enum Disp {
     Mul(Vec<Disp>, Vec<Disp>),
     Pow(Box<Disp>, Box<Disp>),
     Call(&'static str, Vec<Disp>),
+    /// An entry of a data table: its name and subscripts as written.
+    Data(String, Vec<String>),
+    /// A rolled sum: the index and the body.
+    Sum(SymId, Box<Disp>),
 }
 
 const P_ADD: u8 = 1;
@@ -47,7 +51,7 @@ impl Disp {
                     P_ATOM
                 }
             }
-            Disp::Sym(_) | Disp::Call(..) => P_ATOM,
+            Disp::Sym(_) | Disp::Call(..) | Disp::Data(..) | Disp::Sum(..) => P_ATOM,
             Disp::Add(_) => P_ADD,
             Disp::Neg(_) => P_NEG,
             Disp::Mul(num, den) => {
@@ -104,6 +108,7 @@ impl Builder<'_> {
                 SymKind::Coord(_) | SymKind::State(_) => 5,
                 SymKind::Velocity(_) => 6,
                 SymKind::Acceleration(_) => 7,
+                SymKind::Index { .. } => 3,
             },
             Node::Add(_) if !a.depends(b, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)) => 2,
             _ => 3,
@@ -151,6 +156,21 @@ impl Builder<'_> {
             Node::Mul(_) | Node::Pow(..) => self.build_product(e),
             Node::Func(f, x) => Disp::Call(f.name(), vec![self.build(*x)]),
             Node::Atan2(y, x) => Disp::Call("atan2", vec![self.build(*y), self.build(*x)]),
+            Node::Data { table, row, col } => {
+                let t = a.table(*table);
+                let row = match row {
+                    Row::At(r) => r.to_string(),
+                    Row::Index(i, 0) => a.symbol(*i).name.clone(),
+                    Row::Index(i, k) if *k > 0 => format!("{}+{k}", a.symbol(*i).name),
+                    Row::Index(i, k) => format!("{}-{}", a.symbol(*i).name, -k),
+                };
+                let mut subs = vec![row];
+                if t.cols.is_some() {
+                    subs.push(col.to_string());
+                }
+                Disp::Data(t.name.clone(), subs)
+            }
+            Node::Sum(i, b) => Disp::Sum(*i, Box::new(self.build(*b))),
         }
     }
 
@@ -327,6 +347,17 @@ fn text(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
             }
             out.push(')');
         }
+        Disp::Data(name, subs) => {
+            out.push_str(name);
+            out.push('[');
+            out.push_str(&subs.join(", "));
+            out.push(']');
+        }
+        Disp::Sum(i, body) => {
+            out.push_str(&format!("sum({} in {}, ", a.symbol(*i).name, a.range_text(*i)));
+            text(a, body, 0, out);
+            out.push(')');
+        }
     }
     if paren {
         out.push(')');
@@ -452,7 +483,11 @@ fn latex_func(f: &str) -> String {
 }
 
 fn latex(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
-    let paren = d.prec() < outer;
+    // A sum's body runs to the end of what follows `\\sum`: bracket it inside anything.
+    let paren = match d {
+        Disp::Sum(..) => outer > P_ADD,
+        _ => d.prec() < outer,
+    };
     if paren {
         out.push_str("\\left(");
     }
@@ -537,6 +572,25 @@ fn latex(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
                 out.push_str("\\right)");
             }
         },
+        Disp::Data(name, subs) => {
+            out.push_str(&latex_name(name));
+            out.push_str("_{");
+            out.push_str(&subs.join(","));
+            out.push('}');
+        }
+        Disp::Sum(i, body) => {
+            let (lo, hi) = match a.symbol(*i).kind {
+                SymKind::Index { lo, hi } => (lo, hi),
+                _ => (0, 0),
+            };
+            let range = a.range_text(*i);
+            let last = match range.split_once("..").map(|(_, h)| h.trim()) {
+                Some(h) if h.parse::<i64>().is_err() && !h.is_empty() => format!("{h}-1"),
+                _ => (hi - 1).to_string(),
+            };
+            out.push_str(&format!("\\sum_{{{}={lo}}}^{{{last}}} ", a.symbol(*i).name));
+            latex(a, body, P_MUL, out);
+        }
     }
     if paren {
         out.push_str("\\right)");

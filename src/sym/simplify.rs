@@ -95,7 +95,11 @@ impl Arena {
             let node = self.node(n).clone();
             let m = |x: &ExprId| memo[x];
             let x = match &node {
-                Node::Num(_) | Node::Sym(_) => Some(n),
+                Node::Num(_) | Node::Sym(_) | Node::Data { .. } => Some(n),
+                Node::Sum(i, b) => {
+                    let b = m(b);
+                    Some(self.sum_over(*i, b))
+                }
                 Node::Add(xs) => {
                     let xs: Vec<ExprId> = xs.iter().map(m).collect();
                     Some(self.add(&xs))

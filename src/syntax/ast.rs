@@ -36,8 +36,8 @@ pub enum ExprKind {
     /// A literal, with its value.
     Number(f64),
     Name(Ident),
-    /// `q[i - 1]`
-    Index(Ident, Box<Expr>),
+    /// `q[i - 1]`, or `X[i, j]` for a data table.
+    Index(Ident, Vec<Expr>),
     /// `sin(x)`
     Call(Ident, Vec<Expr>),
     Neg(Box<Expr>),
@@ -128,7 +128,11 @@ pub enum StmtKind {
     Param(Vec<(Ident, Expr)>),
     Coord(Vec<Decl>),
     State(Vec<Decl>),
-    Let { name: Ident, binder: Option<Binder>, value: Expr },
+    Let {
+        name: Ident,
+        binder: Option<Binder>,
+        value: Expr,
+    },
     Lagrangian(Expr),
     Dissipation(Expr),
     Force(Target, Expr),
@@ -138,6 +142,19 @@ pub enum StmtKind {
     Observe(Ident, Expr),
     Init(Vec<InitItem>),
     Simulate(Vec<Setting>),
+    /// `data x[M], X[M, F] = "file.csv"`: families bound to a file's columns.
+    Data {
+        items: Vec<DataItem>,
+        path: String,
+        path_span: Span,
+    },
+}
+
+/// One family of a `data` statement: its name and the names of its sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataItem {
+    pub name: Ident,
+    pub sizes: Vec<Ident>,
 }
 
 /// One statement: its kind, its whole span and the span of its keyword.
@@ -167,6 +184,7 @@ impl Stmt {
             StmtKind::Observe(..) => "observe",
             StmtKind::Init(_) => "init",
             StmtKind::Simulate(_) => "simulate",
+            StmtKind::Data { .. } => "data",
         }
     }
 }

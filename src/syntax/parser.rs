@@ -96,7 +96,11 @@ fn describe(rule: &Rule) -> Option<&'static str> {
         | Rule::kw_temperature
         | Rule::kw_observe
         | Rule::kw_init
-        | Rule::kw_simulate => "a statement",
+        | Rule::kw_simulate
+        | Rule::kw_data => "a statement",
+        Rule::string => "a file name in double quotes",
+        Rule::data_item => "a family `x[M]`",
+        Rule::subscripts => "`[index]`",
         Rule::kw_sum | Rule::kw_prod => "an expression",
         _ => return None,
     })
@@ -130,7 +134,7 @@ fn syntax_error(e: pest::error::Error<Rule>, src: &str) -> Diagnostic {
     let mut d = Diagnostic::new(span, "syntax error").label(format!("expected {list}"));
     if expected.contains(&"a statement") {
         d = d.help(
-            "every statement starts with a keyword: model, const, param, coord, state, let, lagrangian, \
+            "every statement starts with a keyword: model, const, param, coord, state, data, let, lagrangian, \
              dissipation, force, energy, metric, temperature, observe, init, simulate",
         );
     }
@@ -214,6 +218,21 @@ fn stmt(p: Pair<Rule>) -> Stmt {
                 })
                 .collect(),
         ),
+        Rule::data_stmt => {
+            let mut items = Vec::new();
+            let mut path = (String::new(), sp);
+            for it in parts {
+                if it.as_rule() == Rule::string {
+                    let text = it.as_str();
+                    path = (text[1..text.len() - 1].to_string(), span(&it));
+                } else {
+                    let mut ids = inner(it).map(ident);
+                    let name = ids.next().unwrap();
+                    items.push(DataItem { name, sizes: ids.collect() });
+                }
+            }
+            StmtKind::Data { items, path: path.0, path_span: path.1 }
+        }
         r => unreachable!("not a statement rule: {r:?}"),
     };
     Stmt { kind, span: sp, keyword }
@@ -334,8 +353,8 @@ fn expr(p: Pair<Rule>) -> Expr {
         Rule::indexed => {
             let mut it = inner(p);
             let name = ident(it.next().unwrap());
-            let index = expr(it.next().unwrap().into_inner().next().unwrap());
-            Expr { kind: ExprKind::Index(name, Box::new(index)), span: sp }
+            let subs = it.next().unwrap().into_inner().map(expr).collect();
+            Expr { kind: ExprKind::Index(name, subs), span: sp }
         }
         Rule::reduce => {
             let mut it = inner(p);

@@ -1,7 +1,7 @@
 //! The arena: nodes stored once each through a memo table (interning), the table of symbols,
 //! and the limits on nodes and operands past which an arena overflows.
 
-use super::{ExprId, FxMap, Node, SymId, SymKind, Symbol};
+use super::{DataTable, ExprId, FxMap, Node, Row, SymId, SymKind, Symbol};
 use crate::sym::num::Num;
 
 /// The most nodes an arena holds. Past it, every new node is a NaN
@@ -35,6 +35,10 @@ pub struct Arena {
     /// Nodes created by expansion so far (see `EXPAND_TOTAL`).
     pub(crate) expand_spent: usize,
     pub(crate) trig_cache: FxMap<ExprId, ExprId>,
+    /// The data tables that [`Node::Data`] reads.
+    tables: Vec<DataTable>,
+    /// For each index symbol, its range as written (`0..M`).
+    ranges: FxMap<SymId, String>,
 }
 
 impl Arena {
@@ -121,7 +125,9 @@ impl Arena {
             Node::Sym(s) => 1u64 << (s.0 % 64),
             Node::Add(xs) | Node::Mul(xs) => xs.iter().fold(0, |m, x| m | masks[x.0 as usize]),
             Node::Pow(a, b) | Node::Atan2(a, b) => masks[a.0 as usize] | masks[b.0 as usize],
-            Node::Func(_, a) => masks[a.0 as usize],
+            Node::Func(_, a) | Node::Sum(_, a) => masks[a.0 as usize],
+            Node::Data { row: Row::Index(s, _), .. } => 1u64 << (s.0 % 64),
+            Node::Data { row: Row::At(_), .. } => 0,
         };
         self.masks.push(mask);
         if self.overflowed {
@@ -151,6 +157,87 @@ impl Arena {
 
     pub fn sym(&mut self, s: SymId) -> ExprId {
         self.intern(Node::Sym(s))
+    }
+
+    /// Adds a data table; returns its number for [`Arena::data`].
+    pub fn add_table(&mut self, t: DataTable) -> u32 {
+        self.tables.push(t);
+        self.tables.len() as u32 - 1
+    }
+
+    pub fn table(&self, k: u32) -> &DataTable {
+        &self.tables[k as usize]
+    }
+
+    pub fn tables(&self) -> &[DataTable] {
+        &self.tables
+    }
+
+    /// Replaces the numbers of table `k` by as many others (`--data` with a file
+    /// of the same size).
+    pub fn set_table_values(&mut self, k: u32, values: std::sync::Arc<[f64]>) {
+        assert_eq!(values.len(), self.tables[k as usize].values.len(), "same size");
+        self.tables[k as usize].values = values;
+    }
+
+    /// Column `col` of row `row` of table `table`.
+    pub fn data(&mut self, table: u32, row: Row, col: u32) -> ExprId {
+        self.intern(Node::Data { table, row, col })
+    }
+
+    /// A new loop index named `name` running over `lo..hi`; `range` is the
+    /// range as written, for printing.
+    pub fn new_index(&mut self, name: &str, lo: i64, hi: i64, range: String) -> SymId {
+        let s = self.new_symbol(name, SymKind::Index { lo, hi });
+        self.ranges.insert(s, range);
+        s
+    }
+
+    /// The range of an index symbol as written.
+    pub fn range_text(&self, s: SymId) -> String {
+        match (self.ranges.get(&s), self.symbol(s).kind) {
+            (Some(r), _) => r.clone(),
+            (None, SymKind::Index { lo, hi }) => format!("{lo}..{hi}"),
+            (None, _) => String::new(),
+        }
+    }
+
+    /// `sum(index in lo..hi, body)`, canonical: factors of a product that do
+    /// not contain the index come out of the sum, and a body without it is
+    /// multiplied by the number of terms.
+    pub fn sum_over(&mut self, index: SymId, body: ExprId) -> ExprId {
+        let SymKind::Index { lo, hi } = self.symbol(index).kind else { panic!("sum_over needs an index symbol") };
+        if hi <= lo || self.is_zero(body) {
+            return self.int(0);
+        }
+        if !self.contains_index(body, index) {
+            let n = self.int(hi - lo);
+            return self.mul(&[n, body]);
+        }
+        if let Node::Mul(fs) = self.node(body).clone() {
+            let (outside, inside): (Vec<ExprId>, Vec<ExprId>) =
+                fs.iter().partition(|&&f| !self.contains_index(f, index));
+            if !outside.is_empty() {
+                let inner = self.mul(&inside);
+                let s = self.intern(Node::Sum(index, inner));
+                let mut all = outside;
+                all.push(s);
+                return self.mul(&all);
+            }
+        }
+        self.intern(Node::Sum(index, body))
+    }
+
+    /// Whether `e` reads the index `s` (exact, unlike [`Arena::may_contain`]).
+    pub fn contains_index(&self, e: ExprId, s: SymId) -> bool {
+        if !self.may_contain(e, s) {
+            return false;
+        }
+        self.topo_order(&[e]).into_iter().any(|n| match self.node(n) {
+            Node::Sym(x) => *x == s,
+            Node::Data { row: Row::Index(x, _), .. } => *x == s,
+            _ => false,
+        })
     }
 
     /// A product node exactly as given, for display forms that the canonical

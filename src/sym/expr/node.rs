@@ -31,6 +31,42 @@ pub enum Node {
     Func(Func, ExprId),
     /// `atan2(y, x)`.
     Atan2(ExprId, ExprId),
+    /// One number of a data table (see [`Arena::add_table`]): column `col` of
+    /// a fixed row or of the row a rolled sum's index points at.
+    Data {
+        table: u32,
+        row: Row,
+        col: u32,
+    },
+    /// `sum(i in lo..hi, body)` kept as a loop: the symbol (of kind
+    /// [`SymKind::Index`]) is the loop index, bound only inside `body`.
+    Sum(SymId, ExprId),
+}
+
+/// The row a [`Node::Data`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Row {
+    At(u32),
+    /// The index of the enclosing rolled sum, plus an offset.
+    Index(SymId, i32),
+}
+
+/// A table of numbers bound by a `data` statement: `rows × cols`, row-major.
+#[derive(Clone, Debug)]
+pub struct DataTable {
+    /// The family's name as written (`x`, `X`).
+    pub name: String,
+    pub rows: usize,
+    /// Columns of a two-index family `X[M, F]`; `None` for `x[M]` (one column).
+    pub cols: Option<usize>,
+    pub values: std::sync::Arc<[f64]>,
+}
+
+impl DataTable {
+    /// Columns per row.
+    pub fn width(&self) -> usize {
+        self.cols.unwrap_or(1)
+    }
 }
 
 /// What a symbol stands for.
@@ -50,6 +86,8 @@ pub enum SymKind {
     Time,
     /// The constant π.
     Pi,
+    /// The index of a rolled sum, running over `lo..hi`.
+    Index { lo: i64, hi: i64 },
 }
 
 /// A named symbol.

@@ -39,10 +39,10 @@ impl Arena {
     /// The children of a node, in order.
     pub fn children(&self, e: ExprId) -> Vec<ExprId> {
         match self.node(e) {
-            Node::Num(_) | Node::Sym(_) => vec![],
+            Node::Num(_) | Node::Sym(_) | Node::Data { .. } => vec![],
             Node::Add(xs) | Node::Mul(xs) => xs.to_vec(),
             Node::Pow(a, b) | Node::Atan2(a, b) => vec![*a, *b],
-            Node::Func(_, a) => vec![*a],
+            Node::Func(_, a) | Node::Sum(_, a) => vec![*a],
         }
     }
 
