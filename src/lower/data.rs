@@ -323,6 +323,37 @@ impl Lowerer<'_> {
         Ok(x)
     }
 
+    /// Member `i` of a `let` family lowered as used (families over data rows).
+    pub(super) fn let_member(&mut self, id: &Ident, i: i64) -> Lowered {
+        let Some((var, body, _, _)) = self.let_asts.get(&id.name).cloned() else { return Err(()) };
+        let key = (id.name.clone(), i);
+        if let Some(&x) = self.let_members.get(&key) {
+            return Ok(x);
+        }
+        let x = self.with_index(&var, i, |l| l.expr(&body))?;
+        self.let_members.insert(key, x);
+        Ok(x)
+    }
+
+    /// Whether an expression reads a data family (by name, before lowering).
+    pub(super) fn reads_data_family(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Index(id, subs) => {
+                matches!(self.scope.get(&id.name), Some((Entry::Data { .. }, _)))
+                    || subs.iter().any(|s| self.reads_data_family(s))
+            }
+            ExprKind::Number(_) | ExprKind::Name(_) => false,
+            ExprKind::Call(_, args) => args.iter().any(|a| self.reads_data_family(a)),
+            ExprKind::Neg(a) | ExprKind::Prime(a) => self.reads_data_family(a),
+            ExprKind::Binary(_, a, b) => self.reads_data_family(a) || self.reads_data_family(b),
+            ExprKind::Reduce { binder, body, .. } => {
+                self.reads_data_family(body)
+                    || self.reads_data_family(&binder.range.lo)
+                    || self.reads_data_family(&binder.range.hi)
+            }
+        }
+    }
+
     /// `sum(i in lo..hi, body)` as one loop, when the body reads data at row
     /// `i` and uses `i` nowhere a number is needed; `None` to unroll it.
     pub(super) fn try_rolled(&mut self, binder: &Binder, body: &Expr, lo: i64, hi: i64) -> Result<Option<ExprId>, ()> {

@@ -64,20 +64,22 @@ impl Lowerer<'_> {
                         let k = self.family_member(id, &ks, i, ix.span).ok_or(())?;
                         Ok(self.arena.sym(self.vars[k].sym))
                     }
-                    Some(Entry::LetFamily { lo, items }) => {
+                    Some(Entry::LetFamily { lo, hi, items }) => {
                         let i = match self.index_value(ix)? {
                             data::Sub::At(i) => i,
                             data::Sub::Rolled(s, off) => return self.let_rolled(id, s, off, ix.span),
                         };
-                        if i < lo || i - lo >= items.len() as i64 {
-                            self.err(Diagnostic::new(ix.span, format!("index {i} is out of range")).label(format!(
-                                "`{}` has indices {lo}..{}",
-                                id.name,
-                                lo + items.len() as i64
-                            )));
+                        if i < lo || i >= hi {
+                            self.err(
+                                Diagnostic::new(ix.span, format!("index {i} is out of range"))
+                                    .label(format!("`{}` has indices {lo}..{hi}", id.name)),
+                            );
                             return Err(());
                         }
-                        Ok(items[(i - lo) as usize])
+                        match items.get((i - lo) as usize) {
+                            Some(&x) => Ok(x),
+                            None => self.let_member(id, i),
+                        }
                     }
                     Some(_) => {
                         self.err(

@@ -50,6 +50,8 @@ struct Lowerer<'a> {
     /// The variable, body and range of each `let` family, for rolled indices.
     let_asts: HashMap<String, (Ident, Expr, i64, i64)>,
     let_cache: HashMap<(String, SymId, i64), ExprId>,
+    /// Members of `let` families lowered as used.
+    let_members: HashMap<(String, i64), ExprId>,
 }
 
 type Lowered = Result<ExprId, ()>;
@@ -77,6 +79,7 @@ pub fn lower(file: &File, name: &str, overrides: &Overrides, files: &DataFiles) 
         rolled_misuse: false,
         let_asts: HashMap::new(),
         let_cache: HashMap::new(),
+        let_members: HashMap::new(),
     };
     l.prescan(file);
     let model = l.statements(file, name);
@@ -109,6 +112,7 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         rolled_misuse: false,
         let_asts: HashMap::new(),
         let_cache: HashMap::new(),
+        let_members: HashMap::new(),
     };
     if l.pi == model.time {
         l.pi = l.arena.find_symbol(SymKind::Pi).unwrap_or(model.time);

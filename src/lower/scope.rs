@@ -13,8 +13,11 @@ pub(super) enum Entry {
     Var(usize),
     Family(Vec<usize>),
     Let(ExprId),
+    /// A `let` family over `lo..hi`; `items` holds its members, or is empty
+    /// when they are lowered as used (see `Lowerer::let_member`).
     LetFamily {
         lo: i64,
+        hi: i64,
         items: Vec<ExprId>,
     },
     Index(i64),

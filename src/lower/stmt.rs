@@ -93,11 +93,13 @@ impl Lowerer<'_> {
                         let (lo, hi) = self.range(&b.range).unwrap_or((0, 0));
                         self.let_asts.insert(name.name.clone(), (b.var.clone(), value.clone(), lo, hi));
                         let mut items = Vec::new();
-                        for i in lo..hi {
+                        // A family over the rows of a data set is lowered member by member as used.
+                        let eager = if self.reads_data_family(value) { lo..(lo + 1).min(hi) } else { lo..hi };
+                        for i in eager {
                             let e = self.with_index(&b.var, i, |l| l.expr(value));
                             items.push(e.unwrap_or_else(|_| self.arena.int(0)));
                         }
-                        self.declare(name, Entry::LetFamily { lo, items });
+                        self.declare(name, Entry::LetFamily { lo, hi, items });
                     }
                 },
                 StmtKind::Lagrangian(e) => {
