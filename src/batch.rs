@@ -54,18 +54,60 @@ pub(crate) extern "C" fn lagc_batch_rows() -> *const u32 {
     ROWS.with(|r| r.borrow().as_ptr())
 }
 
-/// Draws `b` distinct rows of `0..m` into `out` (Floyd's algorithm: `b`
-/// draws, whatever `m`), in increasing order.
-pub fn draw(rng: &mut impl rand::Rng, m: usize, b: usize, out: &mut Vec<u32>) {
+/// A run's source of minibatches: its own random stream, separate from the
+/// streams of initial values and noise.
+pub struct Draws {
+    batch: Batch,
+    rng: rand_chacha::ChaCha8Rng,
+    rows: Vec<u32>,
+    seen: Vec<u64>,
+}
+
+impl Draws {
+    /// The minibatches of particle `particle` of a run seeded `seed`.
+    pub fn new(batch: Batch, seed: u64, particle: usize) -> Draws {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream((1u64 << 63) | particle as u64);
+        Draws { batch, rng, rows: Vec::with_capacity(batch.size), seen: Vec::new() }
+    }
+
+    /// Draws the next step's rows and makes them this thread's batch.
+    pub fn next(&mut self) {
+        draw(&mut self.rng, self.batch.rows, self.batch.size, &mut self.rows, &mut self.seen);
+        set_rows(&self.rows);
+    }
+}
+
+/// Draws `b` distinct rows of `0..m` into `out`, in increasing order, by
+/// Floyd's algorithm: `b` draws whatever `m`, with `seen` (a bitset of `m`
+/// bits, left cleared) marking the rows taken. All the rows when `b = m`.
+pub fn draw(rng: &mut impl rand::Rng, m: usize, b: usize, out: &mut Vec<u32>, seen: &mut Vec<u64>) {
     out.clear();
-    let mut chosen = std::collections::BTreeSet::new();
+    if b >= m {
+        out.extend(0..m as u32);
+        return;
+    }
+    seen.resize(m.div_ceil(64), 0);
+    let mut take = |r: usize, out: &mut Vec<u32>| {
+        let (w, bit) = (r / 64, 1u64 << (r % 64));
+        let fresh = seen[w] & bit == 0;
+        if fresh {
+            seen[w] |= bit;
+            out.push(r as u32);
+        }
+        fresh
+    };
     for j in m - b..m {
         let t = rng.random_range(0..=j);
-        if !chosen.insert(t) {
-            chosen.insert(j);
+        if !take(t, out) {
+            take(j, out);
         }
     }
-    out.extend(chosen.into_iter().map(|r| r as u32));
+    for &r in out.iter() {
+        seen[r as usize / 64] = 0;
+    }
+    out.sort_unstable();
 }
 
 #[cfg(test)]
@@ -76,9 +118,10 @@ mod tests {
     #[test]
     fn a_batch_has_distinct_rows_in_range() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut out = Vec::new();
-        for (m, b) in [(10, 10), (10, 1), (1000, 32), (5, 3)] {
-            draw(&mut rng, m, b, &mut out);
+        let (mut out, mut seen) = (Vec::new(), Vec::new());
+        for (m, b) in [(10, 10), (10, 1), (1000, 32), (5, 3), (130, 129), (64, 63)] {
+            draw(&mut rng, m, b, &mut out, &mut seen);
+            assert!(seen.iter().all(|&w| w == 0), "the bitset is left cleared");
             assert_eq!(out.len(), b);
             assert!(out.windows(2).all(|w| w[0] < w[1]), "{out:?}");
             assert!(out.iter().all(|&r| (r as usize) < m));
@@ -91,9 +134,9 @@ mod tests {
         // 5 standard deviations (≈354) bound it with a false-alarm rate below 1e-5.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let mut counts = [0usize; 6];
-        let mut out = Vec::new();
+        let (mut out, mut seen) = (Vec::new(), Vec::new());
         for _ in 0..20_000 {
-            draw(&mut rng, 6, 3, &mut out);
+            draw(&mut rng, 6, 3, &mut out, &mut seen);
             for &r in &out {
                 counts[r as usize] += 1;
             }

@@ -121,8 +121,14 @@ impl Compiled {
 
     /// The plan of a run with these settings.
     pub fn plan(&self, cfg: &RunConfig) -> Result<Plan, RunError> {
-        plan::plan(&self.model, &self.equations, cfg.method, cfg.particles)
-            .map_err(|misfit| RunError::Misfit { method: cfg.method, misfit })
+        let plan = plan::plan(&self.model, &self.equations, cfg.method, cfg.particles)
+            .map_err(|misfit| RunError::Misfit { method: cfg.method, misfit })?;
+        match cfg.batch {
+            Some(b) => plan
+                .with_batch(&self.model, &self.equations, b)
+                .map_err(|m| RunError::Setup(integrate::Cause::Invalid(m))),
+            None => Ok(plan),
+        }
     }
 
     /// Plans the run, builds its kernels (native, or portable where Cranelift

@@ -118,6 +118,8 @@ pub struct Settings {
     pub every: Option<u64>,
     pub particles: Option<u64>,
     pub seed: Option<u64>,
+    /// Rows per minibatch of the sums over data.
+    pub batch: Option<u64>,
 }
 
 /// Where the model's main statements are, for diagnostics found after lowering.

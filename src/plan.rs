@@ -12,7 +12,7 @@
 use crate::derive::{Equations, Extras, LagrangianEquations};
 use crate::diag::Diagnostic;
 use crate::model::{Method, Model, ModelKind};
-use crate::sym::{ExprId, SymKind};
+use crate::sym::{ExprId, Node, SymKind};
 use std::fmt;
 
 /// An expression kernel: a list of derived expressions evaluated together at
@@ -356,6 +356,8 @@ pub struct Plan {
     /// Whether `H` is conserved (no explicit time dependence, dissipation or
     /// force), so that its drift is worth reporting.
     pub conservative: bool,
+    /// Minibatches of the dynamics' sums over data (`simulate batch`).
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// The plan of a run of `method` (with `particles` asked for, if any), or the
@@ -393,6 +395,7 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         trajectory_columns,
         columns,
         conservative: is_conservative(model, eq),
+        batch: None,
     })
 }
 
@@ -403,6 +406,59 @@ impl Plan {
             ModelKind::Lagrangian => 2 * self.n,
             ModelKind::Energy => self.n,
         }
+    }
+
+    /// The plan with minibatches of `size` rows (`simulate batch`): every sum
+    /// over all the rows of a data family in the dynamics runs over `size`
+    /// rows drawn afresh for each step, times `M/size`. Refused, with the
+    /// reason, for methods whose steps are not one explicit evaluation per
+    /// stage and for dynamics without such a sum.
+    pub fn with_batch(mut self, model: &Model, eq: &Equations, size: u64) -> Result<Plan, String> {
+        if !matches!(self.method, Method::Euler | Method::Rk4 | Method::Verlet | Method::Em) {
+            return Err(format!(
+                "batch: minibatches fit the fixed-step explicit methods euler, rk4, verlet and em, not {}",
+                self.method
+            ));
+        }
+        if self.method == Method::Em && self.is_ensemble() {
+            return Err("batch: an em ensemble steps its particles together and cannot give each its own \
+                        minibatch yet; run one trajectory, or a deterministic method's ensemble"
+                .into());
+        }
+        let roots: Vec<ExprId> = match eq {
+            Equations::Lagrangian(e) => e.forcing.iter().chain(e.mass_matrix.iter().flatten()).copied().collect(),
+            Equations::Energy(e) => e.kernel.descent.iter().chain(e.kernel.metric.iter().flatten()).copied().collect(),
+        };
+        let a = &model.arena;
+        let mut sizes: Vec<i64> = a
+            .topo_order(&roots)
+            .into_iter()
+            .filter_map(|n| match a.node(n) {
+                Node::Sum(i, _) => match a.symbol(*i).kind {
+                    SymKind::Index { lo: 0, hi } if a.tables().iter().any(|t| t.rows as i64 == hi) => Some(hi),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        sizes.sort();
+        sizes.dedup();
+        let rows = match sizes.as_slice() {
+            [] => {
+                return Err("batch: the equations of motion have no sum over all the rows of a data family \
+                            (`sum(i in 0..M, …)` reading `x[i]`)"
+                    .into())
+            }
+            [m] => *m as usize,
+            _ => {
+                return Err(format!("batch: the equations sum over data of {sizes:?} rows; minibatches need one size"))
+            }
+        };
+        if size == 0 || size as usize > rows {
+            return Err(format!("batch must be between 1 and the {rows} rows of the data, not {size}"));
+        }
+        self.batch = Some(crate::batch::Batch { rows, size: size as usize });
+        Ok(self)
     }
 
     /// Whether the run is an ensemble.

@@ -79,6 +79,9 @@ pub struct Layout<'a> {
     pub kernels: &'a [(Kernel, Vec<ExprId>)],
     /// The first-order system, when the plan has one.
     pub system: Option<System>,
+    /// The minibatch of the dynamics: the system and the gradient, never
+    /// the rows' energy or observes.
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// The first-order system `y' = F(t, y)`: `(v, M⁻¹f)` of a Lagrangian model,
@@ -151,7 +154,7 @@ impl Kernels {
                 }
             }
         });
-        let layout = Layout { model, inputs: &inputs, kernels: &kernels, system };
+        let layout = Layout { model, inputs: &inputs, kernels: &kernels, system, batch: plan.batch };
         let backend: Box<dyn Backend> = match which {
             BackendKind::Native => Box::new(native::Native::build(&layout, plan.compiled)?),
             BackendKind::Portable => Box::new(portable::Portable::build(&layout)),

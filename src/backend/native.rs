@@ -24,6 +24,7 @@ impl Native {
                 name: k.name().into(),
                 inputs: layout.inputs.to_vec(),
                 outputs: outputs.clone(),
+                batch: layout.batch.filter(|_| *k == crate::plan::Kernel::Gradient),
             })
             .collect();
         let params = model.param_syms();
@@ -39,6 +40,7 @@ impl Native {
                     mass_matrix: s.matrix.clone().unwrap_or_default(),
                     diagonal: s.diagonal,
                     forcing: s.vector.clone(),
+                    batch: layout.batch,
                 })
             }
             Some(s) => {
@@ -49,6 +51,7 @@ impl Native {
                     rhs: s.vector.clone(),
                     metric: s.matrix.clone(),
                     diagonal: s.diagonal,
+                    batch: layout.batch,
                 })
             }
             None => {}

@@ -27,7 +27,14 @@ pub(super) struct Portable {
 impl Portable {
     pub(super) fn build(layout: &Layout<'_>) -> Portable {
         let a = &layout.model.arena;
-        let programs = layout.kernels.iter().map(|(_, outputs)| Program::new(a, layout.inputs, outputs)).collect();
+        let programs = layout
+            .kernels
+            .iter()
+            .map(|(k, outputs)| {
+                let batch = layout.batch.filter(|_| *k == crate::plan::Kernel::Gradient);
+                Program::batched(a, layout.inputs, outputs, batch)
+            })
+            .collect();
         let system = layout.system.as_ref().map(|s| {
             let mut outputs = s.matrix.clone().unwrap_or_default();
             outputs.extend(&s.vector);
@@ -36,7 +43,7 @@ impl Portable {
                 (Some(_), false) => Shape::Dense,
                 (Some(_), true) => Shape::Diagonal,
             };
-            (s.kind, shape, Program::new(a, layout.inputs, &outputs))
+            (s.kind, shape, Program::batched(a, layout.inputs, &outputs, layout.batch))
         });
         Portable { programs, system, inputs: layout.inputs.len(), n: layout.model.vars.len() }
     }

@@ -134,13 +134,8 @@ impl Flattener<'_> {
 
 impl Program {
     /// Flattens `outputs` (expressions in `inputs`, symbol `inputs[k]` read
-    /// from `x[k]`). Symbols that are not inputs read as 0.
-    pub fn new(arena: &Arena, inputs: &[SymId], outputs: &[ExprId]) -> Program {
-        Program::batched(arena, inputs, outputs, None)
-    }
-
-    /// As [`Program::new`], with the loops `batch` applies to running over
-    /// the step's minibatch ([`crate::batch`]).
+    /// from `x[k]`). Symbols that are not inputs read as 0. The loops that
+    /// `batch` applies to run over the step's minibatch ([`crate::batch`]).
     pub fn batched(arena: &Arena, inputs: &[SymId], outputs: &[ExprId], batch: Option<Batch>) -> Program {
         let schedule = arena.schedule(outputs);
         let mut f = Flattener {

@@ -113,6 +113,9 @@ pub(crate) struct RunArgs {
     /// No summary on standard error.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// Minibatch size: sums over all the rows of the data use B rows drawn afresh each step.
+    #[arg(long)]
+    pub(crate) batch: Option<u64>,
     /// Read the `data` statement that declares NAME from PATH instead (repeatable).
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub(crate) data: Vec<String>,

@@ -187,6 +187,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         every: args.every,
         particles: args.particles,
         seed: args.seed,
+        batch: args.batch,
     };
     let cfg = match RunConfig::resolve(&c.model, &opts) {
         Ok(cfg) => cfg,

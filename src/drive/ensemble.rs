@@ -247,7 +247,7 @@ fn deterministic_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Ou
                 last.extend_from_slice(y);
                 rows.row(t, y)
             };
-            let outcome = trajectory::integrate(ctx, &y0, &mut keep_last);
+            let outcome = trajectory::integrate(ctx, p, &y0, &mut keep_last);
             (outcome, rows.stop.take(), std::mem::take(&mut rows.summary))
         };
         let done_rows = match &out {
@@ -307,7 +307,9 @@ fn langevin_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, scale: &[f64], m
         }
     };
     let block_step = k.em_block();
-    let mut rust_twin = FirstOrder { k, work: Work::default() };
+    let mut rust_twin = FirstOrder { k, work: Work::default(), draws: None };
+    // A batched em run is one particle (`Plan::with_batch`): one minibatch per step.
+    let mut draws = ctx.plan.batch.map(|b| crate::batch::Draws::new(b, cfg.seed, range.start));
     let mut summary = Summary::default();
     // Writes every particle's row at time `t`; `Err` when the sink stopped the run.
     let mut record = |out: &mut Out<'_>, t: f64, theta: &[f64], written: &mut usize| -> Result<(), StopReason> {
@@ -353,6 +355,9 @@ fn langevin_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, scale: &[f64], m
                 *x = rng.sample::<f64, _>(StandardNormal);
             }
             integrate::em_noise(scale, sh, &xi, &mut noise[p * n..(p + 1) * n]);
+        }
+        if let Some(d) = draws.as_mut() {
+            d.next();
         }
         let moved = match &block_step {
             Some(f) => f.call(t, h, &mut theta, &noise, k.params()).map_err(|(i, c)| (i, failure_cause(k.kind, c))),

@@ -17,6 +17,8 @@ pub struct RunConfig {
     pub particles: Option<u64>,
     /// The seed of the particles' random streams.
     pub seed: u64,
+    /// Rows per minibatch (`simulate batch`), when given.
+    pub batch: Option<u64>,
 }
 
 /// Command-line choices that override the model's `simulate` line.
@@ -31,6 +33,7 @@ pub struct RunOptions {
     pub every: Option<u64>,
     pub particles: Option<u64>,
     pub seed: Option<u64>,
+    pub batch: Option<u64>,
 }
 
 /// Defaults where neither the model nor the command line says.
@@ -88,6 +91,7 @@ impl RunConfig {
             return Err(SettingsError::Particles);
         }
         let seed = o.seed.or(s.seed).unwrap_or(0);
-        Ok(RunConfig { method, t0, t_end, dt, rtol, atol, every: every as usize, particles, seed })
+        let batch = o.batch.or(s.batch);
+        Ok(RunConfig { method, t0, t_end, dt, rtol, atol, every: every as usize, particles, seed, batch })
     }
 }

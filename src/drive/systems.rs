@@ -1,6 +1,7 @@
 //! The model's kernels seen through the integrators' traits.
 
 use crate::backend::{Kernels, Work};
+use crate::batch::Draws;
 use crate::integrate::{Cause, GradientSystem, LagrangianPoint, LagrangianSystem, OdeSystem};
 use crate::plan::Kernel;
 
@@ -8,6 +9,8 @@ use crate::plan::Kernel;
 pub(super) struct FirstOrder<'k> {
     pub k: &'k Kernels,
     pub work: Work,
+    /// Minibatches, drawn before each step.
+    pub draws: Option<&'k mut Draws>,
 }
 
 impl OdeSystem for FirstOrder<'_> {
@@ -22,6 +25,11 @@ impl OdeSystem for FirstOrder<'_> {
     }
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) -> Result<(), Cause> {
         self.k.jacobian(t, y, jac, &mut self.work)
+    }
+    fn begin_step(&mut self, _t: f64) {
+        if let Some(d) = self.draws.as_deref_mut() {
+            d.next();
+        }
     }
 }
 
@@ -44,6 +52,8 @@ impl LagrangianSystem for PointSystem<'_> {
 pub(super) struct EnergySystem<'k> {
     pub k: &'k Kernels,
     pub work: Work,
+    /// Minibatches, drawn before each step.
+    pub draws: Option<&'k mut Draws>,
 }
 
 impl GradientSystem for EnergySystem<'_> {
@@ -67,5 +77,10 @@ impl GradientSystem for EnergySystem<'_> {
             self.k.eval_at(Kernel::Metric, t, theta, g, &mut self.work);
         }
         has
+    }
+    fn begin_step(&mut self, _t: f64) {
+        if let Some(d) = self.draws.as_deref_mut() {
+            d.next();
+        }
     }
 }

@@ -4,32 +4,44 @@
 use super::systems::{EnergySystem, FirstOrder, PointSystem};
 use super::Ctx;
 use crate::backend::{failure_cause, Work};
+use crate::batch::Draws;
 use crate::integrate::{self, Cause, Failure, Grid, Observer, Stats};
 use crate::jit::LoopFn;
 use crate::model::{Method, ModelKind};
 
-/// Integrates one trajectory from `y0`, handing its rows to `obs`.
-pub(super) fn integrate(ctx: &Ctx<'_>, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
+/// Integrates particle `particle`'s trajectory from `y0`, handing its rows to `obs`.
+pub(super) fn integrate(ctx: &Ctx<'_>, particle: usize, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
     let (k, cfg) = (ctx.k, ctx.cfg);
     let n = k.n;
     let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
+    let mut draws = ctx.plan.batch.map(|b| Draws::new(b, cfg.seed, particle));
     if let Some(step_loop) = k.step_loop() {
-        return compiled(step_loop, ctx, &grid, y0, obs);
+        return compiled(step_loop, ctx, &grid, y0, obs, draws.as_mut());
     }
-    let first = || FirstOrder { k, work: Work::default() };
     match (k.kind, cfg.method) {
-        (_, Method::Rk4) => integrate::rk4(&mut first(), &grid, y0, obs),
-        (_, Method::Dopri5) => integrate::dopri5(&mut first(), &grid, cfg.rtol, cfg.atol, y0, obs),
-        (ModelKind::Lagrangian, Method::Midpoint) => integrate::midpoint(&mut first(), &grid, y0, obs),
+        (_, Method::Rk4) => {
+            integrate::rk4(&mut FirstOrder { k, work: Work::default(), draws: draws.as_mut() }, &grid, y0, obs)
+        }
+        (_, Method::Dopri5) => {
+            let mut first = FirstOrder { k, work: Work::default(), draws: None };
+            integrate::dopri5(&mut first, &grid, cfg.rtol, cfg.atol, y0, obs)
+        }
+        (ModelKind::Lagrangian, Method::Midpoint) => {
+            integrate::midpoint(&mut FirstOrder { k, work: Work::default(), draws: None }, &grid, y0, obs)
+        }
         (ModelKind::Lagrangian, Method::Variational) => {
             let mut sys = PointSystem { k, work: Work::default() };
             integrate::variational(&mut sys, &grid, &y0[..n], &y0[n..], obs)
         }
         (ModelKind::Lagrangian, Method::Verlet) => {
-            // With constant M and forces of q alone, a(q) is the right-hand side at v = 0.
-            let mut sys = FirstOrder { k, work: Work::default() };
+            // With constant M and forces of q alone, a(q) is the right-hand side at v = 0;
+            // it is evaluated once per step, each time with a fresh minibatch.
+            let mut sys = FirstOrder { k, work: Work::default(), draws: None };
             let (mut y, mut dy) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
             let accel = |t: f64, q: &[f64], a: &mut [f64]| {
+                if let Some(d) = draws.as_mut() {
+                    d.next();
+                }
                 y[..n].copy_from_slice(q);
                 integrate::OdeSystem::rhs(&mut sys, t, &y, &mut dy)?;
                 a.copy_from_slice(&dy[n..]);
@@ -38,10 +50,11 @@ pub(super) fn integrate(ctx: &Ctx<'_>, y0: &[f64], obs: &mut impl Observer) -> R
             integrate::verlet(n, accel, &grid, &y0[..n], &y0[n..], obs)
         }
         (ModelKind::Energy, Method::Euler) => {
-            integrate::gradient_descent(&mut EnergySystem { k, work: Work::default() }, &grid, y0, obs)
+            let mut sys = EnergySystem { k, work: Work::default(), draws: draws.as_mut() };
+            integrate::gradient_descent(&mut sys, &grid, y0, obs)
         }
         (ModelKind::Energy, Method::Prox) => {
-            integrate::minimizing_movement(&mut EnergySystem { k, work: Work::default() }, &grid, y0, obs)
+            integrate::minimizing_movement(&mut EnergySystem { k, work: Work::default(), draws: None }, &grid, y0, obs)
         }
         (kind, m) => Err(Failure {
             t: cfg.t0,
@@ -60,11 +73,15 @@ fn compiled(
     grid: &Grid,
     y0: &[f64],
     obs: &mut impl Observer,
+    draws: Option<&mut Draws>,
 ) -> Result<Stats, Failure> {
     let fail = |t: f64, state: &[f64], cause: Cause| Failure { t, state: state.to_vec(), cause };
     let steps = grid.steps().map_err(|c| fail(grid.t0, y0, c))?;
     if y0.iter().any(|v| !v.is_finite()) {
         return Err(fail(grid.t0, y0, Cause::NonFinite));
+    }
+    if let Some(d) = draws {
+        return compiled_batched(step_loop, ctx, grid, y0, obs, d);
     }
     let mut y = y0.to_vec();
     let d = y.len();
@@ -114,4 +131,37 @@ fn compiled(
         }
     }
     Ok(stats)
+}
+
+/// The compiled loop with minibatches: one step per call, each after drawing
+/// its rows; rows written on the output steps.
+fn compiled_batched(
+    step_loop: LoopFn<'_>,
+    ctx: &Ctx<'_>,
+    grid: &Grid,
+    y0: &[f64],
+    obs: &mut impl Observer,
+    draws: &mut Draws,
+) -> Result<Stats, Failure> {
+    let fail = |t: f64, state: &[f64], cause: Cause| Failure { t, state: state.to_vec(), cause };
+    let steps = grid.steps().map_err(|c| fail(grid.t0, y0, c))?;
+    let mut y = y0.to_vec();
+    obs.row(grid.t0, &y).map_err(|_| fail(grid.t0, y0, Cause::Stopped))?;
+    let params = ctx.k.params();
+    let mut rows = Vec::new();
+    for step in 0..steps {
+        // Full steps of `dt`, the last one shortened to end at `t_end`, as in `compiled`.
+        let t = grid.time(step, steps);
+        let h = if step + 1 < steps { grid.dt } else { grid.t_end - t };
+        draws.next();
+        rows.clear();
+        step_loop
+            .call(t, h, 1, 1, &mut y, params, &mut rows)
+            .map_err(|f| fail(t, &y, failure_cause(ctx.k.kind, f.cause)))?;
+        if grid.is_output(step + 1, steps) {
+            let t1 = grid.time(step + 1, steps);
+            obs.row(t1, &y).map_err(|_| fail(t1, &y, Cause::Stopped))?;
+        }
+    }
+    Ok(Stats { steps, ..Stats::default() })
 }

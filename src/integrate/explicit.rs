@@ -13,6 +13,7 @@ struct RungeKutta4<'a, S> {
 
 impl<S: OdeSystem> Stepper for RungeKutta4<'_, S> {
     fn step(&mut self, t: f64, h: f64) -> Result<(), Cause> {
+        self.sys.begin_step(t);
         let [k1, k2, k3, k4] = &mut self.k;
         let hh = h * 0.5;
         self.sys.rhs(t, &self.y, k1)?;
@@ -71,6 +72,7 @@ struct ExplicitEuler<'a, S> {
 
 impl<S: OdeSystem> Stepper for ExplicitEuler<'_, S> {
     fn step(&mut self, t: f64, h: f64) -> Result<(), Cause> {
+        self.sys.begin_step(t);
         self.sys.rhs(t, &self.y, &mut self.dy)?;
         for (y, dy) in self.y.iter_mut().zip(&self.dy) {
             *y += h * dy;

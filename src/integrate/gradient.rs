@@ -45,6 +45,10 @@ impl<S: GradientSystem> OdeSystem for GradientFlow<S> {
         self.sys.dim()
     }
 
+    fn begin_step(&mut self, t: f64) {
+        self.sys.begin_step(t)
+    }
+
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause> {
         let n = y.len();
         self.sys.gradient(t, y, &mut self.grad);

@@ -106,11 +106,17 @@ pub trait OdeSystem {
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause>;
     /// Writes `∂F/∂y`, row-major `dim × dim`, into `jac`. Used by implicit midpoint.
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) -> Result<(), Cause>;
+    /// Called by the explicit fixed-step methods before each step (at `t`), so
+    /// that a system can change what its stages see, such as a minibatch.
+    fn begin_step(&mut self, _t: f64) {}
 }
 
 impl<S: OdeSystem + ?Sized> OdeSystem for &mut S {
     fn dim(&self) -> usize {
         (**self).dim()
+    }
+    fn begin_step(&mut self, t: f64) {
+        (**self).begin_step(t)
     }
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause> {
         (**self).rhs(t, y, dy)
@@ -191,11 +197,16 @@ pub trait GradientSystem {
     fn hessian(&mut self, t: f64, theta: &[f64], hess: &mut [f64]);
     /// Writes `g(θ)` row-major and returns true, or returns false for the Euclidean metric.
     fn metric(&mut self, t: f64, theta: &[f64], g: &mut [f64]) -> bool;
+    /// See [`OdeSystem::begin_step`].
+    fn begin_step(&mut self, _t: f64) {}
 }
 
 impl<S: GradientSystem + ?Sized> GradientSystem for &mut S {
     fn dim(&self) -> usize {
         (**self).dim()
+    }
+    fn begin_step(&mut self, t: f64) {
+        (**self).begin_step(t)
     }
     fn energy(&mut self, t: f64, theta: &[f64]) -> f64 {
         (**self).energy(t, theta)

@@ -39,6 +39,8 @@ pub struct ExprKernel {
     pub name: String,
     pub inputs: Vec<SymId>,
     pub outputs: Vec<ExprId>,
+    /// Sums over all the rows of a data table run over the step's minibatch.
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// The Euler–Lagrange right-hand side `y' = F(t, y)` of `M(q, v, t) q'' = f(q, v, t)`
@@ -57,6 +59,8 @@ pub struct OdeSpec {
     pub mass_matrix: Vec<ExprId>,
     pub diagonal: bool,
     pub forcing: Vec<ExprId>,
+    /// See [`ExprKernel::batch`].
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// A first-order system `y' = F(t, y)` given directly, such as the gradient
@@ -71,6 +75,8 @@ pub struct FlowSpec {
     pub rhs: Vec<ExprId>,
     pub metric: Option<Vec<ExprId>>,
     pub diagonal: bool,
+    /// See [`ExprKernel::batch`].
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// Errors of [`compile`].
@@ -423,7 +429,7 @@ pub fn compile_with(
         if !names.insert(k.name.as_str()) {
             return Err(JitError::DuplicateKernel(k.name.clone()));
         }
-        expr_plans.push(Plan::new(arena, &k.outputs, &k.inputs, &k.name)?);
+        expr_plans.push(Plan::batched(arena, &k.outputs, &k.inputs, &k.name, k.batch)?);
     }
     let ode_sys = ode.map(|s| ode_system(arena, s)).transpose()?;
     let flow_sys = flow.map(|s| flow_system(arena, s)).transpose()?;
@@ -488,7 +494,7 @@ fn ode_system(arena: &Arena, s: &OdeSpec) -> Result<System, JitError> {
     check_len("the forcing", s.forcing.len(), n)?;
     let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();
     let matrix = (n > 0).then_some((n, s.mass_matrix.as_slice(), s.diagonal));
-    System::new(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, matrix, &s.forcing)
+    System::new(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, matrix, &s.forcing, s.batch)
 }
 
 fn flow_system(arena: &Arena, s: &FlowSpec) -> Result<System, JitError> {
@@ -498,5 +504,5 @@ fn flow_system(arena: &Arena, s: &FlowSpec) -> Result<System, JitError> {
         check_len("the metric", g.len(), if s.diagonal { d } else { d * d })?;
     }
     let matrix = s.metric.as_deref().filter(|_| d > 0).map(|g| (d, g, s.diagonal));
-    System::new(arena, "flow", (s.time, s.state.clone(), s.params.clone()), 0..0, matrix, &s.rhs)
+    System::new(arena, "flow", (s.time, s.state.clone(), s.params.clone()), 0..0, matrix, &s.rhs, s.batch)
 }

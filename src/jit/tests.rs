@@ -109,7 +109,7 @@ fn pendulum_chain(a: &mut Arena, n: usize) -> OdeSpec {
     }
     let l = a.add(&lagrangian);
     let (mass_matrix, forcing) = euler_lagrange(a, l, &q, &v, t);
-    OdeSpec { n, time: t, coords: q, velocities: v, params, mass_matrix, forcing, diagonal: false }
+    OdeSpec { n, time: t, coords: q, velocities: v, params, mass_matrix, forcing, diagonal: false, batch: None }
 }
 
 fn a_half(a: &mut Arena) -> ExprId {
@@ -202,6 +202,7 @@ fn scalar_ode(
         mass_matrix: vec![mass],
         forcing: vec![force],
         diagonal: false,
+        batch: None,
     }
 }
 
@@ -216,7 +217,17 @@ fn constant_ode(a: &mut Arena, m: [f64; 4]) -> OdeSpec {
     let v: Vec<SymId> = (0..2).map(|i| a.new_symbol(format!("v{i}"), SymKind::Velocity(i))).collect();
     let mass_matrix = m.iter().map(|&x| a.num(Num::literal(x))).collect();
     let forcing = vec![a.int(1), a.int(2)];
-    OdeSpec { n: 2, time: t, coords: q, velocities: v, params: vec![], mass_matrix, forcing, diagonal: false }
+    OdeSpec {
+        n: 2,
+        time: t,
+        coords: q,
+        velocities: v,
+        params: vec![],
+        mass_matrix,
+        forcing,
+        diagonal: false,
+        batch: None,
+    }
 }
 
 #[test]
@@ -263,7 +274,7 @@ fn expression_kernels_match_the_evaluator() {
     let mut outputs = s.mass_matrix.clone();
     outputs.extend(&s.forcing);
     outputs.extend(&zoo);
-    let kernel = ExprKernel { name: "all".into(), inputs: inputs.clone(), outputs: outputs.clone() };
+    let kernel = ExprKernel { name: "all".into(), inputs: inputs.clone(), outputs: outputs.clone(), batch: None };
     let c = compile(&a, &[kernel], None, None).unwrap();
     let f = c.expr(0).unwrap();
     assert!(c.expr(1).is_none());
@@ -529,7 +540,7 @@ fn sin_and_cos_of_one_argument_share_a_call() {
         a.func(Func::Sin, half_q),
         a.func(Func::Cos, half_q),
     ];
-    let k = ExprKernel { name: "trig".into(), inputs: vec![q, r], outputs };
+    let k = ExprKernel { name: "trig".into(), inputs: vec![q, r], outputs, batch: None };
     let c = compile(&a, &[k], None, None).unwrap();
     let ir = c.ir();
     assert_eq!(count_calls(ir, "lagc_sincos"), 2, "{ir}");
@@ -577,6 +588,7 @@ fn flows_solve_with_their_metric() {
         rhs: rhs.clone(),
         metric: Some(metric.clone()),
         diagonal: false,
+        batch: None,
     };
     let c = compile(&a, &[], None, Some(&spec)).unwrap();
     assert!(c.ode_rhs().is_none() && c.rk4_loop().is_none());
@@ -608,7 +620,7 @@ fn flows_solve_with_their_metric() {
 fn bad_specs_are_errors() {
     let mut a = Arena::new();
     let s = pendulum_chain(&mut a, 2);
-    let k = ExprKernel { name: "m".into(), inputs: s.coords.clone(), outputs: s.forcing.clone() };
+    let k = ExprKernel { name: "m".into(), inputs: s.coords.clone(), outputs: s.forcing.clone(), batch: None };
     assert!(matches!(compile(&a, std::slice::from_ref(&k), None, None), Err(JitError::UnboundSymbol { .. })));
     let k = ExprKernel { inputs: vec![], outputs: vec![], ..k };
     assert!(matches!(compile(&a, &[k.clone(), k], None, None), Err(JitError::DuplicateKernel(_))));

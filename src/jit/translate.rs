@@ -51,12 +51,7 @@ pub(crate) enum Input {
 impl Plan {
     /// Plans the evaluation of `roots`; every symbol they read must be in
     /// `bound` (or be `pi`).
-    pub fn new(arena: &Arena, roots: &[ExprId], bound: &[SymId], kernel: &str) -> Result<Plan, JitError> {
-        Plan::batched(arena, roots, bound, kernel, None)
-    }
-
-    /// As [`Plan::new`], with the loops that `batch` applies to running over
-    /// the step's minibatch.
+    /// The loops that `batch` applies to run over the step's minibatch.
     pub fn batched(
         arena: &Arena,
         roots: &[ExprId],

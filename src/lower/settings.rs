@@ -7,7 +7,7 @@ use crate::model::{Init, Method, ModelKind, Settings, Spans};
 use crate::sym::ExprId;
 use crate::syntax::ast::*;
 
-const SETTINGS: [&str; 9] = ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed"];
+const SETTINGS: [&str; 10] = ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch"];
 
 impl Lowerer<'_> {
     pub(super) fn init_item(&mut self, item: &InitItem, out: &mut Vec<(usize, bool, Init, Span)>) {
@@ -136,6 +136,7 @@ impl Lowerer<'_> {
             "every" => s.every = int(self, 1.0),
             "particles" => s.particles = int(self, 1.0),
             "seed" => s.seed = int(self, 0.0),
+            "batch" => s.batch = int(self, 1.0),
             _ => {}
         }
     }

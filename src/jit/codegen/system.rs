@@ -54,6 +54,7 @@ impl System {
         copy: Range<usize>,
         matrix: Option<MatrixSpec<'_>>,
         vector: &[ExprId],
+        batch: Option<crate::batch::Batch>,
     ) -> Result<System, JitError> {
         let mut roots = Vec::new();
         match matrix {
@@ -80,7 +81,7 @@ impl System {
         let mut bound = vec![time];
         bound.extend(&state);
         bound.extend(&params);
-        let plan = Plan::new(arena, &roots, &bound, name)?;
+        let plan = Plan::batched(arena, &roots, &bound, name, batch)?;
         let solve = matrix.map(|(n, _, diagonal)| if diagonal { Solve::Diagonal(n) } else { Solve::Dense(n) });
         Ok(System { name, time, state, params, copy, solve, plan })
     }
