@@ -5,6 +5,7 @@ mod common;
 use common::examples;
 use lagc::backend::Work;
 use lagc::integrate::linalg;
+use lagc::plan::Kernel;
 use lagc::sym::{Env, SymKind};
 use lagc::{BackendKind, Kernels};
 use lagc::{Compiled, Method, ModelKind};
@@ -211,6 +212,41 @@ fn diagonal_mass_matrices_are_solved_by_division() {
                 let err = k.rhs(0.0, &[0.0, 0.3, 0.1, 0.2], &mut [0.0; 4], &mut Work::default()).unwrap_err();
                 assert_eq!(err, lagc::integrate::Cause::SingularMassMatrix, "{backend:?}");
             }
+        }
+    }
+}
+
+/// A lattice large enough that its right-hand side and its row kernel are
+/// compiled in parts (`jit::codegen`'s `PART_NODES`): both still match the
+/// evaluator.
+#[test]
+fn a_lattice_compiled_in_parts_matches_the_evaluator() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fput.lag");
+    let sets = [("N".to_string(), 2048.0)];
+    let c = lagc::cli::load::compile_file_for(&path, &sets, Some(Method::Verlet), &[]).expect("compiles");
+    let plan = lagc::plan::plan(&c.model, &c.equations, Method::Verlet, None).unwrap();
+    let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).unwrap();
+    let ir = k.ir().unwrap();
+    assert!(ir.contains("ode_rhs_part1") && ir.contains("expr_row_part1"), "compiled in parts");
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let n = c.model.vars.len();
+    for _ in 0..3 {
+        let (x, env) = random_input(&c, &k, &mut rng);
+        let exprs = k.expressions(Kernel::Row).to_vec();
+        let mut out = vec![0.0; exprs.len()];
+        k.eval(Kernel::Row, &x, &mut out, &mut Vec::new());
+        let want = c.model.arena.eval_many(&exprs, &env);
+        for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()) * n as f64, "row[{i}]: {a} vs {b}");
+        }
+        let y = &x[1..1 + 2 * n];
+        let mut dy = vec![0.0; 2 * n];
+        k.rhs(x[0], y, &mut dy, &mut Work::default()).unwrap();
+        let lagc::Equations::Lagrangian(e) = &c.equations else { unreachable!() };
+        let f = c.model.arena.eval_many(&e.forcing, &env);
+        for i in 0..n {
+            assert_eq!(dy[i], y[n + i]);
+            assert!((dy[n + i] - f[i]).abs() <= 1e-12 * (1.0 + f[i].abs()), "a[{i}]: {} vs {}", dy[n + i], f[i]);
         }
     }
 }

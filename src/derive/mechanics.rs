@@ -21,13 +21,18 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
             a.simplify(p)
         })
         .collect();
+    // Entry (i, j) or term j is zero unless p_i contains v_j or q_j: look only
+    // at the symbols each p_i contains (a lattice's p_i holds one velocity).
+    let zero = a.int(0);
+    let free: Vec<Vec<SymId>> = momenta.iter().map(|&p| a.free_symbols(&[p])).collect();
     let mass_matrix: Vec<Vec<ExprId>> = momenta
         .iter()
-        .map(|&p| {
+        .zip(&free)
+        .map(|(&p, fp)| {
             v.iter()
                 .map(|&vj| {
-                    if !a.may_contain(p, vj) {
-                        return a.int(0);
+                    if fp.binary_search(&vj).is_err() {
+                        return zero;
                     }
                     let m = a.diff(p, vj);
                     a.simplify(m)
@@ -35,14 +40,14 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
                 .collect()
         })
         .collect();
+    let coordinate: std::collections::HashMap<SymId, usize> = q.iter().enumerate().map(|(j, &s)| (s, j)).collect();
     let forcing: Vec<ExprId> = (0..q.len())
         .map(|i| {
             let mut terms = vec![a.diff(l, q[i])];
-            // Only the coordinates p_i may contain add terms (p_i is small; L is not).
-            for j in 0..q.len() {
-                if !a.may_contain(momenta[i], q[j]) {
-                    continue;
-                }
+            // Only the coordinates p_i contains add terms (p_i is small; L is not).
+            let mut js: Vec<usize> = free[i].iter().filter_map(|s| coordinate.get(s).copied()).collect();
+            js.sort_unstable();
+            for j in js {
                 let d = a.diff(momenta[i], q[j]);
                 let vj = a.sym(v[j]);
                 let t = a.mul(&[d, vj]);

@@ -92,6 +92,11 @@ impl Plan {
         Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, free, root_positions })
     }
 
+    /// Whether the plan has loops (rolled sums).
+    pub fn has_loops(&self) -> bool {
+        self.schedule.has_loops()
+    }
+
     /// The number of DAG nodes the plan computes (those of a loop once).
     pub fn node_count(&self) -> usize {
         self.schedule.node_count()

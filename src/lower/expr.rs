@@ -250,13 +250,19 @@ impl Lowerer<'_> {
             return Err(());
         }
         let x = self.expr(inner)?;
-        let chain: Vec<(SymId, SymId)> = self
-            .vars
-            .iter()
-            .filter_map(|v| Some([(v.sym, v.velocity?), (v.velocity?, v.acceleration?)]))
-            .flatten()
-            .collect();
-        let d = self.arena.time_derivative(x, &chain, Some(self.time));
+        if self.chain.0.len() != 2 * self.vars.len() {
+            let chain: Vec<(SymId, SymId)> = self
+                .vars
+                .iter()
+                .filter_map(|v| Some([(v.sym, v.velocity?), (v.velocity?, v.acceleration?)]))
+                .flatten()
+                .collect();
+            let position = chain.iter().enumerate().map(|(k, &(x, _))| (x, k)).collect();
+            self.chain = (chain, position);
+        }
+        let (chain, position) = std::mem::take(&mut self.chain);
+        let d = self.arena.time_derivative_in(x, &chain, &position, Some(self.time));
+        self.chain = (chain, position);
         if self.arena.depends(d, |k| matches!(k, SymKind::Acceleration(_))) {
             self.err(
                 Diagnostic::new(e.span, "an acceleration is not allowed here")

@@ -52,6 +52,9 @@ struct Lowerer<'a> {
     let_cache: HashMap<(String, SymId, i64), ExprId>,
     /// Members of `let` families lowered as used.
     let_members: HashMap<(String, i64), ExprId>,
+    /// The pairs `(x, x')` and `(x', x'')` of the variables, and where each `x` is,
+    /// for `'`; rebuilt when variables are added.
+    chain: (Vec<(SymId, SymId)>, crate::sym::FxMap<SymId, usize>),
 }
 
 type Lowered = Result<ExprId, ()>;
@@ -80,6 +83,7 @@ pub fn lower(file: &File, name: &str, overrides: &Overrides, files: &DataFiles) 
         let_asts: HashMap::new(),
         let_cache: HashMap::new(),
         let_members: HashMap::new(),
+        chain: Default::default(),
     };
     l.prescan(file);
     let model = l.statements(file, name);
@@ -113,6 +117,7 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         let_asts: HashMap::new(),
         let_cache: HashMap::new(),
         let_members: HashMap::new(),
+        chain: Default::default(),
     };
     if l.pi == model.time {
         l.pi = l.arena.find_symbol(SymKind::Pi).unwrap_or(model.time);

@@ -5,6 +5,9 @@ use super::expr::{Arena, ExprId, Func, Node, SymId, SymKind};
 use super::num::Num;
 use std::collections::HashMap;
 
+/// Sums with more terms than this are indexed by symbol when differentiated.
+const LARGE_SUM: usize = 64;
+
 impl Arena {
     /// `∂e/∂s`, canonical. Results are memoised in the arena, so differentiating
     /// a shared subexpression twice costs one lookup.
@@ -29,8 +32,40 @@ impl Arena {
                 let d = self.diff(body, s);
                 self.sum_over(i, d)
             }
+            Node::Add(ts) if ts.len() > LARGE_SUM => {
+                // Only the terms that contain `s`, found in an index of the sum built
+                // once: a lattice's Lagrangian of N terms differentiated by each of its
+                // N coordinates costs N lookups, not N² tests.
+                if !self.term_index.contains_key(&e) {
+                    let mut index: FxMap<SymId, Vec<u32>> = FxMap::default();
+                    for (k, &t) in ts.iter().enumerate() {
+                        for x in self.free_symbols(&[t]) {
+                            index.entry(x).or_default().push(k as u32);
+                        }
+                    }
+                    self.term_index.insert(e, index);
+                }
+                let at = self.term_index[&e].get(&s).cloned().unwrap_or_default();
+                let mut ds: Vec<ExprId> = Vec::with_capacity(at.len());
+                for k in at {
+                    let d = self.diff(ts[k as usize], s);
+                    if !self.is_zero(d) {
+                        ds.push(d);
+                    }
+                }
+                self.add(&ds)
+            }
             Node::Add(ts) => {
-                let ds: Vec<ExprId> = ts.iter().map(|&t| self.diff(t, s)).collect();
+                // Only the terms that may contain `s`.
+                let mut ds: Vec<ExprId> = Vec::new();
+                for &t in ts.iter() {
+                    if self.may_contain(t, s) {
+                        let d = self.diff(t, s);
+                        if !self.is_zero(d) {
+                            ds.push(d);
+                        }
+                    }
+                }
                 self.add(&ds)
             }
             Node::Mul(fs) => {
@@ -144,12 +179,27 @@ impl Arena {
     /// `chain` lists pairs `(x, x')` of a symbol and the symbol of its time
     /// derivative; `time` is the symbol `t`.
     pub fn time_derivative(&mut self, e: ExprId, chain: &[(SymId, SymId)], time: Option<SymId>) -> ExprId {
+        let position: FxMap<SymId, usize> = chain.iter().enumerate().map(|(k, &(x, _))| (x, k)).collect();
+        self.time_derivative_in(e, chain, &position, time)
+    }
+
+    /// [`Arena::time_derivative`] with `position[x]` the index of `(x, x')` in
+    /// `chain`, so that the cost follows the symbols of `e`, not the length of
+    /// `chain` (a lattice has a long chain and short expressions).
+    pub fn time_derivative_in(
+        &mut self,
+        e: ExprId,
+        chain: &[(SymId, SymId)],
+        position: &FxMap<SymId, usize>,
+        time: Option<SymId>,
+    ) -> ExprId {
         let free = self.free_symbols(&[e]);
+        // In chain order, as the terms have always been built.
+        let mut at: Vec<usize> = free.iter().filter_map(|x| position.get(x).copied()).collect();
+        at.sort_unstable();
         let mut terms = Vec::new();
-        for &(x, dx) in chain {
-            if free.binary_search(&x).is_err() {
-                continue;
-            }
+        for k in at {
+            let (x, dx) = chain[k];
             let d = self.diff(e, x);
             let v = self.sym(dx);
             terms.push(self.mul(&[d, v]));

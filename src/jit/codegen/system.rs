@@ -18,6 +18,14 @@ use std::ops::Range;
 /// loads and stores against thousands of operations).
 const INLINE_NODES_MAX: usize = 300;
 
+/// A right-hand side without a dense matrix whose plan has more nodes than
+/// this is compiled as several functions of consecutive rows, each of about
+/// this many nodes, called in turn: register allocation grows faster than a
+/// function's size, so many small functions compile in time linear in the
+/// system (a lattice of 4,096 masses: 87 s as one function). Nodes shared
+/// by two parts are computed by both.
+const PART_NODES: usize = 8_000;
+
 /// The matrix `A` of a system, by its structure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Solve {
@@ -44,6 +52,9 @@ pub(crate) struct System {
     /// The matrix to solve with, if any.
     pub solve: Option<Solve>,
     pub plan: Plan,
+    /// For a large system without a dense matrix: its rows in parts, each
+    /// with its own plan (roots as in `plan`, for those rows only).
+    pub parts: Vec<(Range<usize>, Plan)>,
 }
 
 impl System {
@@ -83,7 +94,20 @@ impl System {
         bound.extend(&params);
         let plan = Plan::batched(arena, &roots, &bound, name, batch)?;
         let solve = matrix.map(|(n, _, diagonal)| if diagonal { Solve::Diagonal(n) } else { Solve::Dense(n) });
-        Ok(System { name, time, state, params, copy, solve, plan })
+        let mut parts = Vec::new();
+        let per_row = if matches!(solve, Some(Solve::Diagonal(_))) { 2 } else { 1 };
+        if !matches!(solve, Some(Solve::Dense(_))) && plan.node_count() > 2 * PART_NODES {
+            let rows = vector.len();
+            let count = plan.node_count().div_ceil(PART_NODES).min(rows.max(1));
+            let size = rows.div_ceil(count);
+            for start in (0..rows).step_by(size.max(1)) {
+                let range = start..(start + size).min(rows);
+                let part =
+                    Plan::batched(arena, &roots[per_row * range.start..per_row * range.end], &bound, name, batch)?;
+                parts.push((range, part));
+            }
+        }
+        Ok(System { name, time, state, params, copy, solve, plan, parts })
     }
 
     pub fn dim(&self) -> usize {
@@ -137,11 +161,26 @@ impl System {
         (y, p, dy): (Value, Value, Value),
         fail: Block,
     ) {
-        let copied = self.copy.len();
         for (j, k) in self.copy.clone().enumerate() {
             let v = tr.builder.ins().load(types::F64, mem(), y, (8 * k) as i32);
             tr.builder.ins().store(mem(), v, dy, (8 * j) as i32);
         }
+        let rows = self.plan.roots.len() / if matches!(self.solve, Some(Solve::Diagonal(_))) { 2 } else { 1 };
+        self.emit_rows(tr, t, (y, p, dy), fail, &self.plan, 0..rows);
+    }
+
+    /// The rows `rows` of `F`'s solved part, from `plan` (whose roots are
+    /// those rows'), into `dy` after the copied entries.
+    pub(super) fn emit_rows(
+        &self,
+        tr: &mut FunctionTranslator,
+        t: Value,
+        (y, p, dy): (Value, Value, Value),
+        fail: Block,
+        plan: &Plan,
+        rows: Range<usize>,
+    ) {
+        let copied = self.copy.len() + rows.start;
         let mut inputs: HashMap<SymId, Input> = HashMap::new();
         inputs.insert(self.time, Input::Value(t));
         for (k, s) in self.state.iter().enumerate() {
@@ -154,13 +193,14 @@ impl System {
             tr.builder.ins().store(mem(), v, dy, (8 * (copied + i)) as i32);
         };
         match self.solve {
-            None => tr.eval_streamed(&self.plan, &inputs, store),
-            Some(Solve::Diagonal(n)) => {
+            None => tr.eval_streamed(plan, &inputs, store),
+            Some(Solve::Diagonal(_)) => {
+                let n = rows.len();
                 // Roots come in pairs (d_i, b_i); each x_i = b_i / d_i is stored as soon as
                 // both are known, and every d_i is checked with one branch at the end.
                 let mut pending: Vec<(Option<Value>, Option<Value>)> = vec![(None, None); n];
                 let mut solve = DiagonalSolve::default();
-                tr.eval_streamed(&self.plan, &inputs, |tr, pos, v| {
+                tr.eval_streamed(plan, &inputs, |tr, pos, v| {
                     let i = pos / 2;
                     if pos % 2 == 0 {
                         pending[i].0 = Some(v);
@@ -210,6 +250,21 @@ impl ModuleBuilder<'_> {
     pub fn rhs(&mut self, sys: &System) -> Result<FuncId, JitError> {
         let p = self.module.target_config().pointer_type();
         let sig = self.signature(&[types::F64, p, p, p], &[types::I32]);
+        let mut parts = Vec::with_capacity(sys.parts.len());
+        for (k, (rows, plan)) in sys.parts.iter().enumerate() {
+            let id = self.function(&format!("{}_rhs_part{k}", sys.name), sig.clone(), |tr, args| {
+                let (t, y, params, dy) = (args[0], args[1], args[2], args[3]);
+                let fail = tr.builder.create_block();
+                tr.builder.set_cold_block(fail);
+                sys.emit_rows(tr, t, (y, params, dy), fail, plan, rows.clone());
+                let zero = tr.builder.ins().iconst(types::I32, 0);
+                tr.builder.ins().return_(&[zero]);
+                tr.builder.switch_to_block(fail);
+                let one = tr.builder.ins().iconst(types::I32, 1);
+                tr.builder.ins().return_(&[one]);
+            })?;
+            parts.push(id);
+        }
         self.function(&format!("{}_rhs", sys.name), sig, |tr, args| {
             let (t, y, params, dy) = (args[0], args[1], args[2], args[3]);
             let fail = tr.builder.create_block();
@@ -219,8 +274,16 @@ impl ModuleBuilder<'_> {
                 let pv = sys.load_params(tr, params);
                 let f = sys.emit(tr, t, &yv, &pv, fail);
                 tr.store_f64s(dy, 0, &f);
-            } else {
+            } else if parts.is_empty() {
                 sys.emit_streamed(tr, t, (y, params, dy), fail);
+            } else {
+                for (j, k) in sys.copy.clone().enumerate() {
+                    let v = tr.builder.ins().load(types::F64, mem(), y, (8 * k) as i32);
+                    tr.builder.ins().store(mem(), v, dy, (8 * j) as i32);
+                }
+                for &part in &parts {
+                    call_checked(tr, part, (t, y, params, dy), fail);
+                }
             }
             let zero = tr.builder.ins().iconst(types::I32, 0);
             tr.builder.ins().return_(&[zero]);

@@ -35,6 +35,9 @@ pub struct Arena {
     /// Nodes created by expansion so far (see `EXPAND_TOTAL`).
     pub(crate) expand_spent: usize,
     pub(crate) trig_cache: FxMap<ExprId, ExprId>,
+    /// For each large sum differentiated so far, which of its terms contain
+    /// each symbol (see `Arena::diff`).
+    pub(crate) term_index: FxMap<ExprId, FxMap<SymId, Vec<u32>>>,
     /// The data tables that [`Node::Data`] reads.
     tables: Vec<DataTable>,
     /// For each index symbol, its range as written (`0..M`).

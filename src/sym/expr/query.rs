@@ -81,6 +81,10 @@ impl Arena {
 
     /// Whether `e` contains any symbol for which `pred` holds.
     pub fn depends(&self, e: ExprId, pred: impl Fn(SymKind) -> bool) -> bool {
+        // Numbers are most of a large sparse matrix: no walk for them.
+        if let Node::Num(_) = self.node(e) {
+            return false;
+        }
         self.topo_order(&[e]).into_iter().any(|n| match self.node(n) {
             Node::Sym(s) => pred(self.symbol(*s).kind),
             _ => false,
