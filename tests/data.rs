@@ -176,6 +176,9 @@ fn data_replaces_the_file_and_the_size_follows_it() {
     let (code, out, err) = lagc(&["run", m, "--quiet", "--data", &format!("x={}", b.display())]);
     assert_eq!(code, 0, "{err}");
     assert!((last_row(&out)[1] - 30.0).abs() < 1e-9, "the mean of b.csv, five rows");
+    let (code, out, err) = lagc(&["derive", m, "--data", &format!("x={}", b.display())]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("E = sum(i in 0..M, ") && out.contains(")/10\n"), "2M = 10 with five rows:\n{out}");
     let (code, _, err) = lagc(&["run", m, "--data", "z=b.csv"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no data family of that name") && err.contains('x'), "{err}");

@@ -49,6 +49,16 @@ pub fn compile_file(path: &Path, overrides: &crate::Overrides) -> Result<Compile
     named(path, crate::compile_source_in(&source, &stem, overrides, &files_of(path, &[])))
 }
 
+/// As [`compile_file`], with `--data` replacements of data files.
+pub fn compile_file_with_data(
+    path: &Path,
+    overrides: &crate::Overrides,
+    replace: &[(String, PathBuf)],
+) -> Result<Compiled, LoadError> {
+    let (source, stem) = read(path)?;
+    named(path, crate::compile_source_in(&source, &stem, overrides, &files_of(path, replace)))
+}
+
 /// Data files relative to the model's directory, with `--data` replacements.
 fn files_of(path: &Path, replace: &[(String, PathBuf)]) -> DataFiles {
     let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }).map(Path::to_path_buf);

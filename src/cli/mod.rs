@@ -6,7 +6,7 @@
 
 use crate::report::Format;
 use clap::{Parser, Subcommand, ValueEnum};
-use load::{compile_file, compile_file_for, LoadError};
+use load::{compile_file_for, compile_file_with_data, LoadError};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -41,6 +41,9 @@ enum Command {
         /// Override a const or param: NAME=VALUE (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// Read the `data` statement that declares NAME from PATH instead (repeatable).
+        #[arg(long = "data", value_name = "NAME=PATH")]
+        data: Vec<String>,
     },
     /// Print the derived equations.
     Derive {
@@ -50,6 +53,9 @@ enum Command {
         format: FormatArg,
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// Read the `data` statement that declares NAME from PATH instead (repeatable).
+        #[arg(long = "data", value_name = "NAME=PATH")]
+        data: Vec<String>,
     },
     /// Integrate a model and write its trajectory.
     Run(Box<RunArgs>),
@@ -61,6 +67,9 @@ enum Command {
         method: Option<String>,
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// Read the `data` statement that declares NAME from PATH instead (repeatable).
+        #[arg(long = "data", value_name = "NAME=PATH")]
+        data: Vec<String>,
     },
 }
 
@@ -205,16 +214,16 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => run_cmd::run(*args),
-        Command::Ir { file, method, set } => ir(file, method, set),
-        Command::Check { file, method, set } => check(file, method, set),
-        Command::Derive { file, format, set } => {
-            let sets = match parse_sets(&set) {
-                Ok(s) => s,
-                Err(m) => return usage(&m),
+        Command::Ir { file, method, set, data } => ir(file, method, set, data),
+        Command::Check { file, method, set, data } => check(file, method, set, data),
+        Command::Derive { file, format, set, data } => {
+            let (sets, data) = match (parse_sets(&set), parse_data(&data)) {
+                (Ok(s), Ok(d)) => (s, d),
+                (Err(m), _) | (_, Err(m)) => return usage(&m),
             };
-            match compile_file(&file, &sets) {
+            match compile_file_with_data(&file, &sets, &data) {
                 Ok(c) => {
-                    if let Err(m) = check_sets(&c, &sets) {
+                    if let Err(m) = check_sets(&c, &sets).and_then(|_| check_data(&c, &data)) {
                         return usage(&m);
                     }
                     let f = match format {
@@ -253,16 +262,16 @@ pub(crate) fn parse_method(m: Option<&str>) -> Result<Option<crate::Method>, Str
 }
 
 /// `lagc check`: the model's errors, and whether `--method` fits.
-fn check(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
-    let (method, sets) = match (parse_method(method.as_deref()), parse_sets(&set)) {
-        (Ok(m), Ok(s)) => (m, s),
-        (Err(m), _) | (_, Err(m)) => return usage(&m),
+fn check(file: PathBuf, method: Option<String>, set: Vec<String>, data: Vec<String>) -> i32 {
+    let (method, sets, data) = match (parse_method(method.as_deref()), parse_sets(&set), parse_data(&data)) {
+        (Ok(m), Ok(s), Ok(d)) => (m, s, d),
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return usage(&m),
     };
-    let c = match compile_file(&file, &sets) {
+    let c = match compile_file_with_data(&file, &sets, &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
-    if let Err(m) = check_sets(&c, &sets) {
+    if let Err(m) = check_sets(&c, &sets).and_then(|_| check_data(&c, &data)) {
         return usage(&m);
     }
     if let Some(code) = method.and_then(|m| refuse(&c, m)) {
@@ -293,16 +302,16 @@ pub(crate) fn refuse(c: &crate::Compiled, method: crate::Method) -> Option<i32> 
 }
 
 /// `lagc ir`: the Cranelift IR of the kernels of a method.
-fn ir(file: PathBuf, method: Option<String>, set: Vec<String>) -> i32 {
-    let (method, sets) = match (parse_method(method.as_deref()), parse_sets(&set)) {
-        (Ok(m), Ok(s)) => (m, s),
-        (Err(m), _) | (_, Err(m)) => return usage(&m),
+fn ir(file: PathBuf, method: Option<String>, set: Vec<String>, data: Vec<String>) -> i32 {
+    let (method, sets, data) = match (parse_method(method.as_deref()), parse_sets(&set), parse_data(&data)) {
+        (Ok(m), Ok(s), Ok(d)) => (m, s, d),
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return usage(&m),
     };
-    let c = match compile_file_for(&file, &sets, method, &[]) {
+    let c = match compile_file_for(&file, &sets, method, &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
-    if let Err(m) = check_sets(&c, &sets) {
+    if let Err(m) = check_sets(&c, &sets).and_then(|_| check_data(&c, &data)) {
         return usage(&m);
     }
     if let Some(code) = refuse(&c, c.method) {

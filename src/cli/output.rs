@@ -38,10 +38,8 @@ pub struct Writer {
     paths: Option<(PathBuf, PathBuf)>,
     buffered: Vec<f64>,
     rows: usize,
-}
-
-fn fmt_value(x: f64) -> String {
-    crate::sym::fmt_float(x)
+    /// One CSV line, reused from row to row.
+    line: String,
 }
 
 impl Writer {
@@ -54,6 +52,7 @@ impl Writer {
             paths: None,
             buffered: vec![],
             rows: 0,
+            line: String::new(),
         };
         w.header()?;
         Ok(w)
@@ -72,6 +71,7 @@ impl Writer {
             paths: Some((tmp, path.to_path_buf())),
             buffered: vec![],
             rows: 0,
+            line: String::new(),
         };
         w.header()?;
         Ok(w)
@@ -158,8 +158,15 @@ impl RowSink for Writer {
         self.rows += 1;
         match self.kind {
             Kind::Csv => {
-                let line = values.iter().map(|&x| fmt_value(x)).collect::<Vec<_>>().join(",");
-                writeln!(self.out, "{line}").map_err(|e| SinkError(format!("writing output: {e}")))
+                self.line.clear();
+                for (i, &x) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.line.push(',');
+                    }
+                    crate::sym::write_float(&mut self.line, x);
+                }
+                self.line.push('\n');
+                self.out.write_all(self.line.as_bytes()).map_err(|e| SinkError(format!("writing output: {e}")))
             }
             Kind::Json | Kind::Npy => {
                 self.buffered.extend_from_slice(values);

@@ -17,6 +17,6 @@ pub use expr::{
     Arena, DataTable, ExprId, Func, FxHasher, FxMap, Loop, Node, Row, Schedule, Step, SymId, SymKind, Symbol,
     MAX_NODES, MAX_OPERANDS,
 };
-pub use num::{fmt_float, Num};
+pub use num::{fmt_float, write_float, Num};
 pub use print::latex_name;
 pub use simplify::{EXPAND_BASE, EXPAND_LIMIT, EXPAND_RATIO, EXPAND_TOTAL};

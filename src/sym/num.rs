@@ -260,12 +260,17 @@ impl fmt::Display for Num {
 /// The shortest decimal text that parses back to `x`, with an exponent for
 /// very large or small magnitudes (`1e-12` rather than `0.000000000001`).
 pub fn fmt_float(x: f64) -> String {
+    let mut s = String::new();
+    write_float(&mut s, x);
+    s
+}
+
+/// Appends [`fmt_float`]'s text of `x` to `out`, without allocating.
+pub fn write_float(out: &mut String, x: f64) {
+    use std::fmt::Write;
     let a = x.abs();
-    if a != 0.0 && !(1e-4..1e15).contains(&a) {
-        format!("{x:e}")
-    } else {
-        format!("{x}")
-    }
+    // Writing to a String cannot fail.
+    let _ = if a != 0.0 && !(1e-4..1e15).contains(&a) { write!(out, "{x:e}") } else { write!(out, "{x}") };
 }
 
 #[cfg(test)]
