@@ -250,3 +250,24 @@ fn a_lattice_compiled_in_parts_matches_the_evaluator() {
         }
     }
 }
+
+/// A gradient kernel of many small expressions, compiled as functions of
+/// consecutive ones, matches the evaluator.
+#[test]
+fn a_large_gradient_compiled_in_parts_matches_the_evaluator() {
+    let src = "const N = 6000\nstate w[N]\n\
+               energy = sum(i in 0..N, (w[i] - 1)^2) + sum(i in 0..N-1, w[i]*w[i+1]*cos(w[i]))\n";
+    let c = lagc::compile_for(src, "wide", &[], Some(Method::Euler)).expect("compiles");
+    let plan = lagc::plan::plan(&c.model, &c.equations, Method::Euler, None).unwrap();
+    let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).unwrap();
+    assert!(k.ir().unwrap().contains("expr_gradient_part1"), "compiled in parts");
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    let (x, env) = random_input(&c, &k, &mut rng);
+    let exprs = k.expressions(Kernel::Gradient).to_vec();
+    let mut out = vec![0.0; exprs.len()];
+    k.eval(Kernel::Gradient, &x, &mut out, &mut Vec::new());
+    let want = c.model.arena.eval_many(&exprs, &env);
+    for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+        assert!(close(*a, *b), "∂E/∂w[{i}]: {a} vs {b}");
+    }
+}

@@ -141,3 +141,25 @@ fn equations_too_large_to_print_are_refused_and_still_run() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
 }
+
+/// A model whose `n × n` tables (the mass matrix, the Hessian) would not fit
+/// is refused before any derivation, with the estimate; one just below the
+/// limit's square root compiles (no abort on allocation, whatever `N`).
+#[test]
+fn a_model_too_large_for_its_matrices_is_refused_up_front() {
+    let m = model("wide", "const N = 10001\nstate w[N]\nenergy = sum(i in 0..N, (w[i] - 1)^2)\n");
+    let o = lagc(&["check", &m]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("10001 state variables are too many"), "{err}");
+    assert!(err.contains("the Hessian would have 10001² = 100020001 entries, about 0.4 GB"), "{err}");
+    assert!(err.contains("at most 100000000 entries (10000 state variables)"), "{err}");
+    let m = model("lattice", "const N = 100000\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*u[i]'^2 - 1/2*u[i]^2)\n");
+    let o = lagc(&["check", &m]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the mass matrix would have 100000² = 10000000000 entries, about 40.0 GB"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -18,11 +18,17 @@ pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations
             a.simplify(g)
         })
         .collect();
+    // Entry (i, j) is zero unless ∂E/∂θ_i contains θ_j: look only at those.
+    let zero = a.int(0);
     let hessian: Vec<Vec<ExprId>> = gradient
         .iter()
         .map(|&g| {
+            let free = a.free_symbols(&[g]);
             th.iter()
                 .map(|&s| {
+                    if free.binary_search(&s).is_err() {
+                        return zero;
+                    }
                     let h = a.diff(g, s);
                     a.simplify(h)
                 })
@@ -59,8 +65,16 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
     let energy = model.energy.expect("an energy model has an energy");
     let gradient: Vec<ExprId> = th.iter().map(|&s| a.diff(energy, s)).collect();
     let descent = gradient.iter().map(|&g| a.neg(g)).collect();
-    let hessian =
-        hessian.then(|| gradient.iter().flat_map(|&g| th.iter().map(|&s| a.diff(g, s)).collect::<Vec<_>>()).collect());
+    let zero = a.int(0);
+    let hessian = hessian.then(|| {
+        gradient
+            .iter()
+            .flat_map(|&g| {
+                let free = a.free_symbols(&[g]);
+                th.iter().map(|&s| if free.binary_search(&s).is_ok() { a.diff(g, s) } else { zero }).collect::<Vec<_>>()
+            })
+            .collect()
+    });
     let n = th.len();
     let diagonal_metric =
         model.metric.as_ref().is_some_and(|g| (0..n).all(|i| (0..n).all(|j| i == j || a.is_zero(g[i][j]))));

@@ -115,6 +115,7 @@ pub enum Equations {
 /// identically singular mass matrix is an error with the span of the
 /// `lagrangian` statement.
 pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagnostic>> {
+    matrix_fits(model)?;
     match model.kind {
         ModelKind::Lagrangian => {
             let mut eq = euler_lagrange(model);
@@ -138,6 +139,28 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
             Ok(Equations::Energy(eq))
         }
     }
+}
+
+/// The most entries of the `n × n` tables a derivation keeps (`M`, `g`, the
+/// Hessian): 10⁸, about 400 MB of node ids, reached at 10,000 variables.
+pub const MAX_MATRIX_ENTRIES: usize = 100_000_000;
+
+/// Refuses, before any work, a model whose `n × n` tables would not fit.
+fn matrix_fits(model: &Model) -> Result<(), Vec<Diagnostic>> {
+    let n = model.vars.len();
+    let entries = n.saturating_mul(n);
+    if entries <= MAX_MATRIX_ENTRIES {
+        return Ok(());
+    }
+    let (what, table) = match model.kind {
+        ModelKind::Lagrangian => ("coordinates", "mass matrix"),
+        ModelKind::Energy => ("state variables", "Hessian"),
+    };
+    let gb = entries as f64 * 4.0 / 1e9;
+    let largest = (MAX_MATRIX_ENTRIES as f64).sqrt() as usize;
+    Err(vec![Diagnostic::new(model.spans.main, format!("{n} {what} are too many"))
+        .label(format!("the {table} would have {n}² = {entries} entries, about {gb:.1} GB"))
+        .help(format!("lagc keeps it as a dense table of at most {MAX_MATRIX_ENTRIES} entries ({largest} {what})"))])
 }
 
 /// The error of a derivation whose arena passed [`crate::sym::MAX_NODES`] or
