@@ -354,3 +354,16 @@ fn minibatch_noise_is_a_temperature() {
         assert!((mu - mean).abs() < 5.0 * (var / ms.len() as f64 * 19.0).sqrt(), "{extra:?}: mean {mu} vs {mean}");
     }
 }
+
+/// A directory or a device named as a data file is refused, never read.
+#[test]
+fn only_regular_files_are_read() {
+    let dir = scratch("devices");
+    for path in ["/dev/zero", dir.to_str().unwrap()] {
+        let model = dir.join("m.lag");
+        std::fs::write(&model, format!("data x[M] = \"{path}\"\nstate a\nenergy = a^2\n")).unwrap();
+        let (code, _, err) = lagc(&["check", model.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("is not a regular file"), "{err}");
+    }
+}

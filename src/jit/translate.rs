@@ -50,8 +50,8 @@ pub(crate) enum Input {
 
 impl Plan {
     /// Plans the evaluation of `roots`; every symbol they read must be in
-    /// `bound` (or be `pi`).
-    /// The loops that `batch` applies to run over the step's minibatch.
+    /// `bound` (or be `pi`, or the index of a rolled sum). The loops that
+    /// `batch` applies to run over the step's minibatch.
     pub fn batched(
         arena: &Arena,
         roots: &[ExprId],

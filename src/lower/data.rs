@@ -65,6 +65,15 @@ impl Lowerer<'_> {
             [(_, p), ..] => p.clone(),
         };
         let given = if replaced.is_empty() { String::new() } else { " (given by --data)".to_string() };
+        // A device or a pipe would be read without end.
+        if std::fs::metadata(&file).is_ok_and(|m| !m.is_file()) {
+            self.err(
+                Diagnostic::new(path_span, format!("{} is not a regular file", file.display()))
+                    .label(format!("read here{given}"))
+                    .help("a data file is a CSV table with a header row, or a .npy array"),
+            );
+            return poison(self);
+        }
         let read = match crate::data::read(&file) {
             Ok(r) => r,
             Err(e) => {
@@ -357,7 +366,7 @@ impl Lowerer<'_> {
     /// `sum(i in lo..hi, body)` as one loop, when the body reads data at row
     /// `i` and uses `i` nowhere a number is needed; `None` to unroll it.
     pub(super) fn try_rolled(&mut self, binder: &Binder, body: &Expr, lo: i64, hi: i64) -> Result<Option<ExprId>, ()> {
-        if !self.arena.tables().iter().any(|_| true) || hi <= lo {
+        if self.arena.tables().is_empty() || hi <= lo {
             return Ok(None);
         }
         let errors = self.errors.len();
