@@ -191,12 +191,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             match step {
                 Step::Node(e) => {
                     let v = self.node(plan, *e, inputs, at);
-                    at.vals.insert(*e, v);
-                    if let Some(positions) = plan.root_positions.get(e) {
-                        for &i in positions {
-                            root(self, i, v);
-                        }
-                    }
+                    self.computed(plan, *e, v, at, root);
                 }
                 Step::Loop(l) => self.emit_loop(plan, l, inputs, at, root),
             }
@@ -273,11 +268,24 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             if let Some(c) = scale {
                 v = self.builder.ins().fmul(v, c);
             }
-            at.vals.insert(*s, v);
-            if let Some(positions) = plan.root_positions.get(s) {
-                for &i in positions {
-                    root(self, i, v);
-                }
+            self.computed(plan, *s, v, at, root);
+        }
+    }
+
+    /// Records the value of node `e`, and hands it to `root` at each of its
+    /// positions among the roots.
+    fn computed(
+        &mut self,
+        plan: &Plan,
+        e: ExprId,
+        v: Value,
+        at: &mut Values,
+        root: &mut impl FnMut(&mut Self, usize, Value),
+    ) {
+        at.vals.insert(e, v);
+        if let Some(positions) = plan.root_positions.get(&e) {
+            for &i in positions {
+                root(self, i, v);
             }
         }
     }

@@ -9,7 +9,7 @@
 //! a range, a const), that attempt is dropped and the sum is unrolled as any
 //! other.
 
-use super::{Entry, Lowered, Lowerer, MAX_FAMILY};
+use super::{Entry, Lowered, Lowerer};
 use crate::data::{DataError, DataFile};
 use crate::diag::{Diagnostic, Span};
 use crate::sym::{DataTable, ExprId, Node, Row, SymId};
@@ -404,25 +404,5 @@ impl Lowerer<'_> {
             }
             _ => hi.to_string(),
         }
-    }
-
-    /// A range `a..b` without the unrolling limit (for sums kept as loops).
-    pub(super) fn range_unlimited(&mut self, r: &Range) -> Result<(i64, i64), ()> {
-        let lo = self.int_value(&r.lo)?;
-        let hi = self.int_value(&r.hi)? + i64::from(r.inclusive);
-        Ok((lo, hi.max(lo)))
-    }
-
-    /// The unrolling limit of [`MAX_FAMILY`] for a range already evaluated.
-    pub(super) fn check_unrolled(&mut self, r: &Range, lo: i64, hi: i64) -> Result<(), ()> {
-        if hi.saturating_sub(lo) > MAX_FAMILY {
-            self.err(
-                Diagnostic::new(r.span, "the range is too large")
-                    .label(format!("{} members; the limit is {MAX_FAMILY}", hi - lo))
-                    .help("a sum over the rows of a data family runs as a loop of any length"),
-            );
-            return Err(());
-        }
-        Ok(())
     }
 }

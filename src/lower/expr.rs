@@ -131,7 +131,8 @@ impl Lowerer<'_> {
                         return Ok(x);
                     }
                 }
-                self.check_unrolled(&binder.range, lo, hi)?;
+                let help = "a sum over the rows of a data family runs as a loop of any length";
+                self.check_unrolled(&binder.range, lo, hi, Some(help))?;
                 let mut parts = Vec::new();
                 let mut failed = false;
                 for i in lo..hi {

@@ -93,16 +93,30 @@ impl Lowerer<'_> {
 
     /// A half-open integer range from `a..b` or `a..=b`.
     pub(super) fn range(&mut self, r: &Range) -> Result<(i64, i64), ()> {
+        let (lo, hi) = self.range_unlimited(r)?;
+        self.check_unrolled(r, lo, hi, None)?;
+        Ok((lo, hi))
+    }
+
+    /// A range `a..b` without the unrolling limit (for sums kept as loops).
+    pub(super) fn range_unlimited(&mut self, r: &Range) -> Result<(i64, i64), ()> {
         let lo = self.int_value(&r.lo)?;
         let hi = self.int_value(&r.hi)? + i64::from(r.inclusive);
+        Ok((lo, hi.max(lo)))
+    }
+
+    /// The limit of [`MAX_FAMILY`] members for a range already evaluated.
+    pub(super) fn check_unrolled(&mut self, r: &Range, lo: i64, hi: i64, help: Option<&str>) -> Result<(), ()> {
         if hi.saturating_sub(lo) > MAX_FAMILY {
-            self.err(
-                Diagnostic::new(r.span, "the range is too large")
-                    .label(format!("{} members; the limit is {MAX_FAMILY}", hi - lo)),
-            );
+            let mut d = Diagnostic::new(r.span, "the range is too large")
+                .label(format!("{} members; the limit is {MAX_FAMILY}", hi - lo));
+            if let Some(h) = help {
+                d = d.help(h);
+            }
+            self.err(d);
             return Err(());
         }
-        Ok((lo, hi.max(lo)))
+        Ok(())
     }
 
     /// Evaluates an index expression: integer arithmetic on literals, consts
