@@ -22,6 +22,15 @@ impl Span {
     }
 }
 
+/// `n` things, in the singular for one: "1 coordinate", "3 params".
+pub fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
 /// One error, with its primary span and label, optional further labelled
 /// spans and an optional hint.
 #[derive(Clone, Debug, PartialEq)]

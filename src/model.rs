@@ -129,6 +129,8 @@ pub struct Spans {
     pub main: Span,
     pub metric: Option<Span>,
     pub method: Option<Span>,
+    /// The first `init` statement, if any.
+    pub init: Option<Span>,
 }
 
 /// A checked model.

@@ -101,6 +101,27 @@ fn bad_command_lines_are_status_2() {
 }
 
 #[test]
+fn values_from_the_command_line_that_the_model_cannot_take_are_status_2() {
+    // The model is right as written; the command line's values are not.
+    let chain = root().join("examples/pendulum_chain.lag");
+    for (cmd, set) in [("check", "N=2.5"), ("run", "N=2.5"), ("derive", "N=-3"), ("run", "N=0")] {
+        let out = lagc(&[cmd, chain.to_str().unwrap(), "--set", set]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd} --set {set}: {err}");
+        assert!(err.contains("--set"), "{err}");
+    }
+    // A model with an error of its own stays status 1 with or without --set.
+    let dir = std::env::temp_dir().join(format!("lagc-cli-set-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.lag");
+    std::fs::write(&bad, "const N = 2\ncoord q[N]\nlagrangian = q[0]'^2 + q[N]^2\n").unwrap();
+    for set in ["N=3", "N=2.5"] {
+        let out = lagc(&["check", bad.to_str().unwrap(), "--set", set]);
+        assert_eq!(out.status.code(), Some(1), "--set {set}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn set_overrides_a_const() {
     let p = root().join("examples/pendulum_chain.lag");
     let out = lagc(&["check", p.to_str().unwrap(), "--set", "N=3"]);

@@ -202,3 +202,101 @@ fn ir_prints_every_kernel() {
     let rhs = ir.split("function ").find(|f| f.starts_with("%ode_rhs")).unwrap();
     assert!(rhs.contains("%lagc_sincos") && !rhs.contains("%lagc_cos "), "{rhs}");
 }
+
+/// The number after `label` in the summary on standard error.
+fn summary_number(out: &Output, label: &str) -> f64 {
+    let err = text(&out.stderr);
+    let at = err.find(label).unwrap_or_else(|| panic!("no `{label}` in the summary: {err}"));
+    err[at + label.len()..].split_whitespace().next().unwrap().trim_end_matches(';').parse().unwrap()
+}
+
+#[test]
+fn the_drift_of_h_is_measured_on_every_step_not_only_on_the_rows_written() {
+    // The pendulum's energy error under a symplectic method oscillates: at
+    // t = 20 it is 10⁴ times smaller than its largest value. Writing one row
+    // in 10⁵ must not hide the drift between the rows: the summary's figure
+    // is the same whatever `--every` is, for the compiled loops (rk4, verlet)
+    // and the stepped methods (midpoint, variational).
+    for method in ["rk4", "verlet", "midpoint", "variational"] {
+        let run = |every: &str| {
+            let path = scratch(&format!("drift-{method}-{every}.csv"));
+            let out = lagc(&[
+                "run",
+                &example("pendulum"),
+                "--method",
+                method,
+                "--dt",
+                "0.1",
+                "--t-end",
+                "20",
+                "--every",
+                every,
+                "--out",
+                path.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            (summary_number(&out, "max relative drift of H"), std::fs::read_to_string(path).unwrap())
+        };
+        let ((all, rows), (sparse, _)) = (run("1"), run("100000"));
+        // The largest drift over the rows, read from the file, is the summary's.
+        let energy: Vec<f64> = rows.lines().skip(1).map(|l| l.split(',').nth(3).unwrap().parse().unwrap()).collect();
+        let drift = |h: f64| (h - energy[0]).abs() / energy[0].abs();
+        let from_rows = energy.iter().map(|&h| drift(h)).fold(0.0, f64::max);
+        assert!((all - from_rows).abs() <= 1e-3 * from_rows, "{method}: summary {all:e}, rows {from_rows:e}");
+        assert_eq!(all, sparse, "{method}: every row {all:e}, one row in 10⁵ {sparse:e}");
+        if method != "rk4" {
+            let at_end = drift(*energy.last().unwrap());
+            assert!(at_end < all / 100.0, "{method}: the end row alone would show it: {at_end:e} vs {all:e}");
+        }
+    }
+}
+
+#[test]
+fn a_zero_initial_energy_gives_the_absolute_drift() {
+    // An inverted oscillator with equal kinetic and potential energy: H0 = 0.
+    let src = "coord x\nlagrangian = x'^2/2 + x^2/2\ninit x = 1, x' = -1";
+    let out = lagc(&["run", &model("zero_h0", src), "--method", "rk4", "--dt", "0.01", "--t-end", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!err.contains("relative drift of H"), "{err}");
+    let d = summary_number(&out, "max |H − H0|");
+    // RK4 at h = 0.01 over t = 2 on this system: small, finite, not divided by 0.
+    assert!(d.is_finite() && d < 1e-6, "{err}");
+}
+
+#[test]
+fn a_temperature_with_a_deterministic_method_is_refused() {
+    for method in ["rk4", "euler", "dopri5", "prox"] {
+        let out = lagc(&["run", &example("ornstein_uhlenbeck"), "--method", method, "--t-end", "0.1", "--quiet"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{method}: {err}");
+        assert!(err.contains("temperature") && err.contains("`em`"), "{err}");
+        assert!(out.stdout.is_empty(), "no rows from a refused run");
+    }
+    // At temperature 0 the gradient flow runs.
+    let out = lagc(&["run", &example("ornstein_uhlenbeck"), "--method", "rk4", "--set", "T=0", "--t-end", "0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn surprising_runs_are_said_once_and_quiet_silences_them() {
+    let identical = ["run", &example("pendulum"), "--particles", "10", "--t-end", "0.1"];
+    let out = lagc(&identical);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(err.contains("10 identical trajectories"), "{err}");
+    let out = lagc(&[&identical[..], &["--quiet"]].concat());
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+
+    let no_init = model("no_init", "coord x\nlagrangian = x'^2/2 - x^2/2\n");
+    let out = lagc(&["run", &no_init, "--t-end", "0.1"]);
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(err.contains("no `init`"), "{err}");
+    // One coordinate, one particle, one step: singular nouns.
+    let out = lagc(&["check", &no_init]);
+    assert!(text(&out.stdout).contains("1 coordinate, 0 params"), "{}", text(&out.stdout));
+    let out = lagc(&["run", &no_init, "--t-end", "0.001", "--dt", "0.001"]);
+    assert!(text(&out.stderr).contains("rk4 1 step, 2 rows"), "{}", text(&out.stderr));
+}

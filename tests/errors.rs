@@ -38,7 +38,7 @@ macro_rules! error_case {
     };
 }
 
-error_case!(syntax_error, "syntax error", "expected `'`, a statement, an operator or end of file", ":2:23");
+error_case!(syntax_error, "syntax error", "expected an operator: is a `*` missing?", "`1/2*x'^2*x`", ":2:23");
 error_case!(unknown_name, "unknown name `th3`", "did you mean `th1`?");
 error_case!(duplicate_declaration, "`g` is declared twice", "first declared here", "declared again here");
 error_case!(used_before_let, "`V` is used before its declaration", "declared later here");
@@ -171,4 +171,41 @@ fn hostile_inputs_do_not_panic() {
             assert!(d.render().contains("error"), "{src:?}");
         }
     }
+}
+
+#[test]
+fn every_statement_with_a_syntax_error_is_reported() {
+    // Three statements with syntax errors and a good one between them: three
+    // errors, each on its own line, none at a statement that is right.
+    let src = "param l1 = 1, l2 = 2\ncoord th1, th2\nlet x = l1*sin(th1) + l2 sin(th2)\nlet y = (l1*cos(th1)\n\
+               lagrangian = x^2 + y^2 +\ninit th1 = 1\n";
+    let d = errors_of(src, "three");
+    let text = d.render();
+    assert_eq!(d.list.len(), 3, "{text}");
+    assert!(text.contains("three.lag:3:"), "{text}");
+    assert!(text.contains("three.lag:4:"), "{text}");
+    assert!(text.contains("three.lag:5:"), "{text}");
+    assert!(!text.contains("three.lag:6:"), "{text}");
+}
+
+#[test]
+fn an_unclosed_parenthesis_points_at_where_it_opened() {
+    let src = "coord x\nlagrangian = (x'^2 - x^2\nobserve v = x'\n";
+    let d = errors_of(src, "unclosed_at_open");
+    assert_eq!(d.list.len(), 1);
+    let e = &d.list[0];
+    let open = src.find('(').unwrap();
+    assert!(e.related.iter().any(|(s, l)| s.start == open && l.contains("never closed")), "{e:?}");
+    // The error itself is on the statement's line, not at the next statement.
+    assert!(e.span.start < src.find("observe").unwrap(), "{e:?}");
+    assert!(e.help.as_deref().unwrap_or("").contains("`)`"), "{e:?}");
+}
+
+#[test]
+fn two_operands_side_by_side_suggest_a_missing_star() {
+    let d = errors_of("param l2 = 1\ncoord th2\nlagrangian = th2'^2 + l2 sin(th2)\n", "star");
+    let text = d.render();
+    assert!(text.contains("is a `*` missing?"), "{text}");
+    assert!(text.contains("`l2*sin(th2)`"), "{text}");
+    assert!(!text.contains("every statement starts with a keyword"), "{text}");
 }

@@ -11,6 +11,10 @@ pub enum LoadError {
     Read { path: String, reason: String },
     #[error("{0}")]
     Model(#[from] Diagnostics),
+    /// The model's errors come from the command line's values (`--set`,
+    /// `--data`): without them it has none.
+    #[error("{0}")]
+    CommandLine(Diagnostics),
 }
 
 /// Reads a `.lag` file: its text and its stem, the model's default name.
@@ -28,25 +32,36 @@ fn read(path: &Path) -> Result<(String, String), LoadError> {
     Ok((source, stem))
 }
 
-/// Names diagnostics and the compiled model by the path as given.
-fn named(path: &Path, result: Result<Compiled, Diagnostics>) -> Result<Compiled, LoadError> {
+/// Names diagnostics and the compiled model by the path as given; errors
+/// that only the command line's values cause are [`LoadError::CommandLine`].
+fn named(
+    path: &Path,
+    (source, stem): (String, String),
+    overrides: &crate::Overrides,
+    replace: &[(String, PathBuf)],
+    compile: impl FnOnce(&str, &str, &DataFiles) -> Result<Compiled, Diagnostics>,
+) -> Result<Compiled, LoadError> {
     let shown = path.display().to_string();
-    match result {
+    match compile(&source, &stem, &files_of(path, replace)) {
         Ok(mut c) => {
             c.file = shown;
             Ok(c)
         }
         Err(mut d) => {
             d.file = shown;
-            Err(LoadError::Model(d))
+            let given = !overrides.is_empty() || !replace.is_empty();
+            if given && crate::lowers(&source, &stem, &files_of(path, &[])) {
+                Err(LoadError::CommandLine(d))
+            } else {
+                Err(LoadError::Model(d))
+            }
         }
     }
 }
 
 /// Reads a `.lag` file and compiles it as [`crate::compile_source`] does.
 pub fn compile_file(path: &Path, overrides: &crate::Overrides) -> Result<Compiled, LoadError> {
-    let (source, stem) = read(path)?;
-    named(path, crate::compile_source_in(&source, &stem, overrides, &files_of(path, &[])))
+    named(path, read(path)?, overrides, &[], |src, stem, files| crate::compile_source_in(src, stem, overrides, files))
 }
 
 /// As [`compile_file`], with `--data` replacements of data files.
@@ -55,8 +70,9 @@ pub fn compile_file_with_data(
     overrides: &crate::Overrides,
     replace: &[(String, PathBuf)],
 ) -> Result<Compiled, LoadError> {
-    let (source, stem) = read(path)?;
-    named(path, crate::compile_source_in(&source, &stem, overrides, &files_of(path, replace)))
+    named(path, read(path)?, overrides, replace, |src, stem, files| {
+        crate::compile_source_in(src, stem, overrides, files)
+    })
 }
 
 /// Data files relative to the model's directory, with `--data` replacements.
@@ -72,6 +88,7 @@ pub fn compile_file_for(
     method: Option<Method>,
     replace: &[(String, PathBuf)],
 ) -> Result<Compiled, LoadError> {
-    let (source, stem) = read(path)?;
-    named(path, crate::compile_for_in(&source, &stem, overrides, method, &files_of(path, replace)))
+    named(path, read(path)?, overrides, replace, |src, stem, files| {
+        crate::compile_for_in(src, stem, overrides, method, files)
+    })
 }

@@ -195,6 +195,11 @@ pub(crate) fn report_load_error(e: &LoadError) -> i32 {
             eprint!("{}", d.render_with(std::io::stderr().is_terminal()));
             EXIT_MODEL
         }
+        LoadError::CommandLine(d) => {
+            eprint!("{}", d.render_with(std::io::stderr().is_terminal()));
+            eprintln!("error: the model is correct as written; the values given by --set or --data cause these errors");
+            EXIT_USAGE
+        }
         LoadError::Read { .. } => {
             eprintln!("error: {e}");
             EXIT_USAGE
@@ -279,16 +284,16 @@ fn check(file: PathBuf, method: Option<String>, set: Vec<String>, data: Vec<Stri
     }
     let m = &c.model;
     let what = match m.kind {
-        crate::ModelKind::Lagrangian => "coordinates",
-        crate::ModelKind::Energy => "state variables",
+        crate::ModelKind::Lagrangian => "coordinate",
+        crate::ModelKind::Energy => "state variable",
     };
     println!(
-        "{}: ok ({} model `{}`, {} {what}, {} params)",
+        "{}: ok ({} model `{}`, {}, {})",
         file.display(),
         m.kind,
         m.name,
-        m.vars.len(),
-        m.params.len()
+        crate::diag::count(m.vars.len(), what),
+        crate::diag::count(m.params.len(), "param")
     );
     0
 }

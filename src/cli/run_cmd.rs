@@ -6,6 +6,7 @@ use super::{output, parse_method, parse_sets, report_load_error, usage, RunArgs,
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 use super::load::compile_file_for;
+use crate::diag::count;
 use crate::drive::{self, Control, RowSink, RunConfig, RunError, RunOptions, SinkError};
 use crate::plan::Plan;
 use crate::plot::{self, PlotInfo};
@@ -188,6 +189,8 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         particles: args.particles,
         seed: args.seed,
         batch: args.batch,
+        // The summary's drift of H is over every step; without a summary, nothing is measured.
+        energy_every_step: !args.quiet,
     };
     let cfg = match RunConfig::resolve(&c.model, &opts) {
         Ok(cfg) => cfg,
@@ -196,10 +199,23 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if let Some(code) = super::refuse(&c, cfg.method) {
         return code;
     }
+    let temperature = c.model.temperature.map_or(0.0, |t| c.model.arena.eval(t, &c.model.env()));
+    if temperature > 0.0 && !crate::plan::spec(cfg.method).stochastic {
+        return usage(&format!(
+            "method `{}` is deterministic and would ignore the model's temperature ({temperature}); \
+             use `em` for Langevin dynamics, or --set the temperature's param to 0 for the gradient flow",
+            cfg.method
+        ));
+    }
     let plan = match c.plan(&cfg) {
         Ok(plan) => plan,
         Err(e) => return usage(&e.to_string()),
     };
+    if !args.quiet {
+        for w in warnings(&c.model, &cfg) {
+            eprintln!("warning: {w}");
+        }
+    }
     let ensemble = plan.is_ensemble();
     if args.dump.is_some() && !ensemble {
         return usage("--dump writes the particles of an ensemble: give --particles N or a random `init x ~ …`");
@@ -337,6 +353,27 @@ fn peak_memory() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// What the run will do that the user may not expect: identical particles,
+/// a start from the origin with nothing said.
+fn warnings(model: &Model, cfg: &RunConfig) -> Vec<String> {
+    let mut out = vec![];
+    let random = model.has_random_init() || crate::plan::spec(cfg.method).stochastic;
+    if let Some(n) = cfg.particles.filter(|&n| n > 1 && !random) {
+        out.push(format!(
+            "{n} particles of a deterministic method from one initial state are {n} identical trajectories; \
+             give a random `init x ~ normal(m, s)` for an ensemble"
+        ));
+    }
+    if model.spans.init.is_none() {
+        let what = match model.kind {
+            crate::ModelKind::Lagrangian => "every coordinate and velocity",
+            crate::ModelKind::Energy => "every state variable",
+        };
+        out.push(format!("the model has no `init`: {what} starts at 0"));
+    }
+    out
+}
+
 /// The end-of-run summary: steps, wall time per phase, and the energy drift,
 /// the final energy and gradient norm, or the ensemble's final means.
 fn summary_line(
@@ -348,16 +385,16 @@ fn summary_line(
     [front, jit, integrate, write]: [Duration; 4],
 ) -> String {
     let steps = if cfg.method == crate::Method::Dopri5 {
-        format!("{} steps accepted, {} rejected", s.steps, s.rejected)
+        format!("{} accepted, {} rejected", count(s.steps, "step"), s.rejected)
     } else {
-        format!("{} steps", s.steps)
+        count(s.steps, "step")
     };
     let peak = peak_memory().map(|kb| format!(", peak memory {:.1} MB", kb as f64 / 1024.0)).unwrap_or_default();
     let mut line = format!(
-        "{}: {} {steps}, {} rows, {:.3} s (front end {:.3}, jit {:.3}, integrate {:.3}, write {:.3}{peak})",
+        "{}: {} {steps}, {}, {:.3} s (front end {:.3}, jit {:.3}, integrate {:.3}, write {:.3}{peak})",
         model.name,
         cfg.method,
-        s.rows,
+        count(s.rows, "row"),
         wall.as_secs_f64(),
         front.as_secs_f64(),
         jit.as_secs_f64(),
@@ -367,11 +404,15 @@ fn summary_line(
     if ensemble {
         let means: Vec<String> =
             s.final_means.iter().take(model.vars.len() + 1).map(|(n, m)| format!("{n} {m:.6}")).collect();
-        let plural = if s.particles == 1 { "" } else { "s" };
-        line += &format!("; {} particle{plural}, final means: {}", s.particles, means.join(", "));
+        line += &format!("; {}, final means: {}", count(s.particles, "particle"), means.join(", "));
     } else {
-        match (s.max_energy_drift, s.final_grad_norm) {
-            (Some(d), _) => line += &format!("; max relative drift of H {d:.3e}"),
+        match (s.energy_drift, s.final_grad_norm) {
+            (Some(d), _) => match d.relative() {
+                Some(r) => line += &format!("; max relative drift of H {r:.3e}"),
+                None => {
+                    line += &format!("; max |H − H0| {:.3e} (|H0| = {:.1e}: no relative drift)", d.max_abs, d.h0.abs())
+                }
+            },
             (None, Some(g)) => line += &format!("; final E {:.6e}, |∇E| {g:.3e}", s.final_energy),
             _ => line += &format!("; final H {:.6e}", s.final_energy),
         }

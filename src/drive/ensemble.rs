@@ -20,7 +20,7 @@ use super::rows::{RowSink, Rows, SinkError, StopReason};
 use super::systems::FirstOrder;
 use super::{trajectory, Ctx, RunError, Summary};
 use crate::backend::{failure_cause, Work};
-use crate::integrate::{self, Cause, Failure, Grid, Observer};
+use crate::integrate::{self, Cause, Failure, Grid, Observer, Stop};
 use crate::model::{Init, Method, Model};
 use crate::plan::Layout;
 use rand::{Rng, SeedableRng};
@@ -231,6 +231,28 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
     })
 }
 
+/// Rows that also keep the last state handed to them.
+struct KeepLast<'r, 'a> {
+    rows: Rows<'a>,
+    last: &'r mut Vec<f64>,
+}
+
+impl Observer for KeepLast<'_, '_> {
+    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
+        self.last.clear();
+        self.last.extend_from_slice(y);
+        self.rows.row(t, y)
+    }
+
+    fn sees_steps(&self) -> bool {
+        self.rows.sees_steps()
+    }
+
+    fn step(&mut self, t: f64, y: &[f64]) {
+        self.rows.step(t, y);
+    }
+}
+
 /// Each particle's trajectory in turn.
 fn deterministic_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Out<'_>) -> BlockResult {
     let mut res = empty_result();
@@ -240,14 +262,12 @@ fn deterministic_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Ou
             a.row = 0;
         }
         let mut last = y0.clone();
+        let every_step = ctx.cfg.energy_every_step && matches!(out, Out::Stream(_));
         let (outcome, stop, summary) = {
-            let mut rows = Rows::new(ctx.plan, ctx.k, &mut out, ctx.control);
-            let mut keep_last = |t: f64, y: &[f64]| {
-                last.clear();
-                last.extend_from_slice(y);
-                rows.row(t, y)
-            };
+            let rows = Rows::new(ctx.plan, ctx.k, &mut out, ctx.control, every_step);
+            let mut keep_last = KeepLast { rows, last: &mut last };
             let outcome = trajectory::integrate(ctx, p, &y0, &mut keep_last);
+            let rows = &mut keep_last.rows;
             (outcome, rows.stop.take(), std::mem::take(&mut rows.summary))
         };
         let done_rows = match &out {
@@ -316,7 +336,7 @@ fn langevin_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, scale: &[f64], m
         if let Out::Moments(a) = out {
             a.row = a.moments.len();
         }
-        let mut rows = Rows::new(ctx.plan, k, out, super::Control::default());
+        let mut rows = Rows::new(ctx.plan, k, out, super::Control::default(), false);
         for y in theta.chunks(n) {
             // Moments never refuse a row; a stream may.
             if rows.row(t, y).is_err() {

@@ -36,9 +36,10 @@ pub struct Summary {
     pub steps: usize,
     pub rejected: usize,
     pub rows: usize,
-    /// The largest `|H − H0| / |H0|` over the rows written (conservative
-    /// Lagrangian models, single trajectories).
-    pub max_energy_drift: Option<f64>,
+    /// The drift of `H` (conservative Lagrangian models, single
+    /// trajectories): over every step when the run options ask for it
+    /// ([`RunConfig::energy_every_step`]), else over the rows written.
+    pub energy_drift: Option<Drift>,
     pub final_energy: f64,
     pub final_grad_norm: Option<f64>,
     /// Ensembles: the number of particles, the final mean of every column,
@@ -46,6 +47,25 @@ pub struct Summary {
     pub particles: usize,
     pub final_means: Vec<(String, f64)>,
     pub finals: Vec<Vec<f64>>,
+}
+
+/// How far `H` moved from its initial value over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Drift {
+    /// `H` at the start.
+    pub h0: f64,
+    /// The largest `|H − H0|`.
+    pub max_abs: f64,
+}
+
+impl Drift {
+    /// Below this `|H0|`, a relative drift says nothing and the absolute one is reported.
+    pub const TINY_H0: f64 = 1e-12;
+
+    /// The largest `|H − H0| / |H0|`, or `None` when `|H0|` is too small to divide by.
+    pub fn relative(&self) -> Option<f64> {
+        (self.h0.abs() >= Self::TINY_H0).then(|| self.max_abs / self.h0.abs())
+    }
 }
 
 /// The caller's hold on a run: a flag that stops it at its next row (or

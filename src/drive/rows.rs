@@ -2,7 +2,7 @@
 //! energy, the gradient norm and the observes), the sinks they go to, and the
 //! summary of a trajectory.
 
-use super::{Control, Summary};
+use super::{Control, Drift, Summary};
 use crate::backend::{Kernels, Work};
 use crate::integrate::{Observer, Stop};
 use crate::model::ModelKind;
@@ -42,15 +42,22 @@ pub(crate) struct Rows<'a> {
     out: Vec<f64>,
     row: Vec<f64>,
     pub summary: Summary,
-    h0: Option<f64>,
     /// Whether `H` is conserved, so that its drift is worth reporting.
     conservative: bool,
+    /// Whether the drift of `H` is measured on every step.
+    every_step: bool,
     /// Why the run was stopped, if it was.
     pub stop: Option<StopReason>,
 }
 
 impl<'a> Rows<'a> {
-    pub(crate) fn new(plan: &Plan, k: &'a Kernels, sink: &'a mut dyn RowSink, control: Control<'a>) -> Rows<'a> {
+    pub(crate) fn new(
+        plan: &Plan,
+        k: &'a Kernels,
+        sink: &'a mut dyn RowSink,
+        control: Control<'a>,
+        every_step: bool,
+    ) -> Rows<'a> {
         Rows {
             k,
             work: Work::default(),
@@ -60,8 +67,8 @@ impl<'a> Rows<'a> {
             out: vec![],
             row: vec![],
             summary: Summary::default(),
-            h0: None,
             conservative: plan.conservative,
+            every_step: plan.conservative && plan.kind == ModelKind::Lagrangian && every_step,
             stop: None,
         }
     }
@@ -83,10 +90,7 @@ impl Observer for Rows<'_> {
             self.row.push(g);
             self.summary.final_grad_norm = Some(g);
         } else if self.conservative {
-            let h0 = *self.h0.get_or_insert(energy);
-            let drift = (energy - h0).abs() / h0.abs().max(f64::MIN_POSITIVE);
-            let m = self.summary.max_energy_drift.get_or_insert(0.0);
-            *m = m.max(drift);
+            self.drift(energy);
         }
         self.row.extend_from_slice(&self.out[1 + extra..]);
         self.summary.final_energy = energy;
@@ -101,5 +105,28 @@ impl Observer for Rows<'_> {
             return Err(Stop);
         }
         Ok(())
+    }
+
+    fn sees_steps(&self) -> bool {
+        self.every_step
+    }
+
+    /// A step between rows: only `H`, for its drift.
+    fn step(&mut self, t: f64, y: &[f64]) {
+        self.out.resize(self.k.outputs(Kernel::Row), 0.0);
+        self.k.eval_at(Kernel::Row, t, y, &mut self.out, &mut self.work);
+        self.drift(self.out[0]);
+    }
+}
+
+impl Rows<'_> {
+    /// Takes `H` at one more step into the drift.
+    fn drift(&mut self, energy: f64) {
+        let d = self.summary.energy_drift.get_or_insert(Drift { h0: energy, max_abs: 0.0 });
+        // A NaN drift stays NaN: the comparison alone would skip it.
+        let a = (energy - d.h0).abs();
+        if !(a <= d.max_abs) {
+            d.max_abs = a;
+        }
     }
 }

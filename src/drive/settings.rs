@@ -19,6 +19,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Rows per minibatch (`simulate batch`), when given.
     pub batch: Option<u64>,
+    /// Measure the drift of `H` on every step, not only on the rows written
+    /// (one evaluation of `H` per step).
+    pub energy_every_step: bool,
 }
 
 /// Command-line choices that override the model's `simulate` line.
@@ -34,6 +37,8 @@ pub struct RunOptions {
     pub particles: Option<u64>,
     pub seed: Option<u64>,
     pub batch: Option<u64>,
+    /// Measure the drift of `H` on every step (see [`RunConfig::energy_every_step`]).
+    pub energy_every_step: bool,
 }
 
 /// Defaults where neither the model nor the command line says.
@@ -92,6 +97,18 @@ impl RunConfig {
         }
         let seed = o.seed.or(s.seed).unwrap_or(0);
         let batch = o.batch.or(s.batch);
-        Ok(RunConfig { method, t0, t_end, dt, rtol, atol, every: every as usize, particles, seed, batch })
+        Ok(RunConfig {
+            method,
+            t0,
+            t_end,
+            dt,
+            rtol,
+            atol,
+            every: every as usize,
+            particles,
+            seed,
+            batch,
+            energy_every_step: o.energy_every_step,
+        })
     }
 }

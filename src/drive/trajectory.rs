@@ -87,11 +87,16 @@ fn compiled(
     let d = y.len();
     obs.row(grid.t0, &y).map_err(|_| fail(grid.t0, y0, Cause::Stopped))?;
     let full = steps.saturating_sub(1);
+    // An observer that sees every step gets every step's state from the loop,
+    // and only the output steps as rows.
+    let every = if obs.sees_steps() { 1 } else { grid.every };
     // Steps per call: about 2¹⁶, so that rows, the progress bar and an
-    // interruption are seen often, and memory stays bounded. A block is a
-    // whole number of output intervals, so each call starts on an output step
-    // and its first row repeats the last one written.
-    let block = grid.every * ((1usize << 16) / grid.every).max(1);
+    // interruption are seen often, and no more rows than fit in 2²² numbers
+    // (32 MB), so that memory stays bounded at any size. A block is a whole
+    // number of output intervals, so each call starts on an output step and
+    // its first row repeats the last one written.
+    let rows_per_call = ((1usize << 16) / every).min((1usize << 22) / (d + 1)).max(1);
+    let block = grid.every * (every * rows_per_call / grid.every).max(1);
     let mut rows = Vec::new();
     let mut done = 0usize;
     let mut stats = Stats::default();
@@ -99,7 +104,7 @@ fn compiled(
     loop {
         // The full steps in blocks, then the last one, shortened to end at t_end exactly.
         let (h, n, every) = if done < full {
-            (grid.dt, block.min(full - done), grid.every)
+            (grid.dt, block.min(full - done), every)
         } else if done < steps {
             (grid.t_end - grid.time(done, steps), 1, 1)
         } else {
@@ -112,8 +117,11 @@ fn compiled(
         // the call's first row repeats the last one written.
         let mut stopped = None;
         for (r, row) in rows.chunks(d + 1).enumerate().skip(1) {
-            let t = grid.time(first_step + r * every, steps);
-            if obs.row(t, &row[1..]).is_err() {
+            let k = first_step + r * every;
+            let t = grid.time(k, steps);
+            if !grid.is_output(k, steps) {
+                obs.step(t, &row[1..]);
+            } else if obs.row(t, &row[1..]).is_err() {
                 stopped = Some(fail(t, &row[1..], Cause::Stopped));
             }
         }
@@ -158,9 +166,11 @@ fn compiled_batched(
         step_loop
             .call(t, h, 1, 1, &mut y, params, &mut rows)
             .map_err(|f| fail(t, &y, failure_cause(ctx.k.kind, f.cause)))?;
+        let t1 = grid.time(step + 1, steps);
         if grid.is_output(step + 1, steps) {
-            let t1 = grid.time(step + 1, steps);
             obs.row(t1, &y).map_err(|_| fail(t1, &y, Cause::Stopped))?;
+        } else if obs.sees_steps() {
+            obs.step(t1, &y);
         }
     }
     Ok(Stats { steps, ..Stats::default() })

@@ -118,6 +118,7 @@ pub fn dopri5(
     let mut row = vec![0.0; n];
     // The next output step index: rows go out at grid steps every, 2·every, …, and `steps`.
     let mut next = grid.every.min(steps);
+    let sees_steps = obs.sees_steps();
     while t < grid.t_end {
         let min_step = 10.0 * (next_up(t) - t);
         let mut rejected = false;
@@ -189,6 +190,9 @@ pub fn dopri5(
             } else {
                 next = (next + grid.every).min(steps);
             }
+        }
+        if sees_steps && t_new < grid.t_end {
+            obs.step(t_new, &y_new);
         }
         t = t_new;
         y.copy_from_slice(&y_new);

@@ -231,6 +231,15 @@ pub struct Stop;
 pub trait Observer {
     /// Takes the row `y` at time `t`.
     fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop>;
+
+    /// Whether the observer looks at every step, written or not ([`Observer::step`]).
+    fn sees_steps(&self) -> bool {
+        false
+    }
+
+    /// Sees the state `y` after a step that ends at `t` and is not written as a row
+    /// (called only when [`Observer::sees_steps`]).
+    fn step(&mut self, _t: f64, _y: &[f64]) {}
 }
 
 impl<F: FnMut(f64, &[f64]) -> Result<(), Stop>> Observer for F {
@@ -346,6 +355,7 @@ fn drive(grid: &Grid, method: &mut impl Stepper, obs: &mut impl Observer) -> Res
         return Err(fail_at_start(grid, method.row(), Cause::NonFinite));
     }
     emit(obs, grid.t0, method.row())?;
+    let sees_steps = obs.sees_steps();
     let mut last_good = method.row().to_vec();
     for k in 0..steps {
         let t = grid.time(k, steps);
@@ -361,6 +371,8 @@ fn drive(grid: &Grid, method: &mut impl Stepper, obs: &mut impl Observer) -> Res
         last_good.copy_from_slice(method.row());
         if grid.is_output(k + 1, steps) {
             emit(obs, grid.time(k + 1, steps), method.row())?;
+        } else if sees_steps {
+            obs.step(grid.time(k + 1, steps), method.row());
         }
     }
     Ok(method.stats())

@@ -2,7 +2,7 @@
 //! [`Model`], with the `metric` of an energy model.
 
 use super::{Entry, Lowerer};
-use crate::diag::{Diagnostic, Span};
+use crate::diag::{count, Diagnostic, Span};
 use crate::model::{Init, Model, ModelKind, Settings, Spans};
 use crate::sym::ExprId;
 use crate::syntax::ast::*;
@@ -159,6 +159,7 @@ impl Lowerer<'_> {
                     observes.push((id.name.clone(), x));
                 }
                 StmtKind::Init(items) => {
+                    spans.init.get_or_insert(s.span);
                     for item in items {
                         self.init_item(item, &mut inits);
                     }
@@ -201,7 +202,7 @@ impl Lowerer<'_> {
             if g.len() != n {
                 self.err(
                     Diagnostic::new(*sp, "the metric has the wrong shape")
-                        .label(format!("{} rows for {} state variables", g.len(), n))
+                        .label(format!("{} for {}", count(g.len(), "row"), count(n, "state variable")))
                         .help(format!("give a {n}×{n} metric, e.g. `diag(…)` with {n} entries")),
                 );
             }
@@ -241,7 +242,12 @@ impl Lowerer<'_> {
                 if es.len() != n {
                     self.err(
                         Diagnostic::new(span, "the metric has the wrong shape")
-                            .label(format!("diag has {} entries, but the model has {} state variables", es.len(), n))
+                            .label(format!(
+                                "diag has {} {}, but the model has {}",
+                                es.len(),
+                                if es.len() == 1 { "entry" } else { "entries" },
+                                count(n, "state variable")
+                            ))
                             .help(format!("give {n} diagonal entries")),
                     );
                     return None;
@@ -255,8 +261,9 @@ impl Lowerer<'_> {
                     self.err(
                         Diagnostic::new(span, "the metric has the wrong shape")
                             .label(format!(
-                                "rows of length [{}], but the model has {n} state variables",
-                                shape.join(", ")
+                                "rows of length [{}], but the model has {}",
+                                shape.join(", "),
+                                count(n, "state variable")
                             ))
                             .help(format!("give a {n}×{n} matrix")),
                     );

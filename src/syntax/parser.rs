@@ -14,19 +14,112 @@ struct LagParser;
 /// refused before parsing so that no recursion can overflow the stack.
 pub const MAX_NESTING: usize = 200;
 
-/// Parses a whole `.lag` file.
-pub fn parse_file(src: &str) -> Result<File, Diagnostic> {
-    check_nesting(src)?;
-    let mut pairs = LagParser::parse(Rule::file, src).map_err(|e| syntax_error(e, src))?;
-    let file = pairs.next().expect("the file rule always yields one pair");
-    let stmts = file.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(stmt).collect();
-    Ok(File { stmts })
+/// Parses a whole `.lag` file. A file with syntax errors is read again one
+/// statement at a time (every statement starts with its keyword), so that
+/// every statement with an error is reported, not only the first.
+pub fn parse_file(src: &str) -> Result<File, Vec<Diagnostic>> {
+    check_nesting(src).map_err(|d| vec![d])?;
+    match LagParser::parse(Rule::file, src) {
+        Ok(mut pairs) => {
+            let file = pairs.next().expect("the file rule always yields one pair");
+            let stmts = file.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(stmt).collect();
+            Ok(File { stmts })
+        }
+        Err(e) => {
+            let each = statement_errors(src);
+            Err(if each.is_empty() { vec![syntax_error(e, src, 0, false)] } else { each })
+        }
+    }
+}
+
+const STATEMENT_HELP: &str = "every statement starts with a keyword: model, const, param, coord, state, data, let, \
+                              lagrangian, dissipation, force, energy, metric, temperature, observe, init, simulate";
+
+/// The statement keywords; a name can never be one, so each occurrence
+/// outside a comment or a string starts a statement.
+const STATEMENT_KEYWORDS: [&str; 16] = [
+    "model",
+    "const",
+    "param",
+    "coord",
+    "state",
+    "let",
+    "lagrangian",
+    "dissipation",
+    "force",
+    "energy",
+    "metric",
+    "temperature",
+    "observe",
+    "init",
+    "simulate",
+    "data",
+];
+
+/// The syntax errors of each statement of `src`, read alone; text before
+/// the first statement is an error of its own.
+fn statement_errors(src: &str) -> Vec<Diagnostic> {
+    let starts = words(src).filter(|&(_, w)| STATEMENT_KEYWORDS.contains(&w)).map(|(i, _)| i);
+    let mut bounds: Vec<usize> = std::iter::once(0).chain(starts).collect();
+    bounds.push(src.len());
+    bounds.dedup();
+    let mut out = vec![];
+    for w in bounds.windows(2) {
+        let (lo, chunk) = (w[0], &src[w[0]..w[1]]);
+        let blank = chunk.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+        if blank {
+            continue;
+        }
+        let starts_statement = words(chunk).next().is_some_and(|(i, w)| i == 0 && STATEMENT_KEYWORDS.contains(&w));
+        if !starts_statement {
+            // Text before the first statement.
+            let first = words_and_symbols(chunk).next().map_or(0, |(end, c)| end - c.len_utf8());
+            out.push(
+                Diagnostic::new(Span::new(lo + first, lo + first + 1), "syntax error")
+                    .label("expected a statement")
+                    .help(STATEMENT_HELP),
+            );
+        } else if let Err(e) = LagParser::parse(Rule::statement_only, chunk) {
+            out.push(syntax_error(e, chunk, lo, true));
+        }
+    }
+    out
+}
+
+/// The words (names and keywords) of `src` outside comments and strings,
+/// with their byte offsets.
+fn words(src: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut chars = src.char_indices().peekable();
+    std::iter::from_fn(move || {
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+                '"' => {
+                    while chars.next_if(|&(_, c)| c != '"' && c != '\n').is_some() {}
+                    chars.next_if(|&(_, c)| c == '"');
+                }
+                c if c.is_alphabetic() || c == '_' => {
+                    let mut end = i + c.len_utf8();
+                    while let Some((j, d)) = chars.next_if(|&(_, d)| d.is_alphanumeric() || d == '_') {
+                        end = j + d.len_utf8();
+                    }
+                    return Some((i, &src[i..end]));
+                }
+                c if c.is_ascii_digit() || c == '.' => {
+                    // A number, exponent included (`1e5` is not the word `e5`).
+                    while chars.next_if(|&(_, d)| d.is_alphanumeric() || d == '.' || d == '_').is_some() {}
+                }
+                _ => {}
+            }
+        }
+        None
+    })
 }
 
 /// Parses one expression (the form derived equations are printed in).
 pub fn parse_expr(src: &str) -> Result<Expr, Diagnostic> {
     check_nesting(src)?;
-    let mut pairs = LagParser::parse(Rule::expr_only, src).map_err(|e| syntax_error(e, src))?;
+    let mut pairs = LagParser::parse(Rule::expr_only, src).map_err(|e| syntax_error(e, src, 0, false))?;
     let whole = pairs.next().expect("expr_only yields one pair");
     let e = whole.into_inner().next().expect("expr_only holds an expression");
     Ok(expr(e))
@@ -106,14 +199,21 @@ fn describe(rule: &Rule) -> Option<&'static str> {
     })
 }
 
-fn syntax_error(e: pest::error::Error<Rule>, src: &str) -> Diagnostic {
+/// The diagnostic of a pest error in `src`, which starts at byte `offset` of
+/// the file; `statement` when `src` is one statement read alone.
+fn syntax_error(e: pest::error::Error<Rule>, src: &str, offset: usize, statement: bool) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let pos = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
-    };
+    }
+    .min(src.len());
     let mut expected: Vec<&str> = match &e.variant {
-        ErrorVariant::ParsingError { positives, .. } => positives.iter().filter_map(describe).collect(),
+        ErrorVariant::ParsingError { positives, .. } => positives
+            .iter()
+            .filter_map(describe)
+            .map(|d| if statement && d == "end of file" { "the end of the statement" } else { d })
+            .collect(),
         ErrorVariant::CustomError { .. } => vec![],
     };
     expected.sort();
@@ -125,20 +225,82 @@ fn syntax_error(e: pest::error::Error<Rule>, src: &str) -> Diagnostic {
     };
     // At the end of the input, point just past the last token, where the
     // missing text belongs, rather than past the last line.
-    let span = if src[pos.min(src.len())..].trim().is_empty() {
-        let end = src.trim_end().len();
-        Span::new(end, end + 1)
+    let at = |a: usize, b: usize| Span::new(offset + a, offset + b);
+    let at_end = code_end(&src[pos..]) == 0;
+    let span = if at_end {
+        let end = code_end(src);
+        at(end, end + 1)
     } else {
-        Span::new(pos, pos + 1)
+        at(pos, pos + 1)
     };
     let mut d = Diagnostic::new(span, "syntax error").label(format!("expected {list}"));
-    if expected.contains(&"a statement") {
-        d = d.help(
-            "every statement starts with a keyword: model, const, param, coord, state, data, let, lagrangian, \
-             dissipation, force, energy, metric, temperature, observe, init, simulate",
-        );
+    let (before, after) = (src[..pos].trim_end(), &src[pos..]);
+    let operand_ends = before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ')' || c == '\'');
+    let operand_starts = after.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '(');
+    let opens = unclosed(&src[..pos]);
+    if let Some(&(open, c)) = opens.last() {
+        let close = if c == '(' { ')' } else { ']' };
+        d = d
+            .with(at(open, open + 1), format!("this `{c}` is never closed"))
+            .help(format!("close it with `{close}` where the expression ends"));
+    } else if let Some((prev, next)) = juxtaposed(before, after).filter(|_| operand_ends && operand_starts && !at_end) {
+        d = d
+            .label("expected an operator: is a `*` missing?")
+            .help(format!("a product is written with `*`: `{prev}*{next}`, not `{prev} {next}`"));
+    } else if expected.contains(&"a statement") {
+        d = d.help(STATEMENT_HELP);
     }
     d
+}
+
+/// Two operands side by side (`l2 sin(th2)`): the last token before the
+/// error and the first after it, when neither is a keyword.
+fn juxtaposed<'a>(before: &'a str, after: &'a str) -> Option<(&'a str, &'a str)> {
+    let prev = before.rsplit(char::is_whitespace).next().filter(|p| !p.is_empty())?;
+    let next = after.split_whitespace().next()?;
+    let word = |t: &str| t.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("").to_string();
+    let keyword = |t: &str| {
+        STATEMENT_KEYWORDS.contains(&word(t).as_str()) || ["in", "sum", "prod", "diag"].contains(&word(t).as_str())
+    };
+    (!keyword(prev) && !keyword(next)).then_some((prev, next))
+}
+
+/// The length of `src` without the white space and comments at its end.
+fn code_end(src: &str) -> usize {
+    let mut end = 0;
+    for (i, _) in words_and_symbols(src) {
+        end = i;
+    }
+    end
+}
+
+/// The end offsets of every token of `src` outside comments (a token here is
+/// any character that is neither white space nor in a comment).
+fn words_and_symbols(src: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut in_comment = false;
+    src.char_indices().filter_map(move |(i, c)| {
+        match c {
+            '\n' => in_comment = false,
+            '#' => in_comment = true,
+            _ => {}
+        }
+        (!in_comment && !c.is_whitespace()).then_some((i + c.len_utf8(), c))
+    })
+}
+
+/// The opening brackets of `src` that are not closed, with their offsets.
+fn unclosed(src: &str) -> Vec<(usize, char)> {
+    let mut open = vec![];
+    for (end, c) in words_and_symbols(src) {
+        match c {
+            '(' | '[' => open.push((end - 1, c)),
+            ')' | ']' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open
 }
 
 /// The children of a pair without the punctuation rules (`=`, `)`), which
