@@ -202,3 +202,51 @@ fn set_names_are_checked_by_every_command() {
         assert!(err.contains("--set gravity: the model has no param or const of that name"), "{cmd}: {err}");
     }
 }
+
+#[test]
+fn every_help_shows_its_defaults_and_examples_that_work() {
+    let dir = std::env::temp_dir().join(format!("lagc-cli-help-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for cmd in [None, Some("check"), Some("derive"), Some("run"), Some("ir")] {
+        let args: Vec<&str> = cmd.into_iter().chain(["--help"]).collect();
+        let out = lagc(&args);
+        let help = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{help}");
+        // Every argument says what it is: no bare `<FILE>` or `--set` line.
+        for line in help.lines().filter(|l| l.trim_start().starts_with("--") || l.trim_start().starts_with('<')) {
+            assert!(line.trim().split_whitespace().count() > 2, "{cmd:?}: undescribed argument: {line:?}");
+        }
+        if cmd == Some("run") {
+            for flag in ["--t-end", "--dt", "--method", "--every", "--rtol", "--particles", "--seed"] {
+                let line = help.lines().find(|l| l.trim_start().starts_with(flag)).unwrap();
+                let at = help.find(line).unwrap();
+                assert!(help[at..].split("\n  -").next().unwrap().contains("[default:"), "{flag}: {line}");
+            }
+        }
+        // The examples run, from the repository's root, writing into a scratch directory.
+        let examples = help.split("Examples:").nth(1).unwrap_or_else(|| panic!("{cmd:?}: no examples:\n{help}"));
+        let examples: Vec<&str> = examples.lines().skip(1).map(str::trim).take_while(|l| !l.is_empty()).collect();
+        assert!(examples.len() >= 2, "{cmd:?}: {examples:?}");
+        for ex in examples {
+            let mut words: Vec<String> = ex.split_whitespace().skip(1).map(String::from).collect();
+            let redirect = words.iter().position(|w| w == ">");
+            if let Some(i) = redirect {
+                words.truncate(i);
+            }
+            for w in 1..words.len() {
+                if ["--out", "--plot", "--dump"].contains(&words[w - 1].as_str()) {
+                    words[w] = dir.join(&words[w]).to_str().unwrap().to_string();
+                }
+            }
+            if words[0] == "run" {
+                // Short runs: the examples' own lengths are for a release build.
+                if let Some(i) = words.iter().position(|w| w == "--t-end") {
+                    words.drain(i..i + 2);
+                }
+                words.extend(["--t-end".into(), "0.5".into()]);
+            }
+            let out = Command::new(env!("CARGO_BIN_EXE_lagc")).args(&words).current_dir(root()).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{ex}: {}", text(&out.stderr));
+        }
+    }
+}

@@ -23,7 +23,17 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_NUMERIC: i32 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "lagc", version, about = "Compile equations of motion from Lagrangians and energies, and run them")]
+#[command(
+    name = "lagc",
+    version,
+    about = "Compile equations of motion from Lagrangians and energies, and run them",
+    after_help = "Examples:\n  \
+      lagc check examples/pendulum.lag\n  \
+      lagc derive examples/double_pendulum.lag --format latex\n  \
+      lagc run examples/kepler.lag --out kepler.csv --plot kepler.svg\n  \
+      lagc run examples/rosenbrock.lag --method prox --dt 0.5 --t-end 20\n\n\
+      Exit status: 0 success, 1 the model has errors, 2 bad command line, 3 the run failed numerically."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +42,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Parse and validate a model; report every error.
+    #[command(
+        after_help = "Examples:\n  lagc check examples/pendulum.lag\n  lagc check examples/fput.lag --method verlet --set N=64"
+    )]
     Check {
         /// The `.lag` file.
         file: PathBuf,
@@ -45,12 +58,17 @@ enum Command {
         #[arg(long = "data", value_name = "NAME=PATH")]
         data: Vec<String>,
     },
-    /// Print the derived equations.
+    /// Print the derived equations: momenta, mass matrix, forcing and H, or gradient and flow.
+    #[command(after_help = "Examples:\n  lagc derive examples/pendulum.lag\n  \
+                      lagc derive examples/double_pendulum.lag --format json\n  \
+                      lagc derive examples/pendulum_chain.lag --set N=3 --format latex")]
     Derive {
+        /// The `.lag` file.
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
+        /// Override a const or param: NAME=VALUE (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
         /// Read the `data` statement that declares NAME from PATH instead (repeatable).
@@ -58,13 +76,25 @@ enum Command {
         data: Vec<String>,
     },
     /// Integrate a model and write its trajectory.
+    #[command(after_help = "Examples:\n  \
+        lagc run examples/pendulum.lag > pendulum.csv\n  \
+        lagc run examples/kepler.lag --method variational --dt 0.01 --t-end 100 --plot kepler.svg --out kepler.npy\n  \
+        lagc run examples/double_well.lag --particles 10000 --seed 7 --dump finals.csv --out moments.csv\n  \
+        lagc run examples/logistic_regression.lag --batch 32 --out sgd.csv\n\n\
+        Columns: t, each coordinate, each velocity `q'`, energy (H or E; grad_norm for energy models), each observe.")]
     Run(Box<RunArgs>),
     /// Print the Cranelift IR of every compiled kernel.
+    #[command(
+        after_help = "Examples:\n  lagc ir examples/pendulum.lag\n  lagc ir examples/fput.lag --set N=4 --method rk4"
+    )]
     Ir {
+        /// The `.lag` file.
         file: PathBuf,
-        /// The method whose kernels to compile (default: the model's).
+        /// The method whose kernels to compile [default: the model's `simulate method`, else rk4, or em
+        /// with a temperature].
         #[arg(long)]
         method: Option<String>,
+        /// Override a const or param: NAME=VALUE (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
         /// Read the `data` statement that declares NAME from PATH instead (repeatable).
@@ -80,25 +110,26 @@ pub(crate) struct RunArgs {
     /// Override a const or param: NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub(crate) set: Vec<String>,
-    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em.
+    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em [default: the
+    /// model's `simulate method`, else rk4, or em with a temperature].
     #[arg(long)]
     pub(crate) method: Option<String>,
-    /// Start time.
+    /// Start time [default: the model's `simulate t0`, else 0].
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) t0: Option<f64>,
-    /// End time.
+    /// End time [default: the model's `simulate t_end`, else t0 + 10].
     #[arg(long = "t-end", allow_hyphen_values = true)]
     pub(crate) t_end: Option<f64>,
-    /// Step size (the output spacing for dopri5).
+    /// Step size, the output spacing for dopri5 [default: the model's `simulate dt`, else 0.001].
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) dt: Option<f64>,
-    /// Relative tolerance (dopri5).
+    /// Relative tolerance of dopri5 [default: the model's `simulate rtol`, else 1e-6].
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) rtol: Option<f64>,
-    /// Absolute tolerance (dopri5).
+    /// Absolute tolerance of dopri5 [default: the model's `simulate atol`, else 1e-9].
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) atol: Option<f64>,
-    /// Write every K-th step (and always the last).
+    /// Write every K-th step and always the last [default: the model's `simulate every`, else 1].
     #[arg(long)]
     pub(crate) every: Option<u64>,
     /// Output file: .csv, .json or .npy (CSV on standard output otherwise).
@@ -107,10 +138,11 @@ pub(crate) struct RunArgs {
     /// Draw the run as an SVG figure.
     #[arg(long)]
     pub(crate) plot: Option<PathBuf>,
-    /// Run an ensemble of N particles (mean and standard deviation per output time).
+    /// Run an ensemble of N particles: mean and standard deviation per output time [default: the
+    /// model's `simulate particles`, else 1000 with a random `init`, else one trajectory].
     #[arg(long)]
     pub(crate) particles: Option<u64>,
-    /// Seed of the particles' random streams.
+    /// Seed of the particles' random streams [default: the model's `simulate seed`, else 0].
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     /// Write every particle's final state of an ensemble run (.csv, .json or .npy).
@@ -122,7 +154,8 @@ pub(crate) struct RunArgs {
     /// No summary on standard error.
     #[arg(long)]
     pub(crate) quiet: bool,
-    /// Minibatch size: sums over all the rows of the data use B rows drawn afresh each step.
+    /// Minibatch size: sums over all the rows of the data use B rows drawn afresh each step [default:
+    /// the model's `simulate batch`, else every row].
     #[arg(long)]
     pub(crate) batch: Option<u64>,
     /// Read the `data` statement that declares NAME from PATH instead (repeatable).
