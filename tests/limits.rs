@@ -163,3 +163,72 @@ fn a_model_too_large_for_its_matrices_is_refused_up_front() {
         stderr(&o)
     );
 }
+
+#[test]
+fn thousands_of_errors_stop_after_a_hundred_and_say_so() {
+    // Semantic errors (unknown names) and syntax errors (an operand missing),
+    // 5,000 of each kind: the report holds the first 100 and one line that
+    // says where checking stopped and how much was left.
+    let semantic: String = (0..5000).map(|i| format!("let a{i} = nosuch{i} + 1\n")).collect();
+    let syntax: String = (0..5000).map(|i| format!("let a{i} = 1 +\n")).collect();
+    for (name, body) in [("semantic", semantic), ("syntax", syntax)] {
+        let src = format!("coord x\n{body}lagrangian = x'^2\n");
+        let out = lagc(&["check", &model(&format!("many_{name}"), &src)]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(err.contains("101 errors in"), "{name}: {}", &err[err.len().saturating_sub(500)..]);
+        assert!(err.contains("too many errors: checking stopped after 100"), "{name}");
+        // Statements 101.. of 5,000 `let`s, and the `lagrangian`, are not checked.
+        assert!(err.contains("4901 statements from here on not checked"), "{name}: {}", &err[err.len() - 600..]);
+    }
+}
+
+#[test]
+fn a_model_file_that_never_ends_is_refused_after_64_mb() {
+    let out = lagc(&["check", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("larger than 64 MB"), "{}", stderr(&out));
+}
+
+#[test]
+fn long_chains_of_operators_run_without_a_deep_tree() {
+    // 3×10⁴ terms of a sum, factors of a product, signs and primes: each is
+    // read, derived and run, or refused with a message; none overflows the
+    // stack. The sum is checked against its closed form Σ i = n(n+1)/2.
+    let n = 30_000u64;
+    let sum: Vec<String> = (1..=n).map(|i| format!("{i}*x^2")).collect();
+    let long_sum = format!("coord x\nlagrangian = x'^2/2 - ({})\ninit x = 1\n", sum.join(" + "));
+    let out = lagc(&["derive", &model("long_sum", &long_sum), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let forcing = format!("\"-{}*x\"", n * (n + 1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&forcing), "{forcing}");
+
+    let differences: Vec<String> = (1..=n).map(|i| format!("{i}*x^2")).collect();
+    let long_difference = format!("coord x\nlagrangian = x'^2/2 + {}\ninit x = 1\n", differences.join(" - "));
+    let out = lagc(&["derive", &model("long_difference", &long_difference), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // 1 − 2 − 3 − … − n = 2 − n(n+1)/2, and f = 2·that·x.
+    let forcing = format!("\"{}*x\"", 2 * (2 - (n * (n + 1) / 2) as i64));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&forcing), "{forcing}");
+
+    let factors = vec!["(1 + x^2/1000)"; n as usize].join("*");
+    let long_product = format!("coord x\nlagrangian = x'^2/2 - {factors}/2^3/2^-3\ninit x = 0.1\n");
+    let out = lagc(&["run", &model("long_product", &long_product), "--t-end", "0.01", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let signs = format!("coord x\nlagrangian = x'^2/2 - {}x^2/2\ninit x = 1\n", "-".repeat(n as usize));
+    let out = lagc(&["derive", &model("signs", &signs), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // An even number of signs is none: V = x²/2, f = −x.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"-x\""));
+
+    let primes = format!("coord x\nlet a = x{}\nlagrangian = x'^2/2\n", "'".repeat(n as usize));
+    let out = lagc(&["check", &model("primes", &primes)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("second time derivative"), "{}", stderr(&out));
+
+    let tower = format!("coord x\nlagrangian = x'^2/2 - {}\n", vec!["x"; 3000].join("^"));
+    let out = lagc(&["check", &model("tower", &tower)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("powers nested too deeply"), "{}", stderr(&out));
+}

@@ -17,13 +17,32 @@ pub enum LoadError {
     CommandLine(Diagnostics),
 }
 
+/// The largest model file read: a file beyond it (or a device such as
+/// `/dev/urandom` that never ends) is refused after this many bytes.
+pub const MAX_MODEL_BYTES: u64 = 64 << 20;
+
+/// The bytes of `path`, at most [`MAX_MODEL_BYTES`] of them.
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(format!(
+            "it is larger than {} MB, the largest model file lagc reads (or it never ends)",
+            MAX_MODEL_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads a `.lag` file: its text and its stem, the model's default name.
 fn read(path: &Path) -> Result<(String, String), LoadError> {
     let shown = path.display().to_string();
     if path.is_dir() {
         return Err(LoadError::Read { path: shown, reason: "it is a directory".into() });
     }
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: shown.clone(), reason: e.to_string() })?;
+    let bytes = read_capped(path).map_err(|reason| LoadError::Read { path: shown.clone(), reason })?;
     let source = String::from_utf8(bytes).map_err(|e| LoadError::Read {
         path: shown.clone(),
         reason: format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),

@@ -27,6 +27,18 @@ pub use scope::suggest;
 /// The largest index family (or unrolled `sum`/`prod`) accepted.
 pub const MAX_FAMILY: i64 = 100_000;
 
+/// The most errors reported for one file: checking stops at the statement
+/// after them, and says so.
+pub const MAX_ERRORS: usize = 100;
+
+/// The diagnostic that ends a report of [`MAX_ERRORS`] errors, at the first
+/// statement not checked; `unchecked` statements remain.
+pub(crate) fn too_many_errors(at: crate::diag::Span, unchecked: usize) -> Diagnostic {
+    Diagnostic::new(at, format!("too many errors: checking stopped after {MAX_ERRORS}"))
+        .label(format!("{} from here on not checked", crate::diag::count(unchecked, "statement")))
+        .help("fix the errors above and check again")
+}
+
 /// Values given on the command line with `--set NAME=VALUE`.
 pub type Overrides = [(String, f64)];
 

@@ -23,6 +23,10 @@ impl Lowerer<'_> {
         let mut spans = Spans::default();
         let mut seen_once: HashMap<&'static str, Span> = HashMap::new();
         for (i, s) in file.stmts.iter().enumerate() {
+            if self.errors.len() >= super::MAX_ERRORS {
+                self.err(super::too_many_errors(s.keyword, file.stmts.len() - i));
+                return None;
+            }
             let kw = s.keyword_name();
             if matches!(kw, "model" | "lagrangian" | "energy" | "dissipation" | "metric" | "temperature") {
                 if let Some(prev) = seen_once.get(kw) {

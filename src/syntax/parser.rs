@@ -64,8 +64,13 @@ fn statement_errors(src: &str) -> Vec<Diagnostic> {
     bounds.push(src.len());
     bounds.dedup();
     let mut out = vec![];
-    for w in bounds.windows(2) {
+    for (i, w) in bounds.windows(2).enumerate() {
         let (lo, chunk) = (w[0], &src[w[0]..w[1]]);
+        if out.len() >= crate::lower::MAX_ERRORS {
+            let rest = bounds.len() - 1 - i;
+            out.push(crate::lower::too_many_errors(Span::new(lo, lo + 1), rest));
+            break;
+        }
         let blank = chunk.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
         if blank {
             continue;
@@ -128,7 +133,27 @@ pub fn parse_expr(src: &str) -> Result<Expr, Diagnostic> {
 fn check_nesting(src: &str) -> Result<(), Diagnostic> {
     let mut depth = 0usize;
     let mut in_comment = false;
+    // The `^` of one tower `a^b^c^…` (right-associative, so each one nests),
+    // and whether the last character ends an operand (a `-` after one is a
+    // subtraction, which ends the tower; after `^` it is a sign, which does not).
+    let (mut tower, mut after_operand) = (0usize, false);
     for (i, c) in src.char_indices() {
+        if !in_comment && !c.is_whitespace() {
+            match c {
+                '^' => {
+                    tower += 1;
+                    if tower > MAX_NESTING {
+                        return Err(Diagnostic::new(Span::new(i, i + 1), "powers nested too deeply")
+                            .label(format!("more than {MAX_NESTING} `^` in one tower a^b^c^…"))
+                            .help("write the exponent as a `let` definition"));
+                    }
+                }
+                '-' if !after_operand => {}
+                '+' | '-' | '*' | '/' | ',' | '=' | '(' | ')' | '[' | ']' => tower = 0,
+                _ => {}
+            }
+            after_operand = c.is_alphanumeric() || matches!(c, '_' | ')' | ']' | '\'' | '.');
+        }
         match c {
             '#' => in_comment = true,
             '\n' => in_comment = false,
@@ -453,33 +478,84 @@ fn binary(op: BinOp, a: Expr, b: Expr) -> Expr {
     Expr { kind: ExprKind::Binary(op, Box::new(a), Box::new(b)), span }
 }
 
+/// The most `'` kept on one operand: `q''` is already refused as an acceleration.
+const MAX_PRIMES: usize = 3;
+
+/// Operands longer than this in one `+`/`-` or `*`/`/` chain are combined as
+/// a balanced tree, so that a sum of 10⁵ terms is not 10⁵ deep.
+const FLAT_CHAIN: usize = 64;
+
+/// `first op₁ e₁ op₂ e₂ …`, left to right. A short chain is the usual
+/// left-nested tree. A long one is a balanced tree of `+` (or `*`) over
+/// `first, ±e₁, …` (or `first, e₁, 1/e₂, …`): the same sum or product, which
+/// the symbolic engine flattens in either shape.
+fn chain(first: Expr, rest: Vec<(BinOp, Expr)>) -> Expr {
+    if rest.len() < FLAT_CHAIN {
+        return rest.into_iter().fold(first, |acc, (op, e)| binary(op, acc, e));
+    }
+    let additive = matches!(rest[0].0, BinOp::Add | BinOp::Sub);
+    let op = if additive { BinOp::Add } else { BinOp::Mul };
+    let operands: Vec<Expr> = std::iter::once(first)
+        .chain(rest.into_iter().map(|(o, e)| match o {
+            BinOp::Sub => Expr { span: e.span, kind: ExprKind::Neg(Box::new(e)) },
+            BinOp::Div => {
+                let one = Expr { span: e.span, kind: ExprKind::Number(1.0) };
+                binary(BinOp::Div, one, e)
+            }
+            _ => e,
+        }))
+        .collect();
+    balanced(op, operands)
+}
+
+/// A balanced tree of `op` over `operands` (at least one), in order.
+fn balanced(op: BinOp, mut operands: Vec<Expr>) -> Expr {
+    while operands.len() > 1 {
+        let mut next = Vec::with_capacity(operands.len().div_ceil(2));
+        let mut it = operands.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => binary(op, a, b),
+                None => a,
+            });
+        }
+        operands = next;
+    }
+    operands.pop().expect("at least one operand")
+}
+
 fn expr(p: Pair<Rule>) -> Expr {
     let sp = span(&p);
     match p.as_rule() {
         Rule::expr | Rule::term => {
             let mut it = inner(p);
-            let mut acc = expr(it.next().unwrap());
+            let first = expr(it.next().unwrap());
+            let mut rest = vec![];
             while let Some(op) = it.next() {
-                let rhs = expr(it.next().unwrap());
                 let op = match op.as_str() {
                     "+" => BinOp::Add,
                     "-" => BinOp::Sub,
                     "*" => BinOp::Mul,
                     _ => BinOp::Div,
                 };
-                acc = binary(op, acc, rhs);
+                rest.push((op, expr(it.next().unwrap())));
             }
-            acc
+            chain(first, rest)
         }
         Rule::unary => {
+            // `--x` is `x`: a run of signs is one sign or none, so that no
+            // number of them makes the tree deep.
             let parts: Vec<Pair<Rule>> = inner(p).collect();
             let (negs, last) = parts.split_at(parts.len() - 1);
-            let mut e = expr(last[0].clone());
-            for n in negs.iter().rev() {
-                let s = span(n).to(e.span);
-                e = Expr { kind: ExprKind::Neg(Box::new(e)), span: s };
+            let e = expr(last[0].clone());
+            match negs.first() {
+                Some(n) => {
+                    let s = span(n).to(e.span);
+                    let kind = if negs.len() % 2 == 1 { ExprKind::Neg(Box::new(e)) } else { e.kind };
+                    Expr { kind, span: s }
+                }
+                None => e,
             }
-            e
         }
         Rule::power => {
             let mut it = inner(p);
@@ -492,7 +568,9 @@ fn expr(p: Pair<Rule>) -> Expr {
         Rule::postfix => {
             let mut it = inner(p);
             let mut e = expr(it.next().unwrap());
-            for prime in it {
+            // More than two primes are refused when the model is checked; more
+            // than a few are not even read, so that they cannot make the tree deep.
+            for prime in it.take(MAX_PRIMES) {
                 let s = e.span.to(span(&prime));
                 e = Expr { kind: ExprKind::Prime(Box::new(e)), span: s };
             }
