@@ -125,7 +125,7 @@ impl Rows<'_> {
         let d = self.summary.energy_drift.get_or_insert(Drift { h0: energy, max_abs: 0.0 });
         // A NaN drift stays NaN: the comparison alone would skip it.
         let a = (energy - d.h0).abs();
-        if !(a <= d.max_abs) {
+        if a > d.max_abs || a.is_nan() {
             d.max_abs = a;
         }
     }
