@@ -29,22 +29,13 @@ pub enum Kernel {
     Hessian,
     /// `g(θ)`, row-major.
     Metric,
-    /// The Lagrangian point of the variational integrator.
+    /// The Lagrangian point of the variational integrator and the canonical midpoint rule.
     Point,
-    /// `∂f/∂y`, `∂M/∂y_j`, `M`: the parts of the Jacobian of `(v, M⁻¹f)`.
-    RhsJacobian,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 7] = [
-        Kernel::Row,
-        Kernel::Energy,
-        Kernel::Gradient,
-        Kernel::Hessian,
-        Kernel::Metric,
-        Kernel::Point,
-        Kernel::RhsJacobian,
-    ];
+    pub const ALL: [Kernel; 6] =
+        [Kernel::Row, Kernel::Energy, Kernel::Gradient, Kernel::Hessian, Kernel::Metric, Kernel::Point];
 
     /// The kernel's label in the IR.
     pub fn name(self) -> &'static str {
@@ -55,7 +46,6 @@ impl Kernel {
             Kernel::Hessian => "hessian",
             Kernel::Metric => "metric",
             Kernel::Point => "point",
-            Kernel::RhsJacobian => "jacobian",
         }
     }
 
@@ -74,7 +64,6 @@ impl Kernel {
             (Kernel::Hessian, Equations::Energy(e)) => e.kernel.hessian.clone(),
             (Kernel::Metric, Equations::Energy(e)) => e.kernel.metric.clone(),
             (Kernel::Point, Equations::Lagrangian(e)) => e.point.clone(),
-            (Kernel::RhsJacobian, Equations::Lagrangian(e)) => e.rhs_jacobian.clone(),
             _ => None,
         }
     }
@@ -121,7 +110,7 @@ pub struct Spec {
     pub stochastic: bool,
 }
 
-const NONE: Extras = Extras { hessian: false, lagrangian_point: false, rhs_jacobian: false };
+const NONE: Extras = Extras { hessian: false, lagrangian_point: false };
 
 const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>) -> Option<Needs> {
     Some(Needs { extras: NONE, kernels, system, compiled })
@@ -162,9 +151,9 @@ pub const SPECS: [Spec; 8] = [
     Spec {
         method: Method::Midpoint,
         lagrangian: Some(Needs {
-            extras: Extras { rhs_jacobian: true, ..NONE },
-            kernels: &[Kernel::RhsJacobian],
-            system: true,
+            extras: Extras { lagrangian_point: true, ..NONE },
+            kernels: &[Kernel::Point],
+            system: false,
             compiled: None,
         }),
         energy: None,

@@ -137,39 +137,64 @@ fn right_hand_sides_match_a_dense_solve_of_the_evaluated_equations() {
     }
 }
 
-/// The exact Jacobian of the Lagrangian right-hand side against central
-/// differences of the right-hand side.
+/// The second derivatives of the Lagrangian point (`L_vv`, `L_vq`, `L_qq`, `F_v`, `F_q`, of
+/// which the implicit methods build their exact Newton Jacobians) against central
+/// differences of its first derivatives (`L_v`, `L_q`, `F`), on both backends.
 #[test]
-fn jacobians_match_finite_differences() {
+fn lagrangian_point_derivatives_match_finite_differences() {
     let mut rng = Rng(0xdeadbeefcafef00d);
     for name in ["double_pendulum", "kepler", "charged_particle", "damped_oscillator", "nesterov"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.lag"));
         let c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Midpoint), &[]).unwrap();
         let plan = lagc::plan::plan(&c.model, &c.equations, Method::Midpoint, None).unwrap();
-        let k = Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).unwrap();
-        let n = c.model.vars.len();
-        let d = 2 * n;
-        let mut w = Work::default();
-        for _ in 0..5 {
-            let (x, _) = random_input(&c, &k, &mut rng);
-            let (t, y) = (x[0], x[1..1 + d].to_vec());
-            let mut jac = vec![0.0; d * d];
-            k.jacobian(t, &y, &mut jac, &mut w).unwrap();
-            for j in 0..d {
+        for backend in [BackendKind::Native, BackendKind::Portable] {
+            let k = Kernels::build(&c.model, &c.equations, &plan, backend).unwrap();
+            let n = c.model.vars.len();
+            let mut w = Work::default();
+            let at = |t: f64, q: &[f64], v: &[f64], w: &mut Work| {
+                let mut p = lagc::integrate::LagrangianPoint::new(n);
+                k.point(t, q, v, &mut p, w).unwrap();
+                p
+            };
+            for _ in 0..5 {
+                let (x, _) = random_input(&c, &k, &mut rng);
+                let (t, q, v) = (x[0], x[1..1 + n].to_vec(), x[1 + n..1 + 2 * n].to_vec());
+                let p = at(t, &q, &v, &mut w);
                 let h = 1e-6;
-                let (mut yp, mut ym) = (y.clone(), y.clone());
-                yp[j] += h;
-                ym[j] -= h;
-                let (mut fp, mut fm) = (vec![0.0; d], vec![0.0; d]);
-                k.rhs(t, &yp, &mut fp, &mut w).unwrap();
-                k.rhs(t, &ym, &mut fm, &mut w).unwrap();
-                for i in 0..d {
-                    let fd = (fp[i] - fm[i]) / (2.0 * h);
-                    assert!(
-                        (jac[i * d + j] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
-                        "{name} J[{i}][{j}]: {} vs {fd}",
-                        jac[i * d + j]
-                    );
+                for j in 0..n {
+                    for by_v in [false, true] {
+                        let (mut qp, mut qm, mut vp, mut vm) = (q.clone(), q.clone(), v.clone(), v.clone());
+                        if by_v {
+                            vp[j] += h;
+                            vm[j] -= h;
+                        } else {
+                            qp[j] += h;
+                            qm[j] -= h;
+                        }
+                        let (pp, pm) = (at(t, &qp, &vp, &mut w), at(t, &qm, &vm, &mut w));
+                        let d = |a: &[f64], b: &[f64], i: usize| (a[i] - b[i]) / (2.0 * h);
+                        for i in 0..n {
+                            let ij = i * n + j;
+                            let pairs = if by_v {
+                                [
+                                    ("L_vv", p.lvv[ij], d(&pp.lv, &pm.lv, i)),
+                                    ("F_v", p.force_v[ij], d(&pp.force, &pm.force, i)),
+                                ]
+                            } else {
+                                [("L_vq", p.lvq[ij], d(&pp.lv, &pm.lv, i)), ("L_qq", p.lqq[ij], d(&pp.lq, &pm.lq, i))]
+                            };
+                            let mut all = pairs.to_vec();
+                            if !by_v {
+                                all.push(("F_q", p.force_q[ij], d(&pp.force, &pm.force, i)));
+                            }
+                            for (what, exact, fd) in all {
+                                assert!(
+                                    (exact - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                                    "{name} ({backend:?}) {what}[{i}][{j}]: {exact} vs {fd}"
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }

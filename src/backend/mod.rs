@@ -8,7 +8,7 @@
 //! wanted or Cranelift refuses. Both compute what the tree-walking evaluator
 //! computes; the tests hold them to it. [`Kernels`] is the backend together
 //! with the layout of its inputs and outputs, and the Rust parts every method
-//! shares (the exact Jacobian, the Lagrangian point).
+//! shares (the Lagrangian point).
 
 mod native;
 mod portable;
@@ -18,7 +18,7 @@ pub use crate::jit::{EmBlockFn, JitError, LoopFailure, LoopFn};
 pub use native::failure_cause;
 
 use crate::derive::Equations;
-use crate::integrate::{linalg, Cause, LagrangianPoint};
+use crate::integrate::{Cause, LagrangianPoint};
 use crate::model::{Model, ModelKind};
 use crate::plan::{Kernel, Plan};
 use crate::sym::{ExprId, SymId};
@@ -270,38 +270,6 @@ impl Kernels {
         } else {
             Err(Cause::NonFinite)
         }
-    }
-
-    /// The exact Jacobian `∂F/∂y` of the Lagrangian right-hand side:
-    /// `[[0, I], [M⁻¹(∂f/∂q − (∂M/∂q) a), M⁻¹(∂f/∂v − (∂M/∂v) a)]]` with `a = M⁻¹ f`.
-    pub fn jacobian(&self, t: f64, y: &[f64], jac: &mut [f64], work: &mut Work) -> Result<(), Cause> {
-        let n = self.n;
-        let d = 2 * n;
-        let mut dy = vec![0.0; d];
-        self.rhs(t, y, &mut dy, work)?;
-        let acc = &dy[n..];
-        let mut parts = vec![0.0; self.outputs(Kernel::RhsJacobian)];
-        self.eval_at(Kernel::RhsJacobian, t, y, &mut parts, work);
-        let (df, rest) = parts.split_at(n * d);
-        let (dm, m) = rest.split_at(d * n * n);
-        let f = linalg::factor(m, n)?;
-        jac.fill(0.0);
-        for i in 0..n {
-            jac[i * d + n + i] = 1.0;
-        }
-        let mut col = vec![0.0; n];
-        for j in 0..d {
-            let block = &dm[j * n * n..(j + 1) * n * n];
-            for i in 0..n {
-                let ma: f64 = (0..n).map(|k| block[i * n + k] * acc[k]).sum();
-                col[i] = df[i * d + j] - ma;
-            }
-            f.solve(&mut col);
-            for i in 0..n {
-                jac[(n + i) * d + j] = col[i];
-            }
-        }
-        Ok(())
     }
 
     /// The Lagrangian point at `(q, v, t)`.

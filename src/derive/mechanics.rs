@@ -84,7 +84,6 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
         forcing,
         energy,
         point: None,
-        rhs_jacobian: None,
     }
 }
 
@@ -123,26 +122,5 @@ pub(super) fn lagrangian_point(model: &mut Model, e: &LagrangianEquations) -> Ve
     for &p in &e.momenta {
         out.push(a.diff(p, model.time));
     }
-    out
-}
-
-/// `∂f_i/∂y_j` (n × 2n, y = (q, v)), then `∂M/∂y_j` for each j, then `M`.
-pub(super) fn rhs_jacobian(model: &mut Model, e: &LagrangianEquations) -> Vec<ExprId> {
-    let y: Vec<SymId> = model.var_syms().into_iter().chain(model.velocity_syms()).collect();
-    let a = &mut model.arena;
-    let mut out = Vec::new();
-    for &f in &e.forcing {
-        for &s in &y {
-            out.push(a.diff(f, s));
-        }
-    }
-    for &s in &y {
-        for row in &e.mass_matrix {
-            for &m in row {
-                out.push(a.diff(m, s));
-            }
-        }
-    }
-    out.extend(e.mass_matrix.iter().flatten());
     out
 }

@@ -15,8 +15,9 @@
 //! they read like a textbook and stay small. Beside them, `derive` builds the
 //! expressions the numerical methods evaluate ([`Extras`] says which of the
 //! costly ones a method needs): the energy model's gradient of the energy as
-//! written (expansion cancels digits near a minimum), the Lagrangian point of
-//! the variational integrator, the Jacobian of the implicit midpoint rule.
+//! written (expansion cancels digits near a minimum), and the Lagrangian point
+//! of the variational integrator and the implicit midpoint rule (the derivatives
+//! their exact Newton Jacobians are made of).
 
 mod checks;
 mod flow;
@@ -51,9 +52,6 @@ pub struct LagrangianEquations {
     /// [`crate::integrate::LagrangianPoint`]), with `F = −∂R/∂v + Q`, when
     /// [`Extras::lagrangian_point`] asked for it.
     pub point: Option<Vec<ExprId>>,
-    /// `∂f_i/∂y_j` (n × 2n, `y = (q, v)`), then `∂M/∂y_j` for each `j` (2n
-    /// blocks of n × n), then `M`, when [`Extras::rhs_jacobian`] asked for it.
-    pub rhs_jacobian: Option<Vec<ExprId>>,
 }
 
 /// The derived equations of an energy model.
@@ -98,10 +96,9 @@ pub struct FlowKernels {
 pub struct Extras {
     /// `∇²E` of the energy as written (the minimizing movement).
     pub hessian: bool,
-    /// The Lagrangian point (the variational integrator).
+    /// The Lagrangian point (the variational integrator and the implicit midpoint rule),
+    /// from which they build their exact Newton Jacobians.
     pub lagrangian_point: bool,
-    /// The parts of the exact Jacobian of `(v, M⁻¹f)` (the implicit midpoint rule).
-    pub rhs_jacobian: bool,
 }
 
 /// The equations of either kind of model.
@@ -126,9 +123,6 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
             }
             if extras.lagrangian_point {
                 eq.point = Some(mechanics::lagrangian_point(model, &eq));
-            }
-            if extras.rhs_jacobian {
-                eq.rhs_jacobian = Some(mechanics::rhs_jacobian(model, &eq));
             }
             within_limits(model)?;
             Ok(Equations::Lagrangian(eq))

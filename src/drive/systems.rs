@@ -23,8 +23,10 @@ impl OdeSystem for FirstOrder<'_> {
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause> {
         self.k.rhs(t, y, dy, &mut self.work)
     }
-    fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) -> Result<(), Cause> {
-        self.k.jacobian(t, y, jac, &mut self.work)
+    /// No method of a run needs `∂F/∂y`: the implicit methods solve with the Lagrangian
+    /// point ([`PointSystem`]).
+    fn jacobian(&mut self, _t: f64, _y: &[f64], _jac: &mut [f64]) -> Result<(), Cause> {
+        Err(Cause::Invalid("the first-order system of a run has no Jacobian".into()))
     }
     fn begin_step(&mut self, _t: f64) {
         if let Some(d) = self.draws.as_deref_mut() {
@@ -33,7 +35,7 @@ impl OdeSystem for FirstOrder<'_> {
     }
 }
 
-/// The Lagrangian point of the variational integrator.
+/// The Lagrangian point of the variational integrator and the canonical midpoint rule.
 pub(super) struct PointSystem<'k> {
     pub k: &'k Kernels,
     pub work: Work,

@@ -27,7 +27,8 @@ pub(super) fn integrate(ctx: &Ctx<'_>, particle: usize, y0: &[f64], obs: &mut im
             integrate::dopri5(&mut first, &grid, cfg.rtol, cfg.atol, y0, obs)
         }
         (ModelKind::Lagrangian, Method::Midpoint) => {
-            integrate::midpoint(&mut FirstOrder { k, work: Work::default(), draws: None }, &grid, y0, obs)
+            let mut sys = PointSystem { k, work: Work::default() };
+            integrate::canonical_midpoint(&mut sys, &grid, &y0[..n], &y0[n..], obs)
         }
         (ModelKind::Lagrangian, Method::Variational) => {
             let mut sys = PointSystem { k, work: Work::default() };

@@ -27,7 +27,7 @@ mod verlet;
 pub use self::dopri5::dopri5;
 pub use self::explicit::{euler, rk4};
 pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow};
-pub use self::implicit::midpoint;
+pub use self::implicit::{canonical_midpoint, midpoint};
 pub use self::lagrangian::{lagrangian_system, FirstOrderLagrangian};
 pub use self::langevin::{em_block_step, em_noise, noise_scale};
 pub use self::variational::variational;
