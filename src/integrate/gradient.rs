@@ -97,24 +97,39 @@ pub fn gradient_descent(
     euler(&mut gradient_flow_system(sys), grid, theta0, obs)
 }
 
-/// The largest number of Newton iterations in one proximal step.
-const PROX_MAX_ITERATIONS: usize = 100;
+/// The largest number of trial points in one proximal step.
+const PROX_MAX_ITERATIONS: usize = 500;
 
-/// The Armijo sufficient-decrease constant.
-const ARMIJO: f64 = 1e-4;
+/// A trial point is accepted when `Φ` falls by at least this fraction of the decrease the
+/// quadratic model predicts.
+const ACCEPT: f64 = 1e-4;
 
-/// The rise of `Φ`, relative to `max(1, |Φ|)`, tolerated as round-off when a full Newton
-/// step reduces `‖G‖`; a hundred such steps stay below the dissipation check's `1e-12`.
-const NOISE: f64 = 1e-14;
+/// The stationarity tolerance, relative to the size of the two terms of `G`.
+const STATIONARY: f64 = 1e-12;
+
+/// `G` is known to about `ε·|J|·|x|` (the rounding of `x`); a residual within this multiple of
+/// it is at rounding level.
+const ROUNDING_G: f64 = 64.0 * f64::EPSILON;
+
+/// `Φ` is known to about this multiple of `|E(x)| + ‖x − θ_k‖²_{g_k}/(2h)` plus the size of
+/// the terms of `E` (see `newton_matrix`): a predicted decrease below it cannot be seen in `Φ`.
+const ROUNDING_PHI: f64 = 16.0 * f64::EPSILON;
+
+/// The total rise of `Φ` within rounding that one step may accept, relative to
+/// `max(1, |E_k|)`: a tenth of the dissipation check's allowance.
+const RISE_BUDGET: f64 = 1e-13;
 
 /// One minimizing movement step: `θ_{k+1} = argmin Φ(θ)`,
-/// `Φ(θ) = E(θ) + (θ − θ_k)ᵀ g_k (θ − θ_k)/(2h)`.
+/// `Φ(θ) = E(θ) + (θ − θ_k)ᵀ g_k (θ − θ_k)/(2h)`, by a trust-region Newton method
+/// (docs/numerics.md §Minimizing movement).
 struct MinimizingMovement<'a, S> {
     sys: &'a mut S,
     n: usize,
     theta: Vec<f64>,
-    trial: Vec<f64>,
+    /// `g_k`, symmetrised.
     metric: Vec<f64>,
+    /// `D = diag(√g_kii)`: the trust region is `‖D s‖ ≤ Δ`.
+    scale: Vec<f64>,
     grad: Vec<f64>,
     residual: Vec<f64>,
     jac: Vec<f64>,
@@ -129,14 +144,17 @@ impl<S: GradientSystem> MinimizingMovement<'_, S> {
         (0..n).map(|i| d[i] * (0..n).map(|j| self.metric[i * n + j] * d[j]).sum::<f64>()).sum()
     }
 
-    /// The proximal objective `Φ` at `x`.
-    fn objective(&mut self, t: f64, h: f64, x: &[f64]) -> f64 {
+    /// The proximal objective `Φ` at `x`, and the size `|E(x)| + ‖x − θ_k‖²_{g_k}/(2h)` of
+    /// its terms.
+    fn objective(&mut self, t: f64, h: f64, x: &[f64]) -> (f64, f64) {
         self.stats.rhs_evals += 1;
-        self.sys.energy(t, x) + self.distance2(x) / (2.0 * h)
+        let energy = self.sys.energy(t, x);
+        let quadratic = self.distance2(x) / (2.0 * h);
+        (energy + quadratic, energy.abs() + quadratic.abs())
     }
 
-    /// Writes `G(x) = g_k(x − θ_k)/h + ∇E(x)` into `residual`.
-    fn optimality(&mut self, t: f64, h: f64, x: &[f64]) {
+    /// Writes `∇E(x)` into `grad` and `G(x) = g_k(x − θ_k)/h + ∇E(x)` into `residual`.
+    fn optimality(&mut self, t: f64, h: f64, x: &[f64]) -> Result<(), Cause> {
         let n = self.n;
         self.sys.gradient(t, x, &mut self.grad);
         self.stats.rhs_evals += 1;
@@ -144,33 +162,69 @@ impl<S: GradientSystem> MinimizingMovement<'_, S> {
             let gd: f64 = (0..n).map(|j| self.metric[i * n + j] * (x[j] - self.theta[j])).sum();
             self.residual[i] = gd / h + self.grad[i];
         }
+        if all_finite(&self.residual) {
+            Ok(())
+        } else {
+            Err(Cause::NonFinite)
+        }
     }
 
-    /// Factorises `J = g_k/h + ∇²E(x)` by Cholesky, adding a Levenberg shift `μI` (growing
-    /// tenfold) until it is positive definite.
-    fn newton_matrix(&mut self, t: f64, h: f64, x: &[f64]) -> Result<Factor, Cause> {
+    /// Writes `J = g_k/h + ∇²E(x)`, the Hessian of `Φ`, into `jac`, and returns
+    /// `|x|ᵀ|∇E(x)| + |x|ᵀ|∇²E(x)||x|`, the size of the terms of `E` near `x` as far as its
+    /// derivatives show them (exact for a quadratic form `½xᵀAx`, up to a factor 3).
+    fn newton_matrix(&mut self, t: f64, h: f64, x: &[f64]) -> Result<f64, Cause> {
         let n = self.n;
         self.sys.hessian(t, x, &mut self.jac);
+        let terms: f64 = (0..n)
+            .map(|i| {
+                x[i].abs() * (self.grad[i].abs() + (0..n).map(|j| self.jac[i * n + j].abs() * x[j].abs()).sum::<f64>())
+            })
+            .sum();
         for (j, g) in self.jac.iter_mut().zip(&self.metric) {
             *j += g / h;
         }
-        if !all_finite(&self.jac) {
-            return Err(Cause::NonFinite);
+        if all_finite(&self.jac) {
+            Ok(terms)
+        } else {
+            Err(Cause::NonFinite)
         }
-        let scale = (0..n).map(|i| self.jac[i * n + i].abs()).fold(0.0, f64::max).max(1e-300);
-        let mut shift = 0.0;
-        let mut shifted = self.jac.clone();
-        for _ in 0..40 {
-            if let Some(l) = linalg::cholesky(&shifted, n) {
-                return Ok(Factor::Cholesky { n, l });
-            }
-            shift = if shift == 0.0 { 1e-10 * scale } else { 10.0 * shift };
-            shifted.copy_from_slice(&self.jac);
+    }
+
+    /// Whether `‖G(x)‖` is at rounding level: at most `1e-12` of `‖∇E(x)‖ + ‖g_k(x − θ_k)/h‖`
+    /// plus `64ε‖|J|·|x|‖`, the change of `G` when `x` is rounded.
+    fn stationary(&self, x: &[f64]) -> bool {
+        let n = self.n;
+        let terms =
+            norm(&self.grad) + self.residual.iter().zip(&self.grad).map(|(r, g)| (r - g) * (r - g)).sum::<f64>().sqrt();
+        let rounding: Vec<f64> = (0..n).map(|i| (0..n).map(|j| self.jac[i * n + j].abs() * x[j].abs()).sum()).collect();
+        norm(&self.residual) <= STATIONARY * terms + ROUNDING_G * norm(&rounding)
+    }
+
+    /// `g_k = g(θ_k, t)` symmetrised (the identity without a metric), which must be positive
+    /// definite, and `D`.
+    fn freeze_metric(&mut self, t: f64) -> Result<(), Cause> {
+        let n = self.n;
+        if self.sys.metric(t, &self.theta, &mut self.metric) {
             for i in 0..n {
-                shifted[i * n + i] += shift;
+                for j in 0..i {
+                    let m = 0.5 * (self.metric[i * n + j] + self.metric[j * n + i]);
+                    self.metric[i * n + j] = m;
+                    self.metric[j * n + i] = m;
+                }
+            }
+            if let Factor::Lu { .. } = linalg::factor(&self.metric, n).map_err(singular_metric)? {
+                return Err(Cause::ProxFailed("the metric g(θ) is not positive definite".into()));
+            }
+        } else {
+            self.metric.fill(0.0);
+            for i in 0..n {
+                self.metric[i * n + i] = 1.0;
             }
         }
-        Err(Cause::ProxFailed("no Levenberg shift made the Newton matrix positive definite".into()))
+        for i in 0..n {
+            self.scale[i] = self.metric[i * n + i].sqrt();
+        }
+        Ok(())
     }
 }
 
@@ -178,86 +232,100 @@ impl<S: GradientSystem> Stepper for MinimizingMovement<'_, S> {
     fn step(&mut self, t: f64, h: f64) -> Result<(), Cause> {
         let n = self.n;
         let t_new = t + h;
-        if !self.sys.metric(t, &self.theta, &mut self.metric) {
-            self.metric.fill(0.0);
-            for i in 0..n {
-                self.metric[i * n + i] = 1.0;
-            }
-        }
-        let metric = linalg::factor(&self.metric, n).map_err(singular_metric)?;
-        let theta_k = self.theta.clone();
-        let energy_k = self.sys.energy(t_new, &theta_k);
-        self.sys.gradient(t_new, &theta_k, &mut self.grad);
-        self.stats.rhs_evals += 2;
-        if !energy_k.is_finite() || !all_finite(&self.grad) {
+        self.freeze_metric(t)?;
+        let energy_k = self.sys.energy(t_new, &self.theta);
+        self.stats.rhs_evals += 1;
+        if !energy_k.is_finite() {
             return Err(Cause::NonFinite);
         }
-        let tolerance = 1e-10 * norm(&self.grad).max(1.0);
-        // Start from the explicit step, unless it raises Φ above Φ(θ_k) = E_k.
-        let mut x = self.grad.clone();
-        metric.solve(&mut x);
-        for i in 0..n {
-            x[i] = theta_k[i] - h * x[i];
-        }
-        let mut phi = self.objective(t_new, h, &x);
-        if phi.is_nan() || phi > energy_k {
-            x.copy_from_slice(&theta_k);
-            phi = energy_k;
-        }
+        let mut x = self.theta.clone();
+        let (mut phi, mut size) = (energy_k, energy_k.abs());
+        self.optimality(t_new, h, &x)?;
+        let d = self.scale.clone();
+        let mut radius = f64::INFINITY;
+        let mut rejected = false;
+        let mut rises = 0.0;
+        let budget = RISE_BUDGET * energy_k.abs().max(1.0);
         let mut iterations = 0;
+        let (mut a, mut g) = (vec![0.0; n * n], vec![0.0; n]);
+        let mut trial = vec![0.0; n];
         loop {
-            self.optimality(t_new, h, &x);
-            if !all_finite(&self.residual) {
-                return Err(Cause::NonFinite);
+            let terms = self.newton_matrix(t_new, h, &x).map_err(|c| runaway(c, energy_k, phi))?;
+            for i in 0..n {
+                g[i] = self.residual[i] / d[i];
+                for j in 0..n {
+                    a[i * n + j] = self.jac[i * n + j] / (d[i] * d[j]);
+                }
             }
-            if iterations > 0 && norm(&self.residual) <= tolerance {
+            let tr = match linalg::trust_region_step(&a, &g, n, radius) {
+                Some(tr) => tr,
+                None if radius.is_infinite() => {
+                    // J is not positive definite: start from the length of the explicit step.
+                    let x_size = x.iter().zip(&d).map(|(v, s)| (v * s).powi(2)).sum::<f64>().sqrt();
+                    radius = (h * norm(&g)).max(1e-3 * x_size).max(1e-3);
+                    linalg::trust_region_step(&a, &g, n, radius).ok_or(runaway(Cause::NonFinite, energy_k, phi))?
+                }
+                None => return Err(runaway(Cause::NonFinite, energy_k, phi)),
+            };
+            let stationary = self.stationary(&x);
+            if stationary && tr.convex {
+                break;
+            }
+            for i in 0..n {
+                trial[i] = x[i] + tr.step[i] / d[i];
+            }
+            if trial == x {
+                // The step is below the resolution of x.
+                break;
+            }
+            // A decrease Φ cannot show (its rounding), or one the step may give up (the budget).
+            let unseen = tr.predicted <= (ROUNDING_PHI * (size + terms)).max(budget);
+            if unseen && !tr.newton && (rejected || tr.predicted <= 0.0) {
+                // Within a region shrunk by rejections, no decrease Φ could show is left.
                 break;
             }
             if iterations == PROX_MAX_ITERATIONS {
-                return Err(Cause::NewtonDiverged { iterations });
+                return Err(Cause::ProxFailed(format!(
+                    "no minimizer of Φ found in {PROX_MAX_ITERATIONS} trust-region iterations \
+                     (Φ fell from {energy_k:e} to {phi:e}); is the energy bounded below?"
+                )));
             }
             iterations += 1;
             self.stats.newton_iterations += 1;
-            let newton = self.newton_matrix(t_new, h, &x)?;
-            let mut delta = self.residual.clone();
-            newton.solve(&mut delta);
-            // Δ = −J⁻¹G is a descent direction of Φ, whose gradient is G.
-            let slope: f64 = -delta.iter().zip(&self.residual).map(|(d, g)| d * g).sum::<f64>();
-            let mut alpha = 1.0;
-            let mut trial = std::mem::take(&mut self.trial);
-            let accepted = loop {
-                for i in 0..n {
-                    trial[i] = x[i] - alpha * delta[i];
+            let (phi_trial, size_trial) = self.objective(t_new, h, &trial);
+            let rho = if phi_trial.is_finite() { (phi - phi_trial) / tr.predicted } else { f64::NEG_INFINITY };
+            let length = norm(&tr.step);
+            if rho >= ACCEPT {
+                x.copy_from_slice(&trial);
+                (phi, size) = (phi_trial, size_trial);
+                self.optimality(t_new, h, &x).map_err(|c| runaway(c, energy_k, phi))?;
+                rejected = false;
+                if rho < 0.25 {
+                    radius = 0.25 * length;
+                } else if rho > 0.75 && length >= 0.9 * radius {
+                    radius *= 2.0;
                 }
-                let phi_trial = self.objective(t_new, h, &trial);
-                if phi_trial <= phi + ARMIJO * alpha * slope {
-                    phi = phi_trial;
-                    break true;
+            } else if tr.newton && unseen {
+                // The Newton step's decrease drowns in the rounding of Φ: take it if it reduces
+                // ‖G‖ and the rises of Φ so taken stay within the budget; else x is the
+                // minimizer to floating-point precision.
+                let rise = (phi_trial - phi).max(0.0);
+                if !(phi_trial.is_finite() && rises + rise <= budget) {
+                    break;
                 }
-                // Near the solution the decrease of Φ drowns in its round-off (E may cancel
-                // internally); then take the full Newton step if it reduces ‖G‖ and does not
-                // raise Φ beyond that noise.
-                if alpha == 1.0 && phi_trial <= phi + NOISE * phi.abs().max(1.0) {
-                    let before = norm(&self.residual);
-                    let saved = self.residual.clone();
-                    self.optimality(t_new, h, &trial);
-                    if norm(&self.residual) < before {
-                        phi = phi_trial;
-                        break true;
-                    }
-                    self.residual = saved;
+                let before = norm(&self.residual);
+                let saved = (self.grad.clone(), self.residual.clone());
+                if self.optimality(t_new, h, &trial).is_err() || norm(&self.residual) >= before {
+                    (self.grad, self.residual) = saved;
+                    break;
                 }
-                alpha *= 0.5;
-                if alpha < 1e-12 {
-                    break false;
-                }
-            };
-            if !accepted {
-                self.trial = trial;
-                return Err(Cause::ProxFailed("the Armijo line search failed".into()));
+                rises += rise;
+                x.copy_from_slice(&trial);
+                (phi, size) = (phi_trial, size_trial);
+            } else {
+                rejected = true;
+                radius = if rho.is_finite() { 0.25 * length } else { 0.0625 * length };
             }
-            x.copy_from_slice(&trial);
-            self.trial = trial;
         }
         // The energy dissipation inequality E_{k+1} + ‖Δ‖²_{g_k}/(2h) ≤ E_k, to round-off.
         let energy_new = self.sys.energy(t_new, &x);
@@ -280,6 +348,18 @@ impl<S: GradientSystem> Stepper for MinimizingMovement<'_, S> {
     }
 }
 
+/// A non-finite value met after `Φ` has fallen below `E_k` suggests an energy unbounded
+/// below: the iterates ran off until something overflowed.
+fn runaway(cause: Cause, energy_k: f64, phi: f64) -> Cause {
+    if cause == Cause::NonFinite && phi < energy_k {
+        Cause::ProxFailed(format!(
+            "non-finite energy derivatives after Φ fell from {energy_k:e} to {phi:e}; is the energy bounded below?"
+        ))
+    } else {
+        cause
+    }
+}
+
 /// Whether `E_{k+1} + ‖Δ‖²/(2h)`, given as `dissipated`, is at most `E_k` up to
 /// `1e-12·max(1, |E_k|)`.
 fn dissipation_holds(dissipated: f64, energy_k: f64) -> bool {
@@ -290,13 +370,15 @@ fn dissipation_holds(dissipated: f64, energy_k: f64) -> bool {
 /// flow): `θ_{k+1} = argmin E(θ) + ‖θ − θ_k‖²_{g_k}/(2h)` with `g_k = g(θ_k, t_k)`, the
 /// energy taken at `t_{k+1}`.
 ///
-/// Newton's method on `G(θ) = g_k(θ − θ_k)/h + ∇E(θ)` with `J = g_k/h + ∇²E`, a Levenberg
-/// shift when `J` is not positive definite, and Armijo backtracking on `Φ`. It starts from the
-/// explicit step, or from `θ_k` if the explicit step raises `Φ` above `E_k` (so `Φ` decreases
-/// from `E_k` and the dissipation inequality holds by construction), takes at least one Newton
-/// step and stops at `‖G‖ ≤ 1e-10·max(1, ‖∇E(θ_k)‖)`. Every step is checked against
-/// `E_{k+1} + ‖Δ‖²_{g_k}/(2h) ≤ E_k + 1e-12·max(1, |E_k|)`; a violation fails with
-/// [`Cause::ProxFailed`]. Rows are `θ`.
+/// Each step minimizes `Φ(θ) = E(θ) + ‖θ − θ_k‖²_{g_k}/(2h)` from `θ_k` by a trust-region
+/// Newton method with the exact Hessian `J = ∇²E + g_k/h` (docs/numerics.md §Minimizing
+/// movement): a trial point is kept only when `Φ` decreases, so `Φ` never rises above
+/// `Φ(θ_k) = E_k` beyond rounding and the dissipation inequality holds at any step size; the
+/// step stops where `G = ∇E + g_k(θ − θ_k)/h` is at rounding level with `J` positive definite,
+/// or where no decrease of `Φ` can be seen in floating point. It fails with
+/// [`Cause::ProxFailed`] when the energy appears unbounded below (no minimizer within 500
+/// iterations) or the metric is not positive definite, and with [`Cause::NonFinite`] on NaN.
+/// Rows are `θ`.
 pub fn minimizing_movement(
     sys: &mut impl GradientSystem,
     grid: &Grid,
@@ -309,8 +391,8 @@ pub fn minimizing_movement(
         sys,
         n,
         theta: theta0.to_vec(),
-        trial: vec![0.0; n],
         metric: vec![0.0; n * n],
+        scale: vec![0.0; n],
         grad: vec![0.0; n],
         residual: vec![0.0; n],
         jac: vec![0.0; n * n],
@@ -500,6 +582,54 @@ mod tests {
             .position(|(_, th)| (th[0] - 1.0).abs().max((th[1] - 1.0).abs()) < 1e-6)
             .expect("prox at h = 1 did not reach (1, 1) within 100 steps");
         eprintln!("prox h = 1 reaches (1, 1) to 1e-6 at step {k}");
+    }
+
+    /// `E = x⁴/4 − x² + y²`, with a saddle at the origin.
+    struct Saddle;
+    impl GradientSystem for Saddle {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn energy(&mut self, _t: f64, th: &[f64]) -> f64 {
+            th[0].powi(4) / 4.0 - th[0] * th[0] + th[1] * th[1]
+        }
+        fn gradient(&mut self, _t: f64, th: &[f64], g: &mut [f64]) {
+            g[0] = th[0].powi(3) - 2.0 * th[0];
+            g[1] = 2.0 * th[1];
+        }
+        fn hessian(&mut self, _t: f64, th: &[f64], hs: &mut [f64]) {
+            hs.copy_from_slice(&[3.0 * th[0] * th[0] - 2.0, 0.0, 0.0, 2.0]);
+        }
+        fn metric(&mut self, _t: f64, _theta: &[f64], _g: &mut [f64]) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn prox_leaves_an_exact_saddle_only_when_it_is_not_the_minimizer() {
+        // Φ = x⁴/4 − x² + y² + |θ|²/(2h) from θ_k = 0, where ∇E = 0. For h < 1/2,
+        // Φ ≥ x⁴/4 + (1/(2h) − 1)x² ≥ 0 = Φ(0): the step stays. For h > 1/2 the minimizers
+        // are x² = 2 − 1/h, y = 0.
+        let mut rows = Vec::new();
+        let grid = Grid { t0: 0.0, t_end: 0.25, dt: 0.25, every: 1 };
+        minimizing_movement(&mut Saddle, &grid, &[0.0, 0.0], &mut rows).unwrap();
+        assert_eq!(rows[1].1, [0.0, 0.0]);
+        for h in [1.0, 10.0, 1000.0] {
+            let mut rows = Vec::new();
+            let grid = Grid { t0: 0.0, t_end: h, dt: h, every: 1 };
+            minimizing_movement(&mut Saddle, &grid, &[0.0, 0.0], &mut rows).unwrap_or_else(|f| panic!("h = {h}: {f}"));
+            let th = &rows[1].1;
+            let x = (2.0 - 1.0 / h).sqrt();
+            assert!((th[0].abs() - x).abs() < 1e-12 && th[1].abs() < 1e-12, "h = {h}: {th:?} against (±{x}, 0)");
+        }
+    }
+
+    #[test]
+    fn prox_refuses_a_metric_that_is_not_positive_definite() {
+        let mut sys = Quadratic { c: vec![1.0, 1.0], metric: Some(vec![1.0, 0.0, 0.0, -1.0]) };
+        let grid = Grid { t0: 0.0, t_end: 1.0, dt: 1.0, every: 1 };
+        let f = minimizing_movement(&mut sys, &grid, &[1.0, 1.0], &mut Vec::new()).unwrap_err();
+        assert_eq!(f.cause, Cause::ProxFailed("the metric g(θ) is not positive definite".into()));
     }
 
     #[test]

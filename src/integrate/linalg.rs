@@ -114,6 +114,193 @@ pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
+/// Factorises a symmetric matrix as `L Lᵀ` when every pivot (the square of `L_jj`) exceeds
+/// `floor`, or returns `None`: a matrix accepted here is positive definite with a margin, never
+/// nearly singular. Only the lower triangle of `a` is read.
+pub fn cholesky_with_floor(a: &[f64], n: usize, floor: f64) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= l[j * n + k] * l[j * n + k];
+        }
+        if !d.is_finite() || d <= floor || d <= 0.0 {
+            return None;
+        }
+        let d = d.sqrt();
+        l[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= l[i * n + k] * l[j * n + k];
+            }
+            l[i * n + j] = s / d;
+        }
+    }
+    Some(l)
+}
+
+/// The smallest pivot, relative to the largest diagonal entry, that [`trust_region_step`]
+/// accepts in a Cholesky factorisation of `A + λI`.
+pub const PIVOT_FLOOR: f64 = 1e-12;
+
+/// A step of the trust-region subproblem `min gᵀp + ½pᵀAp` subject to `‖p‖ ≤ Δ`.
+#[derive(Debug, Clone)]
+pub struct TrustStep {
+    /// The step `p`.
+    pub step: Vec<f64>,
+    /// The decrease of the model, `−(gᵀp + ½pᵀAp)`.
+    pub predicted: f64,
+    /// Whether `p` is the Newton step `−A⁻¹g` (then `‖p‖ ≤ Δ`).
+    pub newton: bool,
+    /// Whether `A` itself passed the Cholesky factorisation with the pivot floor.
+    pub convex: bool,
+}
+
+/// Solves the trust-region subproblem `min m(p) = gᵀp + ½pᵀAp`, `‖p‖ ≤ Δ`, for a symmetric
+/// `A`, by the method of Moré and Sorensen (docs/numerics.md §Minimizing movement): the
+/// Newton step when `A` is positive definite and the step fits, otherwise `p(λ) = −(A + λI)⁻¹g`
+/// with `λ > max(0, −λ_min(A))` and `‖p(λ)‖` within 10% of `Δ`, found by Newton's method on
+/// `1/‖p(λ)‖ − 1/Δ` safeguarded by a bracket that a failed factorisation raises; in the hard
+/// case (the bracket closes on `−λ_min` with `‖p‖ < Δ`) the step is completed to the boundary
+/// along an eigenvector of `λ_min`, found by inverse iteration.
+///
+/// Returns `None` when `A` or `g` is not finite, or when `Δ` is infinite and `A` is not
+/// positive definite (the model has no minimizer).
+pub fn trust_region_step(a: &[f64], g: &[f64], n: usize, radius: f64) -> Option<TrustStep> {
+    if !a.iter().chain(g).all(|v| v.is_finite()) || radius.is_nan() || radius <= 0.0 {
+        return None;
+    }
+    let diag = (0..n).map(|i| a[i * n + i].abs()).fold(0.0, f64::max);
+    let floor = |lambda: f64| PIVOT_FLOOR * (diag + lambda);
+    let shifted = |lambda: f64| -> Vec<f64> {
+        let mut m = a.to_vec();
+        (0..n).for_each(|i| m[i * n + i] += lambda);
+        m
+    };
+    let step_of = |l: &[f64]| -> Vec<f64> {
+        let mut p: Vec<f64> = g.iter().map(|v| -v).collect();
+        cholesky_substitute(l, &mut p, n);
+        p
+    };
+    let model = |p: &[f64]| -> f64 {
+        let mut ap = vec![0.0; n];
+        mat_vec(a, p, &mut ap);
+        -(0..n).map(|i| p[i] * (g[i] + 0.5 * ap[i])).sum::<f64>()
+    };
+    let finish = |step: Vec<f64>, newton: bool, convex: bool| {
+        let predicted = model(&step);
+        Some(TrustStep { step, predicted, newton, convex })
+    };
+    let length = |p: &[f64]| p.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let at_zero = cholesky_with_floor(a, n, floor(0.0));
+    let convex = at_zero.is_some();
+    if let Some(l) = &at_zero {
+        let p = step_of(l);
+        if length(&p) <= radius {
+            return finish(p, true, true);
+        }
+    }
+    if radius.is_infinite() {
+        return None;
+    }
+    let gnorm = length(g);
+    let anorm = norm_1(a, n);
+    if gnorm == 0.0 && anorm == 0.0 {
+        return finish(vec![0.0; n], false, convex);
+    }
+    // λ* lies in [lo, hi]: λ* ≥ −λ_min ≥ −min a_ii, ‖p(λ*)‖ = Δ ≥ ‖g‖/(λ* + ‖A‖), and at
+    // hi = ‖g‖/Δ + (1 + 10⁻³)‖A‖, A + hi·I ≥ (‖g‖/Δ + 10⁻³‖A‖)I gives ‖p(hi)‖ ≤ Δ.
+    let min_diag = (0..n).map(|i| a[i * n + i]).fold(f64::INFINITY, f64::min);
+    let mut lo = 0.0_f64.max(-min_diag).max(gnorm / radius - anorm);
+    let mut hi = gnorm / radius + (1.0 + 1e-3) * anorm;
+    let mut inside: Option<(Vec<f64>, Vec<f64>)> = None;
+    let bisect = |lo: f64, hi: f64| (lo * hi).sqrt().max(lo + 0.01 * (hi - lo));
+    let mut lambda = match &at_zero {
+        // From λ = 0, where ‖p‖ > Δ, Newton's step on 1/‖p(λ)‖ − 1/Δ.
+        Some(l) => {
+            let p = step_of(l);
+            let mut q = p.clone();
+            forward_substitute(l, &mut q, n);
+            let (pn, qn) = (length(&p), length(&q));
+            let next = (pn / qn).powi(2) * (pn - radius) / radius;
+            if next > lo && next < hi {
+                next
+            } else {
+                bisect(lo, hi)
+            }
+        }
+        None => bisect(lo, hi),
+    };
+    for _ in 0..200 {
+        if hi - lo <= 1e-12 * hi {
+            break;
+        }
+        let Some(l) = cholesky_with_floor(&shifted(lambda), n, floor(lambda)) else {
+            lo = lambda;
+            lambda = bisect(lo, hi);
+            continue;
+        };
+        let p = step_of(&l);
+        let pn = length(&p);
+        if (pn - radius).abs() <= 0.1 * radius {
+            return finish(p, false, convex);
+        }
+        if pn > radius {
+            lo = lambda;
+        } else {
+            hi = lambda;
+        }
+        let mut q = p.clone();
+        forward_substitute(&l, &mut q, n);
+        let qn = length(&q);
+        let next = lambda + (pn / qn).powi(2) * (pn - radius) / radius;
+        if pn < radius {
+            inside = Some((p, l));
+        }
+        lambda = if next > lo && next < hi { next } else { bisect(lo, hi) };
+    }
+    // The hard case: ‖p(λ)‖ < Δ as λ closes on −λ_min. Complete p along the eigenvector z of
+    // λ_min (inverse iteration with the last factor) to the boundary, ‖p + τz‖ = Δ, choosing
+    // the root of lower model value.
+    let (p, l) = match inside {
+        Some(pl) => pl,
+        None => {
+            let l = cholesky_with_floor(&shifted(hi), n, floor(hi))?;
+            (step_of(&l), l)
+        }
+    };
+    let mut z: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * ((i as f64) * 1.618_033_988_749_895).sin()).collect();
+    for _ in 0..8 {
+        cholesky_substitute(&l, &mut z, n);
+        let zn = length(&z);
+        if !zn.is_finite() || zn == 0.0 {
+            return finish(p, false, convex);
+        }
+        z.iter_mut().for_each(|v| *v /= zn);
+    }
+    let pz: f64 = p.iter().zip(&z).map(|(a, b)| a * b).sum();
+    let pn = length(&p);
+    let root = (pz * pz + (radius * radius - pn * pn).max(0.0)).sqrt();
+    let candidates = [-pz + root, -pz - root];
+    let best = candidates
+        .iter()
+        .map(|tau| p.iter().zip(&z).map(|(pi, zi)| pi + tau * zi).collect::<Vec<f64>>())
+        .max_by(|x, y| model(x).total_cmp(&model(y)))?;
+    finish(best, false, convex)
+}
+
+/// Solves `L y = b` in place for the lower triangular `L`.
+fn forward_substitute(l: &[f64], b: &mut [f64], n: usize) {
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i * n + k] * b[k];
+        }
+        b[i] = s / l[i * n + i];
+    }
+}
+
 /// Solves `L Lᵀ x = b` in place.
 fn cholesky_substitute(l: &[f64], b: &mut [f64], n: usize) {
     for i in 0..n {
@@ -422,5 +609,117 @@ mod tests {
             }
         }
         assert!(inverse_sqrt(&[1.0, 0.0, 0.0, -1.0], 2).is_err());
+    }
+
+    /// The exact minimum of `gᵀp + ½pᵀAp` over `‖p‖ ≤ r`, from the eigen-decomposition of `A`:
+    /// `p_i = −ĝ_i/(λ_i + λ)` in the eigenbasis with `λ ≥ max(0, −λ_1)` found by bisection, and
+    /// in the hard case the rest of the length along the first eigenvector.
+    fn exact_model_minimum(a: &[f64], g: &[f64], n: usize, r: f64) -> f64 {
+        let (values, vectors) = symmetric_eigen(a, n);
+        let gh: Vec<f64> = (0..n).map(|k| (0..n).map(|i| vectors[i * n + k] * g[i]).sum()).collect();
+        let min_value = values.iter().cloned().fold(f64::INFINITY, f64::min);
+        let length2 = |lam: f64| (0..n).map(|k| (gh[k] / (values[k] + lam)).powi(2)).sum::<f64>();
+        let model = |p: &[f64]| (0..n).map(|k| gh[k] * p[k] + 0.5 * values[k] * p[k] * p[k]).sum::<f64>();
+        if min_value > 0.0 && length2(0.0) <= r * r {
+            let p: Vec<f64> = (0..n).map(|k| -gh[k] / values[k]).collect();
+            return model(&p);
+        }
+        let mut lo = (-min_value).max(0.0);
+        let mut hi = lo + 1.0;
+        while length2(hi) > r * r {
+            hi *= 2.0;
+        }
+        if length2(lo * (1.0 + 1e-15) + 1e-300) > r * r {
+            for _ in 0..300 {
+                let mid = 0.5 * (lo + hi);
+                if length2(mid) > r * r {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            let p: Vec<f64> = (0..n).map(|k| -gh[k] / (values[k] + hi)).collect();
+            return model(&p);
+        }
+        // The hard case: the components off the lowest eigenvalue at λ = −λ_1, the rest along it.
+        let lam = lo;
+        let mut p: Vec<f64> =
+            (0..n).map(|k| if values[k] > min_value { -gh[k] / (values[k] + lam) } else { 0.0 }).collect();
+        let rest = (r * r - p.iter().map(|v| v * v).sum::<f64>()).max(0.0);
+        let k1 = (0..n).find(|&k| values[k] == min_value).unwrap();
+        p[k1] = rest.sqrt();
+        model(&p)
+    }
+
+    /// The model value `gᵀp + ½pᵀAp`.
+    fn model_value(a: &[f64], g: &[f64], p: &[f64]) -> f64 {
+        let mut ap = vec![0.0; p.len()];
+        mat_vec(a, p, &mut ap);
+        (0..p.len()).map(|i| p[i] * (g[i] + 0.5 * ap[i])).sum()
+    }
+
+    #[test]
+    fn trust_region_steps_minimize_the_model_on_their_sphere() {
+        // Random symmetric matrices, definite and not, against the eigen-decomposition: the
+        // step is the exact minimizer of the model within its own length, which lies within
+        // 10% of Δ unless it is the Newton step inside the region.
+        let mut state = 12345u64;
+        let mut uniform = |a: f64, b: f64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            a + (b - a) * ((state >> 11) as f64 / (1u64 << 53) as f64)
+        };
+        for case in 0..500 {
+            let n = 1 + case % 5;
+            let mut a = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..=i {
+                    let v = uniform(-2.0, 2.0);
+                    a[i * n + j] = v;
+                    a[j * n + i] = v;
+                }
+            }
+            let g: Vec<f64> = (0..n).map(|_| uniform(-1.0, 1.0)).collect();
+            let radius = 10f64.powf(uniform(-3.0, 2.0));
+            let tr = trust_region_step(&a, &g, n, radius).unwrap();
+            let length = tr.step.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if tr.newton {
+                assert!(length <= radius && tr.convex, "case {case}");
+            } else {
+                assert!((length - radius).abs() <= 0.1 * radius, "case {case}: ‖p‖ = {length}, Δ = {radius}");
+            }
+            let m = model_value(&a, &g, &tr.step);
+            assert!((tr.predicted + m).abs() <= 1e-12 * m.abs(), "case {case}");
+            let exact = exact_model_minimum(&a, &g, n, length);
+            assert!(m <= exact + 1e-9 * exact.abs(), "case {case}: m(p) = {m:e}, exact {exact:e}");
+        }
+    }
+
+    #[test]
+    fn trust_region_steps_in_the_hard_case_follow_negative_curvature() {
+        // A = diag(−1, 2), g = (0, 1), Δ = 2: λ = 1, p = (±√(4 − 1/9), −1/3), m = −13/6.
+        let a = [-1.0, 0.0, 0.0, 2.0];
+        let tr = trust_region_step(&a, &[0.0, 1.0], 2, 2.0).unwrap();
+        let m = model_value(&a, &[0.0, 1.0], &tr.step);
+        assert!(!tr.newton && !tr.convex);
+        assert!((m + 13.0 / 6.0).abs() < 0.05 * 13.0 / 6.0, "m = {m}, step {:?}", tr.step);
+        assert!((tr.step[0].abs() - (4.0f64 - 1.0 / 9.0).sqrt()).abs() < 0.2, "{:?}", tr.step);
+        // At a stationary point of an indefinite model (g = 0) the step is an eigenvector of the
+        // negative eigenvalue: m = −Δ²/2.
+        let tr = trust_region_step(&a, &[0.0, 0.0], 2, 2.0).unwrap();
+        let m = model_value(&a, &[0.0, 0.0], &tr.step);
+        assert!((m + 2.0).abs() < 0.4 && tr.step[1].abs() < 1e-6, "m = {m}, step {:?}", tr.step);
+        // A positive definite model at a stationary point: no step.
+        let tr = trust_region_step(&[1.0, 0.0, 0.0, 2.0], &[0.0, 0.0], 2, 2.0).unwrap();
+        assert!(tr.newton && tr.step == [0.0, 0.0] && tr.predicted == 0.0);
+        // No minimizer without a radius.
+        assert!(trust_region_step(&a, &[0.0, 1.0], 2, f64::INFINITY).is_none());
+    }
+
+    #[test]
+    fn cholesky_with_a_floor_refuses_nearly_singular_matrices() {
+        let nearly = [1.0, 1.0, 1.0, 1.0 + 1e-14];
+        assert!(cholesky(&nearly, 2).is_some());
+        assert!(cholesky_with_floor(&nearly, 2, PIVOT_FLOOR).is_none());
+        assert!(cholesky_with_floor(&[1.0, 0.5, 0.5, 1.0], 2, PIVOT_FLOOR).is_some());
     }
 }
