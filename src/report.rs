@@ -6,7 +6,7 @@
 
 use crate::derive::{EnergyEquations, Equations, LagrangianEquations};
 use crate::model::{Model, ModelKind};
-use crate::sym::{latex_name, Arena, ExprId};
+use crate::sym::{latex_name, Arena, ExprId, SymKind};
 use serde_json::{json, Map, Value};
 
 /// Output formats of `lagc derive`.
@@ -175,8 +175,9 @@ fn text(model: &mut Model, eq: &Equations) -> String {
             let a = &mut model.arena;
             out += &format!("E = {}\n", show(a, e.energy));
             if let Some(t) = e.temperature {
-                out += &format!("T = {}\n", show(a, t));
+                out += &format!("T = {}\n", temperature(model, t, Format::Text));
             }
+            let a = &mut model.arena;
             out += "\ngradient ∇E\n";
             for (i, g) in e.gradient.iter().enumerate() {
                 out += &format!("  ∂E/∂{} = {}\n", names[i], show(a, *g));
@@ -226,6 +227,9 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// The derived equations as one LaTeX `align*` environment: everything the
+/// text form prints (docs/language.md §What lagc derives), with matrices as
+/// [`tex_matrix`] and vectors as one-column matrices.
 fn latex(model: &mut Model, eq: &Equations) -> String {
     let tex_names: Vec<String> = model.vars.iter().map(|v| latex_name(&v.name)).collect();
     let n = tex_names.len();
@@ -237,9 +241,19 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
             if let Some(r) = e.dissipation {
                 lines.push(format!("R &= {}", show_tex(a, r)));
             }
+            for (i, f) in model.forces.iter().enumerate() {
+                if !a.is_zero(*f) {
+                    lines.push(format!("Q_{{{}}} &= {}", tex_names[i], show_tex(a, *f)));
+                }
+            }
             for (i, p) in e.momenta.iter().enumerate() {
                 lines.push(format!("p_{{{}}} &= {}", tex_names[i], show_tex(a, *p)));
             }
+            let m: Vec<Vec<String>> =
+                e.mass_matrix.iter().map(|row| row.iter().map(|&x| show_tex(a, x)).collect()).collect();
+            lines.push(format!("M &= {}", tex_matrix(&m)));
+            let f: Vec<Vec<String>> = e.forcing.iter().map(|&x| vec![show_tex(a, x)]).collect();
+            lines.push(format!("f &= {}", tex_matrix(&f)));
             for i in 0..n {
                 let lhs = inertia_side(model, e, i);
                 let a = &mut model.arena;
@@ -248,27 +262,83 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
             lines.push(format!("H &= {}", show_tex(&mut model.arena, e.energy)));
         }
         Equations::Energy(e) => {
+            lines.push(format!("E &= {}", show_tex(&mut model.arena, e.energy)));
+            if let Some(t) = e.temperature {
+                lines.push(format!("T &= {}", temperature(model, t, Format::Latex)));
+            }
             let a = &mut model.arena;
-            lines.push(format!("E &= {}", show_tex(a, e.energy)));
             for (i, g) in e.gradient.iter().enumerate() {
                 lines.push(format!("\\frac{{\\partial E}}{{\\partial {}}} &= {}", tex_names[i], show_tex(a, *g)));
             }
+            let h: Vec<Vec<String>> =
+                e.hessian.iter().map(|row| row.iter().map(|&x| show_tex(a, x)).collect()).collect();
+            lines.push(format!("\\nabla^2 E &= {}", tex_matrix(&h)));
             if let Some(g) = &e.metric {
-                let rows: Vec<String> =
-                    g.iter().map(|row| row.iter().map(|&x| show_tex(a, x)).collect::<Vec<_>>().join(" & ")).collect();
-                lines.push(format!("g &= \\begin{{pmatrix}} {} \\end{{pmatrix}}", rows.join(" \\\\ ")));
+                let g: Vec<Vec<String>> = g.iter().map(|row| row.iter().map(|&x| show_tex(a, x)).collect()).collect();
+                lines.push(format!("g &= {}", tex_matrix(&g)));
             }
-            if let Some(flow) = &e.flow {
-                for (i, f) in flow.iter().enumerate() {
-                    lines.push(format!("\\dot{{{}}} &= {}", tex_names[i], show_tex(a, *f)));
+            match &e.flow {
+                Some(flow) => {
+                    for (i, f) in flow.iter().enumerate() {
+                        lines.push(format!("\\dot{{{}}} &= {}", tex_names[i], show_tex(a, *f)));
+                    }
+                }
+                None => {
+                    let state: Vec<Vec<String>> = tex_names.iter().map(|x| vec![format!("\\dot{{{x}}}")]).collect();
+                    lines.push(format!("{} &= -g^{{-1}} \\nabla E", tex_matrix(&state)));
                 }
             }
-            if let Some(t) = e.temperature {
-                lines.push(format!("T &= {}", show_tex(a, t)));
+            if e.temperature.is_some() {
+                let g = if e.metric.is_some() { ("g^{-1} ", " \\, g^{-1/2}") } else { ("", "") };
+                lines.push(format!("d\\theta &= -{}\\nabla E \\, dt + \\sqrt{{2T}}{} \\, dW", g.0, g.1));
             }
         }
     }
+    for (name, x) in model.observes.clone() {
+        let a = &mut model.arena;
+        // Marked, since an observe may share its name with a derived
+        // quantity (an observe `f` beside the forcing `f`).
+        lines.push(format!("{} &= {} \\quad \\text{{(observed)}}", latex_name(&name), show_tex(a, x)));
+    }
     format!("\\begin{{align*}}\n{}\n\\end{{align*}}\n", lines.join(" \\\\\n"))
+}
+
+/// A matrix, or with one column a column vector, in LaTeX: `pmatrix` up to
+/// ten columns (amsmath's default `MaxMatrixCols`), an `array` in
+/// parentheses beyond; a 1 × 1 matrix is its entry.
+fn tex_matrix(rows: &[Vec<String>]) -> String {
+    if let [row] = rows {
+        if let [x] = row.as_slice() {
+            return x.clone(); // one coordinate: a number, not a 1 × 1 matrix
+        }
+    }
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let body = rows.iter().map(|r| r.join(" & ")).collect::<Vec<_>>().join(" \\\\ ");
+    if cols <= 10 {
+        format!("\\begin{{pmatrix}} {body} \\end{{pmatrix}}")
+    } else {
+        format!("\\left(\\begin{{array}}{{{}}} {body} \\end{{array}}\\right)", "c".repeat(cols))
+    }
+}
+
+/// The right-hand side of the temperature's line: its expression and, when
+/// that is made of parameters alone, its value (`T = kT = 0.5`). A
+/// temperature that is a parameter named `T` prints as its value, never as
+/// `T = T`.
+fn temperature(model: &mut Model, t: ExprId, format: Format) -> String {
+    let a = &mut model.arena;
+    let expr = if format == Format::Latex { show_tex(a, t) } else { show(a, t) };
+    if a.as_num(t).is_some() || a.depends(t, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)) {
+        return expr;
+    }
+    let value = model.arena.eval(t, &model.env());
+    let v = model.arena.float(value);
+    let value = if format == Format::Latex { model.arena.to_latex(v) } else { model.arena.to_text(v) };
+    if expr == "T" {
+        value
+    } else {
+        format!("{expr} = {value}")
+    }
 }
 
 /// The JSON object of docs/numerics.md §Command line.

@@ -251,3 +251,52 @@ fn mass_matrix_is_symmetric() {
         }
     }
 }
+
+/// The spherical pendulum in Cartesian `let`s: `sin²u + cos²u = 1` applied
+/// inside products leaves the textbook form.
+#[test]
+fn spherical_pendulum_from_cartesian_lets() {
+    let mut c = compile(
+        "param m = 1.3, l = 0.7, g = 9.81\ncoord th, ph\n\
+         let x = l*sin(th)*cos(ph)\nlet y = l*sin(th)*sin(ph)\nlet z = -l*cos(th)\n\
+         lagrangian = m/2*(x'^2 + y'^2 + z'^2) - m*g*z",
+    );
+    check(
+        &mut c,
+        &[&["m*l^2", "0"], &["0", "m*l^2*sin(th)^2"]],
+        &["m*l^2*sin(th)*cos(th)*ph'^2 - m*g*l*sin(th)", "-2*m*l^2*sin(th)*cos(th)*th'*ph'"],
+        Some("1/2*m*l^2*(th'^2 + sin(th)^2*ph'^2) - m*g*l*cos(th)"),
+        R,
+    );
+    assert_eq!(c.text_of(Part::MassMatrix(0, 0)), "m*l^2");
+    assert_eq!(c.text_of(Part::MassMatrix(1, 1)), "m*l^2*sin(th)^2");
+    assert_eq!(c.text_of(Part::Forcing(1)), "-2*m*l^2*sin(th)*cos(th)*th'*ph'");
+    assert_eq!(c.text_of(Part::Momentum(0)), "m*l^2*th'");
+}
+
+/// A bead on a hoop turning at the constant rate `w` about the vertical,
+/// written in Cartesian `let`s with `t`: once simplified, `L` does not depend
+/// on `t`, so neither do the equations, and `H` (the Jacobi integral) is
+/// conserved.
+const HOOP: &str = "param m = 1.3, R = 0.7, g = 9.81, w = 4.5\ncoord th\n\
+                    let x = R*sin(th)*cos(w*t)\nlet y = R*sin(th)*sin(w*t)\nlet z = -R*cos(th)\n\
+                    lagrangian = m/2*(x'^2 + y'^2 + z'^2) - m*g*z\ninit th = 1";
+
+#[test]
+fn hoop_turning_at_a_constant_rate_has_no_time_in_its_equations() {
+    let mut c = compile(HOOP);
+    check(
+        &mut c,
+        &[&["m*R^2"]],
+        &["m*R^2*w^2*sin(th)*cos(th) - m*g*R*sin(th)"],
+        Some("1/2*m*R^2*th'^2 - 1/2*m*R^2*w^2*sin(th)^2 - m*g*R*cos(th)"),
+        R,
+    );
+    let e = eqs(&c);
+    let a = &c.model.arena;
+    let timeless = |x: ExprId| !a.depends(x, |k| k == SymKind::Time);
+    assert!(timeless(e.lagrangian), "L = {}", a.to_text(e.lagrangian));
+    assert!(timeless(e.mass_matrix[0][0]) && timeless(e.forcing[0]) && timeless(e.energy));
+    let text = c.render(lagc::Format::Text).expect("printable");
+    assert!(!text.contains("w*t"), "{text}");
+}

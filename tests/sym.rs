@@ -131,6 +131,55 @@ fn trigonometric_identities() {
 }
 
 #[test]
+fn pythagorean_identity_inside_products() {
+    // The square beside other trigonometric factors: the spherical pendulum's
+    // M[ph, ph] written out.
+    check_simplify("k*c^2*sin(a)^2*cos(b)^2 + k*c^2*sin(a)^2*sin(b)^2", "k*c^2*sin(a)^2");
+    check_simplify("k*c^2*sin(a)^2*(cos(b)^2 + sin(b)^2)", "k*c^2*sin(a)^2");
+    // Nested: the inner pair leaves cos(a)^2 beside sin(a)^2 (a second pass).
+    check_simplify("sin(a)^2 + cos(a)^2*cos(b)^2 + cos(a)^2*sin(b)^2", "1");
+    check_simplify("x*sin(a)^2*y + x*cos(a)^2*cos(b)^2*y + x*cos(a)^2*sin(b)^2*y", "x*y");
+    // Higher powers keep what is left of the square.
+    check_simplify("sin(a)^4 + sin(a)^2*cos(a)^2", "sin(a)^2");
+    check_simplify("cos(b)*sin(a)^3 + cos(b)*cos(a)^2*sin(a)", "cos(b)*sin(a)");
+    // The common factor may itself be a sum.
+    check_simplify("sin(a)^2*exp(x + y) + cos(a)^2*exp(x + y)", "exp(x + y)");
+    // Two squares in one term pair with two different partners.
+    check_simplify("sin(a)^2*sin(b)^2 + cos(a)^2*sin(b)^2 + cos(b)^2", "1");
+    // Neither a different coefficient nor a different cofactor combines.
+    check_simplify("2*sin(a)^2*cos(b)^2 + cos(a)^2*cos(b)^2", "2*sin(a)^2*cos(b)^2 + cos(b)^2*cos(a)^2");
+    check_simplify("sin(a)^2*cos(b)^2 + cos(a)^2*sin(b)^2", "sin(a)^2*cos(b)^2 + cos(a)^2*sin(b)^2");
+}
+
+/// Pairing is a hash-map pass over the terms: a sum of many independent
+/// Pythagorean pairs, each behind its own trigonometric cofactor
+/// (`sin(s_i)^2·sin(u)^2 + sin(s_i)^2·cos(u)^2`), combines completely.
+#[test]
+fn pythagorean_pairs_in_a_long_sum() {
+    let mut a = Arena::new();
+    let n = 2000;
+    let u = a.new_symbol("u", SymKind::State(0));
+    let syms: Vec<SymId> = (0..n).map(|i| a.new_symbol(format!("s{i}"), SymKind::State(i + 1))).collect();
+    let u = a.sym(u);
+    let (s, c) = (a.func(Func::Sin, u), a.func(Func::Cos, u));
+    let (s2, c2) = (a.powi(s, 2), a.powi(c, 2));
+    let mut terms = Vec::new();
+    let mut want = Vec::new();
+    for &x in &syms {
+        let x = a.sym(x);
+        let sx = a.func(Func::Sin, x);
+        let x2 = a.powi(sx, 2);
+        terms.push(a.mul(&[x2, s2]));
+        terms.push(a.mul(&[x2, c2]));
+        want.push(x2);
+    }
+    let e = a.add(&terms);
+    let got = a.simplify(e);
+    let want = a.add(&want);
+    assert_eq!(got, want, "{}", a.to_text(got));
+}
+
+#[test]
 fn derivatives() {
     check_diff("sin(q)", "q", "cos(q)");
     check_diff("cos(q)", "q", "-sin(q)");

@@ -364,7 +364,7 @@ fn text(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
     }
 }
 
-const GREEK: [(&str, &str); 30] = [
+const GREEK: [(&str, &str); 31] = [
     ("alpha", "\\alpha"),
     ("beta", "\\beta"),
     ("gamma", "\\gamma"),
@@ -384,6 +384,7 @@ const GREEK: [(&str, &str); 30] = [
     ("sigma", "\\sigma"),
     ("tau", "\\tau"),
     ("phi", "\\phi"),
+    ("ph", "\\phi"),
     ("chi", "\\chi"),
     ("psi", "\\psi"),
     ("omega", "\\omega"),
@@ -404,7 +405,61 @@ const GREEK_NAMES: [&str; 33] = [
     "Pi", "Sigma", "Phi", "Psi", "Omega",
 ];
 
-/// `th1` → `\theta_{1}`, `q[3]` → `q_{3}`, `θ` → `\theta`, `x_dot` → `x_{dot}`.
+/// Letter-like symbols that have a math-mode command of their own.
+const SYMBOLS: [(char, &str); 3] = [('ħ', "\\hbar"), ('ℏ', "\\hbar"), ('ℓ', "\\ell")];
+
+/// The LaTeX command of a Greek letter or letter-like symbol, if it has one.
+fn char_command(c: char) -> Option<String> {
+    if let Some(i) = GREEK_LETTERS.chars().position(|g| g == c) {
+        return Some(format!("\\{}", GREEK_NAMES[i]));
+    }
+    SYMBOLS.iter().find(|(s, _)| *s == c).map(|(_, l)| l.to_string())
+}
+
+/// The characters of a name in math mode: Greek letters and a few symbols as
+/// their commands (`θ` → `\theta`, `ħ` → `\hbar`), ASCII as written, and any
+/// other run of characters in `\text{}` (`ж` → `\text{ж}`), which KaTeX and
+/// LaTeX accept where a raw non-ASCII letter in math mode is an error.
+fn latex_chars(s: &str) -> String {
+    let mut out = String::new();
+    let mut text = String::new();
+    let flush = |text: &mut String, out: &mut String| {
+        if !text.is_empty() {
+            out.push_str(&format!("\\text{{{text}}}"));
+            text.clear();
+        }
+    };
+    for c in s.chars() {
+        if c.is_ascii() {
+            flush(&mut text, &mut out);
+            // A command's name ends at the next letter only with a space.
+            if c.is_ascii_alphabetic() && out.ends_with(|p: char| p.is_ascii_alphabetic()) && ends_with_command(&out) {
+                out.push(' ');
+            }
+            out.push(c);
+        } else if let Some(cmd) = char_command(c) {
+            flush(&mut text, &mut out);
+            if ends_with_command(&out) {
+                out.push(' ');
+            }
+            out.push_str(&cmd);
+        } else {
+            text.push(c);
+        }
+    }
+    flush(&mut text, &mut out);
+    out
+}
+
+/// Whether `s` ends with a control word such as `\theta`.
+fn ends_with_command(s: &str) -> bool {
+    let word = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    word.len() < s.len() && word.ends_with('\\')
+}
+
+/// `th1` → `\theta_{1}`, `q[3]` → `q_{3}`, `θ` → `\theta`, `x_dot` →
+/// `x_{dot}`, `mass` → `\mathrm{mass}`, `ħ` → `\hbar`, `ж` → `\text{ж}`:
+/// every non-ASCII character ends up in a command or in `\text{}`.
 pub fn latex_name(name: &str) -> String {
     let (base, sub) = if let Some(i) = name.find('[') {
         (&name[..i], Some(name[i + 1..].trim_end_matches(']').to_string()))
@@ -418,25 +473,19 @@ pub fn latex_name(name: &str) -> String {
             (stem, Some(name[stem.len()..].to_string()))
         }
     };
-    let mut b = String::new();
-    for c in base.chars() {
-        match GREEK_LETTERS.chars().position(|g| g == c) {
-            Some(i) => {
-                b.push('\\');
-                b.push_str(GREEK_NAMES[i]);
-                b.push(' ');
-            }
-            None => b.push(c),
-        }
-    }
-    let b = b.trim_end().to_string();
-    let base = match GREEK.iter().find(|(n, _)| *n == b) {
-        Some((_, l)) => l.to_string(),
-        None if b.chars().count() > 1 && !b.starts_with('\\') => format!("\\mathrm{{{b}}}"),
-        None => b,
+    let chars = latex_chars(base);
+    let base = if let Some((_, l)) = GREEK.iter().find(|(n, _)| *n == base) {
+        l.to_string()
+    } else if base.chars().count() <= 1 || base.chars().all(|c| char_command(c).is_some()) {
+        // One letter, or Greek letters only (`θω` → `\theta \omega`).
+        chars
+    } else if base.chars().all(|c| !c.is_ascii() && char_command(c).is_none()) {
+        chars // `\text{жук}` already reads upright
+    } else {
+        format!("\\mathrm{{{chars}}}")
     };
     match sub {
-        Some(s) => format!("{base}_{{{s}}}"),
+        Some(s) => format!("{base}_{{{}}}", latex_chars(&s)),
         None => base,
     }
 }
@@ -573,9 +622,16 @@ fn latex(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
             }
         },
         Disp::Data(name, subs) => {
-            out.push_str(&latex_name(name));
+            // A name with a subscript of its own (`x_train`) is grouped, so
+            // that the row's subscript is not a double one.
+            let n = latex_name(name);
+            if n.contains('_') {
+                out.push_str(&format!("{{{n}}}"));
+            } else {
+                out.push_str(&n);
+            }
             out.push_str("_{");
-            out.push_str(&subs.join(","));
+            out.push_str(&latex_chars(&subs.join(",")));
             out.push('}');
         }
         Disp::Sum(i, body) => {
@@ -588,11 +644,41 @@ fn latex(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
                 Some(h) if h.parse::<i64>().is_err() && !h.is_empty() => format!("{h}-1"),
                 _ => (hi - 1).to_string(),
             };
-            out.push_str(&format!("\\sum_{{{}={lo}}}^{{{last}}} ", a.symbol(*i).name));
+            out.push_str(&format!("\\sum_{{{}={lo}}}^{{{}}} ", latex_name(&a.symbol(*i).name), latex_chars(&last)));
             latex(a, body, P_MUL, out);
         }
     }
     if paren {
         out.push_str("\\right)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latex_name;
+
+    #[test]
+    fn names_in_latex() {
+        for (name, want) in [
+            ("x", "x"),
+            ("th1", "\\theta_{1}"),
+            ("ph", "\\phi"),
+            ("q[3]", "q_{3}"),
+            ("θ", "\\theta"),
+            ("θω", "\\theta \\omega"),
+            ("ωa", "\\mathrm{\\omega a}"),
+            ("mass", "\\mathrm{mass}"),
+            ("x_dot", "x_{dot}"),
+            ("ħ", "\\hbar"),
+            ("ℓ", "\\ell"),
+            ("ℓ2", "\\ell_{2}"),
+            ("ж", "\\text{ж}"),
+            ("жук", "\\text{жук}"),
+            ("mж", "\\mathrm{m\\text{ж}}"),
+            ("x_ж", "x_{\\text{ж}}"),
+            ("x_θ", "x_{\\theta}"),
+        ] {
+            assert_eq!(latex_name(name), want, "{name}");
+        }
     }
 }

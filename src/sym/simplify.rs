@@ -2,10 +2,11 @@
 //! Pythagorean and angle-sum identities, and grouping for display.
 //!
 //! [`Arena::simplify`] is what derivation applies to `L`, `R`, `H` and each
-//! equation: expand products of sums, then combine `sin²u + cos²u = 1`,
+//! equation: expand products of sums, then combine `a·sin²u + a·cos²u = a`
+//! (whatever other factors `a` holds),
 //! `cos u cos w ± sin u sin w = cos(u ∓ w)` and
 //! `sin u cos w ± cos u sin w = sin(u ± w)` among terms that agree in
-//! everything else. Expansion is bounded (per product by [`EXPAND_LIMIT`], per
+//! everything else (docs/numerics.md §Simplification). Expansion is bounded (per product by [`EXPAND_LIMIT`], per
 //! call and per arena by [`EXPAND_BASE`], [`EXPAND_RATIO`] and
 //! [`EXPAND_TOTAL`]) so it cannot swell: past the bounds, products stay factored.
 //!
@@ -217,7 +218,7 @@ impl Arena {
 
     fn combine_trig_sum(&mut self, terms: &[ExprId]) -> ExprId {
         let mut terms: Vec<ExprId> = terms.to_vec();
-        for _ in 0..4 {
+        for _ in 0..8 {
             let Some(next) = self.combine_trig_pass(&terms) else { break };
             let s = self.add(&next);
             terms = match self.node(s) {
@@ -228,39 +229,151 @@ impl Arena {
         self.add(&terms)
     }
 
-    /// One pass of pairing; `None` when nothing combined.
+    /// One pass of pairing; `None` when nothing combined. The Pythagorean
+    /// pairs are found first, then the angle sums among the terms left; the
+    /// two never compete for a term (a Pythagorean term has a trigonometric
+    /// square, an angle-sum term has none).
     fn combine_trig_pass(&mut self, terms: &[ExprId]) -> Option<Vec<ExprId>> {
-        // Key: (class, u, w, rest). Class 0: sin²/cos² of u (w = u);
-        // class 1: cos·cos / sin·sin; class 2: sin·cos / cos·sin.
-        type Key = (u8, ExprId, ExprId, ExprId);
-        let mut buckets: HashMap<Key, Vec<(usize, bool, Num)>> = HashMap::new();
-        let mut keys: Vec<Key> = Vec::new();
-        for (i, &t) in terms.iter().enumerate() {
-            let (c, trig, other) = self.trig_parts(t);
-            let rest = self.mul(&other);
-            let entry = match trig.as_slice() {
-                [(k, u, 2)] => Some(((0u8, *u, *u, rest), *k == Trig::Sin)),
-                [(k1, u1, 1), (k2, u2, 1)] if u1 != u2 => {
-                    let ((k1, u1), (k2, u2)) =
-                        if u1 < u2 { ((*k1, *u1), (*k2, *u2)) } else { ((*k2, *u2), (*k1, *u1)) };
-                    if k1 == k2 {
-                        Some(((1u8, u1, u2, rest), k1 == Trig::Sin))
-                    } else {
-                        Some(((2u8, u1, u2, rest), k1 == Trig::Sin))
-                    }
-                }
-                _ => None,
-            };
-            if let Some((key, flag)) = entry {
-                let b = buckets.entry(key).or_insert_with(|| {
-                    keys.push(key);
-                    Vec::new()
-                });
-                b.push((i, flag, c));
-            }
-        }
         let mut used = vec![false; terms.len()];
         let mut new_terms = Vec::new();
+        let parts: Vec<_> = terms.iter().map(|&t| self.trig_parts(t)).collect();
+        self.pythagorean_pairs(terms, &parts, &mut used, &mut new_terms);
+        self.angle_sum_pairs(&parts, &mut used, &mut new_terms);
+        if new_terms.is_empty() {
+            return None;
+        }
+        new_terms.extend(terms.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(_, &t)| t));
+        Some(new_terms)
+    }
+
+    /// `c·a·sin(u)^n + c·a·cos(u)^2·sin(u)^(n−2) = c·a·sin(u)^(n−2)` for any
+    /// common factor `a` (docs/numerics.md §Simplification). Each square of a
+    /// sine or cosine in a term offers the term under the key `(u, cofactor)`,
+    /// the cofactor being the term's other factors with that square taken
+    /// out; a sine and a cosine under one key with one coefficient pair up.
+    /// One hash-map pass: linear in the number of terms and their factors.
+    #[allow(clippy::type_complexity)]
+    fn pythagorean_pairs(
+        &mut self,
+        terms: &[ExprId],
+        parts: &[(Num, Vec<(Trig, ExprId, i64)>, Vec<ExprId>)],
+        used: &mut [bool],
+        new_terms: &mut Vec<ExprId>,
+    ) {
+        // Per key, the unpaired sine term and cosine term (a canonical sum
+        // has at most one of each: equal keys and kinds mean equal terms).
+        let mut open: FxMap<(ExprId, Vec<ExprId>), [Option<usize>; 2]> = FxMap::default();
+        // (the earlier term of a pair, the cofactor, the coefficient)
+        let mut pairs: Vec<(usize, Vec<ExprId>, Num)> = Vec::new();
+        for (i, &t) in terms.iter().enumerate() {
+            let (c, trig, _) = &parts[i];
+            if !trig.iter().any(|&(_, _, n)| n >= 2) {
+                continue;
+            }
+            let factors = self.term_factors(t);
+            for j in 0..factors.len() {
+                if used[i] {
+                    break;
+                }
+                let Some((kind, u, n)) = self.trig_power(factors[j]).filter(|&(_, _, n)| n >= 2) else {
+                    continue;
+                };
+                let mut cofactor = factors.clone();
+                if n == 2 {
+                    cofactor.remove(j);
+                } else {
+                    let b = self.trig_node(kind, u);
+                    cofactor[j] = self.powi(b, n - 2);
+                }
+                let slot = usize::from(kind == Trig::Sin);
+                let entry = open.entry((u, cofactor.clone())).or_default();
+                match entry[1 - slot] {
+                    Some(k) if !used[k] && parts[k].0 == *c => {
+                        entry[1 - slot] = None;
+                        used[i] = true;
+                        used[k] = true;
+                        pairs.push((k, cofactor, *c));
+                    }
+                    _ => {
+                        if entry[slot].is_none_or(|k| used[k]) {
+                            entry[slot] = Some(i);
+                        }
+                    }
+                }
+            }
+        }
+        // Built in the order of the terms, so that the printed order of a
+        // sum (which follows node ids) follows the order of what it came from.
+        pairs.sort_by_key(|&(k, ..)| k);
+        for (_, cofactor, c) in pairs {
+            let r = self.mul(&cofactor);
+            new_terms.push(self.scale(c, r));
+        }
+    }
+
+    /// The factors of a term without its numeric coefficient, in canonical order.
+    fn term_factors(&mut self, t: ExprId) -> Vec<ExprId> {
+        match self.split_coeff(t).1 {
+            None => vec![],
+            Some(r) => match self.node(r) {
+                Node::Mul(fs) => fs.to_vec(),
+                _ => vec![r],
+            },
+        }
+    }
+
+    /// `sin(u)^n` or `cos(u)^n` with a positive integer `n`, as its parts.
+    fn trig_power(&self, f: ExprId) -> Option<(Trig, ExprId, i64)> {
+        let (b, n) = match self.node(f) {
+            Node::Pow(b, x) => (*b, self.as_num(*x).and_then(Num::as_int)?),
+            _ => (f, 1),
+        };
+        match self.node(b) {
+            Node::Func(Func::Sin, u) if n > 0 => Some((Trig::Sin, *u, n)),
+            Node::Func(Func::Cos, u) if n > 0 => Some((Trig::Cos, *u, n)),
+            _ => None,
+        }
+    }
+
+    fn trig_node(&mut self, kind: Trig, u: ExprId) -> ExprId {
+        self.func(if kind == Trig::Sin { Func::Sin } else { Func::Cos }, u)
+    }
+
+    /// `cos u cos w ± sin u sin w = cos(u ∓ w)` and
+    /// `sin u cos w ± cos u sin w = sin(u ± w)` between terms whose only
+    /// trigonometric factors are these two and that agree in everything else.
+    #[allow(clippy::type_complexity)]
+    fn angle_sum_pairs(
+        &mut self,
+        parts: &[(Num, Vec<(Trig, ExprId, i64)>, Vec<ExprId>)],
+        used: &mut [bool],
+        new_terms: &mut Vec<ExprId>,
+    ) {
+        // Key: (class, u, w, rest). Class 1: cos·cos / sin·sin; class 2:
+        // sin·cos / cos·sin.
+        type Key = (u8, ExprId, ExprId, ExprId);
+        let mut buckets: FxMap<Key, Vec<(usize, bool, Num)>> = FxMap::default();
+        let mut keys: Vec<Key> = Vec::new();
+        for (i, (c, trig, other)) in parts.iter().enumerate() {
+            if used[i] {
+                continue;
+            }
+            let [(k1, u1, 1), (k2, u2, 1)] = trig.as_slice() else { continue };
+            if u1 == u2 {
+                continue;
+            }
+            let rest = self.mul(other);
+            let ((k1, u1), (k2, u2)) = if u1 < u2 { ((*k1, *u1), (*k2, *u2)) } else { ((*k2, *u2), (*k1, *u1)) };
+            let class = if k1 == k2 { 1u8 } else { 2u8 };
+            let key = (class, u1, u2, rest);
+            buckets
+                .entry(key)
+                .or_insert_with(|| {
+                    keys.push(key);
+                    Vec::new()
+                })
+                .push((i, k1 == Trig::Sin, *c));
+        }
         for key in keys {
             let (class, u, w, rest) = key;
             let list = buckets[&key].clone();
@@ -278,33 +391,22 @@ impl Arena {
                     if !same && !opposite {
                         continue;
                     }
-                    // Orient so that `c` belongs to the cos·cos (class 1),
-                    // the cos² (class 0), or the sin u·cos w (class 2) term.
-                    let c = if fa { cb } else { ca };
-                    let combined = match class {
-                        0 if same => Some(self.int(1)),
-                        1 => {
-                            let nw = self.neg(w);
-                            let arg = if same { self.add(&[u, nw]) } else { self.add(&[u, w]) };
-                            Some(self.func(Func::Cos, arg))
-                        }
-                        2 => {
-                            // fa: the entry is sin u·cos w.
-                            let c_sin_cos = if fa { ca } else { cb };
-                            let nw = self.neg(w);
-                            let arg = if same { self.add(&[u, w]) } else { self.add(&[u, nw]) };
-                            let s = self.func(Func::Sin, arg);
-                            let cn = self.num(c_sin_cos);
-                            Some(self.mul(&[cn, s, rest]))
-                        }
-                        _ => None,
-                    };
-                    let Some(combined) = combined else { continue };
-                    let term = if class == 2 {
-                        combined
-                    } else {
+                    let term = if class == 1 {
+                        // `c` belongs to the cos·cos term.
+                        let c = if fa { cb } else { ca };
+                        let nw = self.neg(w);
+                        let arg = if same { self.add(&[u, nw]) } else { self.add(&[u, w]) };
+                        let f = self.func(Func::Cos, arg);
                         let cn = self.num(c);
-                        self.mul(&[cn, combined, rest])
+                        self.mul(&[cn, f, rest])
+                    } else {
+                        // `fa`: the entry is sin u·cos w.
+                        let c = if fa { ca } else { cb };
+                        let nw = self.neg(w);
+                        let arg = if same { self.add(&[u, w]) } else { self.add(&[u, nw]) };
+                        let f = self.func(Func::Sin, arg);
+                        let cn = self.num(c);
+                        self.mul(&[cn, f, rest])
                     };
                     used[ia] = true;
                     used[ib] = true;
@@ -313,11 +415,6 @@ impl Arena {
                 }
             }
         }
-        if new_terms.is_empty() {
-            return None;
-        }
-        new_terms.extend(terms.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(_, &t)| t));
-        Some(new_terms)
     }
 
     /// Regroups `e` for reading: within each sum, terms with the same
