@@ -576,14 +576,26 @@ fn an_energy_model_shows_e_minus_e_min_on_a_log_axis() {
 #[test]
 fn observes_are_drawn_and_cartesian_pairs_share_a_plane_of_equal_aspect() {
     // A pendulum's two bobs: (x1, y1) on a circle of radius 1, (x2, y2) of radius 2;
-    // L a conserved observe, constant to 1e-13.
-    let columns = names(&["t", "th", "th'", "energy", "x1", "y1", "x2", "y2", "L"]);
+    // L a conserved observe, constant to 1e-13; f = e^{−t} a decaying one.
+    let columns = names(&["t", "th", "th'", "energy", "x1", "y1", "x2", "y2", "L", "f"]);
     let rows: Vec<Vec<f64>> = (0..500)
         .map(|k| {
             let t = k as f64 * 0.02;
             let th = 0.8 * t.sin();
             let l = 0.8 + 1e-13 * (3.0 * t).sin();
-            vec![t, th, 0.8 * t.cos(), -9.8 + 1e-8 * t.sin(), th.sin(), -th.cos(), 2.0 * th.sin(), -2.0 * th.cos(), l]
+            let f = (-t).exp();
+            vec![
+                t,
+                th,
+                0.8 * t.cos(),
+                -9.8 + 1e-8 * t.sin(),
+                th.sin(),
+                -th.cos(),
+                2.0 * th.sin(),
+                -2.0 * th.cos(),
+                l,
+                f,
+            ]
         })
         .collect();
     let svg = trajectory_svg(&info("bobs", ModelKind::Lagrangian, &["th"], None), &columns, &rows, None).unwrap();
@@ -611,6 +623,12 @@ fn observes_are_drawn_and_cartesian_pairs_share_a_plane_of_equal_aspect() {
         let ticks = l.y_tick_pixels();
         assert!(ticks.iter().all(|t| t.1.abs() < 2e-13) && ticks.len() >= 3, "{ticks:?}");
         assert!(!panels.iter().any(|p| p.caption == "x1"), "a pair is not drawn again against t");
+        // f = e^{−t} falls from 1 to e^{−10} ≈ 4.5e-5: a log axis, its ends where they belong.
+        let f = panel(&panels, "f");
+        let ticks = f.y_tick_pixels();
+        let line = points_of(&f.series()[0]);
+        let (first, last) = (log_value(&ticks, line[0].1), log_value(&ticks, line[line.len() - 1].1));
+        assert!((first - 1.0).abs() < 0.03 && (last / (-9.98f64).exp() - 1.0).abs() < 0.05, "{first} {last}");
     });
 }
 

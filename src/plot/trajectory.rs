@@ -111,7 +111,8 @@ pub(super) fn energy_panel(info: &PlotInfo, t: &[f64], energy: &[f64]) -> Result
 /// The smallest `|H0|` an energy error is relative to.
 const RELATIVE_MIN: f64 = 1e-10;
 
-/// One observe against time; a nearly constant one as its change from the first value.
+/// One observe against time; a nearly constant one as its change from the first value, a
+/// positive one spanning three decades on a log axis.
 fn observe_panel(name: &str, t: &[f64], values: &[f64]) -> Result<Panel, PlotError> {
     let points = pairs(name, t, values)?;
     let (lo, hi) = finite_range(points.iter().map(|p| p.1)).unwrap_or((0.0, 0.0));
@@ -121,7 +122,10 @@ fn observe_panel(name: &str, t: &[f64], values: &[f64]) -> Result<Panel, PlotErr
         let label = format!("{name} − {}", compact(v0, 12));
         return Ok(Panel::new(name, "t", &label, vec![Mark::line(None, shifted, 0)]));
     }
-    Ok(Panel::new(name, "t", name, vec![Mark::line(None, points, 0)]))
+    // A positive observe spanning three decades or more (an objective falling to its
+    // minimum 0) is drawn on a log axis.
+    let log_y = lo > 0.0 && hi >= 1e3 * lo;
+    Ok(Panel { log_y, ..Panel::new(name, "t", name, vec![Mark::line(None, points, 0)]) })
 }
 
 /// The positions of each Cartesian pair of observes in one plane of equal aspect, with each
