@@ -396,6 +396,19 @@ fn long_runs_are_decimated_per_pixel_column_and_keep_every_peak() {
 }
 
 #[test]
+fn a_single_row_is_drawn_inside_the_panels() {
+    // One row: every range is a point, widened; the right-most tick label stays inside.
+    let columns = names(&["t", "x", "y", "x'", "y'", "energy"]);
+    let rows = vec![vec![0.0, 0.4, 0.0, 0.0, 2.0, -0.5]];
+    let svg = trajectory_svg(&info("kepler", ModelKind::Lagrangian, &["x", "y"], None), &columns, &rows, None).unwrap();
+    assert_text_fits(&svg);
+    with_panels(&svg, |_, panels| {
+        assert!(panels.iter().any(|p| p.caption == "positions (• at the end)"));
+        assert!(panel_at(&panels, "relative energy error").caption.ends_with(": constant"));
+    });
+}
+
+#[test]
 fn errors() {
     let plot = info("osc", ModelKind::Lagrangian, &["q"], None);
     let (columns, rows) = oscillator(10);

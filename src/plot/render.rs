@@ -271,8 +271,14 @@ fn layout(panel: &Panel) -> Layout {
         let y_ticks = if panel.log_y { log_ticks(yr.start, yr.end) } else { linear_ticks(&yr, 6) };
         let widest = y_ticks.iter().map(|t| text_width(&t.1, TICK)).fold(0.0, f64::max);
         let left = MARGIN + TITLE + 8.0 + widest + 8.0;
-        let area = Boxed { x0: left, y0: MARGIN + CAPTION + 10.0, x1: w - MARGIN - right - 4.0, y1: h - 44.0 };
-        let x_ticks = fitting_x_ticks(&xr, area.x1 - area.x0);
+        let mut area = Boxed { x0: left, y0: MARGIN + CAPTION + 10.0, x1: w - MARGIN - right - 4.0, y1: h - 44.0 };
+        let mut x_ticks = fitting_x_ticks(&xr, area.x1 - area.x0);
+        // A tick label centred at the right end stays inside the panel.
+        let half = x_ticks.iter().map(|t| text_width(&t.1, TICK) / 2.0).fold(0.0, f64::max);
+        if area.x1 + half > w - 2.0 {
+            area.x1 = w - 2.0 - half;
+            x_ticks = fitting_x_ticks(&xr, area.x1 - area.x0);
+        }
         let frame = Frame { area, xr: xr.clone(), yr: yr.clone(), log_y: panel.log_y };
         if !aspect_done {
             aspect_done = true;
