@@ -43,7 +43,29 @@ fn plot_of_a_lagrangian_run() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let svg = std::fs::read_to_string(&p).unwrap();
     assert!(svg.contains("double_pendulum"));
-    assert_eq!(panels(&svg), ["coordinates", "energy H", "phase portrait th1", "phase portrait th2"]);
+    let captions = panels(&svg);
+    assert_eq!(captions.len(), 5, "{captions:?}");
+    assert!(captions[1].starts_with("relative energy error, H0 = -19.2"), "{captions:?}");
+    assert_eq!(
+        [&captions[0], &captions[2], &captions[3], &captions[4]],
+        ["coordinates", "positions (• at the end)", "phase portrait th1", "phase portrait th2"]
+    );
+    // The bobs' observes are drawn as positions: the first bob on its circle of radius l1 = 1.
+    assert!(svg.contains("(x_bob1, y_bob1)") && svg.contains("(x_bob2, y_bob2)"));
+}
+
+#[test]
+fn plot_of_kepler_draws_the_orbit_and_the_angular_momentum() {
+    let p = scratch("kepler.svg");
+    let out = lagc(&["run", &example("kepler"), "--t-end", "50", "--quiet", "--out", &scratch("k.csv"), "--plot", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&p).unwrap();
+    let captions = panels(&svg);
+    assert!(captions.iter().any(|c| c == "positions (• at the end)"), "the orbit: {captions:?}");
+    assert!(captions.iter().any(|c| c == "angular_momentum"), "{captions:?}");
+    assert!(captions.iter().any(|c| c == "relative energy error, H0 = -0.5"), "{captions:?}");
+    // A conserved angular momentum is drawn as its change from 0.8.
+    assert!(svg.contains("angular_momentum − 0.8"));
 }
 
 #[test]
@@ -52,7 +74,11 @@ fn plot_of_an_energy_run_draws_the_path_over_contours() {
     let out = lagc(&["run", &example("rosenbrock"), "--quiet", "--out", &scratch("rb.csv"), "--plot", &p]);
     assert_eq!(out.status.code(), Some(0));
     let svg = std::fs::read_to_string(&p).unwrap();
-    assert_eq!(panels(&svg), ["state", "energy E", "path over contours of E"]);
+    let captions = panels(&svg);
+    assert_eq!(captions.len(), 3);
+    assert_eq!(captions[0], "state");
+    assert!(captions[1].starts_with("energy above its minimum, E_min = "), "{captions:?}");
+    assert_eq!(captions[2], "path over contours of E (• start)");
 }
 
 #[test]

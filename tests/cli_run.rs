@@ -45,9 +45,12 @@ fn csv_columns_of_a_lagrangian_model() {
     let out = lagc(&["run", &example("double_pendulum"), "--t-end", "0.01", "--dt", "0.001", "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (header, rows) = csv(&out);
-    assert_eq!(header, ["t", "th1", "th2", "th1'", "th2'", "energy"]);
+    assert_eq!(header, ["t", "th1", "th2", "th1'", "th2'", "energy", "x_bob1", "y_bob1", "x_bob2", "y_bob2"]);
     assert_eq!(rows.len(), 11);
     assert_eq!(rows[0][..5], [0.0, 1.0, 0.5, 0.0, 0.0]);
+    // The bobs at th = (1, 0.5) on rods of length 1.
+    let bobs = [1f64.sin(), -1f64.cos(), 1f64.sin() + 0.5f64.sin(), -1f64.cos() - 0.5f64.cos()];
+    assert!(rows[0][6..].iter().zip(bobs).all(|(a, b)| (a - b).abs() < 1e-12), "{:?}", &rows[0][6..]);
     assert!(text(&out.stderr).is_empty(), "--quiet prints nothing: {}", text(&out.stderr));
 }
 
@@ -125,11 +128,11 @@ fn out_files_in_csv_json_and_npy_agree() {
                 assert_eq!(&b[..8], b"\x93NUMPY\x01\x00");
                 let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
                 let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
-                assert!(header.contains("'descr': '<f8'") && header.contains("'shape': (6, 6)"), "{header}");
+                assert!(header.contains("'descr': '<f8'") && header.contains("'shape': (6, 10)"), "{header}");
                 assert_eq!((10 + hlen) % 64, 0, "data is 64-byte aligned");
                 let data: Vec<f64> =
                     b[10 + hlen..].chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
-                data.chunks(6).map(|r| r.to_vec()).collect()
+                data.chunks(10).map(|r| r.to_vec()).collect()
             }
         };
         assert_eq!(got, rows, "{ext}");

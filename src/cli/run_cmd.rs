@@ -110,13 +110,7 @@ fn check_plot_path(p: &Path) -> Result<(), String> {
 
 /// Draws the run.
 fn draw(model: &Model, plan: &Plan, rows: &[Vec<f64>], finals: &[Vec<f64>], path: &Path) -> Result<(), String> {
-    let env_temperature = model.temperature.map(|t| model.arena.eval(t, &model.env()));
-    let info = PlotInfo {
-        model: model.name.clone(),
-        kind: model.kind,
-        vars: model.vars.iter().map(|v| v.name.clone()).collect(),
-        temperature: env_temperature,
-    };
+    let info = PlotInfo::of(model, plan);
     let columns = &plan.columns;
     let energy = model.energy;
     let env = model.env();

@@ -66,7 +66,7 @@ pub fn ensemble_svg(
     if let Some(temp) = info.temperature {
         title.push_str(&format!(", T = {temp}"));
     }
-    compose(&title, &panels)
+    compose(&title, &[], &panels)
 }
 
 /// The mean line and the closed polygon of mean ± std.

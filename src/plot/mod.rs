@@ -3,9 +3,10 @@
 //! A figure is a grid of panels under a title that names the model. Each panel
 //! is drawn by plotters into its own SVG fragment and placed in the figure as a
 //! `<g class="panel">` group whose `<title>` is the panel's caption, so a reader
-//! (or a test) can tell the panels apart. Non-finite values are skipped, long
-//! series are thinned to at most [`MAX_POINTS`] points, and no fonts are read:
-//! text is left to the SVG viewer.
+//! (or a test) can tell the panels apart. Non-finite values are skipped, every
+//! series is decimated to what the panel's pixels show (at most [`MAX_POINTS`]
+//! points), and no fonts are read: text is left to the SVG viewer, placed from an
+//! estimate of its width so that no text leaves its panel or covers another.
 
 mod contour;
 mod density;
@@ -15,11 +16,12 @@ mod render;
 mod series;
 mod trajectory;
 
-use crate::ModelKind;
+use crate::{Model, ModelKind, Plan};
 
 pub use contour::{contour_levels, contour_lines};
 pub use density::{density_histogram, gibbs_density, Bar};
 pub use ensemble::ensemble_svg;
+pub use render::compact;
 pub use trajectory::trajectory_svg;
 
 /// What a plot needs to know about the model.
@@ -33,6 +35,59 @@ pub struct PlotInfo {
     pub vars: Vec<String>,
     /// The temperature of a Langevin model, if any.
     pub temperature: Option<f64>,
+    /// A Lagrangian model whose `H` is conserved (no dissipation, no forces, no explicit
+    /// `t`): its energy panel shows the relative error of `H`, others `H − H_min` or `E − E_min`.
+    pub conservative: bool,
+}
+
+impl PlotInfo {
+    /// What a plot of a run of `model` by `plan` needs to know.
+    pub fn of(model: &Model, plan: &Plan) -> PlotInfo {
+        let env = model.env();
+        let conservative = plan.conservative && model.temperature.is_none();
+        PlotInfo {
+            model: model.name.clone(),
+            kind: model.kind,
+            vars: model.vars.iter().map(|v| v.name.clone()).collect(),
+            temperature: model.temperature.map(|t| model.arena.eval(t, &env)),
+            conservative,
+        }
+    }
+}
+
+/// The columns of a run that are neither time, a variable, a velocity nor one the run
+/// always writes (`energy`, `grad_norm`, `work`, `heat`, sensitivities `d(…)/d(…)`): the
+/// observes, in order.
+pub(crate) fn observe_columns(info: &PlotInfo, columns: &[String]) -> Vec<String> {
+    let fixed = ["t", "energy", "grad_norm", "work", "heat"];
+    columns
+        .iter()
+        .filter(|c| !fixed.contains(&c.as_str()) && !c.starts_with("d("))
+        .filter(|c| !info.vars.iter().any(|v| v == *c || format!("{v}'") == **c))
+        .cloned()
+        .collect()
+}
+
+/// The Cartesian pairs among observe names, in the order of their `x`: `x` with `y`, and
+/// `xS` with `yS` for a suffix `S` of digits, or `_` and letters or digits, or `[digits]`
+/// (`x1`/`y1`, `x_tip`/`y_tip`, `x[3]`/`y[3]`). docs/language.md, § Plots.
+pub fn cartesian_pairs(names: &[String]) -> Vec<(String, String)> {
+    let suffix_ok = |s: &str| {
+        s.is_empty()
+            || s.chars().all(|c| c.is_ascii_digit())
+            || s.strip_prefix('_').is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_alphanumeric() || c == '_'))
+            || s.strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
+    };
+    names
+        .iter()
+        .filter_map(|x| {
+            let s = x.strip_prefix('x')?;
+            let y = format!("y{s}");
+            (suffix_ok(s) && names.contains(&y)).then(|| (x.clone(), y))
+        })
+        .collect()
 }
 
 /// Why a plot could not be drawn.
@@ -55,5 +110,10 @@ pub enum PlotError {
     Backend(String),
 }
 
-/// The longest series drawn; longer ones are thinned evenly, keeping the last point.
-pub const MAX_POINTS: usize = 1500;
+/// The most points a drawn series in time keeps: at most four a pixel column (first,
+/// lowest, highest, last).
+pub const MAX_POINTS: usize = 2000;
+
+/// The most points a drawn curve (a phase portrait, an orbit) keeps: it is simplified to
+/// within half a pixel, or more when that leaves more points than this.
+pub const MAX_CURVE_POINTS: usize = 12_000;
