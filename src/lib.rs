@@ -41,7 +41,7 @@ pub use backend::{BackendKind, Kernels};
 pub use cli::load::{compile_file, LoadError};
 pub use derive::{EnergyEquations, Equations, Extras, LagrangianEquations};
 pub use diag::{Diagnostic, Diagnostics, Span};
-pub use drive::{Control, RowSink, RunConfig, RunError, RunOptions, Summary};
+pub use drive::{Bands, Control, RowSink, RunConfig, RunError, RunOptions, Summary};
 pub use lower::{DataFiles, Overrides};
 pub use model::{Method, Model, ModelKind};
 pub use plan::{Kernel, Plan};

@@ -167,3 +167,53 @@ fn an_ensemble_of_double_pendulums_spreads() {
     assert!((e0[0] - e1[0]).abs() < 1e-6 && (e0[1] - e1[1]).abs() < 1e-6, "energy {e0:?} → {e1:?}");
     assert_eq!(s.finals.len(), 64);
 }
+
+/// The `q`-quantile of `v` by linear interpolation between order statistics.
+fn quantile_of(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let at = q * (v.len() - 1) as f64;
+    let (i, f) = (at.floor() as usize, at.fract());
+    v[i] + f * (v[(i + 1).min(v.len() - 1)] - v[i])
+}
+
+#[test]
+fn quantile_bands_are_the_quantiles_of_the_first_particles() {
+    // The double well's particles split into two wells: mean ± std of x
+    // reaches into the barrier and mean − std of E below 0, where no particle
+    // is; the quantiles are of the particles themselves. At the last row they
+    // are those of the final states, which the summary also holds.
+    let src = "param T = 0.5\nstate x\nenergy = (x^2 - 1)^2\ntemperature = T\ninit x ~ normal(0, 0.5)";
+    // The gradient flow's ensemble (rk4, T = 0) samples one particle's rows at a time.
+    let cases = [(Method::Em, 600usize, 600usize), (Method::Em, 3000, 1024), (Method::Rk4, 700, 700)];
+    for (method, particles, used) in cases {
+        let src = if method == Method::Em { src.to_string() } else { src.replace("T = 0.5", "T = 0") };
+        let src = src.as_str();
+        let opts = RunOptions {
+            method: Some(method),
+            dt: Some(1e-3),
+            t_end: Some(1.0),
+            every: Some(100),
+            particles: Some(particles as u64),
+            seed: Some(3),
+            bands: true,
+            ..Default::default()
+        };
+        let (rows, s) = ensemble(src, opts);
+        let b = s.bands.as_ref().expect("bands were asked for");
+        assert_eq!(b.particles, used);
+        assert_eq!(b.rows.len(), rows.len());
+        let first: Vec<f64> = s.finals[..used].iter().map(|p| p[0]).collect();
+        let (lo, hi) = b.rows.last().unwrap()[0];
+        assert_eq!(lo, quantile_of(first.clone(), 0.1));
+        assert_eq!(hi, quantile_of(first.clone(), 0.9));
+        // The energy band stays at E ≥ 0, at every output time.
+        for r in &b.rows {
+            assert!(r[1].0 >= 0.0 && r[1].1 >= r[1].0, "{r:?}");
+        }
+        let energy: Vec<f64> = first.iter().map(|x| (x * x - 1.0) * (x * x - 1.0)).collect();
+        assert_eq!(b.rows.last().unwrap()[1].0, quantile_of(energy, 0.1));
+    }
+    // Without asking, none are kept.
+    let opts = RunOptions { particles: Some(100), t_end: Some(0.1), ..Default::default() };
+    assert!(ensemble(src, opts).1.bands.is_none());
+}

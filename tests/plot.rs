@@ -8,8 +8,8 @@
 //! its number of characters (0.6 em each), its anchor, its `dy` and its rotation.
 
 use lagc::plot::{
-    cartesian_pairs, compact, contour_levels, contour_lines, density_histogram, ensemble_svg, gibbs_density,
-    trajectory_svg, PlotError, PlotInfo, MAX_CURVE_POINTS, MAX_POINTS,
+    cartesian_pairs, compact, contour_levels, contour_lines, density_histogram, ensemble_svg, ensemble_svg_with_bands,
+    gibbs_density, trajectory_svg, PlotError, PlotInfo, MAX_CURVE_POINTS, MAX_POINTS,
 };
 use lagc::ModelKind;
 use rand::SeedableRng;
@@ -849,4 +849,34 @@ fn an_open_contour_is_one_line_from_boundary_to_boundary() {
     assert!((first.0.abs() - 1.0).abs() < 0.05 && (last.0.abs() - 1.0).abs() < 0.05, "{first:?} … {last:?}");
     assert!(first.0 * last.0 < 0.0, "the ends lie on both sides");
     assert!(line.iter().all(|(x, y)| (x * x - y).abs() < 0.01));
+}
+
+#[test]
+fn ensemble_bands_from_quantiles_are_drawn_when_the_run_kept_them() {
+    let (columns, mut rows, finals) = ensemble();
+    // A spread so wide that mean − std of E ≥ 0 goes below 0.
+    for r in &mut rows {
+        r[4] = 3.0 * r[3];
+    }
+    let quantiles = |r: &Vec<f64>| vec![(r[1] - r[2], r[1] + r[2]), (0.2 * r[3], 1.5 * r[3]), (0.0, r[5])];
+    let bands = lagc::Bands { particles: 400, quantiles: (0.1, 0.9), rows: rows.iter().map(quantiles).collect() };
+    let plot = info("ornstein_uhlenbeck", ModelKind::Energy, &["x"], Some(0.5));
+    let svg = ensemble_svg_with_bands(&plot, &columns, &rows, &finals, None, Some(&bands)).unwrap();
+    assert_text_fits(&svg);
+    with_panels(&svg, |_, panels| {
+        let captions: Vec<&str> = panels.iter().map(|p| p.caption.as_str()).collect();
+        assert_eq!(captions, ["x: mean and 10%–90% band", "energy: mean and 10%–90% band", "final x (1000 particles)"]);
+        let energy = panel(&panels, "energy: mean and 10%–90% band");
+        assert!(energy.has_text("10%–90% of 400 particles"), "{:?}", energy.texts());
+        // The band stays above 0, so the energy is drawn on a log axis (decade ticks).
+        assert!(
+            energy.texts().iter().any(|t| t.starts_with("1e-") || *t == "0.1" || *t == "0.01"),
+            "{:?}",
+            energy.texts()
+        );
+    });
+    // Bands of another length than the rows are not used.
+    let short = lagc::Bands { rows: bands.rows[..10].to_vec(), ..bands.clone() };
+    let svg = ensemble_svg_with_bands(&plot, &columns, &rows, &finals, None, Some(&short)).unwrap();
+    with_panels(&svg, |_, panels| assert_eq!(panels[1].caption, "energy: mean ± std"));
 }

@@ -109,7 +109,15 @@ fn check_plot_path(p: &Path) -> Result<(), String> {
 }
 
 /// Draws the run.
-fn draw(model: &Model, plan: &Plan, rows: &[Vec<f64>], finals: &[Vec<f64>], path: &Path) -> Result<(), String> {
+fn draw(
+    model: &Model,
+    plan: &Plan,
+    rows: &[Vec<f64>],
+    summary: Option<&drive::Summary>,
+    path: &Path,
+) -> Result<(), String> {
+    let finals = summary.map(|s| s.finals.as_slice()).unwrap_or(&[]);
+    let bands = summary.and_then(|s| s.bands.as_ref());
     let info = PlotInfo::of(model, plan);
     let columns = &plan.columns;
     let energy = model.energy;
@@ -125,7 +133,8 @@ fn draw(model: &Model, plan: &Plan, rows: &[Vec<f64>], finals: &[Vec<f64>], path
     let svg = if plan.is_ensemble() {
         let e1 = |x: f64| eval_at(&[x]);
         let one_d = model.kind == ModelKind::Energy && syms.len() == 1;
-        plot::ensemble_svg(&info, columns, rows, finals, one_d.then_some(&e1 as &dyn Fn(f64) -> f64))
+        let energy = one_d.then_some(&e1 as &dyn Fn(f64) -> f64);
+        plot::ensemble_svg_with_bands(&info, columns, rows, finals, energy, bands)
     } else {
         let e2 = |x: f64, y: f64| eval_at(&[x, y]);
         let two_d = model.kind == ModelKind::Energy && syms.len() == 2;
@@ -185,6 +194,8 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         batch: args.batch,
         // The summary's drift of H is over every step; without a summary, nothing is measured.
         energy_every_step: !args.quiet,
+        // An ensemble's figure draws quantile bands.
+        bands: args.plot.is_some(),
     };
     let cfg = match RunConfig::resolve(&c.model, &opts) {
         Ok(cfg) => cfg,
@@ -289,9 +300,9 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         failed_output = failed_output.or(written.err().map(|m| format!("--dump: {m}")));
     }
     if let (Some(p), Some(rows)) = (&args.plot, &kept) {
-        let finals = result.as_ref().map(|s| s.finals.as_slice()).unwrap_or(&[]);
+        let summary = result.as_ref().ok();
         if !rows.is_empty() {
-            failed_output = failed_output.or(draw(&c.model, &plan, rows, finals, p).err());
+            failed_output = failed_output.or(draw(&c.model, &plan, rows, summary, p).err());
         }
     }
     let write = t_write.elapsed();

@@ -18,7 +18,7 @@
 
 use super::rows::{RowSink, Rows, SinkError, StopReason};
 use super::systems::FirstOrder;
-use super::{trajectory, Ctx, RunError, Summary};
+use super::{trajectory, Bands, Ctx, RunConfig, RunError, Summary};
 use crate::backend::{failure_cause, Work};
 use crate::integrate::{self, Cause, Failure, Grid, Observer, Stop};
 use crate::model::{Init, Method, Model};
@@ -87,6 +87,11 @@ struct Accumulate {
     /// Whether each row goes to the next output time (one particle's
     /// trajectory) or all rows to the same one (every particle at one time).
     advance: bool,
+    /// Every particle's row, per output row (particle after particle), when
+    /// this block is part of the sample that quantile bands are taken from.
+    sample: Option<Vec<Vec<f64>>>,
+    /// How many of the block's particles (its first ones) the sample holds.
+    sample_limit: usize,
 }
 
 impl RowSink for Out<'_> {
@@ -102,6 +107,14 @@ impl RowSink for Out<'_> {
         for (m, &x) in a.moments[a.row].iter_mut().zip(&values[1..]) {
             m.push(x);
         }
+        if let Some(s) = &mut a.sample {
+            if s.len() <= a.row {
+                s.resize(a.row + 1, vec![]);
+            }
+            if s[a.row].len() < a.sample_limit * a.width {
+                s[a.row].extend_from_slice(&values[1..]);
+            }
+        }
         if a.advance {
             a.row += 1;
         }
@@ -112,6 +125,8 @@ impl RowSink for Out<'_> {
 /// What a block computed.
 struct BlockResult {
     moments: Vec<Vec<Moments>>,
+    /// The block's rows, when it is part of the sample of the quantile bands.
+    sample: Option<Vec<Vec<f64>>>,
     times: Vec<f64>,
     finals: Vec<Vec<f64>>,
     steps: usize,
@@ -181,11 +196,16 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
             Some((_, _, f, None)) => Err(ctx.numerical(f, None)),
         };
     };
-    let moments = |advance| Out::Moments(Accumulate { width, advance, ..Accumulate::default() });
+    let sampled = if ctx.cfg.bands { sampled_particles(ctx.cfg, particles, width) } else { 0 };
+    let moments = |advance, b: usize| {
+        let sample_limit = sampled.saturating_sub(b * BLOCK).min(BLOCK);
+        let sample = (sample_limit > 0).then(Vec::new);
+        Out::Moments(Accumulate { width, advance, sample, sample_limit, ..Accumulate::default() })
+    };
     let deterministic = scale.is_none();
     let results: Vec<BlockResult> = (0..particles.div_ceil(BLOCK))
         .into_par_iter()
-        .map(|b| block(b * BLOCK..((b + 1) * BLOCK).min(particles), moments(deterministic)))
+        .map(|b| block(b * BLOCK..((b + 1) * BLOCK).min(particles), moments(deterministic, b)))
         .collect();
     // Merge in block order; rows complete for every particle come first.
     let complete = results.iter().map(|r| r.failure.as_ref().map(|f| f.1).unwrap_or(r.times.len())).min().unwrap_or(0);
@@ -219,7 +239,9 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
     }
     let names = &ctx.plan.trajectory_columns[1..];
     let last = total.last();
+    let bands = (sampled > 0).then(|| bands(&results, sampled, total.len(), width));
     Ok(Summary {
+        bands,
         steps: results.iter().map(|r| r.steps).max().unwrap_or(0),
         rows: total.len(),
         particles,
@@ -229,6 +251,62 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
         finals: results.into_iter().flat_map(|r| r.finals).collect(),
         ..Summary::default()
     })
+}
+
+/// The quantiles of the bands of an ensemble's figure.
+pub const BAND_QUANTILES: (f64, f64) = (0.1, 0.9);
+
+/// How many particles (the first ones) the quantile bands are taken from:
+/// at most 1,024, and no more than keep 2²² numbers (32 MB) over all output
+/// rows; none when fewer than 20 would fit.
+fn sampled_particles(cfg: &RunConfig, particles: usize, width: usize) -> usize {
+    let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
+    let rows = grid.steps().map_or(1, |s| s / cfg.every + 2);
+    let fit = (1usize << 22) / rows.saturating_mul(width.max(1)).max(1);
+    let k = particles.min(4 * BLOCK).min(fit);
+    if k < 20 {
+        0
+    } else {
+        k
+    }
+}
+
+/// The quantile bands over the sampled blocks' particles, for the first
+/// `complete` output rows.
+fn bands(results: &[BlockResult], particles: usize, complete: usize, width: usize) -> Bands {
+    let sampled: Vec<&Vec<Vec<f64>>> = results.iter().filter_map(|r| r.sample.as_ref()).collect();
+    let (qlo, qhi) = BAND_QUANTILES;
+    let rows = (0..complete)
+        .map(|r| {
+            (0..width)
+                .map(|c| {
+                    let mut v: Vec<f64> = sampled
+                        .iter()
+                        .filter_map(|s| s.get(r))
+                        .flat_map(|row| row.iter().skip(c).step_by(width).copied())
+                        .filter(|x| x.is_finite())
+                        .collect();
+                    v.sort_by(f64::total_cmp);
+                    (quantile(&v, qlo), quantile(&v, qhi))
+                })
+                .collect()
+        })
+        .collect();
+    Bands { particles, quantiles: BAND_QUANTILES, rows }
+}
+
+/// The `q`-quantile of sorted values, interpolated linearly between order
+/// statistics (NaN for no values).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => {
+            let at = q * (n - 1) as f64;
+            let (i, frac) = (at.floor() as usize, at.fract());
+            let j = (i + 1).min(n - 1);
+            sorted[i] + frac * (sorted[j] - sorted[i])
+        }
+    }
 }
 
 /// Rows that also keep the last state handed to them.
@@ -292,6 +370,7 @@ fn deterministic_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Ou
     if let Out::Moments(a) = out {
         res.moments = a.moments;
         res.times = a.times;
+        res.sample = a.sample;
     }
     res
 }
@@ -299,6 +378,7 @@ fn deterministic_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Ou
 fn empty_result() -> BlockResult {
     BlockResult {
         moments: vec![],
+        sample: None,
         times: vec![],
         finals: vec![],
         steps: 0,
@@ -403,6 +483,7 @@ fn langevin_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, scale: &[f64], m
     if let Out::Moments(a) = out {
         res.moments = a.moments;
         res.times = a.times;
+        res.sample = a.sample;
     }
     res
 }

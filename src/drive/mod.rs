@@ -20,7 +20,7 @@ mod settings;
 mod systems;
 mod trajectory;
 
-pub use ensemble::BLOCK;
+pub use ensemble::{BAND_QUANTILES, BLOCK};
 pub use rows::{RowSink, SinkError};
 pub use settings::{RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL};
 
@@ -47,6 +47,18 @@ pub struct Summary {
     pub particles: usize,
     pub final_means: Vec<(String, f64)>,
     pub finals: Vec<Vec<f64>>,
+    /// Ensembles run with [`RunConfig::bands`]: quantiles of every column at
+    /// every output time, over a sample of the particles.
+    pub bands: Option<Bands>,
+}
+
+/// Per output row and column (without `t`), the quantiles `quantiles.0`
+/// and `quantiles.1` of the column over the first `particles` particles.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bands {
+    pub particles: usize,
+    pub quantiles: (f64, f64),
+    pub rows: Vec<Vec<(f64, f64)>>,
 }
 
 /// How far `H` moved from its initial value over a run.

@@ -22,6 +22,8 @@ pub struct RunConfig {
     /// Measure the drift of `H` on every step, not only on the rows written
     /// (one evaluation of `H` per step).
     pub energy_every_step: bool,
+    /// Keep quantile bands of an ensemble's columns ([`super::Summary::bands`]).
+    pub bands: bool,
 }
 
 /// Command-line choices that override the model's `simulate` line.
@@ -39,6 +41,8 @@ pub struct RunOptions {
     pub batch: Option<u64>,
     /// Measure the drift of `H` on every step (see [`RunConfig::energy_every_step`]).
     pub energy_every_step: bool,
+    /// Keep quantile bands of an ensemble's columns (see [`RunConfig::bands`]).
+    pub bands: bool,
 }
 
 /// Defaults where neither the model nor the command line says.
@@ -109,6 +113,7 @@ impl RunConfig {
             seed,
             batch,
             energy_every_step: o.energy_every_step,
+            bands: o.bands,
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::{Model, ModelKind, Plan};
 
 pub use contour::{contour_levels, contour_lines};
 pub use density::{density_histogram, gibbs_density, Bar};
-pub use ensemble::ensemble_svg;
+pub use ensemble::{ensemble_svg, ensemble_svg_with_bands};
 pub use render::compact;
 pub use trajectory::trajectory_svg;
 
