@@ -88,7 +88,10 @@ fn plot_of_an_ensemble_has_bands_and_the_gibbs_histogram() {
         lagc(&["run", &example("double_well"), "--t-end", "1", "--quiet", "--out", &scratch("dw.csv"), "--plot", &p]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let svg = std::fs::read_to_string(&p).unwrap();
-    assert_eq!(panels(&svg), ["x: mean ± std", "energy: mean ± std", "final x (1000 particles)"]);
+    let captions = ["x: mean and 10%–90% band", "energy: mean and 10%–90% band", "final x (1000 particles)"];
+    assert_eq!(panels(&svg), captions);
+    // The bands are the quantiles over all 1,000 particles (fewer than the sample's limits).
+    assert!(svg.contains("10%–90% of 1000 particles"));
     assert!(svg.contains("exp(−E/T)/Z"));
 }
 
