@@ -79,7 +79,12 @@ fn outputs_that_would_not_fit_are_refused_up_front() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("in memory") && err.contains("rows × 4 columns") && err.contains("--every"), "{err}");
-    assert!(!Path::new(&scratch("big.npy")).exists() && !Path::new(&scratch(".big.npy.partial")).exists());
+    assert!(!Path::new(&scratch("big.npy")).exists());
+    let dir = Path::new(&scratch("big.npy")).parent().unwrap().to_path_buf();
+    let left = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".big.npy"));
+    assert_eq!(left.count(), 0, "no temporary file is left");
     let out = lagc(&["run", &example("pendulum"), "--t-end", "1e11", "--out", &scratch("big.csv")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is free there"), "{}", stderr(&out));
@@ -91,7 +96,6 @@ fn outputs_that_would_not_fit_are_refused_up_front() {
 #[test]
 fn ctrl_c_stops_cleanly_keeps_the_rows_and_exits_130() {
     let out_path = scratch("long.csv");
-    let partial = scratch(".long.csv.partial");
     let child = Command::new(env!("CARGO_BIN_EXE_lagc"))
         .args(["run", &example("pendulum_chain"), "--set", "N=20", "--t-end", "100000", "--every", "100"])
         .args(["--out", &out_path])
@@ -105,8 +109,12 @@ fn ctrl_c_stops_cleanly_keeps_the_rows_and_exits_130() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("interrupted at t = ") && err.contains(".long.csv.partial"), "{err}");
+    assert!(err.contains("interrupted at t = ") && err.contains("by SIGINT"), "{err}");
     assert!(!Path::new(&out_path).exists(), "no complete-looking file");
+    // The rows are in the temporary file the message names: `.long.csv.PID-N-RANDOM.partial`.
+    let partial = err[err.find(" are in ").expect("a path") + 8..].trim().to_string();
+    let name = Path::new(&partial).file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with(".long.csv.") && name.ends_with(".partial"), "{name}");
     let kept = std::fs::read_to_string(&partial).unwrap();
     let rows: Vec<&str> = kept.lines().collect();
     assert!(rows.len() > 10, "{} rows kept", rows.len());

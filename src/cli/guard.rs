@@ -1,10 +1,11 @@
 //! Resource guards: a run whose output or ensemble would not fit in memory
-//! or on disk is refused before any work starts, with the estimate.
+//! or on disk is refused before any work starts, with the estimate; so is an
+//! output that cannot be written or that is another output or an input.
 
 use crate::drive::RunConfig;
 use crate::plan::Plan;
 use crate::Model;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Approximate bytes of one value in CSV or JSON text.
 const TEXT_BYTES: u64 = 22;
@@ -114,4 +115,83 @@ pub(crate) fn check(e: &Estimate, out: Option<&Path>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Which file a path names: its device and inode when it exists (through
+/// symbolic links), else its canonical directory and file name. Two paths
+/// that name one file have one identity, however they are spelled.
+#[derive(Debug, PartialEq, Eq)]
+enum Identity {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn identity(p: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        return Some(Identity::Inode(m.dev(), m.ino()));
+    }
+    let dir = std::fs::canonicalize(parent(p)).ok()?;
+    Some(Identity::Path(dir.join(p.file_name()?)))
+}
+
+/// The directory a file is written in: `.` for a bare file name.
+fn parent(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Refuses, before any work, outputs (`(flag, path)`) that cannot be
+/// written: a path that is a directory, a directory that does not exist or
+/// is not writable, two outputs that are one file, and an output that is
+/// one of the inputs (the model file, `--data` files).
+pub(crate) fn check_paths(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<(), String> {
+    for &(flag, p) in outputs {
+        let shown = p.display();
+        if p.file_name().is_none() || std::fs::metadata(p).is_ok_and(|m| m.is_dir()) {
+            return Err(format!("{flag} {shown}: it is a directory; give the path of a file"));
+        }
+        let dir = parent(p);
+        match std::fs::metadata(dir) {
+            Err(_) => return Err(format!("{flag} {shown}: the directory {} does not exist", dir.display())),
+            Ok(m) if !m.is_dir() => return Err(format!("{flag} {shown}: {} is not a directory", dir.display())),
+            Ok(_) if !writable(dir) => {
+                return Err(format!("{flag} {shown}: the directory {} is not writable", dir.display()))
+            }
+            Ok(_) => {}
+        }
+    }
+    for (i, &(flag, p)) in outputs.iter().enumerate() {
+        let Some(id) = identity(p) else { continue };
+        for &(other, q) in &outputs[..i] {
+            if identity(q).as_ref() == Some(&id) {
+                return Err(format!(
+                    "{other} {} and {flag} {} are the same file; give each output its own path",
+                    q.display(),
+                    p.display()
+                ));
+            }
+        }
+        for &(what, q) in inputs {
+            if identity(q).as_ref() == Some(&id) {
+                return Err(format!(
+                    "{flag} {} is the {what} {}: writing it would overwrite an input; give another path",
+                    p.display(),
+                    q.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether this process may create files in `dir` (`access(2)` with
+/// `W_OK | X_OK`).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }

@@ -1,14 +1,82 @@
 //! Trajectory writers: CSV, JSON and NPY, chosen by the file extension.
 //!
 //! A file is written under a temporary name beside its destination and
-//! renamed when the run ends, so that an interrupted run never leaves a
-//! complete-looking file. CSV rows are streamed; JSON and NPY are written at
-//! the end (NPY needs the row count in its header).
+//! renamed when the run ends well, so that an interrupted or failed run never
+//! leaves a complete-looking file. The temporary name is new for every file
+//! (`.NAME.PID-N-RANDOM.partial`) and created exclusively (`O_CREAT|O_EXCL`),
+//! so that two runs never share one and a planted symbolic link is never
+//! followed. CSV rows are streamed; JSON and NPY are written at the end (NPY
+//! needs the row count in its header).
 
 use crate::drive::{RowSink, SinkError};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many temporary names one process has made: with the process id, it
+/// makes each name new.
+static TEMPORARIES: AtomicU64 = AtomicU64::new(0);
+
+/// A file under its temporary name, and the name it will take. Dropped
+/// before [`Temporary::commit`] or [`Temporary::keep`], it removes the
+/// temporary file.
+pub struct Temporary {
+    tmp: PathBuf,
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Temporary {
+    /// Creates a new file beside `path` under a name no other file has: the
+    /// file name, this process's id, a counter and a random number, created
+    /// with `create_new` (`O_CREAT|O_EXCL`: an existing file or symbolic link
+    /// of that name is never opened). When `path` exists its permissions are
+    /// given to the new file, so that replacing it keeps its mode.
+    pub fn create(path: &Path) -> std::io::Result<(Temporary, File)> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let old = std::fs::metadata(path).ok().filter(|m| m.is_file());
+        let mut last = None;
+        for _ in 0..100 {
+            let n = TEMPORARIES.fetch_add(1, Ordering::Relaxed);
+            let tag: u32 = rand::random();
+            let tmp = path.with_file_name(format!(".{name}.{}-{n}-{tag:08x}.partial", std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(file) => {
+                    let t = Temporary { tmp, path: path.to_path_buf(), armed: true };
+                    if let Some(m) = &old {
+                        file.set_permissions(m.permissions())?;
+                    }
+                    return Ok((t, file));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Moves the file into place.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.armed = false;
+        Ok(())
+    }
+
+    /// Leaves the file under its temporary name; returns that name.
+    pub fn keep(mut self) -> PathBuf {
+        self.armed = false;
+        std::mem::take(&mut self.tmp)
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -34,8 +102,8 @@ pub struct Writer {
     kind: Kind,
     columns: Vec<String>,
     out: Box<dyn Write>,
-    /// (temporary path, final path) for file output.
-    paths: Option<(PathBuf, PathBuf)>,
+    /// The temporary file of a file output, and its destination.
+    file: Option<Temporary>,
     buffered: Vec<f64>,
     rows: usize,
     /// One CSV line, reused from row to row.
@@ -49,7 +117,7 @@ impl Writer {
             kind: Kind::Csv,
             columns,
             out: Box::new(BufWriter::new(std::io::stdout())),
-            paths: None,
+            file: None,
             buffered: vec![],
             rows: 0,
             line: String::new(),
@@ -58,17 +126,17 @@ impl Writer {
         Ok(w)
     }
 
-    /// A file, created under a temporary name now.
-    pub fn file(path: &Path, columns: Vec<String>) -> Result<Writer, String> {
+    /// A file, created under a temporary name now; `flag` names the option
+    /// in messages (`--out`, `--dump`).
+    pub fn file(flag: &str, path: &Path, columns: Vec<String>) -> Result<Writer, String> {
         let kind = Kind::of(path)?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = path.with_file_name(format!(".{name}.partial"));
-        let f = File::create(&tmp).map_err(|e| format!("--out {}: cannot write there: {e}", path.display()))?;
+        let (tmp, f) =
+            Temporary::create(path).map_err(|e| format!("{flag} {}: cannot write there: {e}", path.display()))?;
         let mut w = Writer {
             kind,
             columns,
             out: Box::new(BufWriter::new(f)),
-            paths: Some((tmp, path.to_path_buf())),
+            file: Some(tmp),
             buffered: vec![],
             rows: 0,
             line: String::new(),
@@ -85,24 +153,42 @@ impl Writer {
         Ok(())
     }
 
-    /// Finishes the output (JSON/NPY body, flush) and moves a file into place.
+    /// Finishes the output (JSON/NPY body, flush) and moves a file into
+    /// place. On an error the temporary file is removed and the destination
+    /// is left as it was.
     pub fn finish(self) -> Result<(), String> {
-        let paths = self.complete()?;
-        if let Some((tmp, path)) = paths {
-            std::fs::rename(&tmp, &path).map_err(|e| format!("cannot move the output to {}: {e}", path.display()))?;
+        let what = self.describe();
+        let file = self.complete().map_err(|e| format!("writing {what}: {e}"))?;
+        if let Some(t) = file {
+            let path = t.path.clone();
+            t.commit().map_err(|e| format!("cannot move the output to {}: {e}", path.display()))?;
         }
         Ok(())
     }
 
     /// Writes what there is but leaves a file under its temporary name, so
-    /// that an interrupted run's output cannot be taken for a complete one.
-    /// Returns that name.
+    /// that an interrupted or failed run's output cannot be taken for a
+    /// complete one. Returns that name.
     pub fn abandon(self) -> Result<Option<PathBuf>, String> {
-        Ok(self.complete()?.map(|(tmp, _)| tmp))
+        let what = self.describe();
+        Ok(self.complete().map_err(|e| format!("writing {what}: {e}"))?.map(Temporary::keep))
     }
 
-    /// Writes the body and flushes; returns the (temporary, final) paths.
-    fn complete(mut self) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    /// Removes a file output's temporary file; the destination is left as it was.
+    pub fn discard(self) {
+        drop(self.file);
+    }
+
+    /// What is written: the temporary file and its destination, or standard output.
+    fn describe(&self) -> String {
+        match &self.file {
+            Some(t) => format!("{} (for {})", t.tmp.display(), t.path.display()),
+            None => "standard output".into(),
+        }
+    }
+
+    /// Writes the body and flushes; returns the temporary file.
+    fn complete(mut self) -> Result<Option<Temporary>, String> {
         match self.kind {
             Kind::Csv => {}
             Kind::Json => {
@@ -137,7 +223,7 @@ impl Writer {
         }
         self.out.flush().map_err(|e| e.to_string())?;
         drop(self.out);
-        Ok(self.paths)
+        Ok(self.file)
     }
 }
 
@@ -166,12 +252,39 @@ impl RowSink for Writer {
                     crate::sym::write_float(&mut self.line, x);
                 }
                 self.line.push('\n');
-                self.out.write_all(self.line.as_bytes()).map_err(|e| SinkError(format!("writing output: {e}")))
+                self.out
+                    .write_all(self.line.as_bytes())
+                    .map_err(|e| SinkError(format!("writing {}: {e}", self.describe())))
             }
             Kind::Json | Kind::Npy => {
                 self.buffered.extend_from_slice(values);
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Temporary;
+
+    #[test]
+    fn temporaries_are_new_files_removed_unless_kept_or_committed() {
+        let dir = std::env::temp_dir().join(format!("lagc-temporary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.csv");
+        let (a, _) = Temporary::create(&path).unwrap();
+        let (b, _) = Temporary::create(&path).unwrap();
+        let (c, _) = Temporary::create(&path).unwrap();
+        let (ta, tb, tc) = (a.tmp.clone(), b.tmp.clone(), c.tmp.clone());
+        assert!(ta != tb && tb != tc && ta != tc, "{ta:?} {tb:?} {tc:?}");
+        assert!(ta.exists() && tb.exists() && tc.exists());
+        drop(a);
+        assert!(!ta.exists(), "dropped: removed");
+        assert_eq!(b.keep(), tb);
+        assert!(tb.exists(), "kept");
+        c.commit().unwrap();
+        assert!(!tc.exists() && path.is_file(), "committed: moved into place");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

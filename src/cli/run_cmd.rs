@@ -3,8 +3,9 @@
 
 use super::{output, parse_method, parse_sets, report_load_error, usage, RunArgs, EXIT_NUMERIC, EXIT_USAGE};
 
-/// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
-pub(crate) const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status after a signal that stops the run: 128 + its number, as
+/// shells report it (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+const EXIT_SIGNAL_BASE: i32 = 128;
 use super::load::compile_file_for;
 use crate::diag::count;
 use crate::drive::{self, Control, RowSink, RunConfig, RunError, RunOptions, SinkError};
@@ -15,11 +16,49 @@ use crate::{Model, ModelKind};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-/// Set by the Ctrl-C handler: the run stops at its next row.
-static INTERRUPT: AtomicBool = AtomicBool::new(false);
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set by the signal handler: the run stops at its next row.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+/// The signal that stopped the run; 0 until one arrives.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The signals that stop a run the way Ctrl-C does.
+const STOPPING: [(libc::c_int, &str); 3] =
+    [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Atomic stores only: they are async-signal-safe.
+    SIGNAL.store(sig, Ordering::Relaxed);
+    INTERRUPT.store(true, Ordering::Relaxed);
+}
+
+/// Catches SIGINT, SIGTERM and SIGHUP: each stops the run at its next row,
+/// which keeps what was computed. A signal the process was started ignoring
+/// (`nohup`, a background job) stays ignored.
+fn catch_signals() {
+    for (sig, _) in STOPPING {
+        // SAFETY: `act` is a zeroed `sigaction` filled in before use; the
+        // handler only stores atomics.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The name of a stopping signal.
+fn signal_name(sig: i32) -> &'static str {
+    STOPPING.iter().find(|(s, _)| *s == sig).map_or("a signal", |(_, n)| n)
+}
 
 /// How long a run goes before a progress bar appears.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
@@ -108,14 +147,17 @@ fn check_plot_path(p: &Path) -> Result<(), String> {
     }
 }
 
-/// Draws the run.
+/// Draws the run into the figure's temporary file, and moves it into place
+/// when the run ended well (`summary` is there); a failed run's figure stays
+/// under the temporary name, which is returned.
 fn draw(
     model: &Model,
     plan: &Plan,
     rows: &[Vec<f64>],
     summary: Option<&drive::Summary>,
     path: &Path,
-) -> Result<(), String> {
+    (tmp, mut file): (output::Temporary, std::fs::File),
+) -> Result<Option<std::path::PathBuf>, String> {
     let finals = summary.map(|s| s.finals.as_slice()).unwrap_or(&[]);
     let bands = summary.and_then(|s| s.bands.as_ref());
     let info = PlotInfo::of(model, plan);
@@ -141,10 +183,14 @@ fn draw(
         plot::trajectory_svg(&info, columns, rows, two_d.then_some(&e2 as &dyn Fn(f64, f64) -> f64))
     }
     .map_err(|e| format!("--plot: {e}"))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot.svg");
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&tmp, svg).map_err(|e| format!("--plot {}: {e}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("--plot {}: {e}", path.display()))
+    use std::io::Write;
+    file.write_all(svg.as_bytes()).and_then(|_| file.flush()).map_err(|e| format!("--plot {}: {e}", path.display()))?;
+    drop(file);
+    if summary.is_none() {
+        return Ok(Some(tmp.keep()));
+    }
+    tmp.commit().map_err(|e| format!("--plot {}: {e}", path.display()))?;
+    Ok(None)
 }
 
 pub(crate) fn run(args: RunArgs) -> i32 {
@@ -170,6 +216,16 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Ok(d) => d,
         Err(m) => return usage(&m),
     };
+    let inputs: Vec<(&str, &Path)> = std::iter::once(("model file", args.file.as_path()))
+        .chain(data.iter().map(|(_, p)| ("--data file", p.as_path())))
+        .collect();
+    let outputs: Vec<(&str, &Path)> = [("--out", &args.out), ("--dump", &args.dump), ("--plot", &args.plot)]
+        .into_iter()
+        .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+        .collect();
+    if let Err(m) = super::guard::check_paths(&inputs, &outputs) {
+        return usage(&m);
+    }
     let start = Instant::now();
     let c = match compile_file_for(&args.file, &sets, method, &data) {
         Ok(c) => c,
@@ -229,27 +285,35 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);
     }
+    // From here on a signal stops the run at its next row and keeps what was computed.
+    catch_signals();
     let dump = match &args.dump {
-        Some(p) => match output::Writer::file(p, plan.trajectory_columns[1..=plan.dim()].to_vec()) {
+        Some(p) => match output::Writer::file("--dump", p, plan.trajectory_columns[1..=plan.dim()].to_vec()) {
             Ok(w) => Some(w),
             Err(m) => return usage(&m),
         },
         None => None,
     };
     let writer = match &args.out {
-        Some(p) => output::Writer::file(p, plan.columns.clone()),
+        Some(p) => output::Writer::file("--out", p, plan.columns.clone()),
         None => output::Writer::stdout(plan.columns.clone()),
     };
     let mut writer = match writer {
         Ok(w) => w,
         Err(m) => return usage(&m),
     };
+    // The figure's file is created now, so that a path that cannot be written is found before the run.
+    let figure = match &args.plot {
+        Some(p) => match output::Temporary::create(p) {
+            Ok(f) => Some(f),
+            Err(e) => return usage(&format!("--plot {}: cannot write there: {e}", p.display())),
+        },
+        None => None,
+    };
     let kernels = match crate::Kernels::build_best(&c.model, &c.equations, &plan) {
         Ok(k) => k,
         Err(e) => return usage(&e.to_string()),
     };
-    // Ctrl-C stops the run at its next row; what was computed is kept.
-    let _ = ctrlc::set_handler(|| INTERRUPT.store(true, Ordering::Relaxed));
     let progress = AtomicU64::new(0);
     let control = Control { interrupt: Some(&INTERRUPT), progress: Some(&progress) };
     let t_run = Instant::now();
@@ -284,25 +348,43 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     };
     let integrate = t_run.elapsed();
     if let Err(RunError::Interrupted { t }) = &result {
-        let kept = match writer.abandon() {
-            Ok(Some(tmp)) => format!("; the rows computed so far are in {}", tmp.display()),
-            Ok(None) => String::new(),
-            Err(m) => format!("; writing the rows computed so far failed: {m}"),
+        let sig = match SIGNAL.load(Ordering::Relaxed) {
+            0 => libc::SIGINT,
+            s => s,
         };
-        eprintln!("interrupted at t = {t}{kept}");
-        return EXIT_INTERRUPTED;
+        eprintln!("interrupted at t = {t} by {}{}", signal_name(sig), kept_rows(writer, "the rows computed so far"));
+        return EXIT_SIGNAL_BASE + sig;
+    }
+    if let Err(e @ RunError::Output(_)) = &result {
+        // The temporary file is removed; the destination keeps what it held.
+        writer.discard();
+        let unchanged = args.out.as_ref().map(|p| format!("; {} is unchanged", p.display())).unwrap_or_default();
+        eprintln!("error: {e}{unchanged}");
+        return EXIT_USAGE;
     }
     let t_write = Instant::now();
-    let mut failed_output = writer.finish().err();
+    let mut failed_output = None;
+    let mut failed_rows = String::new();
+    let mut failed_figure = None;
+    match &result {
+        Ok(_) => failed_output = writer.finish().err(),
+        // A failed run's rows stay under the temporary name, like an interrupted run's.
+        Err(RunError::Numerical { .. }) => failed_rows = kept_rows(writer, "the rows computed before the failure"),
+        // A run refused before its first row leaves nothing.
+        Err(_) => writer.discard(),
+    }
     if let (Some(mut w), Ok(s)) = (dump, &result) {
         let written =
             s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).map_err(|e| e.0).and_then(|_| w.finish());
         failed_output = failed_output.or(written.err().map(|m| format!("--dump: {m}")));
     }
-    if let (Some(p), Some(rows)) = (&args.plot, &kept) {
+    if let (Some(p), Some(rows), Some(figure)) = (&args.plot, &kept, figure) {
         let summary = result.as_ref().ok();
         if !rows.is_empty() {
-            failed_output = failed_output.or(draw(&c.model, &plan, rows, summary, p).err());
+            match draw(&c.model, &plan, rows, summary, p, figure) {
+                Ok(kept) => failed_figure = kept,
+                Err(m) => failed_output = failed_output.or(Some(m)),
+            }
         }
     }
     let write = t_write.elapsed();
@@ -339,14 +421,26 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         }
         Err(e @ RunError::Numerical { .. }) => {
             eprintln!("error: the run failed: {e}");
-            eprintln!("the rows computed before the failure were written");
+            match &args.out {
+                Some(p) => eprintln!("{}; {} is unchanged", failed_rows.trim_start_matches("; "), p.display()),
+                None => eprintln!("the rows computed before the failure were written"),
+            }
+            if let (Some(tmp), Some(p)) = (failed_figure, &args.plot) {
+                eprintln!("their figure is in {}; {} is unchanged", tmp.display(), p.display());
+            }
             EXIT_NUMERIC
         }
-        Err(e @ RunError::Output(_)) => {
-            eprintln!("error: {e}");
-            EXIT_USAGE
-        }
         Err(e) => usage(&e.to_string()),
+    }
+}
+
+/// Leaves an unfinished run's rows under the temporary name and says where
+/// they are (`; WHAT are in PATH`), or why they are not.
+fn kept_rows(writer: output::Writer, what: &str) -> String {
+    match writer.abandon() {
+        Ok(Some(tmp)) => format!("; {what} are in {}", tmp.display()),
+        Ok(None) => String::new(),
+        Err(m) => format!("; keeping {what} failed: {m}"),
     }
 }
 
