@@ -95,6 +95,28 @@ fn ensemble_estimates_bound_the_measured_peak() {
         Some("the JSON --dump of 200000 particles"),
         30.0 * MB,
     );
+    // A deterministic method's ensemble: each particle's trajectory in turn, 2 values each.
+    check(
+        "verlet ensemble, 2e5 particles",
+        &["run", &example("pendulum"), "--particles", "200000", "--t-end", "0.002", "--out", &scratch("v.csv")],
+        Some("every particle's final state (200000 particles × 2 values)"),
+        15.0 * MB,
+    );
+    // A figure: the rows kept, the histogram of every particle's final x.
+    let svg = scratch("e.svg");
+    check(
+        "em ensemble, 2e5 particles with --plot",
+        &["run", &example("double_well"), "--particles", "200000", "--t-end", "0.002", "--plot", &svg],
+        Some("the quantile bands and the histogram of --plot"),
+        15.0 * MB,
+    );
+    // The quantile bands' sample: 1,024 particles × 502 rows × 3 columns.
+    check(
+        "em ensemble, 502 rows with --plot",
+        &["run", &example("double_well"), "--particles", "2000", "--t-end", "5", "--dt", "0.01", "--plot", &svg],
+        Some("the quantile bands and the histogram of --plot"),
+        10.0 * MB,
+    );
 }
 
 #[test]

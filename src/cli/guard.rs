@@ -195,7 +195,8 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
         }
     }
     terms.sort_by_key(|t| std::cmp::Reverse(t.bytes));
-    let threads = rayon::current_num_threads() as f64;
+    // An ensemble's blocks run on rayon's threads; a single trajectory on this one.
+    let threads = if ensemble { rayon::current_num_threads() as f64 } else { 1.0 };
     let n = plan.dim() as f64;
     // The integrators' workspace: a few state vectors and dense (2n)² matrices per thread.
     let workspace = threads * (THREAD_BYTES + 32.0 * 8.0 * (n + 1.0) * (n + 1.0));
@@ -317,4 +318,35 @@ pub(crate) fn check(e: &Estimate, out: Option<&Path>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `heap` is an upper bound of the block the allocator really gives a
+    /// request (its usable size and its 8-byte header), and within 16 bytes of it.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn heap_blocks_bound_the_allocators() {
+        for bytes in (0..=1024).chain([4096, 65_536]) {
+            // SAFETY: a block is allocated, measured and freed; nothing is read or written.
+            let usable = unsafe {
+                let p = libc::malloc(bytes.max(1));
+                assert!(!p.is_null());
+                let usable = libc::malloc_usable_size(p);
+                libc::free(p);
+                usable
+            };
+            let block = (usable + 8) as f64;
+            let estimate = heap(bytes as f64);
+            assert!(estimate >= block && estimate <= block + 16.0, "{bytes} bytes: block {block}, estimate {estimate}");
+        }
+    }
+
+    /// A `serde_json::Value` is 32 bytes, as the JSON writer's term counts it.
+    #[test]
+    fn json_values_are_32_bytes() {
+        assert_eq!(std::mem::size_of::<serde_json::Value>(), 32);
+    }
 }
