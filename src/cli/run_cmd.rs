@@ -281,7 +281,9 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if args.dump.is_some() && !ensemble {
         return usage("--dump writes the particles of an ensemble: give --particles N or a random `init x ~ …`");
     }
-    let estimate = super::guard::estimate(&c.model, &plan, &cfg, args.out.as_deref(), args.plot.is_some());
+    let outputs =
+        super::guard::Outputs { out: args.out.as_deref(), dump: args.dump.as_deref(), plot: args.plot.is_some() };
+    let estimate = super::guard::estimate(&c.model, &plan, &cfg, outputs);
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);
     }
