@@ -207,9 +207,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let temperature = c.model.temperature.map_or(0.0, |t| c.model.arena.eval(t, &c.model.env()));
     if temperature > 0.0 && !crate::plan::spec(cfg.method).stochastic {
         return usage(&format!(
-            "method `{}` is deterministic and would ignore the model's temperature ({temperature}); \
+            "method `{}` is deterministic and would ignore the model's temperature ({}); \
              use `em` for Langevin dynamics, or --set the temperature's param to 0 for the gradient flow",
-            cfg.method
+            cfg.method,
+            crate::sym::fmt_float(temperature)
         ));
     }
     let plan = match c.plan(&cfg) {
@@ -217,6 +218,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Err(e) => return usage(&e.to_string()),
     };
     if !args.quiet {
+        super::warn(&c);
         for w in warnings(&c.model, &cfg) {
             eprintln!("warning: {w}");
         }
@@ -289,7 +291,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             Ok(None) => String::new(),
             Err(m) => format!("; writing the rows computed so far failed: {m}"),
         };
-        eprintln!("interrupted at t = {t}{kept}");
+        eprintln!("interrupted at t = {}{kept}", crate::sym::fmt_float(*t));
         return EXIT_INTERRUPTED;
     }
     let t_write = Instant::now();
