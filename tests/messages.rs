@@ -96,6 +96,10 @@ fn a_full_stream_is_an_error_where_one_can_be_written_and_never_a_panic() {
     let out = Command::new(env!("CARGO_BIN_EXE_lagc")).args(["check", &ok]).stdout(full()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot write to standard output"), "{}", stderr(&out));
+    // Help goes to standard output too.
+    let out = Command::new(env!("CARGO_BIN_EXE_lagc")).arg("--help").stdout(full()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot write to standard output"), "{}", stderr(&out));
     // Both full: nothing can be said, and the status still tells.
     let out =
         Command::new(env!("CARGO_BIN_EXE_lagc")).args(["derive", &ok]).stdout(full()).stderr(full()).output().unwrap();

@@ -269,9 +269,14 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return code;
+            // Help and version go to standard output, as any output does.
+            return match e.print() {
+                _ if e.use_stderr() => EXIT_USAGE,
+                Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
+                    usage(&format!("cannot write to standard output: {w}"))
+                }
+                _ => 0,
+            };
         }
     };
     match cli.command {

@@ -26,7 +26,7 @@ impl Lowerer<'_> {
             // Past the node limit every expression is a placeholder: nothing after
             // the statement that grew too large is read (its values would be NaN).
             if self.arena.overflowed() {
-                self.err(super::too_large(file.stmts[i - 1].span));
+                self.err(super::too_large(file.stmts[i.saturating_sub(1)].span));
                 return None;
             }
             if self.errors.len() >= super::MAX_ERRORS {
