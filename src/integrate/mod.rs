@@ -79,8 +79,8 @@ impl fmt::Display for Cause {
             Cause::SingularNewtonMatrix => write!(f, "singular Newton matrix in the implicit midpoint rule"),
             Cause::SingularInStep { matrix, rate } => write!(
                 f,
-                "singular {matrix} inside a step, though regular where the step began (|y'| up to {} there: \
-                 a stage that far away can overflow; take a smaller step or smaller parameter values)",
+                "singular {matrix} inside a step, though regular where the step began (|y'| reaches {} \
+                 there, so the step's stages can overflow; take a smaller step or smaller parameter values)",
                 fmt_float(*rate)
             ),
             Cause::Stopped => write!(f, "stopped"),
