@@ -80,17 +80,100 @@ impl Diagnostics {
 
     /// As [`Diagnostics::render`], with colour when `color` is set.
     pub fn render_with(&self, color: bool) -> String {
+        self.render_as(color, false)
+    }
+
+    /// Renders the list as warnings: the model is accepted, but something in it
+    /// is likely a mistake.
+    pub fn render_warnings(&self, color: bool) -> String {
+        self.render_as(color, true)
+    }
+
+    /// Control and bidirectional characters of the source, the file name and
+    /// the texts are shown escaped ([`escape`]), with the spans moved to match,
+    /// so that a model file cannot send escape sequences to the terminal.
+    fn render_as(&self, color: bool, warning: bool) -> String {
         use miette::{GraphicalReportHandler, GraphicalTheme};
         let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let shown = Shown::of(&self.source);
+        let file = escape(&self.file);
         let mut out = String::new();
         for d in &self.list {
-            let report = Report { diag: d, file: &self.file, source: &self.source };
+            let report = Report { diag: &shown.diagnostic(d), file: &file, source: &shown.text, warning };
             let _ = handler.render_report(&mut out, &report);
         }
         let n = self.list.len();
-        out.push_str(&format!("{} error{} in {}\n", n, if n == 1 { "" } else { "s" }, self.file));
+        let what = if warning { "warning" } else { "error" };
+        out.push_str(&format!("{n} {what}{} in {file}\n", if n == 1 { "" } else { "s" }));
         out
+    }
+}
+
+/// Whether `c` is shown as an escape rather than itself: control characters
+/// (C0 but tab and newline, DEL, C1), which a terminal may obey, and the
+/// bidirectional controls, which reorder what is shown.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\t' && c != '\n')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every control or bidirectional character written as a
+/// visible escape, `\u{1b}` (a carriage return before a newline is kept).
+pub fn escape(text: &str) -> String {
+    Shown::of(text).text
+}
+
+/// A source text as shown: escaped, with where the escapes moved the bytes.
+struct Shown {
+    text: String,
+    /// For each escaped character, the offset just past it in the original
+    /// text and the number of bytes added up to there.
+    shifts: Vec<(usize, usize)>,
+}
+
+impl Shown {
+    fn of(source: &str) -> Shown {
+        if !source.chars().any(hidden) {
+            return Shown { text: source.to_string(), shifts: vec![] };
+        }
+        let mut text = String::with_capacity(source.len());
+        let mut shifts = vec![];
+        let mut chars = source.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let crlf = c == '\r' && matches!(chars.peek(), Some((_, '\n')));
+            if hidden(c) && !crlf {
+                let start = text.len();
+                text.push_str(&format!("\\u{{{:x}}}", c as u32));
+                let added = (text.len() - start) - c.len_utf8();
+                let total = shifts.last().map_or(0, |&(_, t)| t) + added;
+                shifts.push((i + c.len_utf8(), total));
+            } else {
+                text.push(c);
+            }
+        }
+        Shown { text, shifts }
+    }
+
+    /// Where byte `offset` of the original text is in the shown text.
+    fn offset(&self, offset: usize) -> usize {
+        let k = self.shifts.partition_point(|&(end, _)| end <= offset);
+        offset + if k == 0 { 0 } else { self.shifts[k - 1].1 }
+    }
+
+    fn span(&self, span: Span) -> Span {
+        Span::new(self.offset(span.start), self.offset(span.end))
+    }
+
+    /// `d` with its spans moved to the shown text and its texts escaped.
+    fn diagnostic(&self, d: &Diagnostic) -> Diagnostic {
+        Diagnostic {
+            message: escape(&d.message),
+            span: self.span(d.span),
+            label: escape(&d.label),
+            related: d.related.iter().map(|(s, l)| (self.span(*s), escape(l))).collect(),
+            help: d.help.as_deref().map(escape),
+        }
     }
 }
 
@@ -106,6 +189,7 @@ struct Report<'a> {
     diag: &'a Diagnostic,
     file: &'a str,
     source: &'a str,
+    warning: bool,
 }
 
 impl fmt::Debug for Report<'_> {
@@ -145,6 +229,10 @@ impl miette::Diagnostic for Report<'_> {
         Some(Box::new(v.into_iter()))
     }
 
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning { miette::Severity::Warning } else { miette::Severity::Error })
+    }
+
     fn help(&self) -> Option<Box<dyn fmt::Display + '_>> {
         self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
@@ -166,5 +254,52 @@ impl miette::SourceCode for Report<'_> {
             c.column(),
             c.line_count(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(source: &str, d: Diagnostic) -> String {
+        Diagnostics { file: "m\u{1b}[2J.lag".into(), source: source.into(), list: vec![d] }.render()
+    }
+
+    /// The column where the underline starts on the line after the one shown for `line`.
+    fn caret_column(out: &str, line: &str) -> usize {
+        let lines: Vec<&str> = out.lines().collect();
+        let k = lines.iter().position(|l| l.ends_with(line)).expect("the source line is shown");
+        let caret = lines[k + 1].chars().position(|c| c == '─' || c == '┬').expect("an underline");
+        let start = lines[k].chars().count() - line.chars().count();
+        caret - start
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_and_the_caret_follows() {
+        // `zz` after an escape and a bidi override on the same line.
+        let source = "a = 1 + \u{1b}[31m\u{202e} + zz\n";
+        let at = source.find("zz").unwrap();
+        let out = render(source, Diagnostic::new(Span::new(at, at + 2), "unknown name `zz`").label("here"));
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{202e}'), "{out}");
+        let shown = r"a = 1 + \u{1b}[31m\u{202e} + zz";
+        assert_eq!(caret_column(&out, shown), shown.find("zz").unwrap(), "{out}");
+        // The file name is escaped as well.
+        assert!(out.contains(r"m\u{1b}[2J.lag"), "{out}");
+    }
+
+    #[test]
+    fn texts_are_escaped_and_line_ends_kept() {
+        let source = "a\r\nb\rc\td\n";
+        let d = Diagnostic::new(Span::new(3, 4), "bad \u{7}").label("\u{9b}2J").help("\u{2066}x");
+        let out = render(source, d);
+        assert!(out.contains(r"bad \u{7}") && out.contains(r"\u{9b}2J") && out.contains(r"\u{2066}x"), "{out}");
+        assert_eq!(escape("a\r\nb\rc\td\u{7f}\u{85}\u{200f}"), "a\r\nb\\u{d}c\td\\u{7f}\\u{85}\\u{200f}");
+    }
+
+    #[test]
+    fn warnings_render_as_warnings() {
+        let d = Diagnostic::new(Span::new(0, 1), "looks alike");
+        let out = Diagnostics { file: "m.lag".into(), source: "x".into(), list: vec![d] }.render_warnings(false);
+        assert!(out.contains("⚠ looks alike") && out.ends_with("1 warning in m.lag\n"), "{out}");
     }
 }

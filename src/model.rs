@@ -160,6 +160,8 @@ pub struct Model {
     pub init_velocity: Vec<Init>,
     pub settings: Settings,
     pub spans: Spans,
+    /// What is accepted but likely a mistake: names that look alike.
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 impl Model {

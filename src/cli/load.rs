@@ -38,7 +38,7 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Reads a `.lag` file: its text and its stem, the model's default name.
 fn read(path: &Path) -> Result<(String, String), LoadError> {
-    let shown = path.display().to_string();
+    let shown = crate::diag::escape(&path.display().to_string());
     if path.is_dir() {
         return Err(LoadError::Read { path: shown, reason: "it is a directory".into() });
     }

@@ -10,6 +10,23 @@ use load::{compile_file_for, compile_file_with_data, LoadError};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+// Within `cli`, `eprint!` and `eprintln!` write to standard error and drop a
+// failed write (a full or closed stream): the std macros would panic, and
+// there is nowhere left to report the failure. Defined before the submodules
+// so that they use these too.
+macro_rules! eprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod guard;
 pub mod load;
 mod output;
@@ -222,6 +239,13 @@ pub(crate) fn check_sets(c: &crate::Compiled, sets: &[(String, f64)]) -> Result<
     }
 }
 
+/// Prints the model's warnings (names that look alike) to standard error.
+pub(crate) fn warn(c: &crate::Compiled) {
+    if !c.model.warnings.is_empty() {
+        eprint!("{}", c.diagnostics(c.model.warnings.clone()).render_warnings(std::io::stderr().is_terminal()));
+    }
+}
+
 pub(crate) fn report_load_error(e: &LoadError) -> i32 {
     match e {
         LoadError::Model(d) => {
@@ -245,9 +269,14 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return code;
+            // Help and version go to standard output, as any output does.
+            return match e.print() {
+                _ if e.use_stderr() => EXIT_USAGE,
+                Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
+                    usage(&format!("cannot write to standard output: {w}"))
+                }
+                _ => 0,
+            };
         }
     };
     match cli.command {
@@ -264,6 +293,7 @@ pub fn main() -> i32 {
                     if let Err(m) = check_sets(&c, &sets).and_then(|_| check_data(&c, &data)) {
                         return usage(&m);
                     }
+                    warn(&c);
                     let f = match format {
                         FormatArg::Text => Format::Text,
                         FormatArg::Latex => Format::Latex,
@@ -276,11 +306,7 @@ pub fn main() -> i32 {
                             return EXIT_MODEL;
                         }
                     };
-                    let mut stdout = std::io::stdout().lock();
-                    if stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()).is_err() {
-                        return EXIT_USAGE;
-                    }
-                    0
+                    print_out(&out)
                 }
                 Err(e) => report_load_error(&e),
             }
@@ -312,6 +338,7 @@ fn check(file: PathBuf, method: Option<String>, set: Vec<String>, data: Vec<Stri
     if let Err(m) = check_sets(&c, &sets).and_then(|_| check_data(&c, &data)) {
         return usage(&m);
     }
+    warn(&c);
     if let Some(code) = method.and_then(|m| refuse(&c, m)) {
         return code;
     }
@@ -320,15 +347,14 @@ fn check(file: PathBuf, method: Option<String>, set: Vec<String>, data: Vec<Stri
         crate::ModelKind::Lagrangian => "coordinate",
         crate::ModelKind::Energy => "state variable",
     };
-    println!(
-        "{}: ok ({} model `{}`, {}, {})",
-        file.display(),
+    print_out(&format!(
+        "{}: ok ({} model `{}`, {}, {})\n",
+        crate::diag::escape(&file.display().to_string()),
         m.kind,
         m.name,
         crate::diag::count(m.vars.len(), what),
         crate::diag::count(m.params.len(), "param")
-    );
-    0
+    ))
 }
 
 /// Prints the refusal of a method that does not fit, with its span; the exit
@@ -360,17 +386,23 @@ fn ir(file: PathBuf, method: Option<String>, set: Vec<String>, data: Vec<String>
         Err(m) => return usage(&m.why.to_string()),
     };
     match crate::Kernels::build(&c.model, &c.equations, &plan, crate::BackendKind::Native) {
-        Ok(k) => {
-            let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(k.ir().unwrap_or_default().as_bytes()).and_then(|_| stdout.flush()).is_err() {
-                return EXIT_USAGE;
-            }
-            0
-        }
+        Ok(k) => print_out(k.ir().unwrap_or_default()),
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_MODEL
         }
+    }
+}
+
+/// Writes `text` to standard output; the exit status. A closed pipe
+/// (`lagc ir model.lag | head`) ends the command quietly with status 0, as
+/// `ls | head` does; any other failed write is reported, with status 2.
+pub(crate) fn print_out(text: &str) -> i32 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => usage(&format!("cannot write to standard output: {e}")),
     }
 }
 

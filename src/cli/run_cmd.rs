@@ -263,9 +263,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let temperature = c.model.temperature.map_or(0.0, |t| c.model.arena.eval(t, &c.model.env()));
     if temperature > 0.0 && !crate::plan::spec(cfg.method).stochastic {
         return usage(&format!(
-            "method `{}` is deterministic and would ignore the model's temperature ({temperature}); \
+            "method `{}` is deterministic and would ignore the model's temperature ({}); \
              use `em` for Langevin dynamics, or --set the temperature's param to 0 for the gradient flow",
-            cfg.method
+            cfg.method,
+            crate::sym::fmt_float(temperature)
         ));
     }
     let plan = match c.plan(&cfg) {
@@ -273,6 +274,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Err(e) => return usage(&e.to_string()),
     };
     if !args.quiet {
+        super::warn(&c);
         for w in warnings(&c.model, &cfg) {
             eprintln!("warning: {w}");
         }
@@ -354,7 +356,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             0 => libc::SIGINT,
             s => s,
         };
-        eprintln!("interrupted at t = {t} by {}{}", signal_name(sig), kept_rows(writer, "the rows computed so far"));
+        eprintln!(
+            "interrupted at t = {} by {}{}",
+            crate::sym::fmt_float(*t),
+            signal_name(sig),
+            kept_rows(writer, "the rows computed so far")
+        );
         return EXIT_SIGNAL_BASE + sig;
     }
     if let Err(e @ RunError::Output(_)) = &result {

@@ -28,6 +28,7 @@ use crate::backend::Kernels;
 use crate::integrate::{Cause, Failure};
 use crate::model::{Init, Method, Model};
 use crate::plan::{Misfit, Plan};
+use crate::sym::fmt_float;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What a finished run reports.
@@ -106,11 +107,11 @@ impl Control<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// [`Control::interrupt`] was set; the run stopped at time `t`.
-    #[error("interrupted at t = {t}")]
+    #[error("interrupted at t = {}", fmt_float(*.t))]
     Interrupted { t: f64 },
     /// The numbers failed: the time, the named state, the cause, and for an
     /// ensemble the first particle that failed.
-    #[error("{cause}{} at t = {t}; state: {}", particle_note(*.particle), show_state(.state))]
+    #[error("{cause}{} at t = {}; state: {}", particle_note(*.particle), fmt_float(*.t), show_state(.state))]
     Numerical { t: f64, state: Vec<(String, f64)>, cause: Cause, particle: Option<usize> },
     /// The method does not fit the model.
     #[error("method `{method}` does not fit this model: {}; {}", .misfit.why, .misfit.help)]
@@ -131,8 +132,10 @@ fn particle_note(p: Option<usize>) -> String {
     p.map(|p| format!(" (particle {p})")).unwrap_or_default()
 }
 
+/// The state as `name = value` pairs, each value the shortest text that reads
+/// back to it (`1e200`, not 201 digits).
 fn show_state(state: &[(String, f64)]) -> String {
-    state.iter().map(|(n, x)| format!("{n} = {x}")).collect::<Vec<_>>().join(", ")
+    state.iter().map(|(n, x)| format!("{n} = {}", fmt_float(*x))).collect::<Vec<_>>().join(", ")
 }
 
 /// One run's fixed inputs, shared by every block.
@@ -149,8 +152,29 @@ impl Ctx<'_> {
     /// A numerical failure with the state named by column (or the
     /// interruption it really is).
     fn numerical(&self, f: Failure, particle: Option<usize>) -> RunError {
+        let cause = self.cause_of(&f);
         let names = &self.plan.trajectory_columns[1..=f.state.len()];
-        RunError::Numerical { t: f.t, state: names.iter().cloned().zip(f.state).collect(), cause: f.cause, particle }
+        RunError::Numerical { t: f.t, state: names.iter().cloned().zip(f.state).collect(), cause, particle }
+    }
+
+    /// The cause of `f`, told apart where the integrator cannot: a matrix found
+    /// singular inside a step is [`Cause::SingularInStep`] when the system
+    /// evaluates at the step's starting state (so the matrix is regular there;
+    /// docs/numerics.md §Singular matrices).
+    fn cause_of(&self, f: &Failure) -> Cause {
+        let matrix = match f.cause {
+            Cause::SingularMassMatrix => "mass matrix",
+            Cause::SingularMetric => "metric",
+            _ => return f.cause.clone(),
+        };
+        if !self.plan.system || self.plan.batch.is_some() || f.state.len() != self.plan.dim() {
+            return f.cause.clone();
+        }
+        let mut dy = vec![0.0; f.state.len()];
+        match self.k.rhs(f.t, &f.state, &mut dy, &mut crate::backend::Work::default()) {
+            Ok(()) => Cause::SingularInStep { matrix, rate: dy.iter().fold(0.0, |m, x| m.max(x.abs())) },
+            Err(_) => f.cause.clone(),
+        }
     }
 }
 
@@ -178,4 +202,24 @@ pub fn initial_state(model: &Model) -> Vec<f64> {
         Init::Uniform { lo, hi } => 0.5 * (model.arena.eval(lo, &env) + model.arena.eval(hi, &env)),
     };
     model.init.iter().chain(&model.init_velocity).map(value).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_prints_its_numbers_in_their_shortest_form() {
+        let e = RunError::Numerical {
+            t: 1e300,
+            state: vec![("x".into(), 1e200), ("v".into(), -2.5e-300), ("y".into(), 0.1)],
+            cause: Cause::NonFinite,
+            particle: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "non-finite state (NaN or infinity) at t = 1e300; state: x = 1e200, v = -2.5e-300, y = 0.1"
+        );
+        assert_eq!(RunError::Interrupted { t: 1e200 }.to_string(), "interrupted at t = 1e200");
+    }
 }

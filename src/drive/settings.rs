@@ -2,6 +2,7 @@
 //! over the defaults.
 
 use crate::model::{Method, Model};
+use crate::sym::fmt_float;
 
 /// The resolved settings of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,9 +57,9 @@ pub const DEFAULT_ATOL: f64 = 1e-9;
 pub enum SettingsError {
     #[error("t0 and t_end must be finite numbers")]
     NotFinite,
-    #[error("t_end ({t_end}) is before t0 ({t0}); give t_end ≥ t0")]
+    #[error("t_end ({}) is before t0 ({}); give t_end ≥ t0", fmt_float(*.t_end), fmt_float(*.t0))]
     EndBeforeStart { t0: f64, t_end: f64 },
-    #[error("dt must be a positive number, not {0}")]
+    #[error("dt must be a positive number, not {}", fmt_float(*.0))]
     Step(f64),
     #[error("rtol and atol must be positive numbers")]
     Tolerance,

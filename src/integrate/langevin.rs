@@ -14,7 +14,10 @@ use super::{Cause, OdeSystem};
 /// and the constant metric `g` (the identity when `None`).
 pub fn noise_scale(temperature: f64, metric: Option<&[f64]>, n: usize) -> Result<Vec<f64>, Cause> {
     if !(temperature >= 0.0 && temperature.is_finite()) {
-        return Err(Cause::Invalid(format!("the temperature must be a non-negative number, not {temperature}")));
+        return Err(Cause::Invalid(format!(
+            "the temperature must be a non-negative number, not {}",
+            crate::sym::fmt_float(temperature)
+        )));
     }
     let mut s = vec![0.0; n * n];
     match metric {

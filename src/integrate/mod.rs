@@ -33,6 +33,7 @@ pub use self::langevin::{em_block_step, em_noise, noise_scale};
 pub use self::variational::variational;
 pub use self::verlet::verlet;
 
+use crate::sym::fmt_float;
 use std::fmt;
 
 /// Why a step failed. Displayed in messages such as "singular mass matrix".
@@ -53,6 +54,10 @@ pub enum Cause {
     SingularMetric,
     /// The Newton matrix of an implicit step cannot be factorised.
     SingularNewtonMatrix,
+    /// The mass matrix (or the metric) is regular at the state a step started
+    /// from but not at one of the step's stages; `rate` is the largest `|y'|`
+    /// at that state. A large rate says that the stages overflowed.
+    SingularInStep { matrix: &'static str, rate: f64 },
     /// The observer asked the run to stop (an interruption or an output error); the
     /// observer knows which.
     Stopped,
@@ -72,6 +77,12 @@ impl fmt::Display for Cause {
             Cause::ProxFailed(why) => write!(f, "proximal step failed: {why}"),
             Cause::SingularMetric => write!(f, "singular metric g(θ)"),
             Cause::SingularNewtonMatrix => write!(f, "singular Newton matrix in the implicit midpoint rule"),
+            Cause::SingularInStep { matrix, rate } => write!(
+                f,
+                "singular {matrix} inside a step, though regular where the step began (|y'| reaches {} \
+                 there, so the step's stages can overflow; take a smaller step or smaller parameter values)",
+                fmt_float(*rate)
+            ),
             Cause::Stopped => write!(f, "stopped"),
             Cause::Invalid(why) => write!(f, "{why}"),
         }
@@ -92,7 +103,7 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at t = {}", self.cause, self.t)
+        write!(f, "{} at t = {}", self.cause, fmt_float(self.t))
     }
 }
 
@@ -273,10 +284,14 @@ impl Grid {
             return Err(Cause::Invalid("the time grid is not finite".into()));
         }
         if self.dt <= 0.0 {
-            return Err(Cause::Invalid(format!("dt must be positive, not {}", self.dt)));
+            return Err(Cause::Invalid(format!("dt must be positive, not {}", fmt_float(self.dt))));
         }
         if self.t_end < self.t0 {
-            return Err(Cause::Invalid(format!("t_end = {} lies before t0 = {}", self.t_end, self.t0)));
+            return Err(Cause::Invalid(format!(
+                "t_end = {} lies before t0 = {}",
+                fmt_float(self.t_end),
+                fmt_float(self.t0)
+            )));
         }
         if self.every == 0 {
             return Err(Cause::Invalid("every must be at least 1".into()));

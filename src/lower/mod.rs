@@ -39,6 +39,18 @@ pub(crate) fn too_many_errors(at: crate::diag::Span, unchecked: usize) -> Diagno
         .help("fix the errors above and check again")
 }
 
+/// The error of a statement whose expressions passed the arena's limits
+/// ([`crate::sym::MAX_NODES`], [`crate::sym::MAX_OPERANDS`]).
+pub(crate) fn too_large(at: Span) -> Diagnostic {
+    Diagnostic::new(at, "the model grew too large")
+        .label(format!(
+            "this statement needs more than {} expression nodes or {} operands",
+            crate::sym::MAX_NODES,
+            crate::sym::MAX_OPERANDS
+        ))
+        .help("write the model with fewer nested sums, or with smaller families")
+}
+
 /// Values given on the command line with `--set NAME=VALUE`.
 pub type Overrides = [(String, f64)];
 
@@ -74,7 +86,17 @@ type Lowered = Result<ExprId, ()>;
 /// Checks a parsed file and lowers it to a model. `name` is used when the file
 /// has no `model` statement.
 pub fn lower(file: &File, name: &str, overrides: &Overrides, files: &DataFiles) -> Result<Model, Vec<Diagnostic>> {
-    let mut arena = Arena::new();
+    lower_in(Arena::new(), file, name, overrides, files)
+}
+
+/// [`lower`] into `arena` (an empty one, or one with a small node limit in tests).
+fn lower_in(
+    mut arena: Arena,
+    file: &File,
+    name: &str,
+    overrides: &Overrides,
+    files: &DataFiles,
+) -> Result<Model, Vec<Diagnostic>> {
     let time = arena.new_symbol("t", SymKind::Time);
     let pi = arena.new_symbol("pi", SymKind::Pi);
     let mut l = Lowerer {
@@ -167,5 +189,39 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
 impl Lowerer<'_> {
     fn err(&mut self, d: Diagnostic) {
         self.errors.push(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_past_the_node_limit_is_reported_before_anything_reads_it() {
+        // The nested sum passes a limit of 2,000 nodes; the `simulate` line after it
+        // would read NaN from the arena's placeholder.
+        let src = "const N = 60\ncoord q[N]\n\
+                   lagrangian = 1/2*sum(i in 0..N, q[i]'^2) - sum(i in 0..N, sum(j in 0..N, cos(q[i] - q[j] + i*j)))\n\
+                   simulate t_end = 10, dt = 1e-3\n";
+        let file = crate::syntax::parse_file(src).unwrap();
+        let errors = lower_in(Arena::with_node_limit(2_000), &file, "m", &[], &DataFiles::default()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].message, "the model grew too large");
+        assert_eq!(&src[errors[0].span.start..errors[0].span.start + 10], "lagrangian");
+        // Within the limit, the same model lowers.
+        let small = src.replace("N = 60", "N = 3");
+        let file = crate::syntax::parse_file(&small).unwrap();
+        assert!(lower_in(Arena::with_node_limit(2_000), &file, "m", &[], &DataFiles::default()).is_ok());
+    }
+
+    #[test]
+    fn lookalikes_have_the_skeleton_of_their_latin_letters() {
+        assert_eq!(scope::skeleton("\u{445}\u{3bd}\u{440}"), "xvp");
+        assert_eq!(scope::skeleton("θ_x"), "θ_x");
+        // Every lookalike maps to the ASCII letter at its place, and none is ASCII itself.
+        let from = "аеорсухіјѕԁһӏԛԝАВЕКМНОРСТХУІЈЅαονριυχϲΑΒΕΖΗΙΚΜΝΟΡΤΥΧ";
+        let to = scope::skeleton(from);
+        assert_eq!(to, "aeopcyxijsdhlqwABEKMHOPCTXYIJSaovpiuxcABEZHIKMNOPTYX");
+        assert!(to.is_ascii() && !from.chars().any(|c| c.is_ascii()));
     }
 }

@@ -61,7 +61,53 @@ pub fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) ->
         .map(|(_, c)| c)
 }
 
+/// Letters of other scripts that look like Latin ones (the first string), and
+/// the Latin letter each is mistaken for (the same place in the second): the
+/// common Cyrillic and Greek lookalikes among the confusables of Unicode TR39
+/// (docs/language.md §Layout and lexical rules).
+const LOOKALIKES: [(&str, &str); 2] = [
+    ("аеорсухіјѕԁһӏԛԝАВЕКМНОРСТХУІЈЅ", "aeopcyxijsdhlqwABEKMHOPCTXYIJS"),
+    ("αονριυχϲΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "aovpiuxcABEZHIKMNOPTYX"),
+];
+
+/// The Latin letter that `c` looks like, if it is a lookalike.
+fn latin_of(c: char) -> Option<char> {
+    LOOKALIKES.iter().find_map(|(from, to)| from.chars().position(|k| k == c).and_then(|i| to.chars().nth(i)))
+}
+
+/// `name` with every lookalike letter replaced by the Latin letter it looks
+/// like: two names with one skeleton read the same on screen.
+pub(super) fn skeleton(name: &str) -> String {
+    name.chars().map(|c| latin_of(c).unwrap_or(c)).collect()
+}
+
+/// The lookalike letters of `name`, as `х (U+0445)`.
+fn lookalikes_in(name: &str) -> String {
+    let found: Vec<String> =
+        name.chars().filter(|&c| latin_of(c).is_some()).map(|c| format!("`{c}` (U+{:04X})", c as u32)).collect();
+    found.join(", ")
+}
+
 impl Lowerer<'_> {
+    /// Warnings for declared names that look alike but differ, such as a
+    /// Cyrillic `х` beside a Latin `x`: each names both declarations.
+    pub(super) fn confusables(&self) -> Vec<crate::diag::Diagnostic> {
+        let mut names: Vec<(&String, crate::diag::Span)> = self.declared.iter().map(|(n, s)| (n, *s)).collect();
+        names.sort_by_key(|(_, s)| s.start);
+        let mut out = vec![];
+        for (k, (b, sb)) in names.iter().enumerate() {
+            let Some((a, sa)) = names[..k].iter().find(|(a, _)| skeleton(a) == skeleton(b)) else { continue };
+            let which = if lookalikes_in(b).is_empty() { lookalikes_in(a) } else { lookalikes_in(b) };
+            out.push(
+                Diagnostic::new(*sb, format!("`{b}` looks like `{a}` but is another name"))
+                    .label("declared here")
+                    .with(*sa, format!("`{a}` declared here"))
+                    .help(format!("{which} is not a Latin letter, though it looks like one; rename one of them if they are meant to differ, or retype it")),
+            );
+        }
+        out
+    }
+
     pub(super) fn declare(&mut self, id: &Ident, entry: Entry) {
         if id.name == "t" || id.name == "pi" {
             self.err(
@@ -118,7 +164,11 @@ impl Lowerer<'_> {
         }
         let names: Vec<String> = self.scope.keys().cloned().chain(["t".into(), "pi".into()]).collect();
         let mut d = Diagnostic::new(id.span, format!("unknown name `{}`", id.name)).label("not declared");
-        if let Some(s) = suggest(&id.name, names.iter().map(|s| s.as_str())) {
+        let shape = skeleton(&id.name);
+        if let Some(s) = names.iter().find(|n| skeleton(n) == shape) {
+            let which = if lookalikes_in(&id.name).is_empty() { lookalikes_in(s) } else { lookalikes_in(&id.name) };
+            d = d.help(format!("did you mean `{s}`? {which} is not a Latin letter, though it looks like one"));
+        } else if let Some(s) = suggest(&id.name, names.iter().map(|s| s.as_str())) {
             d = d.help(format!("did you mean `{s}`?"));
         }
         self.err(d);

@@ -23,6 +23,12 @@ impl Lowerer<'_> {
         let mut spans = Spans::default();
         let mut seen_once: HashMap<&'static str, Span> = HashMap::new();
         for (i, s) in file.stmts.iter().enumerate() {
+            // Past the node limit every expression is a placeholder: nothing after
+            // the statement that grew too large is read (its values would be NaN).
+            if self.arena.overflowed() {
+                self.err(super::too_large(file.stmts[i.saturating_sub(1)].span));
+                return None;
+            }
             if self.errors.len() >= super::MAX_ERRORS {
                 self.err(super::too_many_errors(s.keyword, file.stmts.len() - i));
                 return None;
@@ -58,7 +64,7 @@ impl Lowerer<'_> {
                         Some((_, x)) => {
                             self.err(
                                 Diagnostic::new(id.span, format!("`{}` is a const and must be an integer", id.name))
-                                    .label(format!("--set gives {x}")),
+                                    .label(format!("--set gives {}", crate::sym::fmt_float(*x))),
                             );
                             Err(())
                         }
@@ -176,6 +182,10 @@ impl Lowerer<'_> {
                 StmtKind::Data { items, path, path_span } => self.data_stmt(items, path, *path_span),
             }
         }
+        if let (true, Some(last)) = (self.arena.overflowed(), file.stmts.last()) {
+            self.err(super::too_large(last.span));
+            return None;
+        }
         let (need, what) = match self.kind {
             ModelKind::Lagrangian => ("coord", "coordinates"),
             ModelKind::Energy => ("state", "state variables"),
@@ -235,6 +245,7 @@ impl Lowerer<'_> {
             init_velocity,
             settings,
             spans,
+            warnings: self.confusables(),
         })
     }
 
