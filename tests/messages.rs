@@ -85,6 +85,23 @@ fn a_closed_pipe_ends_the_command_quietly() {
 }
 
 #[test]
+fn a_run_whose_reader_goes_away_ends_quietly() {
+    // `lagc run … | head -1`: 20,001 rows, far more than a pipe's buffer.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .args(["run", &example("pendulum"), "--t-end", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lagc");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("t,th"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_full_stream_is_an_error_where_one_can_be_written_and_never_a_panic() {
     let full = || File::options().write(true).open("/dev/full").expect("/dev/full");
     // Diagnostics to a full standard error: the model's exit status, no panic (101).
@@ -126,5 +143,21 @@ fn numbers_in_settings_errors_are_shortest_round_trip() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("t_end (1e100) is before t0 (1e200)"), "{err}");
+    assert!(longest_digits(&err) <= 17, "{err}");
+}
+
+#[test]
+fn an_ensemble_summary_prints_huge_and_tiny_means_in_exponent_form() {
+    // E = k x²/2 with k = 1e-200 is about 5e-201: in six decimals it would
+    // read 0.000000; in exponent form it is there, and no number is long.
+    let out = Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .args(["run", &example("ornstein_uhlenbeck"), "--set", "k=1e-200", "--t-end", "0.1", "--out"])
+        .arg(std::env::temp_dir().join(format!("lagc-means-{}.csv", std::process::id())))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("final means: x 1.0"), "{err}");
+    assert!(err.contains("e-201"), "{err}");
     assert!(longest_digits(&err) <= 17, "{err}");
 }

@@ -108,6 +108,8 @@ pub struct Writer {
     rows: usize,
     /// One CSV line, reused from row to row.
     line: String,
+    /// Standard output's reader went away (a closed pipe, as in `lagc run m.lag | head`).
+    closed: bool,
 }
 
 impl Writer {
@@ -121,9 +123,16 @@ impl Writer {
             buffered: vec![],
             rows: 0,
             line: String::new(),
+            closed: false,
         };
         w.header()?;
         Ok(w)
+    }
+
+    /// Whether standard output's reader has gone away: the run stops, and
+    /// that is no error (as `ls | head` is none).
+    pub fn reader_gone(&self) -> bool {
+        self.closed
     }
 
     /// A file, created under a temporary name now; `flag` names the option
@@ -140,6 +149,7 @@ impl Writer {
             buffered: vec![],
             rows: 0,
             line: String::new(),
+            closed: false,
         };
         w.header()?;
         Ok(w)
@@ -158,6 +168,9 @@ impl Writer {
     /// is left as it was.
     pub fn finish(self) -> Result<(), String> {
         let what = self.describe();
+        if self.file.is_none() && self.closed {
+            return Ok(());
+        }
         let file = self.complete().map_err(|e| format!("writing {what}: {e}"))?;
         if let Some(t) = file {
             let path = t.path.clone();
@@ -221,7 +234,11 @@ impl Writer {
                 self.out.write_all(&bytes).map_err(|e| e.to_string())?;
             }
         }
-        self.out.flush().map_err(|e| e.to_string())?;
+        match self.out.flush() {
+            // Standard output's reader went away after the last row: nothing is lost that it wanted.
+            Err(e) if self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.map_err(|e| e.to_string())?,
+        }
         drop(self.out);
         Ok(self.file)
     }
@@ -252,9 +269,10 @@ impl RowSink for Writer {
                     crate::sym::write_float(&mut self.line, x);
                 }
                 self.line.push('\n');
-                self.out
-                    .write_all(self.line.as_bytes())
-                    .map_err(|e| SinkError(format!("writing {}: {e}", self.describe())))
+                self.out.write_all(self.line.as_bytes()).map_err(|e| {
+                    self.closed = self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe;
+                    SinkError(format!("writing {}: {e}", self.describe()))
+                })
             }
             Kind::Json | Kind::Npy => {
                 self.buffered.extend_from_slice(values);

@@ -364,6 +364,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         );
         return EXIT_SIGNAL_BASE + sig;
     }
+    if matches!(result, Err(RunError::Output(_))) && writer.reader_gone() {
+        // `lagc run m.lag | head`: the reader has what it wanted.
+        return 0;
+    }
     if let Err(e @ RunError::Output(_)) = &result {
         // The temporary file is removed; the destination keeps what it held.
         writer.discard();
@@ -482,6 +486,16 @@ fn warnings(model: &Model, cfg: &RunConfig) -> Vec<String> {
     out
 }
 
+/// Six decimals for a number of ordinary size, six significant digits in
+/// exponent form for any other: never hundreds of digits.
+fn six_digits(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.6}")
+    } else {
+        format!("{x:.6e}")
+    }
+}
+
 /// The end-of-run summary: steps, wall time per phase, and the energy drift,
 /// the final energy and gradient norm, or the ensemble's final means.
 fn summary_line(
@@ -511,7 +525,7 @@ fn summary_line(
     );
     if ensemble {
         let means: Vec<String> =
-            s.final_means.iter().take(model.vars.len() + 1).map(|(n, m)| format!("{n} {m:.6}")).collect();
+            s.final_means.iter().take(model.vars.len() + 1).map(|(n, m)| format!("{n} {}", six_digits(*m))).collect();
         line += &format!("; {}, final means: {}", count(s.particles, "particle"), means.join(", "));
     } else {
         match (s.energy_drift, s.final_grad_norm) {
