@@ -162,6 +162,8 @@ pub struct Model {
     pub spans: Spans,
     /// What is accepted but likely a mistake: names that look alike.
     pub warnings: Vec<crate::diag::Diagnostic>,
+    /// The data files the model's `data` statements read, as opened.
+    pub data_files: Vec<std::path::PathBuf>,
 }
 
 impl Model {

@@ -254,6 +254,11 @@ fn outputs_that_are_one_file_or_an_input_are_refused() {
     let given = format!("x={}", s(&data));
     let out = lagc(&["run", &example("least_squares"), "--data", &given, "--out", s(&data)]);
     assert_refused(&out, "is the --data file", &d, &[(&data, &line)]);
+    // A data file the model's own `data` statement reads.
+    let model = d.join("fit.lag");
+    std::fs::write(&model, "data x[M], y[M] = \"line.csv\"\nstate a\nenergy = sum(i in 0..M, (a - y[i])^2)\n").unwrap();
+    let out = lagc(&["run", s(&model), "--method", "euler", "--t-end", "0.1", "--out", s(&data)]);
+    assert_refused(&out, "is the data file", &d, &[(&data, &line)]);
 }
 
 #[test]

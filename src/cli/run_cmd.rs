@@ -237,6 +237,11 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if let Err(m) = super::check_data(&c, &data) {
         return usage(&m);
     }
+    // The data files the model's own `data` statements read are inputs too.
+    let read: Vec<(&str, &Path)> = c.model.data_files.iter().map(|p| ("data file", p.as_path())).collect();
+    if let Err(m) = super::guard::check_paths(&read, &outputs) {
+        return usage(&m);
+    }
     let opts = RunOptions {
         method,
         t0: args.t0,

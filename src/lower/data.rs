@@ -74,6 +74,7 @@ impl Lowerer<'_> {
             );
             return poison(self);
         }
+        self.data_files.push(file.clone());
         let read = match crate::data::read(&file) {
             Ok(r) => r,
             Err(e) => {

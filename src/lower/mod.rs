@@ -76,6 +76,8 @@ struct Lowerer<'a> {
     let_cache: HashMap<(String, SymId, i64), ExprId>,
     /// Members of `let` families lowered as used.
     let_members: HashMap<(String, i64), ExprId>,
+    /// The data files read, as opened.
+    data_files: Vec<std::path::PathBuf>,
     /// The pairs `(x, x')` and `(x', x'')` of the variables, and where each `x` is,
     /// for `'`; rebuilt when variables are added.
     chain: (Vec<(SymId, SymId)>, crate::sym::FxMap<SymId, usize>),
@@ -117,6 +119,7 @@ fn lower_in(
         let_asts: HashMap::new(),
         let_cache: HashMap::new(),
         let_members: HashMap::new(),
+        data_files: Vec::new(),
         chain: Default::default(),
     };
     l.prescan(file);
@@ -151,6 +154,7 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         let_asts: HashMap::new(),
         let_cache: HashMap::new(),
         let_members: HashMap::new(),
+        data_files: Vec::new(),
         chain: Default::default(),
     };
     if l.pi == model.time {

@@ -246,6 +246,7 @@ impl Lowerer<'_> {
             settings,
             spans,
             warnings: self.confusables(),
+            data_files: std::mem::take(&mut self.data_files),
         })
     }
 
