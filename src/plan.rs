@@ -21,7 +21,8 @@ use std::fmt;
 pub enum Kernel {
     /// The row of a trajectory: `H` (or `E`, then `∇E`), then the observes.
     Row,
-    /// `E` as written.
+    /// `E` as written; for a conservative Lagrangian model, `H` alone (its
+    /// drift measured on every step).
     Energy,
     /// `∇E`.
     Gradient,
@@ -60,6 +61,7 @@ impl Kernel {
                 Some(std::iter::once(k.energy).chain(k.gradient.iter().copied()).chain(observes).collect())
             }
             (Kernel::Energy, Equations::Energy(e)) => Some(vec![e.kernel.energy]),
+            (Kernel::Energy, Equations::Lagrangian(e)) => Some(vec![e.energy]),
             (Kernel::Gradient, Equations::Energy(e)) => Some(e.kernel.gradient.clone()),
             (Kernel::Hessian, Equations::Energy(e)) => e.kernel.hessian.clone(),
             (Kernel::Metric, Equations::Energy(e)) => e.kernel.metric.clone(),
@@ -356,6 +358,11 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
     let needs = needs_of(method, model.kind).expect("a fitting method applies to the model's kind");
     let mut kernels = vec![Kernel::Row];
     kernels.extend(needs.kernels.iter().copied().filter(|&k| k != Kernel::Metric || model.metric.is_some()));
+    let conservative = is_conservative(model, eq);
+    if conservative && model.kind == ModelKind::Lagrangian && !kernels.contains(&Kernel::Energy) {
+        // `H` alone, for its drift on the steps between rows, without the observes.
+        kernels.push(Kernel::Energy);
+    }
     let layout = match (particles, model.has_random_init()) {
         (Some(p), _) => Layout::Ensemble { particles: p as usize },
         (None, true) => Layout::Ensemble { particles: DEFAULT_PARTICLES },
@@ -383,7 +390,7 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         layout,
         trajectory_columns,
         columns,
-        conservative: is_conservative(model, eq),
+        conservative,
         batch: None,
     })
 }

@@ -113,8 +113,9 @@ impl Observer for Rows<'_> {
 
     /// A step between rows: only `H`, for its drift.
     fn step(&mut self, t: f64, y: &[f64]) {
-        self.out.resize(self.k.outputs(Kernel::Row), 0.0);
-        self.k.eval_at(Kernel::Row, t, y, &mut self.out, &mut self.work);
+        let kernel = if self.k.has(Kernel::Energy) { Kernel::Energy } else { Kernel::Row };
+        self.out.resize(self.k.outputs(kernel), 0.0);
+        self.k.eval_at(kernel, t, y, &mut self.out, &mut self.work);
         self.drift(self.out[0]);
     }
 }
