@@ -92,26 +92,7 @@ fn norm_1(a: &[f64], n: usize) -> f64 {
 /// Factorises a symmetric matrix as `L Lᵀ`, or returns `None` when it is not (numerically)
 /// positive definite. Only the lower triangle of `a` is read.
 pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; n * n];
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= l[j * n + k] * l[j * n + k];
-        }
-        if !d.is_finite() || d <= 0.0 {
-            return None;
-        }
-        let d = d.sqrt();
-        l[j * n + j] = d;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= l[i * n + k] * l[j * n + k];
-            }
-            l[i * n + j] = s / d;
-        }
-    }
-    Some(l)
+    cholesky_with_floor(a, n, 0.0)
 }
 
 /// Factorises a symmetric matrix as `L Lᵀ` when every pivot (the square of `L_jj`) exceeds
@@ -124,7 +105,7 @@ pub fn cholesky_with_floor(a: &[f64], n: usize, floor: f64) -> Option<Vec<f64>> 
         for k in 0..j {
             d -= l[j * n + k] * l[j * n + k];
         }
-        if !d.is_finite() || d <= floor || d <= 0.0 {
+        if !d.is_finite() || d <= floor.max(0.0) {
             return None;
         }
         let d = d.sqrt();
