@@ -67,19 +67,25 @@ fn lookalike_names_are_warned_with_both_declarations() {
     assert_eq!((plain.status.code(), stderr(&plain)), (Some(0), String::new()));
 }
 
-#[test]
-fn a_closed_pipe_ends_the_command_quietly() {
-    // `lagc ir … | head -1`: far more IR than one line and a pipe's buffer.
+/// Runs `lagc args` with standard output in a pipe that is closed after its
+/// first line (`lagc … | head -1`); returns that line and the finished process.
+fn first_line_then_close(args: &[&str]) -> (String, Output) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lagc"))
-        .args(["ir", &example("fput"), "--set", "N=64"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run lagc");
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    (first, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    // `lagc ir … | head -1`: far more IR than one line and a pipe's buffer.
+    let (first, out) = first_line_then_close(&["ir", &example("fput"), "--set", "N=64"]);
     assert!(first.starts_with("function"), "{first}");
-    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 }
@@ -87,16 +93,8 @@ fn a_closed_pipe_ends_the_command_quietly() {
 #[test]
 fn a_run_whose_reader_goes_away_ends_quietly() {
     // `lagc run … | head -1`: 20,001 rows, far more than a pipe's buffer.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lagc"))
-        .args(["run", &example("pendulum"), "--t-end", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run lagc");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let (first, out) = first_line_then_close(&["run", &example("pendulum"), "--t-end", "20"]);
     assert!(first.starts_with("t,th"), "{first}");
-    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
 }
