@@ -35,10 +35,11 @@ pub enum Method {
     Midpoint,
     Variational,
     Em,
+    Baoab,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Euler,
         Method::Prox,
         Method::Rk4,
@@ -47,6 +48,7 @@ impl Method {
         Method::Midpoint,
         Method::Variational,
         Method::Em,
+        Method::Baoab,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Method {
             Method::Midpoint => "midpoint",
             Method::Variational => "variational",
             Method::Em => "em",
+            Method::Baoab => "baoab",
         }
     }
 
@@ -128,6 +131,8 @@ pub struct Spans {
     /// The `lagrangian` or `energy` statement.
     pub main: Span,
     pub metric: Option<Span>,
+    pub dissipation: Option<Span>,
+    pub temperature: Option<Span>,
     pub method: Option<Span>,
     /// The first `init` statement, if any.
     pub init: Option<Span>,

@@ -32,11 +32,30 @@ pub enum Kernel {
     Metric,
     /// The Lagrangian point of the variational integrator and the canonical midpoint rule.
     Point,
+    /// The power of the explicit time dependence and the forces, `∂E/∂t` or
+    /// `−∂L/∂t + Q·q'` (the work's integrand).
+    Power,
+    /// `M(q)`, row-major (the noise of underdamped Langevin dynamics).
+    Mass,
+    /// `Γ(q) = ∂²R/∂q'∂q'`, row-major.
+    Friction,
+    /// `∇·g⁻¹` of a state-dependent metric (Riemannian Langevin dynamics).
+    Divergence,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 6] =
-        [Kernel::Row, Kernel::Energy, Kernel::Gradient, Kernel::Hessian, Kernel::Metric, Kernel::Point];
+    pub const ALL: [Kernel; 10] = [
+        Kernel::Row,
+        Kernel::Energy,
+        Kernel::Gradient,
+        Kernel::Hessian,
+        Kernel::Metric,
+        Kernel::Point,
+        Kernel::Power,
+        Kernel::Mass,
+        Kernel::Friction,
+        Kernel::Divergence,
+    ];
 
     /// The kernel's label in the IR.
     pub fn name(self) -> &'static str {
@@ -47,6 +66,10 @@ impl Kernel {
             Kernel::Hessian => "hessian",
             Kernel::Metric => "metric",
             Kernel::Point => "point",
+            Kernel::Power => "power",
+            Kernel::Mass => "mass",
+            Kernel::Friction => "friction",
+            Kernel::Divergence => "divergence",
         }
     }
 
@@ -66,6 +89,13 @@ impl Kernel {
             (Kernel::Hessian, Equations::Energy(e)) => e.kernel.hessian.clone(),
             (Kernel::Metric, Equations::Energy(e)) => e.kernel.metric.clone(),
             (Kernel::Point, Equations::Lagrangian(e)) => e.point.clone(),
+            (Kernel::Power, Equations::Lagrangian(e)) => Some(vec![e.power]),
+            (Kernel::Power, Equations::Energy(e)) => Some(vec![e.power]),
+            (Kernel::Mass, Equations::Lagrangian(e)) => Some(e.mass_matrix.iter().flatten().copied().collect()),
+            (Kernel::Friction, Equations::Lagrangian(e)) => {
+                e.friction.as_ref().map(|g| g.iter().flatten().copied().collect())
+            }
+            (Kernel::Divergence, Equations::Energy(e)) => e.divergence.clone(),
             _ => None,
         }
     }
@@ -119,7 +149,7 @@ const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>)
 }
 
 /// The methods: what each needs, on which models (docs/numerics.md has their formulas).
-pub const SPECS: [Spec; 8] = [
+pub const SPECS: [Spec; 9] = [
     Spec {
         method: Method::Euler,
         lagrangian: None,
@@ -174,8 +204,14 @@ pub const SPECS: [Spec; 8] = [
     },
     Spec {
         method: Method::Em,
-        lagrangian: None,
-        energy: needs(&[], true, Some(Loop::EulerMaruyama)),
+        lagrangian: needs(&[Kernel::Mass, Kernel::Friction], true, Some(Loop::EulerMaruyama)),
+        energy: needs(&[Kernel::Metric, Kernel::Divergence], true, Some(Loop::EulerMaruyama)),
+        stochastic: true,
+    },
+    Spec {
+        method: Method::Baoab,
+        lagrangian: needs(&[Kernel::Mass, Kernel::Friction], true, None),
+        energy: None,
         stochastic: true,
     },
 ];
@@ -212,12 +248,12 @@ pub enum Why {
     Kind(Method, ModelKind),
     #[error("`{0}` needs a `temperature`")]
     NoTemperature(Method),
-    #[error(
-        "with a metric g(θ) that depends on the state, the noise needs an Itô correction that lagc does not derive"
-    )]
-    StateMetric,
     #[error("its mass matrix depends on the state or on time")]
     MassNotConstant,
+    #[error("its friction ∂²R/∂q'∂q' depends on the state or on time")]
+    FrictionNotConstant,
+    #[error("its forces depend on the velocities")]
+    VelocityForce,
     #[error("it has dissipation or forces")]
     NotConservative,
     #[error("its Lagrangian depends on time")]
@@ -239,8 +275,8 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
     why_not(model, eq, method).map_err(|why| {
         let help = if method == Method::Verlet && needs_of(method, model.kind).is_some() {
             "use `midpoint` or `variational` for a symplectic method on this model".to_string()
-        } else if method == Method::Em && model.temperature.is_some() && model.kind == ModelKind::Energy {
-            "use a constant metric for `em`".to_string()
+        } else if method == Method::Baoab && needs_of(method, model.kind).is_some() && model.temperature.is_some() {
+            "use `em`, which takes any M(q) and Γ(q)".to_string()
         } else {
             format!("methods for this model: {}", fitting(model, eq).join(", "))
         };
@@ -256,16 +292,11 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if spec(method).stochastic && model.temperature.is_none() {
         return Err(Why::NoTemperature(method));
     }
-    if method == Method::Em {
-        let g_depends = model.metric.as_ref().is_some_and(|g| {
-            g.iter().flatten().any(|&x| model.arena.depends(x, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)))
-        });
-        if g_depends {
-            return Err(Why::StateMetric);
-        }
-    }
     if let (Method::Verlet, Equations::Lagrangian(e)) = (method, eq) {
         verlet_fits(model, e)?;
+    }
+    if let (Method::Baoab, Equations::Lagrangian(e)) = (method, eq) {
+        baoab_fits(model, e)?;
     }
     Ok(())
 }
@@ -311,6 +342,54 @@ fn verlet_fits(model: &Model, eq: &LagrangianEquations) -> Result<(), Why> {
     Ok(())
 }
 
+/// Whether `L = ½ v·Mv − V(q, t)` with constant `M`, a constant friction `Γ`
+/// and forces of `q` and `t` alone, as BAOAB needs (docs/numerics.md §BAOAB).
+fn baoab_fits(model: &Model, eq: &LagrangianEquations) -> Result<(), Why> {
+    let a = &model.arena;
+    let not_const = |e: ExprId| a.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi));
+    if eq.mass_matrix.iter().flatten().any(|&m| not_const(m)) {
+        return Err(Why::MassNotConstant);
+    }
+    if eq.friction.iter().flatten().flatten().any(|&g| not_const(g)) {
+        return Err(Why::FrictionNotConstant);
+    }
+    if model.forces.iter().any(|&f| a.depends(f, |k| matches!(k, SymKind::Velocity(_)))) {
+        return Err(Why::VelocityForce);
+    }
+    for &p in &eq.momenta {
+        // With constant M, p = M·v unless a velocity-dependent potential adds to it.
+        if a.depends(p, |k| matches!(k, SymKind::Coord(_) | SymKind::Time)) {
+            return Err(Why::VelocityPotential);
+        }
+    }
+    Ok(())
+}
+
+/// The constant mass matrix and friction of underdamped Langevin dynamics, as
+/// numbers: their diagonals when both are diagonal, else row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MechanicalNoise {
+    pub diagonal: bool,
+    pub mass: Vec<f64>,
+    pub friction: Vec<f64>,
+}
+
+impl MechanicalNoise {
+    fn of(model: &Model, m: &[Vec<ExprId>], g: &[Vec<ExprId>]) -> MechanicalNoise {
+        let (a, env) = (&model.arena, model.env());
+        let n = m.len();
+        let diagonal = (0..n).all(|i| (0..n).all(|j| i == j || (a.is_zero(m[i][j]) && a.is_zero(g[i][j]))));
+        let values = |x: &[Vec<ExprId>]| -> Vec<f64> {
+            if diagonal {
+                (0..n).map(|i| a.eval(x[i][i], &env)).collect()
+            } else {
+                x.iter().flatten().map(|&e| a.eval(e, &env)).collect()
+            }
+        };
+        MechanicalNoise { diagonal, mass: values(m), friction: values(g) }
+    }
+}
+
 /// Particles of an ensemble when the model has random initial values but
 /// says nothing of their number.
 pub const DEFAULT_PARTICLES: usize = 1000;
@@ -347,6 +426,15 @@ pub struct Plan {
     /// Whether `H` is conserved (no explicit time dependence, dissipation or
     /// force), so that its drift is worth reporting.
     pub conservative: bool,
+    /// Whether the model is time-dependent or stochastic (an explicit `t`, a
+    /// force, a temperature), so that rows carry `work` and `heat`.
+    pub thermo: bool,
+    /// Whether the noise of Langevin dynamics is the same at every state and
+    /// time (constant `M` and `Γ`, or a constant metric).
+    pub constant_noise: bool,
+    /// A Lagrangian model's constant `M` and `Γ` at the parameters' values, when
+    /// it has a temperature and [`Plan::constant_noise`]: no kernel computes them.
+    pub mechanical_noise: Option<MechanicalNoise>,
     /// Minibatches of the dynamics' sums over data (`simulate batch`).
     pub batch: Option<crate::batch::Batch>,
 }
@@ -357,8 +445,25 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
     misfit(model, eq, method)?;
     let needs = needs_of(method, model.kind).expect("a fitting method applies to the model's kind");
     let mut kernels = vec![Kernel::Row];
-    kernels.extend(needs.kernels.iter().copied().filter(|&k| k != Kernel::Metric || model.metric.is_some()));
+    kernels.extend(needs.kernels.iter().copied().filter(|&k| k.expressions(model, eq).is_some()));
+    let constant_noise = constant_noise(model, eq);
+    let mechanical_noise = match eq {
+        Equations::Lagrangian(e) if constant_noise && model.temperature.is_some() => {
+            e.friction.as_ref().map(|g| MechanicalNoise::of(model, &e.mass_matrix, g))
+        }
+        _ => None,
+    };
+    if mechanical_noise.is_some() {
+        // Numbers once per run instead of n² compiled outputs.
+        kernels.retain(|&k| !matches!(k, Kernel::Mass | Kernel::Friction));
+    }
     let conservative = is_conservative(model, eq);
+    let thermo = is_thermodynamic(model, eq);
+    let power = Kernel::Power.expressions(model, eq).unwrap_or_default();
+    if thermo && !power.iter().all(|&p| model.arena.is_zero(p)) {
+        // Without it the work stays 0.
+        kernels.push(Kernel::Power);
+    }
     if conservative && model.kind == ModelKind::Lagrangian && !kernels.contains(&Kernel::Energy) {
         // `H` alone, for its drift on the steps between rows, without the observes.
         kernels.push(Kernel::Energy);
@@ -368,7 +473,7 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         (None, true) => Layout::Ensemble { particles: DEFAULT_PARTICLES },
         (None, false) => Layout::Single,
     };
-    let trajectory_columns = trajectory_columns(model);
+    let trajectory_columns = trajectory_columns(model, thermo);
     let columns = match layout {
         Layout::Single => trajectory_columns.clone(),
         Layout::Ensemble { .. } => {
@@ -391,6 +496,9 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         trajectory_columns,
         columns,
         conservative,
+        thermo,
+        constant_noise,
+        mechanical_noise,
         batch: None,
     })
 }
@@ -472,8 +580,9 @@ impl Plan {
 }
 
 /// The columns of one trajectory: `t`, the coordinates, the velocities (`q'`),
-/// `energy`, `grad_norm` (energy models), then the observes.
-fn trajectory_columns(model: &Model) -> Vec<String> {
+/// `energy`, `grad_norm` (energy models), the observes, then `work` and `heat`
+/// (time-dependent or stochastic models).
+fn trajectory_columns(model: &Model, thermo: bool) -> Vec<String> {
     let mut c = vec!["t".to_string()];
     c.extend(model.vars.iter().map(|v| v.name.clone()));
     if model.kind == ModelKind::Lagrangian {
@@ -484,6 +593,10 @@ fn trajectory_columns(model: &Model) -> Vec<String> {
         c.push("grad_norm".into());
     }
     c.extend(model.observes.iter().map(|(n, _)| n.clone()));
+    if thermo {
+        c.push("work".into());
+        c.push("heat".into());
+    }
     c
 }
 
@@ -494,4 +607,29 @@ fn is_conservative(model: &Model, eq: &Equations) -> bool {
     !a.depends(e.lagrangian, |k| k == SymKind::Time)
         && model.dissipation.is_none()
         && model.forces.iter().all(|&f| a.is_zero(f))
+}
+
+/// Whether the model exchanges work or heat: an explicit time dependence of
+/// `L`, `E` or a force, a force, or a temperature (docs/numerics.md §Work and heat).
+fn is_thermodynamic(model: &Model, eq: &Equations) -> bool {
+    let a = &model.arena;
+    let timed = |e: ExprId| a.depends(e, |k| k == SymKind::Time);
+    model.temperature.is_some()
+        || match eq {
+            Equations::Lagrangian(e) => timed(e.lagrangian) || model.forces.iter().any(|&f| !a.is_zero(f)),
+            Equations::Energy(e) => timed(e.kernel.energy),
+        }
+}
+
+/// Whether the noise matrix of Langevin dynamics depends on neither the state
+/// nor time: `M` and `Γ`, or the metric, are constant.
+fn constant_noise(model: &Model, eq: &Equations) -> bool {
+    let a = &model.arena;
+    let constant = |e: &ExprId| !a.depends(*e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi));
+    match eq {
+        Equations::Lagrangian(e) => {
+            e.mass_matrix.iter().flatten().all(constant) && e.friction.iter().flatten().flatten().all(constant)
+        }
+        Equations::Energy(e) => e.kernel.metric.iter().flatten().all(constant),
+    }
 }

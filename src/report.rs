@@ -169,6 +169,17 @@ fn text(model: &mut Model, eq: &Equations) -> String {
                 out += &format!("  {} = {}\n", a.to_text(lhs), show(a, e.forcing[i]));
             }
             out += &format!("\nenergy H = q'·p − L\n  H = {}\n", show(&mut model.arena, e.energy));
+            if let (Some(t), Some(g)) = (e.temperature, &e.friction) {
+                out += &format!("\ntemperature T = {}\n", temperature(model, t, Format::Text));
+                out += "friction Γ = ∂²R/∂q'∂q'\n";
+                let a = &mut model.arena;
+                for i in 0..n {
+                    for j in i..n {
+                        out += &format!("  Γ[{}, {}] = {}\n", names[i], names[j], show(a, g[i][j]));
+                    }
+                }
+                out += "\nLangevin dynamics M q'' = f + √(2T) Γ^(1/2) ξ(t)   (f holds −Γ q'; stationary density ∝ exp(−H/T))\n";
+            }
         }
         Equations::Energy(e) => {
             out += &format!("model {} (energy, {} state variable{})\n\n", model.name, n, plural(n));
@@ -205,8 +216,16 @@ fn text(model: &mut Model, eq: &Equations) -> String {
                 }
                 (None, _) => out += "\nflow θ' = −g⁻¹∇E (g solved numerically in the kernel)\n",
             }
-            if e.temperature.is_some() {
-                out += "\nLangevin dynamics dθ = −g⁻¹∇E dt + √(2T) g^(−1/2) dW\n";
+            match (&e.divergence, e.temperature.is_some()) {
+                (Some(div), _) => {
+                    out += "\ndivergence of the inverse metric (∇·g⁻¹)_i = Σ_j ∂(g⁻¹)_ij/∂θ_j\n";
+                    for (i, d) in div.iter().enumerate() {
+                        out += &format!("  (∇·g⁻¹)[{}] = {}\n", names[i], show(a, *d));
+                    }
+                    out += "\nRiemannian Langevin dynamics dθ = (−g⁻¹∇E + T ∇·g⁻¹) dt + √(2T) g^(−1/2) dW\n";
+                }
+                (None, true) => out += "\nLangevin dynamics dθ = −g⁻¹∇E dt + √(2T) g^(−1/2) dW\n",
+                (None, false) => {}
             }
         }
     }
@@ -260,6 +279,13 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
                 lines.push(format!("{} &= {}", a.to_latex(lhs), show_tex(a, e.forcing[i])));
             }
             lines.push(format!("H &= {}", show_tex(&mut model.arena, e.energy)));
+            if let (Some(t), Some(g)) = (e.temperature, &e.friction) {
+                lines.push(format!("T &= {}", temperature(model, t, Format::Latex)));
+                let a = &mut model.arena;
+                let g: Vec<Vec<String>> = g.iter().map(|row| row.iter().map(|&x| show_tex(a, x)).collect()).collect();
+                lines.push(format!("\\Gamma &= {}", tex_matrix(&g)));
+                lines.push("M \\ddot{q} &= f + \\sqrt{2T} \\, \\Gamma^{1/2} \\, \\xi(t)".to_string());
+            }
         }
         Equations::Energy(e) => {
             lines.push(format!("E &= {}", show_tex(&mut model.arena, e.energy)));
@@ -288,7 +314,14 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
                     lines.push(format!("{} &= -g^{{-1}} \\nabla E", tex_matrix(&state)));
                 }
             }
-            if e.temperature.is_some() {
+            if let Some(div) = &e.divergence {
+                let d: Vec<Vec<String>> = div.iter().map(|&x| vec![show_tex(a, x)]).collect();
+                lines.push(format!("\\nabla \\cdot g^{{-1}} &= {}", tex_matrix(&d)));
+                lines.push(
+                    "d\\theta &= \\left(-g^{-1} \\nabla E + T \\, \\nabla \\cdot g^{-1}\\right) dt + \\sqrt{2T} \\, g^{-1/2} \\, dW"
+                        .to_string(),
+                );
+            } else if e.temperature.is_some() {
                 let g = if e.metric.is_some() { ("g^{-1} ", " \\, g^{-1/2}") } else { ("", "") };
                 lines.push(format!("d\\theta &= -{}\\nabla E \\, dt + \\sqrt{{2T}}{} \\, dW", g.0, g.1));
             }
@@ -363,6 +396,8 @@ pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
             mass_matrix,
             forcing,
             energy,
+            temperature,
+            friction,
             ..
         }) => {
             o.insert("lagrangian".into(), s(*lagrangian));
@@ -376,8 +411,14 @@ pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
             );
             o.insert("forcing".into(), forcing.iter().map(|&f| s(f)).collect());
             o.insert("energy".into(), s(*energy));
+            if let (Some(t), Some(g)) = (temperature, friction) {
+                o.insert("temperature".into(), s(*t));
+                o.insert("friction".into(), g.iter().map(|row| row.iter().map(|&x| s(x)).collect::<Value>()).collect());
+            }
         }
-        Equations::Energy(EnergyEquations { energy, gradient, hessian, metric, flow, temperature, .. }) => {
+        Equations::Energy(EnergyEquations {
+            energy, gradient, hessian, metric, flow, temperature, divergence, ..
+        }) => {
             o.insert("energy".into(), s(*energy));
             o.insert("gradient".into(), gradient.iter().map(|&g| s(g)).collect());
             o.insert(
@@ -392,6 +433,9 @@ pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
             }
             if let Some(t) = temperature {
                 o.insert("temperature".into(), s(*t));
+            }
+            if let Some(d) = divergence {
+                o.insert("metric_divergence".into(), d.iter().map(|&x| s(x)).collect());
             }
         }
     }

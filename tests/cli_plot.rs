@@ -85,7 +85,7 @@ fn plot_of_an_energy_run_draws_the_path_over_contours() {
 fn plot_of_an_ensemble_has_bands_and_the_gibbs_histogram() {
     let p = scratch("dw.svg");
     let out =
-        lagc(&["run", &example("double_well"), "--t-end", "1", "--quiet", "--out", &scratch("dw.csv"), "--plot", &p]);
+        lagc(&["run", &example("double_well"), "--t-end", "0.5", "--quiet", "--out", &scratch("dw.csv"), "--plot", &p]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let svg = std::fs::read_to_string(&p).unwrap();
     let captions = ["x: mean and 10%–90% band", "energy: mean and 10%–90% band", "final x (1000 particles)"];

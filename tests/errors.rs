@@ -69,7 +69,7 @@ error_case!(em_without_temperature, "method `em` does not fit this model", "`em`
 error_case!(verlet_on_double_pendulum, "method `verlet` does not fit this model", "depends on the state");
 error_case!(metric_diag_wrong_length, "the metric has the wrong shape", "diag has 3 entries", "2 state variables");
 error_case!(metric_not_square, "the metric has the wrong shape", "rows of length [3, 3]");
-error_case!(nonconstant_temperature, "the temperature must be constant", "depends on the state");
+error_case!(nonconstant_temperature, "the temperature must not depend on the state", "depends on a coordinate");
 error_case!(singular_mass_matrix, "the mass matrix is singular");
 error_case!(state_and_coord_in_lagrangian_model, "`state` belongs to energy models");
 

@@ -80,26 +80,26 @@ fn check(what: &str, args: &[&str], term: Option<&str>, grows_at_least: f64) -> 
 
 #[test]
 fn ensemble_estimates_bound_the_measured_peak() {
-    // Every particle's final state dominates: 5e5 particles of a 1-D model take about 80
-    // bytes each (a `Vec<f64>` of one value, in two vectors).
+    // Every particle's final row dominates: 5e5 particles of a 1-D model take about 120
+    // bytes each (a `Vec<f64>` of its five values, x, energy, grad_norm, work, heat).
     check(
         "em ensemble, 5e5 particles",
         &["run", &example("double_well"), "--particles", "500000", "--t-end", "0.001", "--out", &scratch("e.csv")],
-        Some("every particle's final state (500000 particles × 1 value)"),
+        Some("every particle's final row (500000 particles × 5 values)"),
         30.0 * MB,
     );
-    // A JSON dump holds every particle's state as JSON values, twice.
+    // A JSON dump holds every particle's row as JSON values, twice.
     check(
         "em ensemble, 2e5 particles dumped to JSON",
         &["run", &example("double_well"), "--particles", "200000", "--t-end", "0.001", "--dump", &scratch("d.json")],
         Some("the JSON --dump of 200000 particles"),
         30.0 * MB,
     );
-    // A deterministic method's ensemble: each particle's trajectory in turn, 2 values each.
+    // A deterministic method's ensemble: each particle's trajectory in turn, 3 values each.
     check(
         "verlet ensemble, 2e5 particles",
         &["run", &example("pendulum"), "--particles", "200000", "--t-end", "0.002", "--out", &scratch("v.csv")],
-        Some("every particle's final state (200000 particles × 2 values)"),
+        Some("every particle's final row (200000 particles × 3 values)"),
         15.0 * MB,
     );
     // A figure: the rows kept, the histogram of every particle's final x.
@@ -156,7 +156,7 @@ fn refusal(args: &[&str]) -> String {
 fn refusals_name_the_real_cause_and_a_fix_that_applies() {
     // An ensemble too large for any machine, writing CSV: the particles are the cause.
     let err = refusal(&["run", &example("double_well"), "--particles", "30000000000", "--out", &scratch("x.csv")]);
-    assert!(err.contains("every particle's final state") && err.contains("--particles"), "{err}");
+    assert!(err.contains("every particle's final row") && err.contains("--particles"), "{err}");
     assert!(!err.contains("write CSV"), "{err}");
     // A JSON output: write CSV.
     let err = refusal(&["run", &example("pendulum"), "--t-end", "1e9", "--out", &scratch("x.json")]);

@@ -76,7 +76,7 @@ impl Estimate {
 pub(crate) struct Outputs<'a> {
     /// `--out`, or standard output (CSV) when `None`.
     pub out: Option<&'a Path>,
-    /// `--dump`: every particle's final state.
+    /// `--dump`: every particle's final row.
     pub dump: Option<&'a Path>,
     /// `--plot`: the rows are kept for the figure.
     pub plot: bool,
@@ -151,17 +151,16 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
     if ensemble {
         let particles = plan.particles() as f64;
         let blocks = (particles / BLOCK as f64).ceil();
-        let n = plan.dim() as f64;
         let width = (plan.trajectory_columns.len() - 1) as f64;
-        // Every particle's final state: its `Vec<f64>` in its block's vector and in the
-        // summary's, grown by pushing (drive::ensemble).
+        // Every particle's final row (without `t`): its `Vec<f64>` in its block's vector and
+        // in the summary's, grown by pushing (drive::ensemble).
         add(
             format!(
-                "every particle's final state ({} × {})",
+                "every particle's final row ({} × {})",
                 count(plan.particles(), "particle"),
-                count(plan.dim(), "value")
+                count(width as usize, "value")
             ),
-            particles * (heap(8.0 * n) + 24.0 + 48.0),
+            particles * (heap(8.0 * width) + 24.0 + 48.0),
             "run fewer particles (--particles)",
         );
         // Per block and output row, the moments (24 bytes) of every column and the time.
@@ -188,9 +187,9 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
                 format!(
                     "the {name} --dump of {} × {}, held until the run ends",
                     count(plan.particles(), "particle"),
-                    count(plan.dim(), "value")
+                    count(width as usize, "value")
                 ),
-                writer_bytes(dump, particles, n),
+                writer_bytes(dump, particles, width),
                 "dump to CSV (.csv is streamed, not held)",
             );
         }

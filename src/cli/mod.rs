@@ -127,7 +127,7 @@ pub(crate) struct RunArgs {
     /// Override a const or param: NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub(crate) set: Vec<String>,
-    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em [default: the
+    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em, baoab [default: the
     /// model's `simulate method`, else rk4, or em with a temperature].
     #[arg(long)]
     pub(crate) method: Option<String>,
@@ -162,7 +162,7 @@ pub(crate) struct RunArgs {
     /// Seed of the particles' random streams [default: the model's `simulate seed`, else 0].
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-    /// Write every particle's final state of an ensemble run (.csv, .json or .npy).
+    /// Write every particle's final row, every column but t, of an ensemble run (.csv, .json or .npy).
     #[arg(long)]
     pub(crate) dump: Option<PathBuf>,
     /// Print `timings: parse=… derive=… jit=… integrate=… write=…` to standard error.

@@ -265,14 +265,20 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if let Some(code) = super::refuse(&c, cfg.method) {
         return code;
     }
-    let temperature = c.model.temperature.map_or(0.0, |t| c.model.arena.eval(t, &c.model.env()));
-    if temperature > 0.0 && !crate::plan::spec(cfg.method).stochastic {
-        return usage(&format!(
-            "method `{}` is deterministic and would ignore the model's temperature ({}); \
-             use `em` for Langevin dynamics, or --set the temperature's param to 0 for the gradient flow",
-            cfg.method,
-            crate::sym::fmt_float(temperature)
-        ));
+    if let Some(temperature) = positive_temperature(&c.model, &cfg) {
+        if !crate::plan::spec(cfg.method).stochastic {
+            let stochastic: Vec<&str> = crate::plan::fitting(&c.model, &c.equations)
+                .into_iter()
+                .filter(|m| crate::Method::from_name(m).is_some_and(|m| crate::plan::spec(m).stochastic))
+                .collect();
+            return usage(&format!(
+                "method `{}` is deterministic and would ignore the model's temperature ({}); \
+                 use {} for Langevin dynamics, or --set the temperature's param to 0 for the noiseless dynamics",
+                cfg.method,
+                crate::sym::fmt_float(temperature),
+                stochastic.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" or ")
+            ));
+        }
     }
     let plan = match c.plan(&cfg) {
         Ok(plan) => plan,
@@ -297,7 +303,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     // From here on a signal stops the run at its next row and keeps what was computed.
     catch_signals();
     let dump = match &args.dump {
-        Some(p) => match output::Writer::file("--dump", p, plan.trajectory_columns[1..=plan.dim()].to_vec()) {
+        Some(p) => match output::Writer::file("--dump", p, plan.trajectory_columns[1..].to_vec()) {
             Ok(w) => Some(w),
             Err(m) => return usage(&m),
         },
@@ -545,4 +551,16 @@ fn summary_line(
         }
     }
     line
+}
+
+/// The model's temperature where it is positive at the run's start, middle or
+/// end (a schedule `T(t)` may reach zero), or `None`.
+fn positive_temperature(model: &crate::Model, cfg: &RunConfig) -> Option<f64> {
+    let t = model.temperature?;
+    let mut env = model.env();
+    [cfg.t0, 0.5 * (cfg.t0 + cfg.t_end), cfg.t_end].into_iter().find_map(|time| {
+        env.set(model.time, time);
+        let v = model.arena.eval(t, &env);
+        (v > 0.0).then_some(v)
+    })
 }

@@ -54,7 +54,18 @@ pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations
     });
     // After the display forms, so that the expansion budget is spent as before.
     let kernel = flow_kernels(model, hessian_wanted);
-    EnergyEquations { energy: e, gradient, hessian, metric, flow, temperature: model.temperature, kernel }
+    let power = model.arena.int(0);
+    EnergyEquations {
+        energy: e,
+        gradient,
+        hessian,
+        metric,
+        flow,
+        temperature: model.temperature,
+        divergence: None,
+        power,
+        kernel,
+    }
 }
 
 /// The derivatives of the energy as written: `E`, `∇E`, `−∇E`, `g`, and `∇²E`

@@ -83,6 +83,9 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
         mass_matrix,
         forcing,
         energy,
+        temperature: None,
+        friction: None,
+        power: zero,
         point: None,
     }
 }

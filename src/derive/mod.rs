@@ -22,9 +22,11 @@
 mod checks;
 mod flow;
 mod mechanics;
+mod thermo;
 
 pub use flow::gradient_flow;
 pub use mechanics::euler_lagrange;
+pub use thermo::MAX_COFACTOR_DIM;
 
 use crate::diag::Diagnostic;
 use crate::model::{Model, ModelKind};
@@ -48,6 +50,13 @@ pub struct LagrangianEquations {
     /// Whether every entry of `M` off the diagonal is identically zero, so
     /// that `M q'' = f` is solved by a division per coordinate.
     pub diagonal_mass: bool,
+    /// `T`, when the model has a temperature (underdamped Langevin dynamics).
+    pub temperature: Option<ExprId>,
+    /// `Γ = ∂²R/∂q'∂q'`, row-major rows, when the model has a temperature:
+    /// the friction of `M q'' = f + √(2T) Γ^{1/2} ξ` (its `−Γq'` is in `f`).
+    pub friction: Option<Vec<Vec<ExprId>>>,
+    /// `∂H/∂t + Q·q' = −∂L/∂t + Q·q'`, the power whose integral is the work.
+    pub power: ExprId,
     /// `L_v, L_q, F, L_vv, L_vq, L_qq, F_v, F_q, L_vt` (in the order of
     /// [`crate::integrate::LagrangianPoint`]), with `F = −∂R/∂v + Q`, when
     /// [`Extras::lagrangian_point`] asked for it.
@@ -67,6 +76,11 @@ pub struct EnergyEquations {
     /// the linear solve is numeric, in the kernel).
     pub flow: Option<Vec<ExprId>>,
     pub temperature: Option<ExprId>,
+    /// `(∇·g⁻¹)_i = Σ_j ∂(g⁻¹)_ij/∂θ_j`, when the model has a temperature and
+    /// a metric that depends on the state (Riemannian Langevin dynamics).
+    pub divergence: Option<Vec<ExprId>>,
+    /// `∂E/∂t`, the power whose integral is the work.
+    pub power: ExprId,
     /// The expressions the numerical methods evaluate.
     pub kernel: FlowKernels,
 }
@@ -124,11 +138,20 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
             if extras.lagrangian_point {
                 eq.point = Some(mechanics::lagrangian_point(model, &eq));
             }
+            eq.temperature = model.temperature;
+            if let (Some(_), Some(r)) = (model.temperature, eq.dissipation) {
+                eq.friction = Some(thermo::friction(model, r).map_err(|d| vec![d])?);
+            }
+            eq.power = thermo::lagrangian_power(model, eq.lagrangian);
             within_limits(model)?;
             Ok(Equations::Lagrangian(eq))
         }
         ModelKind::Energy => {
-            let eq = gradient_flow(model, extras.hessian);
+            let mut eq = gradient_flow(model, extras.hessian);
+            if model.temperature.is_some() {
+                eq.divergence = thermo::metric_divergence(model).map_err(|d| vec![d])?;
+            }
+            eq.power = thermo::energy_power(model);
             within_limits(model)?;
             Ok(Equations::Energy(eq))
         }

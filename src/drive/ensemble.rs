@@ -17,11 +17,9 @@
 //! trajectory as a single run would.
 
 use super::rows::{RowSink, Rows, SinkError, StopReason};
-use super::systems::FirstOrder;
 use super::{trajectory, Bands, Ctx, RunConfig, RunError, Summary};
-use crate::backend::{failure_cause, Work};
-use crate::integrate::{self, Cause, Failure, Grid, Observer, Stop};
-use crate::model::{Init, Method, Model};
+use crate::integrate::{Failure, Grid, Observer, Stop};
+use crate::model::{Init, Model};
 use crate::plan::Layout;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,7 +32,7 @@ pub const BLOCK: usize = 256;
 
 /// Running mean and sum of squared deviations (Welford), mergeable (Chan et al.).
 #[derive(Clone, Copy, Debug, Default)]
-struct Moments {
+pub(super) struct Moments {
     n: f64,
     mean: f64,
     m2: f64,
@@ -71,25 +69,25 @@ impl Moments {
 
 /// Where a block's rows go: straight to the run's sink (a single
 /// trajectory), or into the block's moments per output time.
-enum Out<'s> {
+pub(super) enum Out<'s> {
     Stream(&'s mut dyn RowSink),
     Moments(Accumulate),
 }
 
 /// The moments of a block's rows, per output row and column (without `t`).
 #[derive(Default)]
-struct Accumulate {
-    moments: Vec<Vec<Moments>>,
-    times: Vec<f64>,
+pub(super) struct Accumulate {
+    pub(super) moments: Vec<Vec<Moments>>,
+    pub(super) times: Vec<f64>,
     /// The output row the next row goes to.
-    row: usize,
+    pub(super) row: usize,
     width: usize,
     /// Whether each row goes to the next output time (one particle's
     /// trajectory) or all rows to the same one (every particle at one time).
     advance: bool,
     /// Every particle's row, per output row (particle after particle), when
     /// this block is part of the sample that quantile bands are taken from.
-    sample: Option<Vec<Vec<f64>>>,
+    pub(super) sample: Option<Vec<Vec<f64>>>,
     /// How many of the block's particles (its first ones) the sample holds.
     sample_limit: usize,
 }
@@ -123,23 +121,24 @@ impl RowSink for Out<'_> {
 }
 
 /// What a block computed.
-struct BlockResult {
-    moments: Vec<Vec<Moments>>,
+pub(super) struct BlockResult {
+    pub(super) moments: Vec<Vec<Moments>>,
     /// The block's rows, when it is part of the sample of the quantile bands.
-    sample: Option<Vec<Vec<f64>>>,
-    times: Vec<f64>,
-    finals: Vec<Vec<f64>>,
-    steps: usize,
+    pub(super) sample: Option<Vec<Vec<f64>>>,
+    pub(super) times: Vec<f64>,
+    /// Every particle's last row, without `t`.
+    pub(super) finals: Vec<Vec<f64>>,
+    pub(super) steps: usize,
     rejected: usize,
     /// The summary of a single trajectory's rows.
-    summary: Summary,
+    pub(super) summary: Summary,
     /// The first failure in the block: particle, output rows it completed, failure,
     /// and why the run was stopped if it was.
-    failure: Option<(usize, usize, Failure, Option<StopReason>)>,
+    pub(super) failure: Option<(usize, usize, Failure, Option<StopReason>)>,
 }
 
 /// The initial state of a particle, drawn from its stream.
-fn initial_state(model: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
+pub(super) fn initial_state(model: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
     let env = model.env();
     let a = &model.arena;
     model
@@ -161,31 +160,24 @@ fn initial_state(model: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
 }
 
 /// The stream of particle `p`.
-fn stream(seed: u64, p: usize) -> ChaCha8Rng {
+pub(super) fn stream(seed: u64, p: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(p as u64);
     rng
 }
 
-/// The noise matrix `√(2T) g^{-1/2}` of a Langevin run, at the parameters' values.
-fn noise_scale(ctx: &Ctx<'_>) -> Result<Vec<f64>, RunError> {
-    let model = ctx.model;
-    let env = model.env();
-    let t = model.temperature.map(|t| model.arena.eval(t, &env)).unwrap_or(0.0);
-    let g: Option<Vec<f64>> =
-        model.metric.as_ref().map(|g| g.iter().flatten().map(|&x| model.arena.eval(x, &env)).collect());
-    integrate::noise_scale(t, g.as_deref(), ctx.k.n).map_err(RunError::Setup)
-}
-
 /// Runs every particle of the plan and writes the rows: a single
 /// trajectory's as they come, an ensemble's means and standard deviations
-/// at the end. `Summary::finals` holds every particle's final state.
+/// at the end. `Summary::finals` holds every particle's final row (without `t`).
 pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunError> {
-    let scale = if ctx.cfg.method == Method::Em { Some(noise_scale(ctx)?) } else { None };
+    let stochastic = crate::plan::spec(ctx.cfg.method).stochastic;
     let width = ctx.plan.trajectory_columns.len() - 1;
-    let block = |range: std::ops::Range<usize>, out: Out<'_>| match &scale {
-        Some(s) => langevin_block(ctx, range, s, out),
-        None => deterministic_block(ctx, range, out),
+    let block = |range: std::ops::Range<usize>, out: Out<'_>| {
+        if stochastic {
+            super::langevin::block(ctx, range, out)
+        } else {
+            deterministic_block(ctx, range, out)
+        }
     };
     let Layout::Ensemble { particles } = ctx.plan.layout else {
         let r = block(0..1, Out::Stream(sink));
@@ -202,7 +194,7 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
         let sample = (sample_limit > 0).then(Vec::new);
         Out::Moments(Accumulate { width, advance, sample, sample_limit, ..Accumulate::default() })
     };
-    let deterministic = scale.is_none();
+    let deterministic = !stochastic;
     let results: Vec<BlockResult> = (0..particles.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| block(b * BLOCK..((b + 1) * BLOCK).min(particles), moments(deterministic, b)))
@@ -309,7 +301,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
-/// Rows that also keep the last state handed to them.
+/// Rows that also keep the last row written, without `t`.
 struct KeepLast<'r, 'a> {
     rows: Rows<'a>,
     last: &'r mut Vec<f64>,
@@ -317,9 +309,10 @@ struct KeepLast<'r, 'a> {
 
 impl Observer for KeepLast<'_, '_> {
     fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
+        let r = self.rows.row(t, y);
         self.last.clear();
-        self.last.extend_from_slice(y);
-        self.rows.row(t, y)
+        self.last.extend_from_slice(&self.rows.last_row()[1..]);
+        r
     }
 
     fn sees_steps(&self) -> bool {
@@ -375,7 +368,7 @@ fn deterministic_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Ou
     res
 }
 
-fn empty_result() -> BlockResult {
+pub(super) fn empty_result() -> BlockResult {
     BlockResult {
         moments: vec![],
         sample: None,
@@ -386,104 +379,4 @@ fn empty_result() -> BlockResult {
         summary: Summary::default(),
         failure: None,
     }
-}
-
-/// The whole block one Euler–Maruyama step at a time.
-fn langevin_block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, scale: &[f64], mut out: Out<'_>) -> BlockResult {
-    let (k, cfg) = (ctx.k, ctx.cfg);
-    let n = k.n;
-    let count = range.len();
-    let mut rngs: Vec<ChaCha8Rng> = range.clone().map(|p| stream(cfg.seed, p)).collect();
-    let mut theta: Vec<f64> = rngs.iter_mut().flat_map(|r| initial_state(ctx.model, r)).collect();
-    let mut noise = vec![0.0; theta.len()];
-    let mut xi = vec![0.0; n];
-    let mut res = empty_result();
-    let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
-    let steps = match grid.steps() {
-        Ok(s) => s,
-        Err(c) => {
-            res.failure = Some((range.start, 0, Failure { t: cfg.t0, state: theta[..n].to_vec(), cause: c }, None));
-            return res;
-        }
-    };
-    let block_step = k.em_block();
-    let mut rust_twin = FirstOrder { k, work: Work::default(), draws: None };
-    // A batched em run is one particle (`Plan::with_batch`): one minibatch per step.
-    let mut draws = ctx.plan.batch.map(|b| crate::batch::Draws::new(b, cfg.seed, range.start));
-    let mut summary = Summary::default();
-    // Writes every particle's row at time `t`; `Err` when the sink stopped the run.
-    let mut record = |out: &mut Out<'_>, t: f64, theta: &[f64], written: &mut usize| -> Result<(), StopReason> {
-        if let Out::Moments(a) = out {
-            a.row = a.moments.len();
-        }
-        let mut rows = Rows::new(ctx.plan, k, out, super::Control::default(), false);
-        for y in theta.chunks(n) {
-            // Moments never refuse a row; a stream may.
-            if rows.row(t, y).is_err() {
-                return Err(rows.stop.take().expect("a stopped row says why"));
-            }
-        }
-        *written += 1;
-        summary.rows += rows.summary.rows;
-        summary.final_energy = rows.summary.final_energy;
-        summary.final_grad_norm = rows.summary.final_grad_norm;
-        Ok(())
-    };
-    let mut written = 0;
-    if let Err(stop) = record(&mut out, grid.t0, &theta, &mut written) {
-        res.failure = Some((
-            range.start,
-            0,
-            Failure { t: grid.t0, state: theta[..n].to_vec(), cause: Cause::Stopped },
-            Some(stop),
-        ));
-    }
-    for step in 0..steps {
-        if res.failure.is_some() {
-            break;
-        }
-        let t = grid.time(step, steps);
-        if ctx.control.interrupted() {
-            let f = Failure { t, state: theta[..n].to_vec(), cause: Cause::Stopped };
-            res.failure = Some((range.start, written, f, Some(StopReason::Interrupted)));
-            break;
-        }
-        let h = grid.time(step + 1, steps) - t;
-        let sh = h.sqrt();
-        for (p, rng) in rngs.iter_mut().enumerate() {
-            for x in xi.iter_mut() {
-                *x = rng.sample::<f64, _>(StandardNormal);
-            }
-            integrate::em_noise(scale, sh, &xi, &mut noise[p * n..(p + 1) * n]);
-        }
-        if let Some(d) = draws.as_mut() {
-            d.next();
-        }
-        let moved = match &block_step {
-            Some(f) => f.call(t, h, &mut theta, &noise, k.params()).map_err(|(i, c)| (i, failure_cause(k.kind, c))),
-            None => integrate::em_block_step(&mut rust_twin, t, h, &mut theta, &noise),
-        };
-        if let Err((i, cause)) = moved {
-            let state = theta[i * n..(i + 1) * n].to_vec();
-            res.failure = Some((range.start + i, written, Failure { t, state, cause }, None));
-            break;
-        }
-        res.steps = step + 1;
-        ctx.control.add_progress(count);
-        if grid.is_output(step + 1, steps) {
-            let t_out = grid.time(step + 1, steps);
-            if let Err(stop) = record(&mut out, t_out, &theta, &mut written) {
-                let f = Failure { t: t_out, state: theta[..n].to_vec(), cause: Cause::Stopped };
-                res.failure = Some((range.start, written, f, Some(stop)));
-            }
-        }
-    }
-    res.summary = summary;
-    res.finals = theta.chunks(n.max(1)).map(|c| c.to_vec()).collect();
-    if let Out::Moments(a) = out {
-        res.moments = a.moments;
-        res.times = a.times;
-        res.sample = a.sample;
-    }
-    res
 }

@@ -15,6 +15,7 @@
 //! [`RunError`].
 
 mod ensemble;
+mod langevin;
 mod rows;
 mod settings;
 mod systems;
@@ -44,7 +45,7 @@ pub struct Summary {
     pub final_energy: f64,
     pub final_grad_norm: Option<f64>,
     /// Ensembles: the number of particles, the final mean of every column,
-    /// and every particle's final state.
+    /// and every particle's final row, every column but `t`.
     pub particles: usize,
     pub final_means: Vec<(String, f64)>,
     pub finals: Vec<Vec<f64>>,

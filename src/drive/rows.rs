@@ -48,6 +48,52 @@ pub(crate) struct Rows<'a> {
     every_step: bool,
     /// Why the run was stopped, if it was.
     pub stop: Option<StopReason>,
+    /// The work and heat of a time-dependent or stochastic model's trajectory.
+    ledger: Option<Ledger>,
+}
+
+/// A trajectory's account of work and heat (docs/numerics.md §Work and heat):
+/// the work `∫ P dt` of the power `P` (`∂E/∂t`, or `−∂L/∂t + Q·q'`), taken at
+/// the midpoint of every step (the Stratonovich convention), and the energy at
+/// the start, so that `heat = work − (energy − energy₀)` holds row by row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ledger {
+    pub work: f64,
+    energy0: Option<f64>,
+    /// The last state seen, and its time.
+    prev: Option<(f64, Vec<f64>)>,
+    mid: Vec<f64>,
+    out: Vec<f64>,
+}
+
+impl Ledger {
+    /// Adds the work of the step from the last state seen to `(t, y)`.
+    pub(crate) fn advance(&mut self, k: &Kernels, work: &mut Work, t: f64, y: &[f64]) {
+        // No power kernel: no explicit time dependence and no force, so no work.
+        if !k.has(Kernel::Power) {
+            return;
+        }
+        let Some((t0, y0)) = &mut self.prev else {
+            self.prev = Some((t, y.to_vec()));
+            return;
+        };
+        let h = t - *t0;
+        if h != 0.0 {
+            self.mid.clear();
+            self.mid.extend(y0.iter().zip(y).map(|(a, b)| 0.5 * (a + b)));
+            self.out.resize(1, 0.0);
+            k.eval_at(Kernel::Power, *t0 + 0.5 * h, &self.mid, &mut self.out, work);
+            self.work += h * self.out[0];
+        }
+        *t0 = t;
+        y0.copy_from_slice(y);
+    }
+
+    /// `work` and `heat` at a row whose energy is `energy`.
+    fn columns(&mut self, energy: f64) -> [f64; 2] {
+        let e0 = *self.energy0.get_or_insert(energy);
+        [self.work, self.work - (energy - e0)]
+    }
 }
 
 impl<'a> Rows<'a> {
@@ -70,12 +116,55 @@ impl<'a> Rows<'a> {
             conservative: plan.conservative,
             every_step: plan.conservative && plan.kind == ModelKind::Lagrangian && every_step,
             stop: None,
+            ledger: plan.thermo.then(Ledger::default),
         }
+    }
+
+    /// The last row handed to the sink.
+    pub(crate) fn last_row(&self) -> &[f64] {
+        &self.row
+    }
+
+    /// Writes the row of a particle whose work is kept in `ledger` (the
+    /// particles of a Langevin block, which advance their own ledgers).
+    pub(crate) fn row_with(&mut self, t: f64, y: &[f64], ledger: &mut Ledger) -> Result<(), Stop> {
+        let own = self.ledger.replace(std::mem::take(ledger));
+        let r = self.write(t, y);
+        *ledger = std::mem::replace(&mut self.ledger, own).unwrap_or_default();
+        r
     }
 }
 
 impl Observer for Rows<'_> {
     fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
+        if let Some(l) = &mut self.ledger {
+            l.advance(self.k, &mut self.work, t, y);
+        }
+        self.write(t, y)
+    }
+
+    fn sees_steps(&self) -> bool {
+        self.every_step || (self.ledger.is_some() && self.k.has(Kernel::Power))
+    }
+
+    /// A step between rows: its work, and `H` for its drift.
+    fn step(&mut self, t: f64, y: &[f64]) {
+        if let Some(l) = &mut self.ledger {
+            l.advance(self.k, &mut self.work, t, y);
+        }
+        if !self.every_step {
+            return;
+        }
+        let kernel = if self.k.has(Kernel::Energy) { Kernel::Energy } else { Kernel::Row };
+        self.out.resize(self.k.outputs(kernel), 0.0);
+        self.k.eval_at(kernel, t, y, &mut self.out, &mut self.work);
+        self.drift(self.out[0]);
+    }
+}
+
+impl Rows<'_> {
+    /// Computes and writes the row at `(t, y)`; the ledger is already advanced.
+    fn write(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
         let n = self.k.n;
         let extra = if self.kind == ModelKind::Energy { n } else { 0 };
         self.out.resize(self.k.outputs(Kernel::Row), 0.0);
@@ -93,6 +182,9 @@ impl Observer for Rows<'_> {
             self.drift(energy);
         }
         self.row.extend_from_slice(&self.out[1 + extra..]);
+        if let Some(l) = &mut self.ledger {
+            self.row.extend_from_slice(&l.columns(energy));
+        }
         self.summary.final_energy = energy;
         self.summary.rows += 1;
         if let Err(e) = self.sink.row(&self.row) {
@@ -107,20 +199,6 @@ impl Observer for Rows<'_> {
         Ok(())
     }
 
-    fn sees_steps(&self) -> bool {
-        self.every_step
-    }
-
-    /// A step between rows: only `H`, for its drift.
-    fn step(&mut self, t: f64, y: &[f64]) {
-        let kernel = if self.k.has(Kernel::Energy) { Kernel::Energy } else { Kernel::Row };
-        self.out.resize(self.k.outputs(kernel), 0.0);
-        self.k.eval_at(kernel, t, y, &mut self.out, &mut self.work);
-        self.drift(self.out[0]);
-    }
-}
-
-impl Rows<'_> {
     /// Takes `H` at one more step into the drift.
     fn drift(&mut self, energy: f64) {
         let d = self.summary.energy_drift.get_or_insert(Drift { h0: energy, max_abs: 0.0 });

@@ -62,6 +62,176 @@ pub fn em_block_step(
     Ok(())
 }
 
+/// `B` with `B Bᵀ = A` for a symmetric positive semidefinite matrix `A` (row-major
+/// `n × n`): `U diag(√λ) Uᵀ` from its eigen-decomposition. Eigenvalues down to
+/// `−1e-12·max|λ|` count as zero (a friction on some coordinates only); below that, or
+/// with a non-finite entry, `A` is not a friction matrix.
+pub fn psd_sqrt(a: &[f64], n: usize) -> Result<Vec<f64>, Cause> {
+    if a.len() != n * n || !a.iter().all(|v| v.is_finite()) {
+        return Err(Cause::Invalid("the friction matrix Γ has a non-finite entry".into()));
+    }
+    let (values, vectors) = linalg::symmetric_eigen(a, n);
+    let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    if let Some(l) = values.iter().find(|&&l| l < -1e-12 * largest) {
+        return Err(Cause::Invalid(format!(
+            "the friction matrix Γ = ∂²R/∂q'∂q' is not positive semidefinite (eigenvalue {}): \
+             the dissipation would feed energy in",
+            crate::sym::fmt_float(*l)
+        )));
+    }
+    let roots: Vec<f64> = values.iter().map(|l| l.max(0.0).sqrt()).collect();
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            out[i * n + j] = (0..n).map(|k| vectors[i * n + k] * roots[k] * vectors[j * n + k]).sum();
+        }
+    }
+    Ok(out)
+}
+
+/// The exact Ornstein–Uhlenbeck step of BAOAB's velocities over a step `h`,
+/// `v ← C v + √T S ξ`, for constant `M` and `Γ` (docs/numerics.md §BAOAB): with
+/// `A = M^{-1/2} Γ M^{-1/2} = U Λ Uᵀ`, `C = M^{-1/2} U e^{−hΛ} Uᵀ M^{1/2}` and
+/// `S = M^{-1/2} U (1 − e^{−2hΛ})^{1/2} Uᵀ`, so that `v ~ N(0, T M⁻¹)` is kept exactly.
+/// Diagonal `M` and `Γ` are stored as vectors.
+#[derive(Clone, Debug)]
+pub struct OuStep {
+    n: usize,
+    diagonal: bool,
+    c: Vec<f64>,
+    s: Vec<f64>,
+}
+
+impl OuStep {
+    /// The step for the row-major matrices `m` (positive definite) and `gamma`
+    /// (positive semidefinite).
+    pub fn new(m: &[f64], gamma: &[f64], n: usize, h: f64) -> Result<OuStep, Cause> {
+        let diagonal = (0..n).all(|i| (0..n).all(|j| i == j || (m[i * n + j] == 0.0 && gamma[i * n + j] == 0.0)));
+        if diagonal {
+            let d = |x: &[f64]| (0..n).map(|i| x[i * n + i]).collect::<Vec<f64>>();
+            return OuStep::diagonal(&d(m), &d(gamma), h);
+        }
+        let m_inv_sqrt = linalg::inverse_sqrt(m, n)?;
+        let (mv, mvec) = linalg::symmetric_eigen(m, n);
+        let mut m_sqrt = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                m_sqrt[i * n + j] = (0..n).map(|k| mvec[i * n + k] * mv[k].sqrt() * mvec[j * n + k]).sum();
+            }
+        }
+        let mul = |x: &[f64], y: &[f64]| -> Vec<f64> {
+            let mut z = vec![0.0; n * n];
+            for i in 0..n {
+                for k in 0..n {
+                    let xik = x[i * n + k];
+                    if xik != 0.0 {
+                        for j in 0..n {
+                            z[i * n + j] += xik * y[k * n + j];
+                        }
+                    }
+                }
+            }
+            z
+        };
+        let a = mul(&mul(&m_inv_sqrt, gamma), &m_inv_sqrt);
+        psd_sqrt(gamma, n)?;
+        let (lam, u) = linalg::symmetric_eigen(&a, n);
+        let spectral = |f: &dyn Fn(f64) -> f64| -> Vec<f64> {
+            let mut z = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    z[i * n + j] = (0..n).map(|k| u[i * n + k] * f(lam[k].max(0.0)) * u[j * n + k]).sum();
+                }
+            }
+            z
+        };
+        let decay = spectral(&|l| (-h * l).exp());
+        let spread = spectral(&|l| (1.0 - (-2.0 * h * l).exp()).max(0.0).sqrt());
+        let c = mul(&mul(&m_inv_sqrt, &decay), &m_sqrt);
+        let s = mul(&m_inv_sqrt, &spread);
+        Ok(OuStep { n, diagonal, c, s })
+    }
+
+    /// The step for diagonal `M` and `Γ`, given by their diagonals:
+    /// `c_i = e^{−hγ_i/m_i}`, `s_i = √((1 − c_i²)/m_i)`.
+    pub fn diagonal(m: &[f64], gamma: &[f64], h: f64) -> Result<OuStep, Cause> {
+        let n = m.len();
+        let mut c = Vec::with_capacity(n);
+        let mut s = Vec::with_capacity(n);
+        for (&mi, &gi) in m.iter().zip(gamma) {
+            if !(mi > 0.0 && mi.is_finite()) {
+                return Err(Cause::SingularMassMatrix);
+            }
+            if !(gi >= 0.0 && gi.is_finite()) {
+                return Err(Cause::Invalid(format!(
+                    "the friction Γ has a negative or non-finite entry ({}) on its diagonal: \
+                     the dissipation would feed energy in",
+                    crate::sym::fmt_float(gi)
+                )));
+            }
+            let e = (-h * gi / mi).exp();
+            c.push(e);
+            s.push(((1.0 - e * e) / mi).max(0.0).sqrt());
+        }
+        Ok(OuStep { n, diagonal: true, c, s })
+    }
+
+    /// `v ← C v + √T S ξ`, with `tmp` of length `n`.
+    pub fn apply(&self, sqrt_t: f64, v: &mut [f64], xi: &[f64], tmp: &mut [f64]) {
+        let n = self.n;
+        if self.diagonal {
+            for i in 0..n {
+                v[i] = self.c[i] * v[i] + sqrt_t * self.s[i] * xi[i];
+            }
+            return;
+        }
+        for (i, out) in tmp[..n].iter_mut().enumerate() {
+            let row_c = &self.c[i * n..(i + 1) * n];
+            let row_s = &self.s[i * n..(i + 1) * n];
+            *out = row_c.iter().zip(&*v).map(|(a, b)| a * b).sum::<f64>()
+                + sqrt_t * row_s.iter().zip(xi).map(|(a, b)| a * b).sum::<f64>();
+        }
+        v.copy_from_slice(&tmp[..n]);
+    }
+}
+
+/// One BAOAB step of one particle (Leimkuhler–Matthews; docs/numerics.md §BAOAB):
+/// half kick, half drift, the exact OU step, half drift, half kick. `a` holds the
+/// acceleration `M⁻¹F(q, t)` at the step's start on entry and at its end on exit, so a
+/// step costs one evaluation of `accel`.
+#[allow(clippy::too_many_arguments)]
+pub fn baoab_step(
+    accel: &mut impl FnMut(f64, &[f64], &mut [f64]) -> Result<(), Cause>,
+    ou: &OuStep,
+    sqrt_t: f64,
+    t: f64,
+    h: f64,
+    q: &mut [f64],
+    v: &mut [f64],
+    a: &mut [f64],
+    xi: &[f64],
+    tmp: &mut [f64],
+) -> Result<(), Cause> {
+    let n = q.len();
+    for i in 0..n {
+        v[i] += 0.5 * h * a[i];
+        q[i] += 0.5 * h * v[i];
+    }
+    ou.apply(sqrt_t, v, xi, tmp);
+    for i in 0..n {
+        q[i] += 0.5 * h * v[i];
+    }
+    accel(t + h, q, a)?;
+    for i in 0..n {
+        v[i] += 0.5 * h * a[i];
+    }
+    if q.iter().chain(&*v).all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(Cause::NonFinite)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{gradient_flow_system, GradientSystem};
@@ -220,5 +390,61 @@ mod tests {
         assert_eq!(err.0, 1);
         assert_eq!(theta[0], 0.8);
         assert_eq!(theta[2], 3.0);
+    }
+
+    #[test]
+    fn the_ou_step_keeps_the_maxwell_distribution_exactly() {
+        // C (T M⁻¹) Cᵀ + T S Sᵀ = T M⁻¹ for full M and Γ (Γ singular: friction on one
+        // combination only), and C → I − h M⁻¹Γ for a small step.
+        let n = 3;
+        let m = [2.0, 0.3, 0.1, 0.3, 1.0, 0.2, 0.1, 0.2, 1.5];
+        let gamma = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.5];
+        let m_inv = {
+            let f = linalg::factor(&m, n).unwrap();
+            let mut inv = vec![0.0; 9];
+            for j in 0..n {
+                let mut e = vec![0.0; n];
+                e[j] = 1.0;
+                f.solve(&mut e);
+                for i in 0..n {
+                    inv[i * n + j] = e[i];
+                }
+            }
+            inv
+        };
+        for h in [0.01, 0.7, 5.0] {
+            let ou = OuStep::new(&m, &gamma, n, h).unwrap();
+            assert!(!ou.diagonal);
+            let mut cov = vec![0.0; 9];
+            for i in 0..n {
+                for j in 0..n {
+                    let mut x = 0.0;
+                    for k in 0..n {
+                        x += ou.s[i * n + k] * ou.s[j * n + k];
+                        for l in 0..n {
+                            x += ou.c[i * n + k] * m_inv[k * n + l] * ou.c[j * n + l];
+                        }
+                    }
+                    cov[i * n + j] = x;
+                }
+            }
+            for (a, b) in cov.iter().zip(&m_inv) {
+                assert!((a - b).abs() < 1e-12, "h = {h}: {cov:?} vs {m_inv:?}");
+            }
+        }
+        let h = 1e-4;
+        let ou = OuStep::new(&m, &gamma, n, h).unwrap();
+        let mut mg = [0.0; 9];
+        for i in 0..n {
+            for j in 0..n {
+                mg[i * n + j] = (0..n).map(|k| m_inv[i * n + k] * gamma[k * n + j]).sum();
+            }
+        }
+        for (i, (c, g)) in ou.c.iter().zip(mg).enumerate() {
+            let id = if i % 4 == 0 { 1.0 } else { 0.0 };
+            assert!((c - (id - h * g)).abs() < 1e-7, "{:?}", ou.c);
+        }
+        // A friction that feeds energy in is refused.
+        assert!(OuStep::new(&m, &[1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0], n, 0.1).is_err());
     }
 }

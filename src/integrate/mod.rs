@@ -29,7 +29,7 @@ pub use self::explicit::{euler, rk4};
 pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow};
 pub use self::implicit::{canonical_midpoint, midpoint};
 pub use self::lagrangian::{lagrangian_system, FirstOrderLagrangian};
-pub use self::langevin::{em_block_step, em_noise, noise_scale};
+pub use self::langevin::{baoab_step, em_block_step, em_noise, noise_scale, psd_sqrt, OuStep};
 pub use self::variational::variational;
 pub use self::verlet::verlet;
 

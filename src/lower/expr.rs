@@ -28,6 +28,21 @@ impl Lowerer<'_> {
         Ok(x)
     }
 
+    /// Lowers an expression that may depend on time and parameters but not on
+    /// the state: a schedule such as a temperature `T0/log(2 + t)`.
+    pub(super) fn schedule(&mut self, e: &Expr, what: &str) -> Lowered {
+        let x = self.expr(e)?;
+        if self.arena.depends(x, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi | SymKind::Time)) {
+            self.err(
+                Diagnostic::new(e.span, format!("{what} must not depend on the state"))
+                    .label("this depends on a coordinate, a velocity or a state variable")
+                    .help("use numbers, pi, params and t here (an annealing schedule such as `T0/log(2 + t)`)"),
+            );
+            return Err(());
+        }
+        Ok(x)
+    }
+
     /// Lowers an expression into the arena.
     pub(super) fn expr(&mut self, e: &Expr) -> Lowered {
         match &e.kind {

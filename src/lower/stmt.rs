@@ -128,6 +128,7 @@ impl Lowerer<'_> {
                     if !self.wrong_kind(s, ModelKind::Lagrangian) {
                         if let Ok(x) = self.expr(e) {
                             dissipation = Some((x, e.span));
+                            spans.dissipation = Some(e.span);
                         }
                     }
                 }
@@ -157,10 +158,9 @@ impl Lowerer<'_> {
                     }
                 }
                 StmtKind::Temperature(e) => {
-                    if self.kind == ModelKind::Lagrangian && self.kind_stmt.is_some() {
-                        self.wrong_kind(s, ModelKind::Energy);
-                    } else if let Ok(x) = self.constant(e, "the temperature") {
-                        temperature = Some(x);
+                    if let Ok(x) = self.schedule(e, "the temperature") {
+                        temperature = Some((x, s.keyword));
+                        spans.temperature = Some(e.span);
                     }
                 }
                 StmtKind::Observe(id, e) => {
@@ -221,6 +221,15 @@ impl Lowerer<'_> {
                 );
             }
         }
+        if let (ModelKind::Lagrangian, Some((_, kw)), None) = (self.kind, temperature, dissipation) {
+            self.err(
+                Diagnostic::new(kw, "a temperature needs a `dissipation`")
+                    .label("no friction, no thermostat: the noise would heat the system without end")
+                    .help(
+                        "add a Rayleigh dissipation quadratic in the velocities, e.g. `dissipation = 1/2*gamma*x'^2`",
+                    ),
+            );
+        }
         let main = match self.kind {
             ModelKind::Lagrangian => lagrangian,
             ModelKind::Energy => energy,
@@ -239,7 +248,7 @@ impl Lowerer<'_> {
             forces: if self.kind == ModelKind::Lagrangian { force_list } else { vec![] },
             energy,
             metric: metric.map(|(g, _)| g),
-            temperature,
+            temperature: temperature.map(|(x, _)| x),
             observes,
             init,
             init_velocity,

@@ -33,7 +33,8 @@ pub struct PlotInfo {
     pub kind: ModelKind,
     /// The coordinate (or state) names, as written in the columns.
     pub vars: Vec<String>,
-    /// The temperature of a Langevin model, if any.
+    /// The temperature of a Langevin model whose Gibbs density is stationary (neither
+    /// its energy nor its temperature depends on time), if any.
     pub temperature: Option<f64>,
     /// A Lagrangian model whose `H` is conserved (no dissipation, no forces, no explicit
     /// `t`): its energy panel shows the relative error of `H`, others `H − H_min` or `E − E_min`.
@@ -45,11 +46,16 @@ impl PlotInfo {
     pub fn of(model: &Model, plan: &Plan) -> PlotInfo {
         let env = model.env();
         let conservative = plan.conservative && model.temperature.is_none();
+        let a = &model.arena;
+        let timed = [model.energy, model.lagrangian, model.temperature]
+            .into_iter()
+            .flatten()
+            .any(|e| a.depends(e, |k| k == crate::sym::SymKind::Time));
         PlotInfo {
             model: model.name.clone(),
             kind: model.kind,
             vars: model.vars.iter().map(|v| v.name.clone()).collect(),
-            temperature: model.temperature.map(|t| model.arena.eval(t, &env)),
+            temperature: model.temperature.filter(|_| !timed).map(|t| model.arena.eval(t, &env)),
             conservative,
         }
     }
