@@ -14,12 +14,14 @@
 //! failed run has written every row computed before it and says so in a typed
 //! [`RunError`].
 
+mod boundary;
 mod ensemble;
 mod rows;
 mod settings;
 mod systems;
 mod trajectory;
 
+pub use boundary::{solve, SolveConfig, SolveError, SolveSummary};
 pub use ensemble::{BAND_QUANTILES, BLOCK};
 pub use rows::{RowSink, SinkError};
 pub use settings::{RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL};
