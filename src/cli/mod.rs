@@ -103,8 +103,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// The path between the model's `init` positions and `--to` that makes the action stationary.
     #[command(after_help = "Examples:\n  \
-        lagc solve examples/pendulum_bvp.lag --to \"th=2\" --t-end 3 --out path.csv --plot path.svg\n  \
-        lagc solve examples/pendulum_bvp.lag --to \"th=2\" --t-end 3 --guess swing.csv --steps 2000\n\n\
+        lagc solve examples/pendulum_bvp.lag --to th=1 --out narrow.csv --plot narrow.svg\n  \
+        lagc solve examples/double_pendulum.lag --to th1=0.5,th2=-0.5 --t-end 0.5 --steps 500 --out dp_bvp.csv\n\n\
         Columns: as `lagc run` writes them. Exit status 3 when there is no isolated solution \
         (Newton does not converge, or the endpoints are conjugate points).")]
     Solve(Box<solve_cmd::SolveArgs>),
