@@ -100,8 +100,14 @@ fn the_double_pendulum_path_ends_where_asked_and_satisfies_the_equations() {
         "dp_shoot",
         &std::fs::read_to_string(example("double_pendulum"))
             .unwrap()
-            .replace("init th1 = 1, th2 = 0.5", &format!("init th1 = 1, th2 = 0.5, th1' = {}, th2' = {}", rows[0][3], rows[0][4]))
-            .replace("simulate t_end = 20, dt = 1e-3, method = variational", "simulate t_end = 0.5, dt = 1e-4, method = rk4"),
+            .replace(
+                "init th1 = 1, th2 = 0.5",
+                &format!("init th1 = 1, th2 = 0.5, th1' = {}, th2' = {}", rows[0][3], rows[0][4]),
+            )
+            .replace(
+                "simulate t_end = 20, dt = 1e-3, method = variational",
+                "simulate t_end = 0.5, dt = 1e-4, method = rk4",
+            ),
     );
     let out = lagc(&["run", &shoot, "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{start}: {}", text(&out.stderr));
@@ -146,7 +152,8 @@ fn conjugate_endpoints_fail_with_status_3_and_leave_no_file() {
         assert!(!out_path.exists());
     }
     // A quarter period is fine: x = cos t + ½ sin t reaches 0.5 at T = π/2.
-    let out = lagc(&["solve", &m, "--to", "x=0.5", "--t-end", "1.5707963267948966", "--out", out_path.to_str().unwrap()]);
+    let out =
+        lagc(&["solve", &m, "--to", "x=0.5", "--t-end", "1.5707963267948966", "--out", out_path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (_, rows) = read_csv(&out_path);
     let worst = rows.iter().fold(0.0_f64, |m, r| m.max((r[1] - (r[0].cos() + 0.5 * r[0].sin())).abs()));

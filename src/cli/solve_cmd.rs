@@ -111,7 +111,10 @@ fn read_guess(path: &Path, model: &Model, t0: f64, t_end: f64, steps: usize) -> 
         let c = table.column(&v.name).ok_or_else(|| format!("{flag}: the file has no column `{}`", v.name))?;
         columns.push(&c.values);
     }
-    if t.len() < 2 || t.windows(2).any(|w| !(w[1] > w[0])) || t.iter().any(|x| !x.is_finite()) {
+    if t.len() < 2
+        || t.windows(2).any(|w| w[1].partial_cmp(&w[0]) != Some(std::cmp::Ordering::Greater))
+        || t.iter().any(|x| !x.is_finite())
+    {
         return Err(format!("{flag}: the `t` column must be at least two finite, increasing times"));
     }
     let (first, last) = (t[0], t[t.len() - 1]);
@@ -181,11 +184,12 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         Ok(d) => d,
         Err(m) => return usage(&m),
     };
-    let inputs: Vec<(&str, &Path)> = [("model file", Some(args.file.as_path())), ("--guess file", args.guess.as_deref())]
-        .into_iter()
-        .filter_map(|(f, p)| Some((f, p?)))
-        .chain(data.iter().map(|(_, p)| ("--data file", p.as_path())))
-        .collect();
+    let inputs: Vec<(&str, &Path)> =
+        [("model file", Some(args.file.as_path())), ("--guess file", args.guess.as_deref())]
+            .into_iter()
+            .filter_map(|(f, p)| Some((f, p?)))
+            .chain(data.iter().map(|(_, p)| ("--data file", p.as_path())))
+            .collect();
     let outputs: Vec<(&str, &Path)> = [("--out", &args.out), ("--plot", &args.plot)]
         .into_iter()
         .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
@@ -224,12 +228,12 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         Ok(cfg) => cfg,
         Err(m) => return usage(&m.to_string()),
     };
-    if !(cfg.t_end > cfg.t0) {
+    if cfg.t_end <= cfg.t0 {
         return usage(&format!("--t-end {} must be after t0 = {}", fmt_float(cfg.t_end), fmt_float(cfg.t0)));
     }
     cfg.dt = (cfg.t_end - cfg.t0) / steps as f64;
     cfg.every = 1;
-    if !(cfg.dt > 0.0) || cfg.t0 + cfg.dt == cfg.t0 {
+    if cfg.dt.is_nan() || cfg.dt <= 0.0 || cfg.t0 + cfg.dt == cfg.t0 {
         return usage(&format!("--steps {steps}: the steps are too small to tell the times apart"));
     }
     if let Some(code) = super::refuse(&c, Method::Variational) {

@@ -65,11 +65,9 @@ pub fn solve(
     let mut sys = PointSystem { k, work: Work::default() };
     let solution = integrate::stationary_action(&mut sys, &ends, cfg.guess.as_deref()).map_err(|error| {
         let state = match &error {
-            BoundaryError::Failed { state, .. } => plan.trajectory_columns[1..=state.len()]
-                .iter()
-                .cloned()
-                .zip(state.iter().copied())
-                .collect(),
+            BoundaryError::Failed { state, .. } => {
+                plan.trajectory_columns[1..=state.len()].iter().cloned().zip(state.iter().copied()).collect()
+            }
             _ => vec![],
         };
         SolveError::Numerical { error, state }

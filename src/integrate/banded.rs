@@ -91,7 +91,7 @@ impl Banded {
             }
             self.pivots[j] = p;
             let pivot = self.values[self.at(p, j)];
-            if !(pivot.abs() > PIVOT_RTOL * largest) {
+            if pivot.is_nan() || pivot.abs() <= PIVOT_RTOL * largest {
                 return Err(SingularAt { row: j });
             }
             let right = (j + kl + ku).min(m - 1);
@@ -123,15 +123,17 @@ impl Banded {
         for j in 0..m {
             b.swap(j, self.pivots[j]);
             let bj = b[j];
-            for i in j + 1..=(j + kl).min(m - 1) {
-                b[i] -= self.values[self.at(i, j)] * bj;
+            let last = (j + kl).min(m - 1);
+            for (i, bi) in b.iter_mut().enumerate().take(last + 1).skip(j + 1) {
+                *bi -= self.values[self.at(i, j)] * bj;
             }
         }
         for j in (0..m).rev() {
             b[j] /= self.values[self.at(j, j)];
             let bj = b[j];
-            for i in j.saturating_sub(kl + ku)..j {
-                b[i] -= self.values[self.at(i, j)] * bj;
+            let first = j.saturating_sub(kl + ku);
+            for (i, bi) in b.iter_mut().enumerate().take(j).skip(first) {
+                *bi -= self.values[self.at(i, j)] * bj;
             }
         }
     }

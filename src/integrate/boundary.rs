@@ -280,7 +280,7 @@ pub fn stationary_action(
             ends.end.len()
         )));
     }
-    if steps == 0 || !(ends.t_end > ends.t0) || !ends.h().is_finite() || ends.h() <= 0.0 {
+    if steps == 0 || ends.t_end <= ends.t0 || ends.t_end.is_nan() || !ends.h().is_finite() || ends.h() <= 0.0 {
         return Err(BoundaryError::Invalid(
             "a boundary-value problem needs t_end after t0 and at least one step".into(),
         ));
@@ -321,7 +321,12 @@ pub fn stationary_action(
             break;
         }
         if iterations == NEWTON_MAX_ITERATIONS {
-            return Err(BoundaryError::NoConvergence { iterations, residual: best_norm, scale: best_scale, stalled: false });
+            return Err(BoundaryError::NoConvergence {
+                iterations,
+                residual: best_norm,
+                scale: best_scale,
+                stalled: false,
+            });
         }
         if let Err(SingularAt { row }) = asm.jac.factor() {
             return Err(BoundaryError::Singular { t: time_of_row(ends, n, row) });
@@ -351,7 +356,12 @@ pub fn stationary_action(
             }
             None if best_norm <= 1e-10 * best_scale => break,
             None => {
-                return Err(BoundaryError::NoConvergence { iterations, residual: best_norm, scale: best_scale, stalled: true })
+                return Err(BoundaryError::NoConvergence {
+                    iterations,
+                    residual: best_norm,
+                    scale: best_scale,
+                    stalled: true,
+                })
             }
         }
     }
@@ -454,7 +464,8 @@ fn velocities(
         let qk = &q[k * n..(k + 1) * n];
         let pk = &p[k * n..(k + 1) * n];
         let vk = &mut v[k * n..(k + 1) * n];
-        let failed = |vk: &[f64], cause| BoundaryError::Failed { t, state: qk.iter().chain(vk).copied().collect(), cause };
+        let failed =
+            |vk: &[f64], cause| BoundaryError::Failed { t, state: qk.iter().chain(vk).copied().collect(), cause };
         let mut stop = Stopping::new();
         let mut done = false;
         for _ in 0..=super::implicit::NEWTON_MAX_ITERATIONS {

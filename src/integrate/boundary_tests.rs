@@ -26,8 +26,10 @@ fn oscillator_meets_its_closed_form_at_second_order() {
         errors.push((dq, dv));
         // The discrete solution is exactly A cos kφ + B sin kφ with tan(φ/2) = h/2.
         let phi = 2.0 * (e.h() / 2.0).atan();
-        let discrete = |k: usize| ((steps - k) as f64 * phi).sin() / (steps as f64 * phi).sin()
-            + 0.5 * (k as f64 * phi).sin() / (steps as f64 * phi).sin();
+        let discrete = |k: usize| {
+            ((steps - k) as f64 * phi).sin() / (steps as f64 * phi).sin()
+                + 0.5 * (k as f64 * phi).sin() / (steps as f64 * phi).sin()
+        };
         let off = (0..=steps).map(|k| (sol.q[k] - discrete(k)).abs()).fold(0.0, f64::max);
         assert!(off < 1e-13, "N = {steps}: {off:e} from the discrete closed form");
     }
@@ -115,8 +117,8 @@ fn the_jacobian_is_the_derivative_of_the_residual() {
         asm.assemble(&mut Anharmonic, &e, &up, false).unwrap();
         let r_up = asm.r.clone();
         asm.assemble(&mut Anharmonic, &e, &down, false).unwrap();
-        for row in 0..m {
-            let fd = (r_up[row] - asm.r[row]) / (2.0 * step);
+        for (row, (up, down)) in r_up.iter().zip(&asm.r).enumerate() {
+            let fd = (up - down) / (2.0 * step);
             worst = worst.max((fd - jac.get(row, c)).abs());
         }
     }
@@ -193,7 +195,7 @@ impl LagrangianSystem for LyingMass {
 #[test]
 fn newton_that_does_not_converge_says_its_residual() {
     let e = ends(1.0, 10, &[1.0], &[2.0]);
-    let err = stationary_action(&mut LyingMass, &e, Some(&vec![0.0; 11])).unwrap_err();
+    let err = stationary_action(&mut LyingMass, &e, Some(&[0.0; 11])).unwrap_err();
     match &err {
         BoundaryError::NoConvergence { iterations, residual, scale, .. } => {
             assert_eq!(*iterations, NEWTON_MAX_ITERATIONS);
