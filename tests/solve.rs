@@ -125,7 +125,7 @@ fn to_names_every_coordinate_once() {
         ("th1=1", "--to gives no end position for th2; give every coordinate, e.g. --to \"th1=0, th2=0\""),
         ("th1=1, th1=2, th2=0", "--to: `th1` is given twice"),
         ("th1=1, th2", "--to th2: expected NAME=VALUE"),
-        ("th1=1, th2=th1", "the value may use numbers, params and `pi`, not coordinates"),
+        ("th1=1, th2=th1", "the value may use numbers, params and `pi`, not the state or t"),
         ("th1=1, th2=1/0", "--to th2=1/0: `1/0` is not a number or an expression: division by zero"),
         ("th1=1, th2=1e400", "--to th2=1e400: the value must be a finite number"),
     ] {
@@ -191,7 +191,11 @@ fn bad_guesses_and_models_are_usage_errors() {
     let energy = model("bowl", "state x\nenergy = x^2\n");
     let out = lagc(&["solve", &energy, "--to", "x=1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("needs a Lagrangian model"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("gives the geodesic of its `metric`, and `bowl` has none"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = lagc(&["solve", &m, "--to", "x=1", "--steps", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -217,4 +221,44 @@ fn the_help_examples_run() {
         ran += 1;
     }
     assert!(ran >= 2, "{help}");
+}
+
+#[test]
+fn the_fisher_rao_geodesic_is_the_half_plane_geodesic() {
+    // In x = mu/√2 the metric is 2(dx² + dσ²)/σ²: geodesics are x = R tanh s, σ = R sech s
+    // with s linear in t; here R² = 3/4 and s runs from −a to a, tanh a = (1/√2)/R.
+    let r = 0.75_f64.sqrt();
+    let a = (std::f64::consts::FRAC_1_SQRT_2 / r).atanh();
+    let mut errors = vec![];
+    for steps in ["100", "200"] {
+        let out_path = scratch(&format!("fr{steps}.csv"));
+        let out = lagc(&[
+            "solve",
+            &example("fisher_rao_geodesic"),
+            "--to",
+            "mu=1, sigma=0.5",
+            "--t-end",
+            "1",
+            "--steps",
+            steps,
+            "--out",
+            out_path.to_str().unwrap(),
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        // The action is the squared length over 2T: (2√2 a)²/2 = 4a².
+        let s = action(&err);
+        assert!((s - 4.0 * a * a).abs() < 1e-3, "{s} against {}", 4.0 * a * a);
+        let (header, rows) = read_csv(&out_path);
+        assert_eq!(&header[..3], ["t", "mu", "sigma"]);
+        let worst = rows.iter().fold(0.0_f64, |m, row| {
+            let s = -a + 2.0 * a * row[0];
+            let (mu, sigma) = (std::f64::consts::SQRT_2 * r * s.tanh(), r / s.cosh());
+            m.max((row[1] - mu).abs()).max((row[2] - sigma).abs())
+        });
+        errors.push(worst);
+    }
+    eprintln!("Fisher–Rao geodesic errors at N = 100, 200: {errors:?}");
+    assert!(errors[1] < 1e-4, "{errors:?}");
+    assert!((errors[0] / errors[1] - 4.0).abs() < 0.3, "second order: {errors:?}");
 }

@@ -53,6 +53,10 @@ pub(crate) struct SolveArgs {
 /// The end positions of `--to`, in the order of the model's coordinates.
 fn parse_target(model: &Model, to: &str) -> Result<Vec<f64>, String> {
     let names: Vec<&str> = model.vars.iter().map(|v| v.name.as_str()).collect();
+    let what = match model.kind {
+        ModelKind::Lagrangian => "coordinate",
+        ModelKind::Energy => "state variable",
+    };
     let mut values: Vec<Option<f64>> = vec![None; names.len()];
     let mut scratch = model.clone();
     let env = model.env();
@@ -63,7 +67,7 @@ fn parse_target(model: &Model, to: &str) -> Result<Vec<f64>, String> {
             .ok_or_else(|| format!("--to {entry}: expected NAME=VALUE, e.g. --to \"{}=1\"", names[0]))?;
         let Some(i) = names.iter().position(|n| *n == name) else {
             return Err(format!(
-                "--to {entry}: the model has no coordinate `{name}`; its coordinates are: {}",
+                "--to {entry}: the model has no {what} `{name}`; its {what}s are: {}",
                 names.join(", ")
             ));
         };
@@ -78,7 +82,7 @@ fn parse_target(model: &Model, to: &str) -> Result<Vec<f64>, String> {
                 let state = |k: SymKind| !matches!(k, SymKind::Param(_) | SymKind::Pi);
                 if scratch.arena.depends(e, state) {
                     return Err(format!(
-                        "--to {entry}: the value may use numbers, params and `pi`, not coordinates, velocities or t"
+                        "--to {entry}: the value may use numbers, params and `pi`, not the state or t"
                     ));
                 }
                 scratch.arena.eval(e, &env)
@@ -92,7 +96,7 @@ fn parse_target(model: &Model, to: &str) -> Result<Vec<f64>, String> {
     let missing: Vec<&str> = names.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(n, _)| *n).collect();
     if !missing.is_empty() {
         return Err(format!(
-            "--to gives no end position for {}; give every coordinate, e.g. --to \"{}\"",
+            "--to gives no end position for {}; give every {what}, e.g. --to \"{}\"",
             missing.join(", "),
             names.iter().map(|n| format!("{n}=0")).collect::<Vec<_>>().join(", ")
         ));
@@ -202,16 +206,26 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         Some(s) => s,
         None => DEFAULT_STEPS,
     };
-    let c = match compile_file_for(&args.file, &sets, Some(Method::Variational), &data) {
+    // A Lagrangian model is solved over the `variational` plan's kernels (the
+    // Lagrangian point); an energy model's geodesic over its metric.
+    let mut c = match compile_file_for(&args.file, &sets, Some(Method::Variational), &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
+    if c.model.kind == ModelKind::Energy {
+        c = match compile_file_for(&args.file, &sets, Some(Method::Euler), &data) {
+            Ok(c) => c,
+            Err(e) => return report_load_error(&e),
+        };
+    }
+    let method = if c.model.kind == ModelKind::Energy { Method::Euler } else { Method::Variational };
     if let Err(m) = super::check_sets(&c, &sets).and_then(|_| super::check_data(&c, &data)) {
         return usage(&m);
     }
-    if c.model.kind == ModelKind::Energy {
+    if c.model.kind == ModelKind::Energy && c.model.metric.is_none() {
         return usage(&format!(
-            "`lagc solve` needs a Lagrangian model; `{}` is an energy model without a `metric` to measure paths by",
+            "`lagc solve` of an energy model gives the geodesic of its `metric`, and `{}` has none \
+             (without one the geodesic is the straight line); add `metric = …`, or solve a Lagrangian model",
             c.model.name
         ));
     }
@@ -223,7 +237,7 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         Ok(t) => t,
         Err(m) => return usage(&m),
     };
-    let opts = RunOptions { method: Some(Method::Variational), t_end: args.t_end, ..Default::default() };
+    let opts = RunOptions { method: Some(method), t_end: args.t_end, ..Default::default() };
     let mut cfg = match RunConfig::resolve(&c.model, &opts) {
         Ok(cfg) => cfg,
         Err(m) => return usage(&m.to_string()),
@@ -236,10 +250,10 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
     if cfg.dt.is_nan() || cfg.dt <= 0.0 || cfg.t0 + cfg.dt == cfg.t0 {
         return usage(&format!("--steps {steps}: the steps are too small to tell the times apart"));
     }
-    if let Some(code) = super::refuse(&c, Method::Variational) {
+    if let Some(code) = super::refuse(&c, method) {
         return code;
     }
-    let mut plan = match crate::plan::plan(&c.model, &c.equations, Method::Variational, None) {
+    let mut plan = match crate::plan::plan(&c.model, &c.equations, method, None) {
         Ok(p) => p,
         Err(m) => return usage(&format!("{}; {}", m.why, m.help)),
     };
