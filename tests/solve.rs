@@ -198,6 +198,15 @@ fn bad_guesses_and_models_are_usage_errors() {
     );
     let out = lagc(&["solve", &m, "--to", "x=1", "--steps", "0"]);
     assert_eq!(out.status.code(), Some(2));
+    // Refused up front with the estimate, not attempted.
+    let out = lagc(&["solve", &m, "--to", "x=1", "--steps", "10000000000"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the Newton matrix of 9999999999 unknowns") && err.contains("give fewer --steps"), "{err}");
+    let out = lagc(&["solve", &m, "--to", "x=1", "--steps", "18446744073709551615"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the steps are too small to tell the times apart"), "{err}");
 }
 
 #[test]

@@ -247,7 +247,8 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
     }
     cfg.dt = (cfg.t_end - cfg.t0) / steps as f64;
     cfg.every = 1;
-    if cfg.dt.is_nan() || cfg.dt <= 0.0 || cfg.t0 + cfg.dt == cfg.t0 {
+    // Node times t0 + k·h must be told apart.
+    if cfg.dt.is_nan() || cfg.dt <= 4.0 * f64::EPSILON * cfg.t0.abs().max(cfg.t_end.abs()) {
         return usage(&format!("--steps {steps}: the steps are too small to tell the times apart"));
     }
     if let Some(code) = super::refuse(&c, method) {
@@ -271,14 +272,16 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
     let band = (2 * n).saturating_sub(1);
     // The Newton matrix, ten node vectors (positions, trial, best, step, residuals,
     // momenta, velocities) and the rows kept for writing.
-    let newton = Banded::bytes(unknowns, band, band) + 10 * 8 * (steps + 1) * n as u64;
-    let kept = (steps + 1) * (24 + 16 + 8 * plan.columns.len() as u64);
+    let nodes = steps.saturating_add(1);
+    let newton = Banded::bytes(unknowns, band, band).saturating_add(nodes.saturating_mul(80 * n as u64));
+    let kept = nodes.saturating_mul(24 + 16 + 8 * plan.columns.len() as u64);
     estimate.terms.push(super::guard::Term {
-        what: format!("the Newton matrix of {unknowns} unknowns and the {} rows", steps + 1),
-        bytes: newton + kept,
+        what: format!("the Newton matrix of {unknowns} unknowns and the {nodes} rows"),
+        bytes: newton.saturating_add(kept),
         fix: "give fewer --steps",
     });
-    estimate.memory = estimate.memory.saturating_add(newton + kept);
+    estimate.memory = estimate.memory.saturating_add(newton.saturating_add(kept));
+    estimate.terms.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);
     }

@@ -1,4 +1,5 @@
-//! A boundary-value solve: the model's Lagrangian point through
+//! A boundary-value solve: the model's Lagrangian point (or, for an energy
+//! model, the geodesic Lagrangian of its metric, [`Geodesic`]) through
 //! [`crate::integrate::stationary_action`], the discrete action, and the
 //! solution's rows written as a run writes them (docs/numerics.md
 //! §Boundary-value problems).
@@ -48,9 +49,10 @@ pub enum SolveError {
     Output(String),
 }
 
-/// Solves the boundary-value problem of a Lagrangian model from its `init`
-/// positions to `cfg.target` with the kernels of `plan` (the `variational`
-/// plan: the Lagrangian point and the row), and writes the solution's rows.
+/// Solves the boundary-value problem of a model from its `init` positions to
+/// `cfg.target` and writes the solution's rows. A Lagrangian model needs the
+/// kernels of the `variational` plan (the Lagrangian point and the row), an
+/// energy model those of a plan with its metric (its geodesic).
 pub fn solve(
     model: &Model,
     plan: &Plan,

@@ -36,7 +36,7 @@ impl Banded {
 
     /// The bytes a matrix of order `m` with bandwidths `kl`, `ku` holds.
     pub fn bytes(m: usize, kl: usize, ku: usize) -> u64 {
-        (m as u64) * ((2 * kl + ku + 1) as u64 * 8 + 8)
+        (m as u64).saturating_mul((2 * kl + ku + 1) as u64 * 8 + 8)
     }
 
     /// Sets every entry to zero.

@@ -98,8 +98,9 @@ pub enum BoundaryError {
     /// the endpoints are conjugate to within what `N` steps resolve.
     #[error(
         "the endpoints are conjugate points, or nearly: the Jacobian of the discrete Euler–Lagrange \
-         equations at the solution has an eigenvalue {} of its size, within its discretization error \
-         ({}), so the path is not isolated",
+         equations at the solution has an eigenvalue within its discretization error of zero ({} of \
+         the kinetic scale at its eigenvector's frequency, against an error of {}), so the path is \
+         not isolated",
         fmt_e(*.gap),
         fmt_e(*.bound)
     )]
