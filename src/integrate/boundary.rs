@@ -209,7 +209,11 @@ impl Assembly {
             // Node s (interior when s ≥ 1) receives −p⁻_s, node s + 1 (when s + 1 < N) p⁺_s.
             let rows = [(s >= 1).then(|| s - 1), (s + 1 < steps).then_some(s)];
             for i in 0..n {
-                let size = pt.lv[i].abs() + (0.5 * h * (pt.lq[i] + pt.force[i])).abs();
+                // The rounding of v̄ = (q_{k+1} − q_k)/h, about ε(|q_k| + |q_{k+1}|)/h, moves L_v by
+                // L_vv times it: the floor of the residual grows with |q|/h.
+                let rounding: f64 =
+                    (0..n).map(|j| pt.lvv[i * n + j].abs() * (q[s * n + j].abs() + q[(s + 1) * n + j].abs()) / h).sum();
+                let size = pt.lv[i].abs() + (0.5 * h * (pt.lq[i] + pt.force[i])).abs() + rounding;
                 if let Some(b) = rows[0] {
                     self.r[b * n + i] -= self.minus[s * n + i];
                     self.size[b * n + i] += size;
