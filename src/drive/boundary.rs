@@ -209,8 +209,7 @@ impl LagrangianSystem for Geodesic<'_> {
                 self.dg[k * nn + ij] = (8.0 * (p1[ij] - m1[ij]) - (p2[ij] - m2[ij])) / (12.0 * d);
                 self.d2g[(k * n + k) * nn + ij] = (p1[ij] - 2.0 * self.g[ij] + m1[ij]) / (d * d);
             }
-            for l in k + 1..n {
-                let dl = delta[l];
+            for (l, &dl) in delta.iter().enumerate().skip(k + 1) {
                 let at = (k * n + l) * nn;
                 self.d2g[at..at + nn].iter_mut().for_each(|x| *x = 0.0);
                 for (sk, sl) in [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)] {
