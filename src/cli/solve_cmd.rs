@@ -207,17 +207,12 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         None => DEFAULT_STEPS,
     };
     // A Lagrangian model is solved over the `variational` plan's kernels (the
-    // Lagrangian point); an energy model's geodesic over its metric.
-    let mut c = match compile_file_for(&args.file, &sets, Some(Method::Variational), &data) {
+    // Lagrangian point); an energy model's geodesic over its metric, which
+    // every plan of it builds (`variational` asks nothing more of derive there).
+    let c = match compile_file_for(&args.file, &sets, Some(Method::Variational), &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
-    if c.model.kind == ModelKind::Energy {
-        c = match compile_file_for(&args.file, &sets, Some(Method::Euler), &data) {
-            Ok(c) => c,
-            Err(e) => return report_load_error(&e),
-        };
-    }
     let method = if c.model.kind == ModelKind::Energy { Method::Euler } else { Method::Variational };
     if let Err(m) = super::check_sets(&c, &sets).and_then(|_| super::check_data(&c, &data)) {
         return usage(&m);
