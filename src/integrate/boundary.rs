@@ -127,8 +127,10 @@ struct Assembly {
     v_mid: Vec<f64>,
     /// The residual `r_k = p⁺_{k−1} − p⁻_k` of the interior nodes.
     r: Vec<f64>,
-    /// Per residual entry, the sum of the magnitudes of the terms it adds.
+    /// Per residual entry, the sum of the magnitudes of the terms it adds, and the rounding
+    /// of `v̄` they carry.
     size: Vec<f64>,
+    rounding: Vec<f64>,
     jac: Banded,
     /// Per segment, `p⁻_k = L_v − (h/2)(L_q + F)` and `p⁺_k = L_v + (h/2)(L_q + F)`.
     minus: Vec<f64>,
@@ -147,6 +149,7 @@ impl Assembly {
             v_mid: vec![0.0; n],
             r: vec![0.0; m],
             size: vec![0.0; m],
+            rounding: vec![0.0; m],
             jac: Banded::zeros(m, band, band),
             minus: vec![0.0; steps * n],
             plus: vec![0.0; steps * n],
@@ -189,17 +192,19 @@ impl Assembly {
     }
 
     /// The residual at the nodes `q` (all of them, ends included), with the Jacobian when
-    /// `jacobian`; returns the residual's norm and scale.
+    /// `jacobian`; returns the residual's norm, its scale (the momenta and impulses it sums),
+    /// and the scale of its rounding floor (those and the rounding of `v̄` they carry).
     fn assemble(
         &mut self,
         sys: &mut impl LagrangianSystem,
         ends: &Endpoints,
         q: &[f64],
         jacobian: bool,
-    ) -> Result<(f64, f64), BoundaryError> {
+    ) -> Result<(f64, f64, f64), BoundaryError> {
         let (n, steps, h) = (self.n, self.steps, ends.h());
         self.r.iter_mut().for_each(|x| *x = 0.0);
         self.size.iter_mut().for_each(|x| *x = 0.0);
+        self.rounding.iter_mut().for_each(|x| *x = 0.0);
         if jacobian {
             self.jac.clear();
         }
@@ -213,14 +218,16 @@ impl Assembly {
                 // L_vv times it: the floor of the residual grows with |q|/h.
                 let rounding: f64 =
                     (0..n).map(|j| pt.lvv[i * n + j].abs() * (q[s * n + j].abs() + q[(s + 1) * n + j].abs()) / h).sum();
-                let size = pt.lv[i].abs() + (0.5 * h * (pt.lq[i] + pt.force[i])).abs() + rounding;
+                let size = pt.lv[i].abs() + (0.5 * h * (pt.lq[i] + pt.force[i])).abs();
                 if let Some(b) = rows[0] {
                     self.r[b * n + i] -= self.minus[s * n + i];
                     self.size[b * n + i] += size;
+                    self.rounding[b * n + i] += rounding;
                 }
                 if let Some(b) = rows[1] {
                     self.r[b * n + i] += self.plus[s * n + i];
                     self.size[b * n + i] += size;
+                    self.rounding[b * n + i] += rounding;
                 }
             }
             if !jacobian {
@@ -253,7 +260,8 @@ impl Assembly {
             }
         }
         let scale = norm(&self.size);
-        Ok((norm(&self.r), scale))
+        let floor = self.size.iter().zip(&self.rounding).map(|(a, b)| (a + b) * (a + b)).sum::<f64>().sqrt();
+        Ok((norm(&self.r), scale, floor))
     }
 }
 
@@ -309,18 +317,18 @@ pub fn stationary_action(
     }
     let m = (steps - 1) * n;
     let mut asm = Assembly::new(n, steps);
-    let (mut r_norm, mut scale) = asm.assemble(sys, ends, &q, true)?;
+    let (mut r_norm, mut scale, mut floor) = asm.assemble(sys, ends, &q, true)?;
     let mut stop = Stopping::new();
     let mut best = q.clone();
-    let (mut best_norm, mut best_scale) = (r_norm, scale);
+    let (mut best_norm, mut best_scale, mut best_floor) = (r_norm, scale, floor);
     let mut iterations = 0;
     let mut step = vec![0.0; m];
     let mut trial = q.clone();
     loop {
-        let (is_best, verdict) = stop.check(r_norm, scale);
+        let (is_best, verdict) = stop.check(r_norm, floor);
         if is_best {
             best.copy_from_slice(&q);
-            (best_norm, best_scale) = (r_norm, scale);
+            (best_norm, best_scale, best_floor) = (r_norm, scale, floor);
         }
         if verdict != Verdict::Continue || m == 0 {
             break;
@@ -347,19 +355,19 @@ pub fn stationary_action(
                 *x -= alpha * d;
             }
             match asm.assemble(sys, ends, &trial, true) {
-                Ok((rt, st)) if rt <= (1.0 - 1e-4 * alpha) * r_norm => break Some((rt, st)),
+                Ok(next) if next.0 <= (1.0 - 1e-4 * alpha) * r_norm => break Some(next),
                 // A residual at its rounding floor can only stall.
-                Ok((rt, st)) if rt <= 1e-10 * st && rt <= r_norm => break Some((rt, st)),
+                Ok(next) if next.0 <= 1e-10 * next.2 && next.0 <= r_norm => break Some(next),
                 _ if alpha <= SMALLEST_STEP => break None,
                 _ => alpha *= 0.5,
             }
         };
         match accepted {
-            Some((rt, st)) => {
+            Some(next) => {
                 q.copy_from_slice(&trial);
-                (r_norm, scale) = (rt, st);
+                (r_norm, scale, floor) = next;
             }
-            None if best_norm <= 1e-10 * best_scale => break,
+            None if best_norm <= 1e-10 * best_floor => break,
             None => {
                 return Err(BoundaryError::NoConvergence {
                     iterations,
