@@ -18,6 +18,11 @@ pub const NEWTON_MAX_ITERATIONS: usize = 50;
 /// The smallest step fraction the line search tries.
 const SMALLEST_STEP: f64 = 1.0 / 4096.0;
 
+/// Newton's floor is `1e-10` of its scale (§Variational integrator); the rounding of `v̄`,
+/// `ε(|q_k| + |q_{k+1}|)/h` times `|L_vv|`, enters that scale at 64 times its size: weighted
+/// by `64ε/1e-10`.
+const ROUNDING_WEIGHT: f64 = 64.0 * f64::EPSILON / 1e-10;
+
 /// Inverse iterations that estimate the Jacobian's eigenvalue nearest zero.
 const INVERSE_ITERATIONS: usize = 30;
 
@@ -260,7 +265,8 @@ impl Assembly {
             }
         }
         let scale = norm(&self.size);
-        let floor = self.size.iter().zip(&self.rounding).map(|(a, b)| (a + b) * (a + b)).sum::<f64>().sqrt();
+        let floor =
+            self.size.iter().zip(&self.rounding).map(|(a, b)| (a + ROUNDING_WEIGHT * b).powi(2)).sum::<f64>().sqrt();
         Ok((norm(&self.r), scale, floor))
     }
 }

@@ -231,3 +231,33 @@ fn a_failing_evaluation_names_time_and_state() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The pendulum `L = ½v² + cos q`.
+struct Pendulum;
+impl LagrangianSystem for Pendulum {
+    fn n(&self) -> usize {
+        1
+    }
+    fn eval(&mut self, _t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
+        out.lv[0] = v[0];
+        out.lq[0] = -q[0].sin();
+        out.lvv[0] = 1.0;
+        out.lqq[0] = -q[0].cos();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_fine_grid_still_converges_to_rounding() {
+    // The narrow swing of examples/pendulum_bvp.lag, which Newton reaches by damped steps,
+    // on a grid 20 times finer: the rounding of v̄ from the positions grows as 1/h, and
+    // the residual still reaches rounding level.
+    let e = ends(10.0, 20_000, &[0.0], &[1.0]);
+    let sol = stationary_action(&mut Pendulum, &e, None).unwrap();
+    eprintln!("N = 2·10⁴: {} iterations, residual {:e} of the scale", sol.iterations, sol.residual / sol.scale);
+    assert!(sol.iterations > 3, "damped steps: {}", sol.iterations);
+    assert!(sol.residual <= 1e-10 * sol.scale, "{:e}", sol.residual / sol.scale);
+    // The narrow swing: amplitude 1.45 (docs/numerics.md, examples/pendulum_bvp.lag).
+    let amplitude = sol.q.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+    assert!((amplitude - 1.4533).abs() < 1e-3, "{amplitude}");
+}
