@@ -96,18 +96,14 @@ fn the_double_pendulum_path_ends_where_asked_and_satisfies_the_equations() {
     assert_eq!((last[1], last[2]), (0.5, -std::f64::consts::PI / 6.0));
     // Shooting from the solution's start with its velocity lands on the end.
     let start = format!("{},{}", rows[0][3], rows[0][4]);
+    let source = std::fs::read_to_string(example("double_pendulum")).unwrap();
+    let (init, simulate) = ("init th1 = 1, th2 = 0.5", "simulate t_end = 20, dt = 1e-3, method = variational");
+    assert!(source.contains(init) && source.contains(simulate), "the example's init or simulate line changed");
     let shoot = model(
         "dp_shoot",
-        &std::fs::read_to_string(example("double_pendulum"))
-            .unwrap()
-            .replace(
-                "init th1 = 1, th2 = 0.5",
-                &format!("init th1 = 1, th2 = 0.5, th1' = {}, th2' = {}", rows[0][3], rows[0][4]),
-            )
-            .replace(
-                "simulate t_end = 20, dt = 1e-3, method = variational",
-                "simulate t_end = 0.5, dt = 1e-4, method = rk4",
-            ),
+        &source
+            .replace(init, &format!("{init}, th1' = {}, th2' = {}", rows[0][3], rows[0][4]))
+            .replace(simulate, "simulate t_end = 0.5, dt = 1e-4, method = rk4"),
     );
     let out = lagc(&["run", &shoot, "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{start}: {}", text(&out.stderr));
