@@ -241,3 +241,30 @@ impl LagrangianSystem for Geodesic<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The geodesic point of the Fisher metric `diag(1/σ², 2/σ²)` against its derivatives by
+    /// hand: `L = (v_μ² + 2v_σ²)/(2σ²)`.
+    #[test]
+    fn the_geodesic_point_of_the_fisher_metric() {
+        let src = "state mu, sigma\nenergy = mu^2 + sigma^2\nmetric = diag(1/sigma^2, 2/sigma^2)\n";
+        let c = crate::compile_for(src, "fisher", &[], Some(crate::Method::Euler)).unwrap();
+        let plan = crate::plan::plan(&c.model, &c.equations, crate::Method::Euler, None).unwrap();
+        let k = Kernels::build_best(&c.model, &c.equations, &plan).unwrap();
+        let (q, v) = ([0.3, 0.7], [1.5, -0.4]);
+        let (s, w) = (q[1], v[0] * v[0] + 2.0 * v[1] * v[1]);
+        let mut p = LagrangianPoint::new(2);
+        Geodesic::new(&k).eval(0.0, &q, &v, &mut p).unwrap();
+        let close =
+            |a: &[f64], b: &[f64], tol: f64| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * y.abs().max(1.0));
+        assert!(close(&p.lv, &[v[0] / (s * s), 2.0 * v[1] / (s * s)], 1e-15), "{:?}", p.lv);
+        assert!(close(&p.lvv, &[1.0 / (s * s), 0.0, 0.0, 2.0 / (s * s)], 1e-15), "{:?}", p.lvv);
+        assert!(close(&p.lq, &[0.0, -w / s.powi(3)], 1e-10), "{:?}", p.lq);
+        let lvq = [0.0, -2.0 * v[0] / s.powi(3), 0.0, -4.0 * v[1] / s.powi(3)];
+        assert!(close(&p.lvq, &lvq, 1e-10), "{:?}", p.lvq);
+        assert!(close(&p.lqq, &[0.0, 0.0, 0.0, 3.0 * w / s.powi(4)], 1e-5), "{:?}", p.lqq);
+    }
+}
