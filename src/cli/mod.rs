@@ -31,6 +31,7 @@ mod guard;
 pub mod load;
 mod output;
 mod run_cmd;
+mod solve_cmd;
 
 /// Exit status for a model with errors.
 pub const EXIT_MODEL: i32 = 1;
@@ -100,6 +101,13 @@ enum Command {
         lagc run examples/logistic_regression.lag --batch 32 --out sgd.csv\n\n\
         Columns: t, each coordinate, each velocity `q'`, energy (H or E; grad_norm for energy models), each observe.")]
     Run(Box<RunArgs>),
+    /// The path between the model's `init` positions and `--to` that makes the action stationary.
+    #[command(after_help = "Examples:\n  \
+        lagc solve examples/pendulum_bvp.lag --to th=1 --out narrow.csv --plot narrow.svg\n  \
+        lagc solve examples/double_pendulum.lag --to th1=0.5,th2=-0.5 --t-end 0.5 --steps 500 --out dp_bvp.csv\n\n\
+        Columns: as `lagc run` writes them. Exit status 3 when there is no isolated solution \
+        (Newton does not converge, or the endpoints are conjugate points).")]
+    Solve(Box<solve_cmd::SolveArgs>),
     /// Print the Cranelift IR of every compiled kernel.
     #[command(
         after_help = "Examples:\n  lagc ir examples/pendulum.lag\n  lagc ir examples/fput.lag --set N=4 --method rk4"
@@ -281,6 +289,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => run_cmd::run(*args),
+        Command::Solve(args) => solve_cmd::solve(*args),
         Command::Ir { file, method, set, data } => ir(file, method, set, data),
         Command::Check { file, method, set, data } => check(file, method, set, data),
         Command::Derive { file, format, set, data } => {

@@ -135,7 +135,7 @@ impl RowSink for Tee<'_> {
 }
 
 /// The plot format of a path: only SVG, which needs no system libraries.
-fn check_plot_path(p: &Path) -> Result<(), String> {
+pub(super) fn check_plot_path(p: &Path) -> Result<(), String> {
     match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
         Some("svg") => Ok(()),
         Some("png") => Err(format!(
@@ -150,7 +150,7 @@ fn check_plot_path(p: &Path) -> Result<(), String> {
 /// Draws the run into the figure's temporary file, and moves it into place
 /// when the run ended well (`summary` is there); a failed run's figure stays
 /// under the temporary name, which is returned.
-fn draw(
+pub(super) fn draw(
     model: &Model,
     plan: &Plan,
     rows: &[Vec<f64>],

@@ -14,6 +14,7 @@
 //! failed run has written every row computed before it and says so in a typed
 //! [`RunError`].
 
+mod boundary;
 mod ensemble;
 mod langevin;
 mod rows;
@@ -21,6 +22,7 @@ mod settings;
 mod systems;
 mod trajectory;
 
+pub use boundary::{solve, SolveConfig, SolveError, SolveSummary};
 pub use ensemble::{BAND_QUANTILES, BLOCK};
 pub use rows::{RowSink, SinkError};
 pub use settings::{RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL};

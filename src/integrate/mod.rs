@@ -14,6 +14,8 @@
 //! A failure never panics: it returns a [`Failure`] with the time and the last good state
 //! (the state at the start of the step that failed), and the [`Cause`].
 
+mod banded;
+mod boundary;
 mod dopri5;
 mod explicit;
 mod gradient;
@@ -24,6 +26,8 @@ pub mod linalg;
 mod variational;
 mod verlet;
 
+pub use self::banded::{Banded, SingularAt};
+pub use self::boundary::{discrete_action, stationary_action, BoundaryError, Endpoints, Trajectory};
 pub use self::dopri5::dopri5;
 pub use self::explicit::{euler, rk4};
 pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow};
