@@ -338,7 +338,7 @@ pub(super) fn block(ctx: &Ctx<'_>, range: std::ops::Range<usize>, mut out: Out<'
                 let f = Failure { t: t_next, state: theta[..dim].to_vec(), cause: Cause::Stopped };
                 res.failure = Some((range.start, written, f, Some(stop)));
             }
-        } else {
+        } else if k.has(Kernel::Power) {
             for (l, y) in ledgers.iter_mut().zip(theta.chunks(dim)) {
                 l.advance(k, &mut work, t_next, y);
             }
@@ -394,10 +394,30 @@ impl<'k> Stepper<'k> {
         let (n, dim) = (d.n, d.dim);
         match self {
             Stepper::Em { noise, twin } => {
-                let mut buf = Scratch::default();
-                for (p, y) in theta.chunks(dim).enumerate() {
-                    d.kick(t, h, temp, y, &xi[p * n..(p + 1) * n], &mut noise[p * dim..(p + 1) * dim], work, &mut buf)
-                        .map_err(|c| (p, c))?;
+                match &d.diffusion {
+                    // The same matrix for every particle: one pass over the block. The
+                    // part of the state without noise stays zero from the start.
+                    Diffusion::Constant { s, offset } => {
+                        let c = (h * temp).sqrt();
+                        for (out, x) in noise.chunks_mut(dim).zip(xi.chunks(n)) {
+                            let out = &mut out[*offset..*offset + n];
+                            match s {
+                                Scale::Diagonal(s) => {
+                                    for ((o, si), xi) in out.iter_mut().zip(s).zip(x) {
+                                        *o = c * (si * xi);
+                                    }
+                                }
+                                Scale::Dense(s) => integrate::em_noise(s, c, x, out),
+                            }
+                        }
+                    }
+                    _ => {
+                        let mut buf = Scratch::default();
+                        for (p, y) in theta.chunks(dim).enumerate() {
+                            let out = &mut noise[p * dim..(p + 1) * dim];
+                            d.kick(t, h, temp, y, &xi[p * n..(p + 1) * n], out, work, &mut buf).map_err(|c| (p, c))?;
+                        }
+                    }
                 }
                 match d.k.em_block() {
                     Some(f) => {
