@@ -35,10 +35,12 @@ pub enum Method {
     Midpoint,
     Variational,
     Em,
+    /// The density on a grid (docs/numerics.md §Fokker–Planck).
+    FokkerPlanck,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Euler,
         Method::Prox,
         Method::Rk4,
@@ -47,6 +49,7 @@ impl Method {
         Method::Midpoint,
         Method::Variational,
         Method::Em,
+        Method::FokkerPlanck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Method {
             Method::Midpoint => "midpoint",
             Method::Variational => "variational",
             Method::Em => "em",
+            Method::FokkerPlanck => "fokker-planck",
         }
     }
 
@@ -120,6 +124,19 @@ pub struct Settings {
     pub seed: Option<u64>,
     /// Rows per minibatch of the sums over data.
     pub batch: Option<u64>,
+    /// Grid cells per dimension of `fokker-planck`.
+    pub cells: Option<u64>,
+}
+
+/// `domain x = [lo, hi]`: the interval of a state variable on the grid of `fokker-planck`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Domain {
+    /// The state variable's index.
+    pub var: usize,
+    /// The bounds, constant expressions of parameters.
+    pub lo: ExprId,
+    pub hi: ExprId,
+    pub span: Span,
 }
 
 /// Where the model's main statements are, for diagnostics found after lowering.
@@ -164,6 +181,8 @@ pub struct Model {
     pub warnings: Vec<crate::diag::Diagnostic>,
     /// The data files the model's `data` statements read, as opened.
     pub data_files: Vec<std::path::PathBuf>,
+    /// The grid domains of state variables (`domain x = [a, b]`), in statement order.
+    pub domains: Vec<Domain>,
 }
 
 impl Model {
@@ -188,6 +207,11 @@ impl Model {
             env.set(p.sym, p.value);
         }
         env
+    }
+
+    /// The domain of state variable `k`, if one is given.
+    pub fn domain_of(&self, k: usize) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.var == k)
     }
 
     /// Whether any initial value is random (the run is an ensemble).

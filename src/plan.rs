@@ -119,7 +119,7 @@ const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>)
 }
 
 /// The methods: what each needs, on which models (docs/numerics.md has their formulas).
-pub const SPECS: [Spec; 8] = [
+pub const SPECS: [Spec; 9] = [
     Spec {
         method: Method::Euler,
         lagrangian: None,
@@ -178,7 +178,17 @@ pub const SPECS: [Spec; 8] = [
         energy: needs(&[], true, Some(Loop::EulerMaruyama)),
         stochastic: true,
     },
+    // The density on a grid; `T = 0` (no temperature) is pure transport.
+    Spec {
+        method: Method::FokkerPlanck,
+        lagrangian: None,
+        energy: needs(&[Kernel::Energy, Kernel::Metric], false, None),
+        stochastic: true,
+    },
 ];
+
+/// The most state variables `fokker-planck` solves for.
+pub const GRID_MAX_DIM: usize = 1;
 
 /// The row of [`SPECS`] of a method.
 pub fn spec(method: Method) -> &'static Spec {
@@ -224,6 +234,12 @@ pub enum Why {
     TimeDependent,
     #[error("its momenta depend on the coordinates (a velocity-dependent potential)")]
     VelocityPotential,
+    #[error("it has {0} state variables, and a density on a grid is solved for at most {max}", max = GRID_MAX_DIM)]
+    GridDimension(usize),
+    #[error("a state variable has no `domain`, the interval of the grid")]
+    NoDomain(usize),
+    #[error("its `init` is a point, not a density")]
+    PointMass(usize),
 }
 
 /// Why a method does not fit a model, and what would: the diagnostic's label and help.
@@ -241,6 +257,13 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
             "use `midpoint` or `variational` for a symplectic method on this model".to_string()
         } else if method == Method::Em && model.temperature.is_some() && model.kind == ModelKind::Energy {
             "use a constant metric for `em`".to_string()
+        } else if let Why::NoDomain(k) = why {
+            format!("give the grid's interval: `domain {} = [a, b]`", model.vars[k].name)
+        } else if let Why::PointMass(k) = why {
+            format!(
+                "the initial density comes from a random `init`: `init {0} ~ normal(m, s)` or `init {0} ~ uniform(a, b)`",
+                model.vars[k].name
+            )
         } else {
             format!("methods for this model: {}", fitting(model, eq).join(", "))
         };
@@ -253,8 +276,12 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if needs_of(method, model.kind).is_none() {
         return Err(Why::Kind(method, model.kind));
     }
-    if spec(method).stochastic && model.temperature.is_none() {
+    // A density flows without a temperature too: by transport alone.
+    if spec(method).stochastic && model.temperature.is_none() && method != Method::FokkerPlanck {
         return Err(Why::NoTemperature(method));
+    }
+    if method == Method::FokkerPlanck {
+        grid_fits(model)?;
     }
     if method == Method::Em {
         let g_depends = model.metric.as_ref().is_some_and(|g| {
@@ -266,6 +293,21 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     }
     if let (Method::Verlet, Equations::Lagrangian(e)) = (method, eq) {
         verlet_fits(model, e)?;
+    }
+    Ok(())
+}
+
+/// Whether the model has what a density on a grid needs: at most
+/// [`GRID_MAX_DIM`] state variables, a `domain` and a random `init` for each.
+fn grid_fits(model: &Model) -> Result<(), Why> {
+    if model.vars.len() > GRID_MAX_DIM {
+        return Err(Why::GridDimension(model.vars.len()));
+    }
+    if let Some(k) = (0..model.vars.len()).find(|&k| model.domain_of(k).is_none()) {
+        return Err(Why::NoDomain(k));
+    }
+    if let Some(k) = model.init.iter().position(|i| matches!(i, crate::model::Init::Value(_))) {
+        return Err(Why::PointMass(k));
     }
     Ok(())
 }
@@ -368,7 +410,9 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         (None, true) => Layout::Ensemble { particles: DEFAULT_PARTICLES },
         (None, false) => Layout::Single,
     };
-    let trajectory_columns = trajectory_columns(model);
+    let layout = if method == Method::FokkerPlanck { Layout::Single } else { layout };
+    let trajectory_columns =
+        if method == Method::FokkerPlanck { density_columns(model) } else { trajectory_columns(model) };
     let columns = match layout {
         Layout::Single => trajectory_columns.clone(),
         Layout::Ensemble { .. } => {
@@ -484,6 +528,18 @@ fn trajectory_columns(model: &Model) -> Vec<String> {
         c.push("grad_norm".into());
     }
     c.extend(model.observes.iter().map(|(n, _)| n.clone()));
+    c
+}
+
+/// The columns of a density's rows: `t`, `mass`, each variable's `_mean` and
+/// `_std`, `energy` (`∫ E ρ`), `entropy` (`−∫ ρ log ρ`), `free_energy`.
+fn density_columns(model: &Model) -> Vec<String> {
+    let mut c = vec!["t".to_string(), "mass".to_string()];
+    for v in &model.vars {
+        c.push(format!("{}_mean", v.name));
+        c.push(format!("{}_std", v.name));
+    }
+    c.extend(["energy", "entropy", "free_energy"].map(String::from));
     c
 }
 

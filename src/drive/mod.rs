@@ -14,15 +14,19 @@
 //! failed run has written every row computed before it and says so in a typed
 //! [`RunError`].
 
+mod density;
 mod ensemble;
 mod rows;
 mod settings;
 mod systems;
 mod trajectory;
 
+pub use density::{Axis, Density};
 pub use ensemble::{BAND_QUANTILES, BLOCK};
 pub use rows::{RowSink, SinkError};
-pub use settings::{RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL};
+pub use settings::{
+    RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_CELLS, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL,
+};
 
 use crate::backend::Kernels;
 use crate::integrate::{Cause, Failure};
@@ -51,6 +55,8 @@ pub struct Summary {
     /// Ensembles run with [`RunConfig::bands`]: quantiles of every column at
     /// every output time, over a sample of the particles.
     pub bands: Option<Bands>,
+    /// `fokker-planck` runs with [`RunConfig::keep_density`]: the density at every output time.
+    pub density: Option<Density>,
 }
 
 /// Per output row and column (without `t`), the quantiles `quantiles.0`
@@ -189,6 +195,9 @@ pub fn run(
     control: Control<'_>,
 ) -> Result<Summary, RunError> {
     let ctx = Ctx { model, plan, k, cfg, control };
+    if plan.method == Method::FokkerPlanck {
+        return density::run(&ctx, sink);
+    }
     ensemble::run(&ctx, sink)
 }
 

@@ -16,6 +16,7 @@
 
 mod dopri5;
 mod explicit;
+pub mod fokker_planck;
 mod gradient;
 mod implicit;
 mod lagrangian;

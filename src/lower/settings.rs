@@ -7,7 +7,8 @@ use crate::model::{Init, Method, ModelKind, Settings, Spans};
 use crate::sym::ExprId;
 use crate::syntax::ast::*;
 
-const SETTINGS: [&str; 10] = ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch"];
+const SETTINGS: [&str; 11] =
+    ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch", "cells"];
 
 impl Lowerer<'_> {
     pub(super) fn init_item(&mut self, item: &InitItem, out: &mut Vec<(usize, bool, Init, Span)>) {
@@ -78,10 +79,7 @@ impl Lowerer<'_> {
     pub(super) fn setting(&mut self, it: &Setting, s: &mut Settings, spans: &mut Spans) {
         let key = it.key.name.as_str();
         if key == "method" {
-            let name = match &it.value.kind {
-                ExprKind::Name(id) => id.name.clone(),
-                _ => String::new(),
-            };
+            let name = method_name(&it.value);
             match Method::from_name(&name) {
                 Some(m) => {
                     s.method = Some(m);
@@ -137,7 +135,21 @@ impl Lowerer<'_> {
             "particles" => s.particles = int(self, 1.0),
             "seed" => s.seed = int(self, 0.0),
             "batch" => s.batch = int(self, 1.0),
+            "cells" => s.cells = int(self, 2.0),
             _ => {}
         }
+    }
+}
+
+/// The method a `simulate method = …` names: a name, or two names joined by
+/// `-` (`fokker-planck`, which reads as a subtraction); empty for anything else.
+fn method_name(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Name(id) => id.name.clone(),
+        ExprKind::Binary(BinOp::Sub, a, b) => match (&a.kind, &b.kind) {
+            (ExprKind::Name(x), ExprKind::Name(y)) => format!("{}-{}", x.name, y.name),
+            _ => String::new(),
+        },
+        _ => String::new(),
     }
 }

@@ -22,6 +22,7 @@ impl Lowerer<'_> {
         let mut settings = Settings::default();
         let mut spans = Spans::default();
         let mut seen_once: HashMap<&'static str, Span> = HashMap::new();
+        let mut domains: Vec<crate::model::Domain> = Vec::new();
         for (i, s) in file.stmts.iter().enumerate() {
             // Past the node limit every expression is a placeholder: nothing after
             // the statement that grew too large is read (its values would be NaN).
@@ -180,6 +181,13 @@ impl Lowerer<'_> {
                     }
                 }
                 StmtKind::Data { items, path, path_span } => self.data_stmt(items, path, *path_span),
+                StmtKind::Domain(id, lo, hi) => {
+                    if !self.wrong_kind(s, ModelKind::Energy) {
+                        if let Some(d) = self.domain(id, lo, hi, s.span, &domains) {
+                            domains.push(d);
+                        }
+                    }
+                }
             }
         }
         if let (true, Some(last)) = (self.arena.overflowed(), file.stmts.last()) {
@@ -247,7 +255,54 @@ impl Lowerer<'_> {
             spans,
             warnings: self.confusables(),
             data_files: std::mem::take(&mut self.data_files),
+            domains,
         })
+    }
+
+    /// `domain x = [lo, hi]`: a state variable, given one domain, with constant bounds `lo < hi`.
+    fn domain(
+        &mut self,
+        id: &Ident,
+        lo: &Expr,
+        hi: &Expr,
+        span: Span,
+        seen: &[crate::model::Domain],
+    ) -> Option<crate::model::Domain> {
+        let Some(var) = self.vars.iter().position(|v| v.name == id.name) else {
+            let names: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
+            self.err(
+                Diagnostic::new(id.span, format!("`{}` is not a state variable", id.name))
+                    .label("a domain belongs to a state variable")
+                    .help(match super::suggest(&id.name, names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? State variables: {}", names.join(", ")),
+                        None => format!("state variables: {}", names.join(", ")),
+                    }),
+            );
+            return None;
+        };
+        if let Some(prev) = seen.iter().find(|d| d.var == var) {
+            let prev = prev.span;
+            self.err(
+                Diagnostic::new(span, format!("`{}` is given two domains", id.name))
+                    .label("given again here")
+                    .with(prev, "first given here"),
+            );
+            return None;
+        }
+        let (Ok(l), Ok(h)) = (self.constant(lo, "a domain bound"), self.constant(hi, "a domain bound")) else {
+            return None;
+        };
+        let env = self.env();
+        let (a, b) = (self.arena.eval(l, &env), self.arena.eval(h, &env));
+        if !(a.is_finite() && b.is_finite() && a < b) {
+            self.err(
+                Diagnostic::new(lo.span.to(hi.span), "the domain is not an interval")
+                    .label(format!("[{}, {}]", crate::sym::fmt_float(a), crate::sym::fmt_float(b)))
+                    .help("give finite bounds with the lower one first: `domain x = [-3, 3]`"),
+            );
+            return None;
+        }
+        Some(crate::model::Domain { var, lo: l, hi: h, span })
     }
 
     fn metric(&mut self, form: &MetricForm, span: Span) -> Option<Vec<Vec<ExprId>>> {

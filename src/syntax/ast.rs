@@ -148,6 +148,8 @@ pub enum StmtKind {
         path: String,
         path_span: Span,
     },
+    /// `domain x = [a, b]`: the grid domain of a state variable.
+    Domain(Ident, Expr, Expr),
 }
 
 /// One family of a `data` statement: its name and the names of its sizes.
@@ -185,6 +187,7 @@ impl Stmt {
             StmtKind::Init(_) => "init",
             StmtKind::Simulate(_) => "simulate",
             StmtKind::Data { .. } => "data",
+            StmtKind::Domain(..) => "domain",
         }
     }
 }

@@ -33,11 +33,11 @@ pub fn parse_file(src: &str) -> Result<File, Vec<Diagnostic>> {
 }
 
 const STATEMENT_HELP: &str = "every statement starts with a keyword: model, const, param, coord, state, data, let, \
-                              lagrangian, dissipation, force, energy, metric, temperature, observe, init, simulate";
+                              lagrangian, dissipation, force, energy, metric, temperature, observe, init, simulate, domain";
 
 /// The statement keywords; a name can never be one, so each occurrence
 /// outside a comment or a string starts a statement.
-const STATEMENT_KEYWORDS: [&str; 16] = [
+const STATEMENT_KEYWORDS: [&str; 17] = [
     "model",
     "const",
     "param",
@@ -54,6 +54,7 @@ const STATEMENT_KEYWORDS: [&str; 16] = [
     "init",
     "simulate",
     "data",
+    "domain",
 ];
 
 /// The syntax errors of each statement of `src`, read alone; text before
@@ -215,7 +216,8 @@ fn describe(rule: &Rule) -> Option<&'static str> {
         | Rule::kw_observe
         | Rule::kw_init
         | Rule::kw_simulate
-        | Rule::kw_data => "a statement",
+        | Rule::kw_data
+        | Rule::kw_domain => "a statement",
         Rule::string => "a file name in double quotes",
         Rule::data_item => "a family `x[M]`",
         Rule::subscripts => "`[index]`",
@@ -419,6 +421,9 @@ fn stmt(p: Pair<Rule>) -> Stmt {
                 }
             }
             StmtKind::Data { items, path: path.0, path_span: path.1 }
+        }
+        Rule::domain_stmt => {
+            StmtKind::Domain(ident(parts.next().unwrap()), expr(parts.next().unwrap()), expr(parts.next().unwrap()))
         }
         r => unreachable!("not a statement rule: {r:?}"),
     };
