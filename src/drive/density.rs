@@ -157,7 +157,7 @@ fn initial_density(model: &Model, cells: &Cells) -> Result<Vec<f64>, RunError> {
         Init::Value(_) => unreachable!("plan::misfit refuses a point mass"),
     };
     let total: f64 = mass.iter().sum();
-    if !(total > 1e-300) {
+    if total.is_nan() || total <= 1e-300 {
         return Err(setup(format!(
             "the initial density of `{name}` has no mass in its domain [{}, {}]; widen the domain or move the init",
             fmt_float(cells.lo),
@@ -242,7 +242,6 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
             record(t1, &rho, &field, &mut summary)?;
         }
     }
-    drop(record);
     summary.density = density;
     summary.particles = 0;
     Ok(summary)
