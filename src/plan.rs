@@ -188,7 +188,7 @@ pub const SPECS: [Spec; 9] = [
 ];
 
 /// The most state variables `fokker-planck` solves for.
-pub const GRID_MAX_DIM: usize = 1;
+pub const GRID_MAX_DIM: usize = 2;
 
 /// The row of [`SPECS`] of a method.
 pub fn spec(method: Method) -> &'static Spec {
@@ -240,6 +240,8 @@ pub enum Why {
     NoDomain(usize),
     #[error("its `init` is a point, not a density")]
     PointMass(usize),
+    #[error("its metric has off-diagonal entries, which a density on a 2-D grid does not take")]
+    GridMetric,
 }
 
 /// Why a method does not fit a model, and what would: the diagnostic's label and help.
@@ -308,6 +310,15 @@ fn grid_fits(model: &Model) -> Result<(), Why> {
     }
     if let Some(k) = model.init.iter().position(|i| matches!(i, crate::model::Init::Value(_))) {
         return Err(Why::PointMass(k));
+    }
+    let a = &model.arena;
+    let off_diagonal = model
+        .metric
+        .iter()
+        .flat_map(|g| g.iter().enumerate())
+        .any(|(i, row)| row.iter().enumerate().any(|(j, &x)| i != j && !a.is_zero(x)));
+    if off_diagonal {
+        return Err(Why::GridMetric);
     }
     Ok(())
 }

@@ -181,10 +181,15 @@ fn refusal(src: &str) -> String {
 
 #[test]
 fn models_without_a_grid_are_refused_with_what_would_fit() {
-    let two = "state x, y\nenergy = x^2 + y^2\ntemperature = 1\ninit x ~ normal(0, 1), y ~ normal(0, 1)\n\
-               domain x = [-1, 1]\ndomain y = [-1, 1]";
-    let r = refusal(two);
-    assert!(r.contains("2 state variables"), "{r}");
+    let three = "state x, y, z\nenergy = x^2 + y^2 + z^2\ntemperature = 1\n\
+                 init x ~ normal(0, 1), y ~ normal(0, 1), z ~ normal(0, 1)\n\
+                 domain x = [-1, 1]\ndomain y = [-1, 1]\ndomain z = [-1, 1]";
+    let r = refusal(three);
+    assert!(r.contains("3 state variables"), "{r}");
+    let skew = "state x, y\nenergy = x^2 + y^2\nmetric = [[2, 1], [1, 2]]\ntemperature = 1\n\
+                init x ~ normal(0, 1), y ~ normal(0, 1)\ndomain x = [-1, 1]\ndomain y = [-1, 1]";
+    let r = refusal(skew);
+    assert!(r.contains("off-diagonal"), "{r}");
     let no_domain = "state x\nenergy = x^2\ntemperature = 1\ninit x ~ normal(0, 1)";
     let r = refusal(no_domain);
     assert!(r.contains("no `domain`") && r.contains("domain x = [a, b]"), "{r}");
@@ -207,4 +212,107 @@ fn domains_are_checked_where_they_are_written() {
     assert!(e.contains("two domains"), "{e}");
     let e = errors("coord q\nlagrangian = q'^2/2\ndomain q = [0, 1]");
     assert!(e.contains("belongs to energy models"), "{e}");
+}
+
+const OU_2D: &str = "param T = 0.5\nstate x, y\nenergy = x^2/2 + 2*y^2\nmetric = diag(1, 2)\ntemperature = T\n\
+                     init x ~ normal(1, 0.3), y ~ uniform(-1, 0)\ndomain x = [-3, 3]\ndomain y = [-2, 2]";
+
+#[test]
+fn a_2d_density_follows_two_independent_ou_processes() {
+    // x: k = 1, mobility 1; y: k = 4, mobility 1/2, so its rate is 2 and its variance T/4.
+    let (rows, s) = density_run(
+        OU_2D,
+        RunOptions { cells: Some(120), dt: Some(2e-3), t_end: Some(1.0), every: Some(10), ..Default::default() },
+    );
+    for r in &rows {
+        assert!((r[1] - 1.0).abs() < 1e-12, "mass {} at t = {}", r[1], r[0]);
+    }
+    let last = rows.last().unwrap();
+    let (ex, ey) = ((-1.0f64).exp(), (-4.0f64).exp());
+    let x_mean = ex;
+    let x_var = 0.09 * ex * ex + 0.5 * (1.0 - ex * ex);
+    let y_mean = -0.5 * (-2.0f64).exp();
+    let y_var = (1.0 / 12.0) * ey + 0.125 * (1.0 - ey);
+    // Splitting and backward Euler are O(dt), the grid O(h²): 5e-3 is ten times the error here.
+    for (got, want) in [(last[2], x_mean), (last[3], x_var.sqrt()), (last[4], y_mean), (last[5], y_var.sqrt())] {
+        assert!((got - want).abs() < 5e-3, "{got} against {want}; row {last:?}");
+    }
+    let d = s.density.unwrap();
+    assert_eq!(d.axes.len(), 2);
+    assert_eq!(d.values.len(), d.times.len() * 120 * 120);
+}
+
+#[test]
+fn the_2d_steady_state_is_the_discrete_gibbs_density_and_f_never_increases() {
+    let src = "param T = 0.4\nstate x, y\nenergy = (x^2 - 1)^2 + (y - x/2)^2\nmetric = diag(1 + y^2, 2)\n\
+               temperature = T\ninit x ~ normal(-1, 0.3), y ~ normal(0, 0.3)\ndomain x = [-2, 2]\ndomain y = [-2, 2]";
+    let (rows, _) = density_run(
+        src,
+        RunOptions { cells: Some(40), dt: Some(0.01), t_end: Some(5.0), every: Some(1), ..Default::default() },
+    );
+    let f: Vec<f64> = rows.iter().map(|r| r[8]).collect();
+    for (k, w) in f.windows(2).enumerate() {
+        assert!(w[1] <= w[0] + 1e-13 * w[0].abs().max(1.0), "F rose at step {k}: {} → {}", w[0], w[1]);
+    }
+    let (_, s) = density_run(
+        src,
+        RunOptions { cells: Some(40), dt: Some(20.0), t_end: Some(20_000.0), every: Some(100), ..Default::default() },
+    );
+    let d = s.density.unwrap();
+    let (x, y) = (&d.axes[0].centres, &d.axes[1].centres);
+    let w: Vec<f64> = x
+        .iter()
+        .flat_map(|&x| y.iter().map(move |&y| (-((x * x - 1.0f64).powi(2) + (y - x / 2.0).powi(2)) / 0.4).exp()))
+        .collect();
+    let dv = 0.1 * 0.1;
+    let z: f64 = w.iter().sum::<f64>() * dv;
+    let last = d.frame(d.times.len() - 1);
+    let worst = w.iter().zip(last).map(|(g, r)| (g / z - r).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-10, "largest difference from exp(−E/T)/Z: {worst:e}");
+}
+
+fn lagc_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lagc")).args(args).output().unwrap()
+}
+
+#[test]
+fn the_command_line_writes_the_density_and_refuses_what_cannot_run() {
+    let dir = std::env::temp_dir().join(format!("lagc-fp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("ou.lag");
+    std::fs::write(&model, OU_2D).unwrap();
+    let (m, npy) = (model.to_str().unwrap(), dir.join("rho.npy"));
+    let out = lagc_cli(&[
+        "run",
+        m,
+        "--method",
+        "fokker-planck",
+        "--cells",
+        "30",
+        "--t-end",
+        "0.1",
+        "--dt",
+        "0.01",
+        "--every",
+        "5",
+        "--quiet",
+        "--density",
+        npy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&npy).unwrap();
+    let header = String::from_utf8_lossy(&bytes[10..128]);
+    assert!(header.contains("'shape': (3, 30, 30)"), "{header}");
+    let grid: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("rho.json")).unwrap()).unwrap();
+    assert_eq!(grid["axes"][1]["name"], "y");
+    assert_eq!(grid["axes"][0]["edges"].as_array().unwrap().len(), 31);
+    // A grid past the memory there is: refused before the run, with the estimate.
+    let out = lagc_cli(&["run", m, "--method", "fokker-planck", "--cells", "200000", "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cells") && err.contains("GB"), "{err}");
+    // --density belongs to fokker-planck.
+    let out = lagc_cli(&["run", m, "--method", "em", "--density", npy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -175,7 +175,7 @@ fn draw(
     let density = summary.and_then(|s| s.density.as_ref());
     let svg = if let (crate::Method::FokkerPlanck, Some(d)) = (plan.method, density) {
         let temperature = info.temperature.unwrap_or(0.0);
-        let gibbs = (temperature > 0.0).then(|| {
+        let gibbs = (temperature > 0.0 && d.axes.len() == 1).then(|| {
             let w: Vec<f64> = d.axes[0].centres.iter().map(|&x| eval_at(&[x])).collect();
             let low = w.iter().copied().fold(f64::INFINITY, f64::min);
             let w: Vec<f64> = w.iter().map(|e| (-(e - low) / temperature).exp()).collect();

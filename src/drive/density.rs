@@ -1,5 +1,6 @@
-//! `fokker-planck`: the density of a model's particles on a grid of cells,
-//! advanced by [`integrate::fokker_planck`] (docs/numerics.md §Fokker–Planck).
+//! `fokker-planck`: the density of a model's particles on a grid of cells (a
+//! line in 1-D, `x` rows of `y` cells in 2-D), advanced by
+//! [`crate::integrate::fokker_planck`] (docs/numerics.md §Fokker–Planck).
 //!
 //! The energy (and the metric, whose inverse is the mobility) are evaluated on
 //! the grid by the plan's compiled kernels: `E` at the cell centres, `g` at the
@@ -30,7 +31,8 @@ pub struct Axis {
 pub struct Density {
     pub axes: Vec<Axis>,
     pub times: Vec<f64>,
-    /// Row-major, times × cells: the density (probability per unit length) of each cell.
+    /// Row-major, times × cells (× cells): the density (probability per unit length, or
+    /// area) of each cell.
     pub values: Vec<f64>,
 }
 
@@ -56,23 +58,71 @@ fn varies(model: &Model) -> bool {
         || model.metric.iter().flatten().flatten().any(|&g| timed(g))
 }
 
+/// The grid: one axis, or two (`x` rows of `y` cells, row-major).
+#[derive(Clone, Debug)]
+struct Grid2 {
+    axes: Vec<Cells>,
+}
+
+impl Grid2 {
+    /// Cells along `x` and along `y` (1 for a 1-D grid).
+    fn shape(&self) -> (usize, usize) {
+        (self.axes[0].cells, self.axes.get(1).map_or(1, |c| c.cells))
+    }
+
+    /// The volume of a cell.
+    fn dv(&self) -> f64 {
+        self.axes.iter().map(Cells::h).product()
+    }
+
+    /// The state at the centre of cell `(i, j)`.
+    fn centre(&self, i: usize, j: usize, out: &mut Vec<f64>) {
+        out.clear();
+        out.push(self.axes[0].centre(i));
+        if let Some(y) = self.axes.get(1) {
+            out.push(y.centre(j));
+        }
+    }
+}
+
 /// The grid and the model evaluated on it at one time.
 struct Field<'a> {
     ctx: &'a Ctx<'a>,
-    cells: Cells,
+    grid: Grid2,
     work: Work,
     out: Vec<f64>,
-    /// `E` at the cell centres, `1/g` at the interior faces, `T`.
+    at: Vec<f64>,
+    /// `E` at the cell centres (row-major), and `T`.
     energy: Vec<f64>,
-    mobility: Vec<f64>,
     temperature: f64,
-    faces: Faces,
+    /// The faces of each line of cells along `x` (one per `y` cell), and along `y` (one per
+    /// `x` cell; none in 1-D).
+    x_lines: Vec<Faces>,
+    y_lines: Vec<Faces>,
 }
 
 impl Field<'_> {
-    fn failure(&self, t: f64, x: f64, cause: Cause) -> RunError {
-        let name = self.ctx.model.vars[0].name.clone();
-        RunError::Numerical { t, state: vec![(name, x)], cause, particle: None }
+    fn failure(&self, t: f64, at: &[f64], cause: Cause) -> RunError {
+        let names = self.ctx.model.vars.iter().map(|v| v.name.clone());
+        RunError::Numerical { t, state: names.zip(at.iter().copied()).collect(), cause, particle: None }
+    }
+
+    /// The mobility `1/g_kk` at the state `self.at` (1 without a metric).
+    fn mobility(&mut self, t: f64, k: usize) -> Result<f64, RunError> {
+        let kernels = self.ctx.k;
+        let m = if kernels.has(Kernel::Metric) {
+            let n = self.grid.axes.len();
+            self.out.resize(n * n, 0.0);
+            kernels.eval_at(Kernel::Metric, t, &self.at, &mut self.out, &mut self.work);
+            1.0 / self.out[k * n + k]
+        } else {
+            1.0
+        };
+        if m.is_finite() && m > 0.0 {
+            Ok(m)
+        } else {
+            Err(self.failure(t, &self.at.clone(), Cause::SingularMetric))
+        }
     }
 
     /// Evaluates `E`, `g` and `T` at time `t` and the faces' fluxes from them.
@@ -94,43 +144,88 @@ impl Field<'_> {
             ))));
         }
         self.temperature = temperature;
-        self.out.resize(1, 0.0);
+        let (nx, ny) = self.grid.shape();
         self.energy.clear();
-        for i in 0..self.cells.cells {
-            let x = self.cells.centre(i);
-            k.eval_at(Kernel::Energy, t, &[x], &mut self.out, &mut self.work);
-            if !self.out[0].is_finite() {
-                return Err(self.failure(t, x, Cause::NonFinite));
+        self.out.resize(1, 0.0);
+        for i in 0..nx {
+            for j in 0..ny {
+                self.grid.centre(i, j, &mut self.at);
+                k.eval_at(Kernel::Energy, t, &self.at, &mut self.out, &mut self.work);
+                if !self.out[0].is_finite() {
+                    return Err(self.failure(t, &self.at.clone(), Cause::NonFinite));
+                }
+                self.energy.push(self.out[0]);
             }
-            self.energy.push(self.out[0]);
         }
-        self.mobility.clear();
-        for f in 1..self.cells.cells {
-            let x = self.cells.edge(f);
-            let m = if k.has(Kernel::Metric) {
-                k.eval_at(Kernel::Metric, t, &[x], &mut self.out, &mut self.work);
-                1.0 / self.out[0]
-            } else {
-                1.0
-            };
-            if !(m.is_finite() && m > 0.0) {
-                return Err(self.failure(t, x, Cause::SingularMetric));
+        let (hx, hy) = (self.grid.axes[0].h(), self.grid.axes.get(1).map_or(1.0, Cells::h));
+        let mut e = Vec::with_capacity(nx.max(ny));
+        let mut m = Vec::with_capacity(nx.max(ny));
+        self.x_lines.clear();
+        for j in 0..ny {
+            e.clear();
+            m.clear();
+            e.extend((0..nx).map(|i| self.energy[i * ny + j]));
+            for f in 1..nx {
+                self.grid.centre(f, j, &mut self.at);
+                self.at[0] = self.grid.axes[0].edge(f);
+                m.push(self.mobility(t, 0)?);
             }
-            self.mobility.push(m);
+            self.x_lines.push(Faces::scharfetter_gummel(&e, &m, temperature, hx));
         }
-        self.faces = Faces::scharfetter_gummel(&self.energy, &self.mobility, temperature, self.cells.h());
+        self.y_lines.clear();
+        if self.grid.axes.len() == 2 {
+            for i in 0..nx {
+                m.clear();
+                for f in 1..ny {
+                    self.grid.centre(i, f, &mut self.at);
+                    self.at[1] = self.grid.axes[1].edge(f);
+                    m.push(self.mobility(t, 1)?);
+                }
+                let line = &self.energy[i * ny..(i + 1) * ny];
+                self.y_lines.push(Faces::scharfetter_gummel(line, &m, temperature, hy));
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of `dt`: backward Euler along every line of cells in `x`, then in `y`
+    /// (docs/numerics.md §Fokker–Planck); `Err` names the cell that failed.
+    fn step(&mut self, rho: &mut [f64], dt: f64, t: f64, tri: &mut Tridiagonal) -> Result<(), RunError> {
+        let (nx, ny) = self.grid.shape();
+        let mut line = vec![0.0; nx];
+        for j in 0..ny {
+            for i in 0..nx {
+                line[i] = rho[i * ny + j];
+            }
+            if let Err(cause) = fp::implicit_step(&mut line, dt, &self.x_lines[j], tri) {
+                let i = line.iter().position(|r| !r.is_finite()).unwrap_or(0);
+                self.grid.centre(i, j, &mut self.at);
+                return Err(self.failure(t, &self.at.clone(), cause));
+            }
+            for i in 0..nx {
+                rho[i * ny + j] = line[i];
+            }
+        }
+        for (i, faces) in self.y_lines.iter().enumerate() {
+            let cells = &mut rho[i * ny..(i + 1) * ny];
+            if let Err(cause) = fp::implicit_step(cells, dt, faces, tri) {
+                let j = cells.iter().position(|r| !r.is_finite()).unwrap_or(0);
+                self.grid.centre(i, j, &mut self.at);
+                return Err(self.failure(t, &self.at.clone(), cause));
+            }
+        }
         Ok(())
     }
 }
 
-/// The initial density: each cell's probability under the `init` law,
-/// conditioned on the domain, divided by the cell's width.
-fn initial_density(model: &Model, cells: &Cells) -> Result<Vec<f64>, RunError> {
+/// The initial density of one variable: each cell's probability under its
+/// `init` law, conditioned on the domain (unnormalised: the masses).
+fn initial_masses(model: &Model, k: usize, cells: &Cells) -> Result<Vec<f64>, RunError> {
     let env = model.env();
     let v = |x| model.arena.eval(x, &env);
     let setup = |m: String| RunError::Setup(Cause::Invalid(m));
-    let name = &model.vars[0].name;
-    let mass: Vec<f64> = match model.init[0] {
+    let name = &model.vars[k].name;
+    let mass: Vec<f64> = match model.init[k] {
         Init::Normal { mean, std } => {
             let (m, s) = (v(mean), v(std));
             if !(s > 0.0 && s.is_finite() && m.is_finite()) {
@@ -164,53 +259,84 @@ fn initial_density(model: &Model, cells: &Cells) -> Result<Vec<f64>, RunError> {
             fmt_float(cells.hi)
         )));
     }
-    let h = cells.h();
-    Ok(mass.iter().map(|m| m / total / h).collect())
+    Ok(mass)
 }
 
-/// Runs the density of a 1-D energy model from `t0` to `t_end` and writes a
-/// row per output time.
+/// The initial density: the product of each variable's law (their `init`s
+/// are independent), conditioned on the domain, per unit volume.
+fn initial_density(model: &Model, grid: &Grid2) -> Result<Vec<f64>, RunError> {
+    let x = initial_masses(model, 0, &grid.axes[0])?;
+    let y = if grid.axes.len() == 2 { initial_masses(model, 1, &grid.axes[1])? } else { vec![1.0] };
+    let total: f64 = x.iter().sum::<f64>() * y.iter().sum::<f64>();
+    let dv = grid.dv();
+    Ok(x.iter().flat_map(|a| y.iter().map(move |b| a * b / total / dv)).collect())
+}
+
+/// Runs the density of a 1-D or 2-D energy model from `t0` to `t_end` and
+/// writes a row per output time.
 pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunError> {
     let (model, cfg) = (ctx.model, ctx.cfg);
     let env = model.env();
-    let domain = model.domain_of(0).expect("plan::misfit asks for a domain");
-    let (lo, hi) = (model.arena.eval(domain.lo, &env), model.arena.eval(domain.hi, &env));
-    if !(lo < hi && lo.is_finite() && hi.is_finite()) {
-        return Err(RunError::Setup(Cause::Invalid(format!(
-            "the domain [{}, {}] of `{}` is not an interval",
-            fmt_float(lo),
-            fmt_float(hi),
-            model.vars[0].name
-        ))));
+    let mut axes = vec![];
+    for (k, var) in model.vars.iter().enumerate() {
+        let domain = model.domain_of(k).expect("plan::misfit asks for a domain");
+        let (lo, hi) = (model.arena.eval(domain.lo, &env), model.arena.eval(domain.hi, &env));
+        if !(lo < hi && lo.is_finite() && hi.is_finite()) {
+            return Err(RunError::Setup(Cause::Invalid(format!(
+                "the domain [{}, {}] of `{}` is not an interval",
+                fmt_float(lo),
+                fmt_float(hi),
+                var.name
+            ))));
+        }
+        axes.push(Cells { lo, hi, cells: cfg.cells });
     }
-    let cells = Cells { lo, hi, cells: cfg.cells };
-    let h = cells.h();
-    let mut rho = initial_density(model, &cells)?;
-    let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
-    let steps = grid.steps().map_err(RunError::Setup)?;
+    let grid = Grid2 { axes };
+    let (nx, ny) = grid.shape();
+    let dv = grid.dv();
+    let mut rho = initial_density(model, &grid)?;
+    let times = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
+    let steps = times.steps().map_err(RunError::Setup)?;
     let mut field = Field {
         ctx,
-        cells,
+        grid: grid.clone(),
         work: Work::default(),
         out: vec![],
+        at: vec![],
         energy: vec![],
-        mobility: vec![],
         temperature: 0.0,
-        faces: Faces::default(),
+        x_lines: vec![],
+        y_lines: vec![],
     };
-    field.at(grid.t0)?;
+    field.at(times.t0)?;
     let varying = varies(model);
     let mut density = cfg.keep_density.then(|| Density {
-        axes: vec![Axis { name: model.vars[0].name.clone(), edges: cells.edges(), centres: cells.centres() }],
+        axes: model
+            .vars
+            .iter()
+            .zip(&grid.axes)
+            .map(|(v, c)| Axis { name: v.name.clone(), edges: c.edges(), centres: c.centres() })
+            .collect(),
         ..Density::default()
     });
     let mut summary = Summary::default();
-    let mut row = Vec::with_capacity(7);
+    let mut row = Vec::with_capacity(ctx.plan.columns.len());
+    let mut marginal = vec![];
     let mut record = |t: f64, rho: &[f64], field: &Field<'_>, summary: &mut Summary| -> Result<(), RunError> {
-        let f = Functionals::of(rho, &field.energy, field.temperature, h);
-        let (mean, std) = fp::moments(rho, |i| cells.centre(i));
+        let f = Functionals::of(rho, &field.energy, field.temperature, dv);
         row.clear();
-        row.extend_from_slice(&[t, f.mass, mean, std, f.energy, f.entropy, f.free_energy]);
+        row.extend_from_slice(&[t, f.mass]);
+        for (k, axis) in grid.axes.iter().enumerate() {
+            marginal.clear();
+            if k == 0 {
+                marginal.extend(rho.chunks(ny).map(|r| r.iter().sum::<f64>()));
+            } else {
+                marginal.extend((0..ny).map(|j| (0..nx).map(|i| rho[i * ny + j]).sum::<f64>()));
+            }
+            let (mean, std) = fp::moments(&marginal, |i| axis.centre(i));
+            row.extend_from_slice(&[mean, std]);
+        }
+        row.extend_from_slice(&[f.energy, f.entropy, f.free_energy]);
         sink.row(&row)?;
         if let Some(d) = density.as_mut() {
             d.times.push(t);
@@ -221,28 +347,24 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
         summary.final_means = ctx.plan.columns[1..].iter().cloned().zip(row[1..].iter().copied()).collect();
         Ok(())
     };
-    record(grid.t0, &rho, &field, &mut summary)?;
+    record(times.t0, &rho, &field, &mut summary)?;
     let mut tri = Tridiagonal::default();
     for step in 0..steps {
-        let t = grid.time(step, steps);
+        let t = times.time(step, steps);
         if ctx.control.interrupted() {
             return Err(RunError::Interrupted { t });
         }
-        let t1 = grid.time(step + 1, steps);
+        let t1 = times.time(step + 1, steps);
         if varying {
             field.at(t1)?;
         }
-        if let Err(cause) = fp::implicit_step(&mut rho, t1 - t, &field.faces, &mut tri) {
-            let worst = rho.iter().position(|r| !r.is_finite()).unwrap_or(0);
-            return Err(field.failure(t, cells.centre(worst), cause));
-        }
+        field.step(&mut rho, t1 - t, t, &mut tri)?;
         summary.steps = step + 1;
         ctx.control.add_progress(1);
-        if grid.is_output(step + 1, steps) {
+        if times.is_output(step + 1, steps) {
             record(t1, &rho, &field, &mut summary)?;
         }
     }
     summary.density = density;
-    summary.particles = 0;
     Ok(summary)
 }

@@ -44,6 +44,9 @@ pub fn density_flow_svg(
 ) -> Result<String, PlotError> {
     let data = Table::new(info, columns, rows)?;
     let t = data.column("t")?;
+    if density.axes.len() == 2 {
+        return snapshots_svg(info, &data, &t, density);
+    }
     let axis = density.axes.first().ok_or(PlotError::Empty("the density has no grid"))?;
     let var = &axis.name;
     let frames = density.times.len();
@@ -109,6 +112,51 @@ pub fn density_flow_svg(
         title.push_str(&format!(", T = {temp}"));
     }
     compose(&title, &[], &[map, free_panel, snapshots])
+}
+
+/// A 2-D density: snapshots over `(x, y)` at four output times (the first, the
+/// last and two between), each on its own colour scale, and the free energy.
+fn snapshots_svg(info: &PlotInfo, data: &Table<'_>, t: &[f64], density: &Density) -> Result<String, PlotError> {
+    let (ax, ay) = (&density.axes[0], &density.axes[1]);
+    let (nx, ny) = (ax.centres.len(), ay.centres.len());
+    let frames = density.times.len();
+    if frames == 0 {
+        return Err(PlotError::Empty("no density"));
+    }
+    let mut picks: Vec<usize> = (0..4).map(|k| k * (frames - 1) / 3).collect();
+    picks.dedup();
+    let mut panels = vec![];
+    let (xg, yg) = (groups(nx, HEAT_CELLS / 2), groups(ny, HEAT_CELLS / 2));
+    for k in picks {
+        let frame = density.frame(k);
+        let mut blocks = Vec::with_capacity(xg.len() * yg.len());
+        for &(a, b) in &xg {
+            for &(c, d) in &yg {
+                let sum: f64 = (a..b).map(|i| frame[i * ny + c..i * ny + d].iter().sum::<f64>()).sum();
+                blocks.push((ax.edges[a], ax.edges[b], ay.edges[c], ay.edges[d], sum / ((b - a) * (d - c)) as f64));
+            }
+        }
+        let top = blocks.iter().map(|b| b.4).filter(|v| v.is_finite()).fold(0.0, f64::max);
+        let heat = blocks
+            .into_iter()
+            .map(|(x0, x1, y0, y1, v)| (x0, x1, y0, y1, viridis(v / top.max(f64::MIN_POSITIVE))))
+            .collect();
+        let caption = format!(
+            "density at t = {} (dark 0, yellow {})",
+            super::compact(density.times[k], 4),
+            super::compact(top, 3)
+        );
+        let mut panel = Panel::new(&caption, &ax.name, &ay.name, vec![Mark::Cells(heat)]);
+        panel.ranges = Some((ax.edges[0]..ax.edges[nx], ay.edges[0]..ay.edges[ny]));
+        panels.push(panel);
+    }
+    let free = pairs("free_energy", t, &data.column("free_energy")?)?;
+    panels.push(Panel::new("free energy ∫Eρ + T∫ρ log ρ", "t", "free energy", vec![Mark::line(None, free, 0)]));
+    let mut title = format!("{} — Fokker–Planck on {nx} × {ny} cells", info.model);
+    if let Some(temp) = info.temperature {
+        title.push_str(&format!(", T = {temp}"));
+    }
+    compose(&title, &[], &panels)
 }
 
 #[cfg(test)]
