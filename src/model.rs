@@ -37,10 +37,12 @@ pub enum Method {
     Em,
     /// The density on a grid (docs/numerics.md §Fokker–Planck).
     FokkerPlanck,
+    /// Stein variational gradient descent (docs/numerics.md §Stein variational gradient descent).
+    Svgd,
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Euler,
         Method::Prox,
         Method::Rk4,
@@ -50,6 +52,7 @@ impl Method {
         Method::Variational,
         Method::Em,
         Method::FokkerPlanck,
+        Method::Svgd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Method {
             Method::Variational => "variational",
             Method::Em => "em",
             Method::FokkerPlanck => "fokker-planck",
+            Method::Svgd => "svgd",
         }
     }
 
@@ -126,6 +130,8 @@ pub struct Settings {
     pub batch: Option<u64>,
     /// Grid cells per dimension of `fokker-planck`.
     pub cells: Option<u64>,
+    /// The kernel bandwidth `h` of `svgd`, `k(x, y) = exp(−|x − y|²/h)`.
+    pub bandwidth: Option<f64>,
 }
 
 /// `domain x = [lo, hi]`: the interval of a state variable on the grid of `fokker-planck`.

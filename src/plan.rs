@@ -119,7 +119,7 @@ const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>)
 }
 
 /// The methods: what each needs, on which models (docs/numerics.md has their formulas).
-pub const SPECS: [Spec; 9] = [
+pub const SPECS: [Spec; 10] = [
     Spec {
         method: Method::Euler,
         lagrangian: None,
@@ -185,6 +185,8 @@ pub const SPECS: [Spec; 9] = [
         energy: needs(&[Kernel::Energy, Kernel::Metric], false, None),
         stochastic: true,
     },
+    // Particles moved by all the others towards exp(−E/T); T = 1 without a temperature.
+    Spec { method: Method::Svgd, lagrangian: None, energy: needs(&[Kernel::Gradient], false, None), stochastic: true },
 ];
 
 /// The most state variables `fokker-planck` solves for.
@@ -261,6 +263,11 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
             "use a constant metric for `em`".to_string()
         } else if let Why::NoDomain(k) = why {
             format!("give the grid's interval: `domain {} = [a, b]`", model.vars[k].name)
+        } else if let (Why::PointMass(k), Method::Svgd) = (why, method) {
+            format!(
+                "svgd moves a cloud of distinct particles: give a random `init {0} ~ normal(m, s)` or `~ uniform(a, b)`",
+                model.vars[k].name
+            )
         } else if let Why::PointMass(k) = why {
             format!(
                 "the initial density comes from a random `init`: `init {0} ~ normal(m, s)` or `init {0} ~ uniform(a, b)`",
@@ -278,12 +285,18 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if needs_of(method, model.kind).is_none() {
         return Err(Why::Kind(method, model.kind));
     }
-    // A density flows without a temperature too: by transport alone.
-    if spec(method).stochastic && model.temperature.is_none() && method != Method::FokkerPlanck {
+    // A density flows without a temperature too, by transport alone; svgd's default is T = 1.
+    if spec(method).stochastic && model.temperature.is_none() && !matches!(method, Method::FokkerPlanck | Method::Svgd)
+    {
         return Err(Why::NoTemperature(method));
     }
     if method == Method::FokkerPlanck {
         grid_fits(model)?;
+    }
+    if method == Method::Svgd {
+        if let Some(k) = model.init.iter().position(|i| matches!(i, crate::model::Init::Value(_))) {
+            return Err(Why::PointMass(k));
+        }
     }
     if method == Method::Em {
         let g_depends = model.metric.as_ref().is_some_and(|g| {

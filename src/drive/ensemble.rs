@@ -139,7 +139,7 @@ struct BlockResult {
 }
 
 /// The initial state of a particle, drawn from its stream.
-fn initial_state(model: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
+pub(super) fn initial_state(model: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
     let env = model.env();
     let a = &model.arena;
     model
@@ -161,7 +161,7 @@ fn initial_state(model: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
 }
 
 /// The stream of particle `p`.
-fn stream(seed: u64, p: usize) -> ChaCha8Rng {
+pub(super) fn stream(seed: u64, p: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(p as u64);
     rng

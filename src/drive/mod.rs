@@ -16,6 +16,7 @@
 
 mod density;
 mod ensemble;
+mod particles;
 mod rows;
 mod settings;
 mod systems;
@@ -195,8 +196,10 @@ pub fn run(
     control: Control<'_>,
 ) -> Result<Summary, RunError> {
     let ctx = Ctx { model, plan, k, cfg, control };
-    if plan.method == Method::FokkerPlanck {
-        return density::run(&ctx, sink);
+    match plan.method {
+        Method::FokkerPlanck => return density::run(&ctx, sink),
+        Method::Svgd => return particles::run(&ctx, sink),
+        _ => {}
     }
     ensemble::run(&ctx, sink)
 }

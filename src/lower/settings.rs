@@ -7,8 +7,8 @@ use crate::model::{Init, Method, ModelKind, Settings, Spans};
 use crate::sym::ExprId;
 use crate::syntax::ast::*;
 
-const SETTINGS: [&str; 11] =
-    ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch", "cells"];
+const SETTINGS: [&str; 12] =
+    ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch", "cells", "bandwidth"];
 
 impl Lowerer<'_> {
     pub(super) fn init_item(&mut self, item: &InitItem, out: &mut Vec<(usize, bool, Init, Span)>) {
@@ -127,7 +127,8 @@ impl Lowerer<'_> {
             "t0" | "t_end" if !v.is_finite() => bad(self, "a finite number"),
             "t0" => s.t0 = Some(v),
             "t_end" => s.t_end = Some(v),
-            "dt" | "rtol" | "atol" if !(v > 0.0 && v.is_finite()) => bad(self, "a positive number"),
+            "dt" | "rtol" | "atol" | "bandwidth" if !(v > 0.0 && v.is_finite()) => bad(self, "a positive number"),
+            "bandwidth" => s.bandwidth = Some(v),
             "dt" => s.dt = Some(v),
             "rtol" => s.rtol = Some(v),
             "atol" => s.atol = Some(v),
