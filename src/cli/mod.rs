@@ -128,8 +128,8 @@ pub(crate) struct RunArgs {
     /// Override a const or param: NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub(crate) set: Vec<String>,
-    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em, fokker-planck [default: the
-    /// model's `simulate method`, else rk4, or em with a temperature].
+    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em, fokker-planck, svgd
+    /// [default: the model's `simulate method`, else rk4, or em with a temperature].
     #[arg(long)]
     pub(crate) method: Option<String>,
     /// Start time [default: the model's `simulate t0`, else 0].
