@@ -189,6 +189,17 @@ pub struct Model {
     pub data_files: Vec<std::path::PathBuf>,
     /// The grid domains of state variables (`domain x = [a, b]`), in statement order.
     pub domains: Vec<Domain>,
+    /// The pair energy `W(x, x~)` of `interaction = …`, symmetric under the swap.
+    pub interaction: Option<Interaction>,
+}
+
+/// `interaction = W`: the energy of a pair of particles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interaction {
+    pub w: ExprId,
+    /// The symbols `x~` of the other particle, one per state variable, in order.
+    pub twins: Vec<SymId>,
+    pub span: Span,
 }
 
 impl Model {

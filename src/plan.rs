@@ -32,11 +32,20 @@ pub enum Kernel {
     Metric,
     /// The Lagrangian point of the variational integrator and the canonical midpoint rule.
     Point,
+    /// `∇₁W(x, x~)` of an `interaction`, at `x = [t, state…, other state…, params…]`.
+    PairGradient,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 6] =
-        [Kernel::Row, Kernel::Energy, Kernel::Gradient, Kernel::Hessian, Kernel::Metric, Kernel::Point];
+    pub const ALL: [Kernel; 7] = [
+        Kernel::Row,
+        Kernel::Energy,
+        Kernel::Gradient,
+        Kernel::Hessian,
+        Kernel::Metric,
+        Kernel::Point,
+        Kernel::PairGradient,
+    ];
 
     /// The kernel's label in the IR.
     pub fn name(self) -> &'static str {
@@ -47,6 +56,7 @@ impl Kernel {
             Kernel::Hessian => "hessian",
             Kernel::Metric => "metric",
             Kernel::Point => "point",
+            Kernel::PairGradient => "pair_gradient",
         }
     }
 
@@ -66,6 +76,7 @@ impl Kernel {
             (Kernel::Hessian, Equations::Energy(e)) => e.kernel.hessian.clone(),
             (Kernel::Metric, Equations::Energy(e)) => e.kernel.metric.clone(),
             (Kernel::Point, Equations::Lagrangian(e)) => e.point.clone(),
+            (Kernel::PairGradient, Equations::Energy(e)) => e.kernel.pair_gradient.clone(),
             _ => None,
         }
     }
@@ -244,6 +255,8 @@ pub enum Why {
     PointMass(usize),
     #[error("its metric has off-diagonal entries, which a density on a 2-D grid does not take")]
     GridMetric,
+    #[error("it has an `interaction`, whose particles move together")]
+    Interaction,
 }
 
 /// Why a method does not fit a model, and what would: the diagnostic's label and help.
@@ -263,6 +276,8 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
             "use a constant metric for `em`".to_string()
         } else if let Why::NoDomain(k) = why {
             format!("give the grid's interval: `domain {} = [a, b]`", model.vars[k].name)
+        } else if why == Why::Interaction {
+            "interacting particles run with `em` (with a temperature) or `euler` (without), and no metric".to_string()
         } else if let (Why::PointMass(k), Method::Svgd) = (why, method) {
             format!(
                 "svgd moves a cloud of distinct particles: give a random `init {0} ~ normal(m, s)` or `~ uniform(a, b)`",
@@ -292,6 +307,12 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     }
     if method == Method::FokkerPlanck {
         grid_fits(model)?;
+    }
+    if model.interaction.is_some() && !matches!(method, Method::Em | Method::Euler) {
+        return Err(Why::Interaction);
+    }
+    if model.interaction.is_some() && method == Method::Em && model.metric.is_some() {
+        return Err(Why::Interaction);
     }
     if method == Method::Svgd {
         if let Some(k) = model.init.iter().position(|i| matches!(i, crate::model::Init::Value(_))) {
@@ -424,6 +445,12 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
     let needs = needs_of(method, model.kind).expect("a fitting method applies to the model's kind");
     let mut kernels = vec![Kernel::Row];
     kernels.extend(needs.kernels.iter().copied().filter(|&k| k != Kernel::Metric || model.metric.is_some()));
+    if model.interaction.is_some() {
+        // The particles move together by the pair sum: no per-particle system or loop.
+        kernels.push(Kernel::Gradient);
+        kernels.push(Kernel::PairGradient);
+        kernels.dedup();
+    }
     let conservative = is_conservative(model, eq);
     if conservative && model.kind == ModelKind::Lagrangian && !kernels.contains(&Kernel::Energy) {
         // `H` alone, for its drift on the steps between rows, without the observes.
@@ -448,13 +475,14 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
             c
         }
     };
+    let alone = model.interaction.is_none();
     Ok(Plan {
         method,
         kind: model.kind,
         n: model.vars.len(),
         kernels,
-        system: needs.system,
-        compiled: needs.compiled,
+        system: needs.system && alone,
+        compiled: needs.compiled.filter(|_| alone),
         layout,
         trajectory_columns,
         columns,

@@ -199,6 +199,7 @@ pub fn run(
     match plan.method {
         Method::FokkerPlanck => return density::run(&ctx, sink),
         Method::Svgd => return particles::run(&ctx, sink),
+        Method::Em | Method::Euler if model.interaction.is_some() => return particles::interacting(&ctx, sink),
         _ => {}
     }
     ensemble::run(&ctx, sink)

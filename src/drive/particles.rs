@@ -1,6 +1,7 @@
 //! Methods that move every particle by all the others: Stein variational
 //! gradient descent (`svgd`, docs/numerics.md §Stein variational gradient
-//! descent). A step needs the whole set of particles, so these runs do not go
+//! descent), and particles with an `interaction` under `em` or `euler`
+//! (docs/numerics.md §Interacting particles). A step needs the whole set of particles, so these runs do not go
 //! through the blocks of [`super::ensemble`]; their rows are an ensemble's
 //! (the mean and standard deviation of every column over the particles).
 //!
@@ -75,6 +76,109 @@ fn moments_row(ctx: &Ctx<'_>, t: f64, x: &[f64], n: usize, out: &mut Vec<f64>) {
         out.push(mean);
         out.push(var.max(0.0).sqrt());
     }
+}
+
+/// The row of the particles at time `t`: an ensemble's moments, or the one
+/// particle's trajectory row.
+fn particles_row(ctx: &Ctx<'_>, t: f64, x: &[f64], n: usize, out: &mut Vec<f64>) {
+    if ctx.plan.is_ensemble() {
+        return moments_row(ctx, t, x, n, out);
+    }
+    moments_row(ctx, t, x, n, out);
+    // One particle: its value is the mean; drop the standard deviations.
+    let means: Vec<f64> = out[1..].iter().step_by(2).copied().collect();
+    out.truncate(1);
+    out.extend(means);
+}
+
+/// The drift `−∇E(x_i) − (1/N) Σ_j ∇₁W(x_i, x_j)` of every particle, the pair
+/// sum over `j` in index order; `Err` names the first particle whose drift is not finite.
+fn interacting_drift(ctx: &Ctx<'_>, t: f64, x: &[f64], n: usize, drift: &mut [f64]) -> Result<(), usize> {
+    let k = ctx.k;
+    let count = x.len() / n;
+    drift.par_chunks_mut(n).enumerate().for_each_init(
+        || (Work::default(), vec![0.0; n]),
+        |(work, g), (i, d)| {
+            let xi = &x[i * n..(i + 1) * n];
+            k.eval_at(Kernel::Gradient, t, xi, g, work);
+            d.iter_mut().zip(g.iter()).for_each(|(d, g)| *d = -g);
+            // x = [t, x_i…, x_j…, params…]: only the other particle's slots change along the sum.
+            let mut y = Vec::with_capacity(2 * n);
+            y.extend_from_slice(xi);
+            y.extend_from_slice(xi);
+            k.input(t, &y, &mut work.x);
+            let mut sum = vec![0.0; n];
+            for j in 0..count {
+                work.x[1 + n..1 + 2 * n].copy_from_slice(&x[j * n..(j + 1) * n]);
+                k.eval(Kernel::PairGradient, &work.x, g, &mut work.scratch);
+                sum.iter_mut().zip(g.iter()).for_each(|(s, g)| *s += g);
+            }
+            d.iter_mut().zip(&sum).for_each(|(d, s)| *d -= s / count as f64);
+        },
+    );
+    match drift.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(i / n),
+        None => Ok(()),
+    }
+}
+
+/// Runs particles with an `interaction`: Euler–Maruyama with the model's
+/// temperature (`em`), or explicit Euler without one (`euler`).
+pub(super) fn interacting(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunError> {
+    use rand::Rng;
+    let (model, cfg) = (ctx.model, ctx.cfg);
+    let n = model.vars.len();
+    let count = ctx.plan.particles();
+    if count > MAX_PAIR_PARTICLES {
+        return Err(RunError::Setup(Cause::Invalid(format!(
+            "an interaction sums over every pair of particles: {count} particles are {:.1e} pair evaluations per \
+             step; run at most {MAX_PAIR_PARTICLES} particles",
+            (count as f64).powi(2)
+        ))));
+    }
+    let mut rngs: Vec<_> = (0..count).map(|p| ensemble::stream(cfg.seed, p)).collect();
+    let mut x: Vec<f64> = rngs.iter_mut().flat_map(|r| ensemble::initial_state(model, r)).collect();
+    let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
+    let steps = grid.steps().map_err(RunError::Setup)?;
+    let noisy = cfg.method == crate::model::Method::Em;
+    let mut drift = vec![0.0; x.len()];
+    let mut row = vec![];
+    let mut summary = Summary { particles: if ctx.plan.is_ensemble() { count } else { 0 }, ..Summary::default() };
+    let mut record = |t: f64, x: &[f64], summary: &mut Summary| -> Result<(), RunError> {
+        particles_row(ctx, t, x, n, &mut row);
+        sink.row(&row)?;
+        summary.rows += 1;
+        let names = &ctx.plan.columns[1..];
+        summary.final_means = names.iter().cloned().zip(row[1..].iter().copied()).collect();
+        Ok(())
+    };
+    record(grid.t0, &x, &mut summary)?;
+    for step in 0..steps {
+        let t = grid.time(step, steps);
+        if ctx.control.interrupted() {
+            return Err(RunError::Interrupted { t });
+        }
+        let h = grid.time(step + 1, steps) - t;
+        let scale = if noisy { (2.0 * temperature(ctx, t)? * h).sqrt() } else { 0.0 };
+        if let Err(p) = interacting_drift(ctx, t, &x, n, &mut drift) {
+            let names = model.vars.iter().map(|v| v.name.clone());
+            let state = names.zip(x[p * n..(p + 1) * n].iter().copied()).collect();
+            return Err(RunError::Numerical { t, state, cause: Cause::NonFinite, particle: Some(p) });
+        }
+        for (p, rng) in rngs.iter_mut().enumerate() {
+            for c in 0..n {
+                let xi: f64 = if noisy { rng.sample(rand_distr::StandardNormal) } else { 0.0 };
+                x[p * n + c] += h * drift[p * n + c] + scale * xi;
+            }
+        }
+        summary.steps = step + 1;
+        ctx.control.add_progress(count);
+        if grid.is_output(step + 1, steps) {
+            record(grid.time(step + 1, steps), &x, &mut summary)?;
+        }
+    }
+    summary.finals = x.chunks(n).map(<[f64]>::to_vec).collect();
+    Ok(summary)
 }
 
 /// `−∇E/T` at every particle, in order; `Err` names the first particle whose gradient is not finite.

@@ -23,6 +23,7 @@ impl Lowerer<'_> {
         let mut spans = Spans::default();
         let mut seen_once: HashMap<&'static str, Span> = HashMap::new();
         let mut domains: Vec<crate::model::Domain> = Vec::new();
+        let mut interaction = None;
         for (i, s) in file.stmts.iter().enumerate() {
             // Past the node limit every expression is a placeholder: nothing after
             // the statement that grew too large is read (its values would be NaN).
@@ -35,7 +36,10 @@ impl Lowerer<'_> {
                 return None;
             }
             let kw = s.keyword_name();
-            if matches!(kw, "model" | "lagrangian" | "energy" | "dissipation" | "metric" | "temperature") {
+            if matches!(
+                kw,
+                "model" | "lagrangian" | "energy" | "dissipation" | "metric" | "temperature" | "interaction"
+            ) {
                 if let Some(prev) = seen_once.get(kw) {
                     let prev = *prev;
                     self.err(
@@ -181,6 +185,11 @@ impl Lowerer<'_> {
                     }
                 }
                 StmtKind::Data { items, path, path_span } => self.data_stmt(items, path, *path_span),
+                StmtKind::Interaction(e) => {
+                    if !self.wrong_kind(s, ModelKind::Energy) {
+                        interaction = self.interaction(e, s.span);
+                    }
+                }
                 StmtKind::Domain(id, lo, hi) => {
                     if !self.wrong_kind(s, ModelKind::Energy) {
                         if let Some(d) = self.domain(id, lo, hi, s.span, &domains) {
@@ -256,7 +265,40 @@ impl Lowerer<'_> {
             warnings: self.confusables(),
             data_files: std::mem::take(&mut self.data_files),
             domains,
+            interaction,
         })
+    }
+
+    /// `interaction = W(x, x~)`: lowered with the twins `x~` in scope, and
+    /// checked symmetric, `W(x, x~) = W(x~, x)`, symbolically.
+    fn interaction(&mut self, e: &Expr, span: Span) -> Option<crate::model::Interaction> {
+        let twins: Vec<crate::sym::SymId> = (0..self.vars.len())
+            .map(|k| {
+                let n = self.vars.len();
+                self.arena.new_symbol(format!("{}~", self.vars[k].name), crate::sym::SymKind::State(n + k))
+            })
+            .collect();
+        self.twins = Some(twins.clone());
+        let w = self.expr(e);
+        self.twins = None;
+        let w = w.ok()?;
+        let mut swap = HashMap::new();
+        for (v, &t) in self.vars.iter().zip(&twins) {
+            swap.insert(v.sym, self.arena.sym(t));
+            swap.insert(t, self.arena.sym(v.sym));
+        }
+        let swapped = self.arena.subst(w, &swap);
+        let d = self.arena.sub(w, swapped);
+        let d = self.arena.simplify(d);
+        if !self.arena.is_zero(d) {
+            self.err(
+                Diagnostic::new(e.span, "the interaction is not symmetric")
+                    .label("W(x, x~) differs from W(x~, x)")
+                    .help("a pair energy is the same seen from either particle, e.g. `1/2*(x - x~)^2`"),
+            );
+            return None;
+        }
+        Some(crate::model::Interaction { w, twins, span })
     }
 
     /// `domain x = [lo, hi]`: a state variable, given one domain, with constant bounds `lo < hi`.

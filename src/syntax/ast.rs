@@ -150,6 +150,8 @@ pub enum StmtKind {
     },
     /// `domain x = [a, b]`: the grid domain of a state variable.
     Domain(Ident, Expr, Expr),
+    /// `interaction = expr`: a pair energy of two particles, `x~` the other's `x`.
+    Interaction(Expr),
 }
 
 /// One family of a `data` statement: its name and the names of its sizes.
@@ -188,6 +190,7 @@ impl Stmt {
             StmtKind::Simulate(_) => "simulate",
             StmtKind::Data { .. } => "data",
             StmtKind::Domain(..) => "domain",
+            StmtKind::Interaction(_) => "interaction",
         }
     }
 }

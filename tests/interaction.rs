@@ -1,0 +1,86 @@
+//! Interacting particles: the quadratic aggregation model's stationary spread
+//! against its closed form, and the checks of `interaction` and `x~`
+//! (docs/numerics.md §Interacting particles).
+
+use lagc::{Method, RunConfig, RunOptions};
+
+#[test]
+fn the_quadratic_aggregation_model_has_its_closed_form_variance() {
+    // dx_i = (−k x_i − a(x_i − x̄)) dt + √(2T) dW_i: the deviations from the particles' mean
+    // are OU processes of rate λ = k + a driven by the noise minus its mean, so under
+    // Euler–Maruyama the spread (1/N)Σ(x_i − x̄)² has the stationary mean
+    // T (1 − 1/N) / (λ (1 − λh/2)).
+    let src = "param k = 1, a = 2, T = 0.5\nstate x\nenergy = k*x^2/2\ninteraction = a/2*(x - x~)^2\n\
+               temperature = T\ninit x ~ normal(2, 1)";
+    let (n, h) = (200usize, 0.02);
+    let c = lagc::compile_for(src, "test", &[], Some(Method::Em)).unwrap();
+    let opts = RunOptions {
+        method: Some(Method::Em),
+        particles: Some(n as u64),
+        dt: Some(h),
+        t_end: Some(20.0),
+        every: Some(10),
+        seed: Some(4),
+        ..Default::default()
+    };
+    let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+    let mut rows: Vec<Vec<f64>> = vec![];
+    c.run(&cfg, &mut rows).unwrap();
+    let lambda = 3.0;
+    let exact = 0.5 * (1.0 - 1.0 / n as f64) / (lambda * (1.0 - lambda * h / 2.0));
+    // After the start (rate 3: e^{−24} of it is left at t = 4), rows every 0.2.
+    let spread: Vec<f64> = rows.iter().filter(|r| r[0] >= 4.0).map(|r| r[2] * r[2]).collect();
+    let mean = spread.iter().sum::<f64>() / spread.len() as f64;
+    // One row's spread has a relative standard deviation of about √(2/N) = 0.1; rows 0.2
+    // apart are correlated by e^{−2λ·0.2} = 0.3, which at most doubles the variance of the
+    // average. Five standard errors: a false alarm about once in 10⁶ runs.
+    let se = exact * (2.0 / n as f64).sqrt() * (2.0 / spread.len() as f64).sqrt();
+    assert!((mean - exact).abs() < 5.0 * se, "spread {mean} against {exact} (5 SE = {})", 5.0 * se);
+    // Without the attraction the spread would be T/k = 0.5: far outside the bound.
+    assert!(5.0 * se < 0.5 - exact);
+}
+
+#[test]
+fn without_a_temperature_euler_aggregates_the_particles() {
+    // T = 0: the deviations shrink by (1 − λh) per step, the mean by (1 − kh).
+    let src = "state x\nenergy = x^2/2\ninteraction = (x - x~)^2\ninit x ~ uniform(1, 3)";
+    let c = lagc::compile_for(src, "test", &[], Some(Method::Euler)).unwrap();
+    let opts = RunOptions {
+        method: Some(Method::Euler),
+        particles: Some(50),
+        dt: Some(0.1),
+        t_end: Some(1.0),
+        every: Some(10),
+        ..Default::default()
+    };
+    let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+    let mut rows: Vec<Vec<f64>> = vec![];
+    c.run(&cfg, &mut rows).unwrap();
+    let (first, last) = (&rows[0], rows.last().unwrap());
+    // ∇₁W = 2(x − x~), so λ = 1 + 2 = 3: the std shrinks by 0.7¹⁰, the mean by 0.9¹⁰.
+    assert!((last[2] / first[2] - 0.7f64.powi(10)).abs() < 1e-12, "{first:?} {last:?}");
+    assert!((last[1] / first[1] - 0.9f64.powi(10)).abs() < 1e-12, "{first:?} {last:?}");
+}
+
+fn errors(src: &str) -> String {
+    match lagc::compile_source(src, "test", &[]) {
+        Err(e) => e.render_with(false),
+        Ok(_) => String::new(),
+    }
+}
+
+#[test]
+fn interactions_are_checked_symmetric_and_twins_stay_inside_them() {
+    let e = errors("state x\nenergy = x^2\ninteraction = x*(x - x~)");
+    assert!(e.contains("not symmetric"), "{e}");
+    assert!(errors("state x, y\nenergy = x^2\ninteraction = sin(x - x~)^2 + (y*y~)").is_empty());
+    let e = errors("state x\nenergy = x^2 + x~");
+    assert!(e.contains("the other particle") && e.contains("only inside `interaction"), "{e}");
+    let e = errors("state x\nenergy = x^2\ninteraction = (x - z~)^2");
+    assert!(e.contains("`z` is not a state variable"), "{e}");
+    // A method whose particles move alone is refused.
+    let c = lagc::compile_for("state x\nenergy = x^2\ninteraction = (x - x~)^2\ninit x ~ normal(0, 1)", "t", &[], None)
+        .unwrap();
+    let d = format!("{:?}", c.refusal(Method::Rk4).expect("refused"));
+    assert!(d.contains("interaction"), "{d}");
+}
