@@ -34,10 +34,12 @@ pub enum Kernel {
     Point,
     /// `∇₁W(x, x~)` of an `interaction`, at `x = [t, state…, other state…, params…]`.
     PairGradient,
+    /// `W(x, x~)` of an `interaction`, at the same inputs.
+    Pair,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 7] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::Row,
         Kernel::Energy,
         Kernel::Gradient,
@@ -45,6 +47,7 @@ impl Kernel {
         Kernel::Metric,
         Kernel::Point,
         Kernel::PairGradient,
+        Kernel::Pair,
     ];
 
     /// The kernel's label in the IR.
@@ -57,6 +60,7 @@ impl Kernel {
             Kernel::Metric => "metric",
             Kernel::Point => "point",
             Kernel::PairGradient => "pair_gradient",
+            Kernel::Pair => "pair",
         }
     }
 
@@ -77,6 +81,7 @@ impl Kernel {
             (Kernel::Metric, Equations::Energy(e)) => e.kernel.metric.clone(),
             (Kernel::Point, Equations::Lagrangian(e)) => e.point.clone(),
             (Kernel::PairGradient, Equations::Energy(e)) => e.kernel.pair_gradient.clone(),
+            (Kernel::Pair, Equations::Energy(e)) => e.kernel.pair.map(|w| vec![w]),
             _ => None,
         }
     }
@@ -277,7 +282,9 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
         } else if let Why::NoDomain(k) = why {
             format!("give the grid's interval: `domain {} = [a, b]`", model.vars[k].name)
         } else if why == Why::Interaction {
-            "interacting particles run with `em` (with a temperature) or `euler` (without), and no metric".to_string()
+            "interacting particles run with `em` (with a temperature) or `euler` (without), and their density with \
+             `fokker-planck` in 1-D; all without a metric"
+                .to_string()
         } else if let (Why::PointMass(k), Method::Svgd) = (why, method) {
             format!(
                 "svgd moves a cloud of distinct particles: give a random `init {0} ~ normal(m, s)` or `~ uniform(a, b)`",
@@ -308,7 +315,9 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if method == Method::FokkerPlanck {
         grid_fits(model)?;
     }
-    if model.interaction.is_some() && !matches!(method, Method::Em | Method::Euler) {
+    let pair_method = matches!(method, Method::Em | Method::Euler)
+        || (method == Method::FokkerPlanck && model.vars.len() == 1 && model.metric.is_none());
+    if model.interaction.is_some() && !pair_method {
         return Err(Why::Interaction);
     }
     if model.interaction.is_some() && method == Method::Em && model.metric.is_some() {
@@ -445,7 +454,10 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
     let needs = needs_of(method, model.kind).expect("a fitting method applies to the model's kind");
     let mut kernels = vec![Kernel::Row];
     kernels.extend(needs.kernels.iter().copied().filter(|&k| k != Kernel::Metric || model.metric.is_some()));
-    if model.interaction.is_some() {
+    if model.interaction.is_some() && method == Method::FokkerPlanck {
+        // The convolution W∗ρ on the grid.
+        kernels.push(Kernel::Pair);
+    } else if model.interaction.is_some() {
         // The particles move together by the pair sum: no per-particle system or loop.
         kernels.push(Kernel::Gradient);
         kernels.push(Kernel::PairGradient);

@@ -84,3 +84,30 @@ fn interactions_are_checked_symmetric_and_twins_stay_inside_them() {
     let d = format!("{:?}", c.refusal(Method::Rk4).expect("refused"));
     assert!(d.contains("interaction"), "{d}");
 }
+
+#[test]
+fn the_aggregation_density_relaxes_to_its_self_consistent_gaussian() {
+    // On the grid, ∂ρ/∂t = ∂ₓ(ρ ∂ₓ(E + W∗ρ) + T ∂ₓρ): with E = kx²/2, W = a(x − x~)²/2 the
+    // potential is (k + a)x²/2 − a·m·x + const, so the density relaxes to the Gaussian of
+    // mean 0 and variance T/(k + a) = 1/6 (up to the grid's O(h²)).
+    let src = "param k = 1, a = 2, T = 0.5\nstate x\nenergy = k*x^2/2\ninteraction = a/2*(x - x~)^2\n\
+               temperature = T\ninit x ~ normal(2, 1)\ndomain x = [-4, 6]";
+    let c = lagc::compile_for(src, "test", &[], Some(Method::FokkerPlanck)).unwrap();
+    let opts = RunOptions {
+        method: Some(Method::FokkerPlanck),
+        cells: Some(400),
+        dt: Some(0.01),
+        t_end: Some(10.0),
+        every: Some(100),
+        ..Default::default()
+    };
+    let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+    let mut rows: Vec<Vec<f64>> = vec![];
+    c.run(&cfg, &mut rows).unwrap();
+    let last = rows.last().unwrap();
+    assert!((last[1] - 1.0).abs() < 1e-12, "mass {}", last[1]);
+    assert!(last[2].abs() < 1e-3, "mean {}", last[2]);
+    assert!((last[3] - (0.5f64 / 3.0).sqrt()).abs() < 1e-5, "std {} against {}", last[3], (0.5f64 / 3.0).sqrt());
+    // The energy column holds ∫Eρ + ½∬Wρρ: k/2·Var = 1/12 plus ½·(a/2)·2·Var = 1/6, so 1/4.
+    assert!((last[4] - 0.25).abs() < 1e-4, "energy {}", last[4]);
+}

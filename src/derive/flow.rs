@@ -81,5 +81,6 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
     let metric = model.metric.as_ref().map(|g| g.iter().flatten().copied().collect());
     // ∇₁W: the pair energy's gradient in the first particle's state, a function of (x, x~).
     let pair_gradient = model.interaction.as_ref().map(|w| th.iter().map(|&s| a.diff(w.w, s)).collect());
-    FlowKernels { energy, gradient, descent, metric, diagonal_metric, hessian, pair_gradient }
+    let pair = model.interaction.as_ref().map(|w| w.w);
+    FlowKernels { energy, gradient, descent, metric, diagonal_metric, hessian, pair_gradient, pair }
 }

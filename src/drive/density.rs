@@ -95,6 +95,13 @@ struct Field<'a> {
     /// `E` at the cell centres (row-major), and `T`.
     energy: Vec<f64>,
     temperature: f64,
+    /// `W(x_i, x_j)` between the cells of a 1-D grid, row-major, with an `interaction`;
+    /// empty otherwise. The potential the fluxes see: `E + W∗ρ`.
+    pair: Vec<f64>,
+    potential: Vec<f64>,
+    /// The mobilities at the faces of each line along `x` and along `y`.
+    x_mobility: Vec<Vec<f64>>,
+    y_mobility: Vec<Vec<f64>>,
     /// The faces of each line of cells along `x` (one per `y` cell), and along `y` (one per
     /// `x` cell; none in 1-D).
     x_lines: Vec<Faces>,
@@ -157,35 +164,83 @@ impl Field<'_> {
                 self.energy.push(self.out[0]);
             }
         }
-        let (hx, hy) = (self.grid.axes[0].h(), self.grid.axes.get(1).map_or(1.0, Cells::h));
-        let mut e = Vec::with_capacity(nx.max(ny));
-        let mut m = Vec::with_capacity(nx.max(ny));
-        self.x_lines.clear();
+        self.x_mobility.clear();
         for j in 0..ny {
-            e.clear();
-            m.clear();
-            e.extend((0..nx).map(|i| self.energy[i * ny + j]));
+            let mut m = Vec::with_capacity(nx);
             for f in 1..nx {
                 self.grid.centre(f, j, &mut self.at);
                 self.at[0] = self.grid.axes[0].edge(f);
                 m.push(self.mobility(t, 0)?);
             }
-            self.x_lines.push(Faces::scharfetter_gummel(&e, &m, temperature, hx));
+            self.x_mobility.push(m);
         }
-        self.y_lines.clear();
+        self.y_mobility.clear();
         if self.grid.axes.len() == 2 {
             for i in 0..nx {
-                m.clear();
+                let mut m = Vec::with_capacity(ny);
                 for f in 1..ny {
                     self.grid.centre(i, f, &mut self.at);
                     self.at[1] = self.grid.axes[1].edge(f);
                     m.push(self.mobility(t, 1)?);
                 }
-                let line = &self.energy[i * ny..(i + 1) * ny];
-                self.y_lines.push(Faces::scharfetter_gummel(line, &m, temperature, hy));
+                self.y_mobility.push(m);
+            }
+        }
+        if k.has(Kernel::Pair) {
+            self.pair.clear();
+            let centres = self.grid.axes[0].centres();
+            for &xi in &centres {
+                for &xj in &centres {
+                    k.input(t, &[xi, xj], &mut self.work.x);
+                    k.eval(Kernel::Pair, &self.work.x, &mut self.out, &mut self.work.scratch);
+                    if !self.out[0].is_finite() {
+                        return Err(self.failure(t, &[xi], Cause::NonFinite));
+                    }
+                    self.pair.push(self.out[0]);
+                }
             }
         }
         Ok(())
+    }
+
+    /// The potential `E + W∗ρ` (`E` alone without an interaction) and the faces' fluxes from it.
+    fn faces(&mut self, rho: &[f64]) {
+        let (nx, ny) = self.grid.shape();
+        self.potential.clone_from(&self.energy);
+        if !self.pair.is_empty() {
+            let dv = self.grid.dv();
+            for (i, v) in self.potential.iter_mut().enumerate() {
+                *v += dv * self.pair[i * nx..(i + 1) * nx].iter().zip(rho).map(|(w, r)| w * r).sum::<f64>();
+            }
+        }
+        let (hx, hy) = (self.grid.axes[0].h(), self.grid.axes.get(1).map_or(1.0, Cells::h));
+        let temperature = self.temperature;
+        let mut e = Vec::with_capacity(nx);
+        self.x_lines.clear();
+        for j in 0..ny {
+            e.clear();
+            e.extend((0..nx).map(|i| self.potential[i * ny + j]));
+            self.x_lines.push(Faces::scharfetter_gummel(&e, &self.x_mobility[j], temperature, hx));
+        }
+        self.y_lines.clear();
+        for (i, m) in self.y_mobility.iter().enumerate() {
+            let line = &self.potential[i * ny..(i + 1) * ny];
+            self.y_lines.push(Faces::scharfetter_gummel(line, m, temperature, hy));
+        }
+    }
+
+    /// `½∬ W ρ ρ`, the interaction's energy (0 without one).
+    fn pair_energy(&self, rho: &[f64]) -> f64 {
+        let n = rho.len();
+        if self.pair.is_empty() {
+            return 0.0;
+        }
+        let dv = self.grid.dv();
+        let mut sum = 0.0;
+        for (i, ri) in rho.iter().enumerate() {
+            sum += ri * self.pair[i * n..(i + 1) * n].iter().zip(rho).map(|(w, r)| w * r).sum::<f64>();
+        }
+        0.5 * dv * dv * sum
     }
 
     /// One step of `dt`: backward Euler along every line of cells in `x`, then in `y`
@@ -307,9 +362,15 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
         temperature: 0.0,
         x_lines: vec![],
         y_lines: vec![],
+        pair: vec![],
+        potential: vec![],
+        x_mobility: vec![],
+        y_mobility: vec![],
     };
     field.at(times.t0)?;
+    field.faces(&rho);
     let varying = varies(model);
+    let interacting = model.interaction.is_some();
     let mut density = cfg.keep_density.then(|| Density {
         axes: model
             .vars
@@ -323,7 +384,10 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
     let mut row = Vec::with_capacity(ctx.plan.columns.len());
     let mut marginal = vec![];
     let mut record = |t: f64, rho: &[f64], field: &Field<'_>, summary: &mut Summary| -> Result<(), RunError> {
-        let f = Functionals::of(rho, &field.energy, field.temperature, dv);
+        let mut f = Functionals::of(rho, &field.energy, field.temperature, dv);
+        let w = field.pair_energy(rho);
+        f.energy += w;
+        f.free_energy += w;
         row.clear();
         row.extend_from_slice(&[t, f.mass]);
         for (k, axis) in grid.axes.iter().enumerate() {
@@ -357,6 +421,10 @@ pub(super) fn run(ctx: &Ctx<'_>, sink: &mut dyn RowSink) -> Result<Summary, RunE
         let t1 = times.time(step + 1, steps);
         if varying {
             field.at(t1)?;
+        }
+        if varying || interacting {
+            // W∗ρ at the step's start: the step is implicit in ρ through E, explicit through W∗ρ.
+            field.faces(&rho);
         }
         field.step(&mut rho, t1 - t, t, &mut tri)?;
         summary.steps = step + 1;
