@@ -111,3 +111,43 @@ fn the_aggregation_density_relaxes_to_its_self_consistent_gaussian() {
     // The energy column holds ∫Eρ + ½∬Wρρ: k/2·Var = 1/12 plus ½·(a/2)·2·Var = 1/6, so 1/4.
     assert!((last[4] - 0.25).abs() < 1e-4, "energy {}", last[4]);
 }
+
+#[test]
+fn the_pair_kernels_match_the_evaluator_on_both_backends() {
+    use lagc::{BackendKind, Kernel, Kernels};
+    let src = "param a = 1.5\nstate x, y\nenergy = x^2 + y^2\n\
+               interaction = a*exp(-((x - x~)^2 + (y - y~)^2)) + sin(x*x~) + y*y~\n\
+               temperature = 1\ninit x ~ normal(0, 1), y ~ normal(0, 1)";
+    let kernel = Kernel::PairGradient;
+    for method in [Method::Em, Method::Euler] {
+        let c = lagc::compile_for(src, "t", &[], Some(method)).unwrap();
+        let plan = lagc::plan::plan(&c.model, &c.equations, method, Some(10)).unwrap();
+        for backend in [BackendKind::Native, BackendKind::Portable] {
+            let k = Kernels::build(&c.model, &c.equations, &plan, backend).unwrap();
+            let w = c.model.interaction.as_ref().unwrap();
+            let (own, other) = ([0.3, -1.1], [0.7, 0.4]);
+            let mut x = vec![];
+            k.input(0.0, &[own[0], own[1], other[0], other[1]], &mut x);
+            let mut out = vec![0.0; 2];
+            k.eval(kernel, &x, &mut out, &mut Vec::new());
+            let mut env = c.model.env();
+            for (v, val) in c.model.var_syms().into_iter().zip(own) {
+                env.set(v, val);
+            }
+            for (&s, val) in w.twins.iter().zip(other) {
+                env.set(s, val);
+            }
+            let want = c.model.arena.eval_many(k.expressions(kernel), &env);
+            for (a, b) in out.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-14 * (1.0 + b.abs()), "{backend:?}: {a} vs {b}");
+            }
+            // ∂W/∂x against a central difference of W itself.
+            let wx = |d: f64| {
+                let mut e = env.clone();
+                e.set(c.model.var_syms()[0], own[0] + d);
+                c.model.arena.eval(w.w, &e)
+            };
+            assert!((out[0] - (wx(1e-6) - wx(-1e-6)) / 2e-6).abs() < 1e-7);
+        }
+    }
+}

@@ -205,6 +205,14 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
     if let Some(cells) = grid {
         // The density, the energies, mobilities, faces and the solver's two vectors (drive::density).
         add(format!("the grid of {cells} cells"), cells * 8.0 * 8.0, "use fewer cells (--cells)");
+        if model.interaction.is_some() {
+            // W between every two cells (drive::density).
+            add(
+                format!("the interaction between {cells}² pairs of cells"),
+                cells * cells * 8.0,
+                "use fewer cells (--cells)",
+            );
+        }
         if outputs.density || outputs.plot {
             // Every output time's density kept, then the NPY file's bytes built from it.
             add(
