@@ -320,7 +320,7 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if model.interaction.is_some() && !pair_method {
         return Err(Why::Interaction);
     }
-    if model.interaction.is_some() && method == Method::Em && model.metric.is_some() {
+    if model.interaction.is_some() && model.metric.is_some() {
         return Err(Why::Interaction);
     }
     if method == Method::Svgd {
@@ -459,9 +459,11 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         kernels.push(Kernel::Pair);
     } else if model.interaction.is_some() {
         // The particles move together by the pair sum: no per-particle system or loop.
-        kernels.push(Kernel::Gradient);
-        kernels.push(Kernel::PairGradient);
-        kernels.dedup();
+        for k in [Kernel::Gradient, Kernel::PairGradient] {
+            if !kernels.contains(&k) {
+                kernels.push(k);
+            }
+        }
     }
     let conservative = is_conservative(model, eq);
     if conservative && model.kind == ModelKind::Lagrangian && !kernels.contains(&Kernel::Energy) {
