@@ -316,3 +316,19 @@ fn the_command_line_writes_the_density_and_refuses_what_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_energy_undefined_on_the_domain_names_the_cell() {
+    let src = "state x\nenergy = log(x)\ntemperature = 1\ninit x ~ uniform(0.5, 1)\ndomain x = [-1, 2]";
+    let c = lagc::compile_for(src, "test", &[], Some(Method::FokkerPlanck)).unwrap();
+    let opts = RunOptions { method: Some(Method::FokkerPlanck), cells: Some(30), ..Default::default() };
+    let cfg = RunConfig::resolve(&c.model, &opts).unwrap();
+    match c.run(&cfg, &mut Vec::<Vec<f64>>::new()) {
+        Err(lagc::RunError::Numerical { t, state, .. }) => {
+            assert_eq!(t, 0.0);
+            assert_eq!(state[0].0, "x");
+            assert!((state[0].1 + 0.95).abs() < 1e-12, "the first cell's centre: {state:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

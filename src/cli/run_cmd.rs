@@ -173,6 +173,10 @@ fn draw(
         energy.map(|en| model.arena.eval(en, &e)).unwrap_or(f64::NAN)
     };
     let density = summary.and_then(|s| s.density.as_ref());
+    if plan.method == crate::Method::FokkerPlanck && density.is_none() {
+        // A density run that did not end well kept no frames: no figure (the temporary file goes).
+        return Ok(None);
+    }
     let svg = if let (crate::Method::FokkerPlanck, Some(d)) = (plan.method, density) {
         let temperature = info.temperature.unwrap_or(0.0);
         let gibbs = (temperature > 0.0 && d.axes.len() == 1).then(|| {

@@ -159,7 +159,8 @@ impl Field<'_> {
                 self.grid.centre(i, j, &mut self.at);
                 k.eval_at(Kernel::Energy, t, &self.at, &mut self.out, &mut self.work);
                 if !self.out[0].is_finite() {
-                    return Err(self.failure(t, &self.at.clone(), Cause::NonFinite));
+                    let why = "the energy is not finite in this cell: give a `domain` where E is defined";
+                    return Err(self.failure(t, &self.at.clone(), Cause::Invalid(why.into())));
                 }
                 self.energy.push(self.out[0]);
             }
