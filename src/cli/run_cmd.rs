@@ -190,7 +190,8 @@ fn draw(
         plot::density_flow_svg(&info, columns, rows, d, gibbs.as_deref())
     } else if plan.is_ensemble() {
         let e1 = |x: f64| eval_at(&[x]);
-        let one_d = model.kind == ModelKind::Energy && syms.len() == 1;
+        // With an interaction the particles' law is not exp(−E/T)/Z: no curve.
+        let one_d = model.kind == ModelKind::Energy && syms.len() == 1 && model.interaction.is_none();
         let energy = one_d.then_some(&e1 as &dyn Fn(f64) -> f64);
         plot::ensemble_svg_with_bands(&info, columns, rows, finals, energy, bands)
     } else {
