@@ -36,10 +36,14 @@ pub enum Method {
     Variational,
     Em,
     Baoab,
+    /// The density on a grid (docs/numerics.md §Fokker–Planck).
+    FokkerPlanck,
+    /// Stein variational gradient descent (docs/numerics.md §Stein variational gradient descent).
+    Svgd,
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 11] = [
         Method::Euler,
         Method::Prox,
         Method::Rk4,
@@ -49,6 +53,8 @@ impl Method {
         Method::Variational,
         Method::Em,
         Method::Baoab,
+        Method::FokkerPlanck,
+        Method::Svgd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +68,8 @@ impl Method {
             Method::Variational => "variational",
             Method::Em => "em",
             Method::Baoab => "baoab",
+            Method::FokkerPlanck => "fokker-planck",
+            Method::Svgd => "svgd",
         }
     }
 
@@ -123,6 +131,21 @@ pub struct Settings {
     pub seed: Option<u64>,
     /// Rows per minibatch of the sums over data.
     pub batch: Option<u64>,
+    /// Grid cells per dimension of `fokker-planck`.
+    pub cells: Option<u64>,
+    /// The kernel bandwidth `h` of `svgd`, `k(x, y) = exp(−|x − y|²/h)`.
+    pub bandwidth: Option<f64>,
+}
+
+/// `domain x = [lo, hi]`: the interval of a state variable on the grid of `fokker-planck`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Domain {
+    /// The state variable's index.
+    pub var: usize,
+    /// The bounds, constant expressions of parameters.
+    pub lo: ExprId,
+    pub hi: ExprId,
+    pub span: Span,
 }
 
 /// Where the model's main statements are, for diagnostics found after lowering.
@@ -169,6 +192,19 @@ pub struct Model {
     pub warnings: Vec<crate::diag::Diagnostic>,
     /// The data files the model's `data` statements read, as opened.
     pub data_files: Vec<std::path::PathBuf>,
+    /// The grid domains of state variables (`domain x = [a, b]`), in statement order.
+    pub domains: Vec<Domain>,
+    /// The pair energy `W(x, x~)` of `interaction = …`, symmetric under the swap.
+    pub interaction: Option<Interaction>,
+}
+
+/// `interaction = W`: the energy of a pair of particles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interaction {
+    pub w: ExprId,
+    /// The symbols `x~` of the other particle, one per state variable, in order.
+    pub twins: Vec<SymId>,
+    pub span: Span,
 }
 
 impl Model {
@@ -193,6 +229,11 @@ impl Model {
             env.set(p.sym, p.value);
         }
         env
+    }
+
+    /// The domain of state variable `k`, if one is given.
+    pub fn domain_of(&self, k: usize) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.var == k)
     }
 
     /// Whether any initial value is random (the run is an ensemble).

@@ -41,10 +41,14 @@ pub enum Kernel {
     Friction,
     /// `∇·g⁻¹` of a state-dependent metric (Riemannian Langevin dynamics).
     Divergence,
+    /// `∇₁W(x, x~)` of an `interaction`, at `x = [t, state…, other state…, params…]`.
+    PairGradient,
+    /// `W(x, x~)` of an `interaction`, at the same inputs.
+    Pair,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Row,
         Kernel::Energy,
         Kernel::Gradient,
@@ -55,6 +59,8 @@ impl Kernel {
         Kernel::Mass,
         Kernel::Friction,
         Kernel::Divergence,
+        Kernel::PairGradient,
+        Kernel::Pair,
     ];
 
     /// The kernel's label in the IR.
@@ -70,6 +76,8 @@ impl Kernel {
             Kernel::Mass => "mass",
             Kernel::Friction => "friction",
             Kernel::Divergence => "divergence",
+            Kernel::PairGradient => "pair_gradient",
+            Kernel::Pair => "pair",
         }
     }
 
@@ -96,6 +104,8 @@ impl Kernel {
                 e.friction.as_ref().map(|g| g.iter().flatten().copied().collect())
             }
             (Kernel::Divergence, Equations::Energy(e)) => e.divergence.clone(),
+            (Kernel::PairGradient, Equations::Energy(e)) => e.kernel.pair_gradient.clone(),
+            (Kernel::Pair, Equations::Energy(e)) => e.kernel.pair.map(|w| vec![w]),
             _ => None,
         }
     }
@@ -149,7 +159,7 @@ const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>)
 }
 
 /// The methods: what each needs, on which models (docs/numerics.md has their formulas).
-pub const SPECS: [Spec; 9] = [
+pub const SPECS: [Spec; 11] = [
     Spec {
         method: Method::Euler,
         lagrangian: None,
@@ -214,7 +224,19 @@ pub const SPECS: [Spec; 9] = [
         energy: None,
         stochastic: true,
     },
+    // The density on a grid; `T = 0` (no temperature) is pure transport.
+    Spec {
+        method: Method::FokkerPlanck,
+        lagrangian: None,
+        energy: needs(&[Kernel::Energy, Kernel::Metric], false, None),
+        stochastic: true,
+    },
+    // Particles moved by all the others towards exp(−E/T); T = 1 without a temperature.
+    Spec { method: Method::Svgd, lagrangian: None, energy: needs(&[Kernel::Gradient], false, None), stochastic: true },
 ];
+
+/// The most state variables `fokker-planck` solves for.
+pub const GRID_MAX_DIM: usize = 2;
 
 /// The row of [`SPECS`] of a method.
 pub fn spec(method: Method) -> &'static Spec {
@@ -260,6 +282,16 @@ pub enum Why {
     TimeDependent,
     #[error("its momenta depend on the coordinates (a velocity-dependent potential)")]
     VelocityPotential,
+    #[error("it has {0} state variables, and a density on a grid is solved for at most {max}", max = GRID_MAX_DIM)]
+    GridDimension(usize),
+    #[error("a state variable has no `domain`, the interval of the grid")]
+    NoDomain(usize),
+    #[error("its `init` is a point, not a density")]
+    PointMass(usize),
+    #[error("its metric has off-diagonal entries, which a density on a 2-D grid does not take")]
+    GridMetric,
+    #[error("it has an `interaction`, whose particles move together")]
+    Interaction,
 }
 
 /// Why a method does not fit a model, and what would: the diagnostic's label and help.
@@ -277,6 +309,22 @@ pub fn misfit(model: &Model, eq: &Equations, method: Method) -> Result<(), Misfi
             "use `midpoint` or `variational` for a symplectic method on this model".to_string()
         } else if method == Method::Baoab && needs_of(method, model.kind).is_some() && model.temperature.is_some() {
             "use `em`, which takes any M(q) and Γ(q)".to_string()
+        } else if let Why::NoDomain(k) = why {
+            format!("give the grid's interval: `domain {} = [a, b]`", model.vars[k].name)
+        } else if why == Why::Interaction {
+            "interacting particles run with `em` (with a temperature) or `euler` (without), and their density with \
+             `fokker-planck` in 1-D; all without a metric"
+                .to_string()
+        } else if let (Why::PointMass(k), Method::Svgd) = (why, method) {
+            format!(
+                "svgd moves a cloud of distinct particles: give a random `init {0} ~ normal(m, s)` or `~ uniform(a, b)`",
+                model.vars[k].name
+            )
+        } else if let Why::PointMass(k) = why {
+            format!(
+                "the initial density comes from a random `init`: `init {0} ~ normal(m, s)` or `init {0} ~ uniform(a, b)`",
+                model.vars[k].name
+            )
         } else {
             format!("methods for this model: {}", fitting(model, eq).join(", "))
         };
@@ -289,14 +337,56 @@ fn why_not(model: &Model, eq: &Equations, method: Method) -> Result<(), Why> {
     if needs_of(method, model.kind).is_none() {
         return Err(Why::Kind(method, model.kind));
     }
-    if spec(method).stochastic && model.temperature.is_none() {
+    // A density flows without a temperature too, by transport alone; svgd's default is T = 1.
+    if spec(method).stochastic && model.temperature.is_none() && !matches!(method, Method::FokkerPlanck | Method::Svgd)
+    {
         return Err(Why::NoTemperature(method));
+    }
+    if method == Method::FokkerPlanck {
+        grid_fits(model)?;
+    }
+    let pair_method = matches!(method, Method::Em | Method::Euler)
+        || (method == Method::FokkerPlanck && model.vars.len() == 1 && model.metric.is_none());
+    if model.interaction.is_some() && !pair_method {
+        return Err(Why::Interaction);
+    }
+    if model.interaction.is_some() && model.metric.is_some() {
+        return Err(Why::Interaction);
+    }
+    if method == Method::Svgd {
+        if let Some(k) = model.init.iter().position(|i| matches!(i, crate::model::Init::Value(_))) {
+            return Err(Why::PointMass(k));
+        }
     }
     if let (Method::Verlet, Equations::Lagrangian(e)) = (method, eq) {
         verlet_fits(model, e)?;
     }
     if let (Method::Baoab, Equations::Lagrangian(e)) = (method, eq) {
         baoab_fits(model, e)?;
+    }
+    Ok(())
+}
+
+/// Whether the model has what a density on a grid needs: at most
+/// [`GRID_MAX_DIM`] state variables, a `domain` and a random `init` for each.
+fn grid_fits(model: &Model) -> Result<(), Why> {
+    if model.vars.len() > GRID_MAX_DIM {
+        return Err(Why::GridDimension(model.vars.len()));
+    }
+    if let Some(k) = (0..model.vars.len()).find(|&k| model.domain_of(k).is_none()) {
+        return Err(Why::NoDomain(k));
+    }
+    if let Some(k) = model.init.iter().position(|i| matches!(i, crate::model::Init::Value(_))) {
+        return Err(Why::PointMass(k));
+    }
+    let a = &model.arena;
+    let off_diagonal = model
+        .metric
+        .iter()
+        .flat_map(|g| g.iter().enumerate())
+        .any(|(i, row)| row.iter().enumerate().any(|(j, &x)| i != j && !a.is_zero(x)));
+    if off_diagonal {
+        return Err(Why::GridMetric);
     }
     Ok(())
 }
@@ -457,8 +547,22 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         // Numbers once per run instead of n² compiled outputs.
         kernels.retain(|&k| !matches!(k, Kernel::Mass | Kernel::Friction));
     }
+    if model.interaction.is_some() && method == Method::FokkerPlanck {
+        // The convolution W∗ρ on the grid.
+        kernels.push(Kernel::Pair);
+    } else if model.interaction.is_some() {
+        // The particles move together by the pair sum: no per-particle system or loop.
+        for k in [Kernel::Gradient, Kernel::PairGradient] {
+            if !kernels.contains(&k) {
+                kernels.push(k);
+            }
+        }
+    }
     let conservative = is_conservative(model, eq);
-    let thermo = is_thermodynamic(model, eq);
+    // The density and the particles that move together (svgd, an interaction) have no
+    // per-particle work ledger yet.
+    let together = method == Method::FokkerPlanck || method == Method::Svgd || model.interaction.is_some();
+    let thermo = is_thermodynamic(model, eq) && !together;
     let power = Kernel::Power.expressions(model, eq).unwrap_or_default();
     if thermo && !power.iter().all(|&p| model.arena.is_zero(p)) {
         // Without it the work stays 0.
@@ -473,7 +577,9 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         (None, true) => Layout::Ensemble { particles: DEFAULT_PARTICLES },
         (None, false) => Layout::Single,
     };
-    let trajectory_columns = trajectory_columns(model, thermo);
+    let layout = if method == Method::FokkerPlanck { Layout::Single } else { layout };
+    let trajectory_columns =
+        if method == Method::FokkerPlanck { density_columns(model) } else { trajectory_columns(model, thermo) };
     let columns = match layout {
         Layout::Single => trajectory_columns.clone(),
         Layout::Ensemble { .. } => {
@@ -485,13 +591,14 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
             c
         }
     };
+    let alone = model.interaction.is_none();
     Ok(Plan {
         method,
         kind: model.kind,
         n: model.vars.len(),
         kernels,
-        system: needs.system,
-        compiled: needs.compiled,
+        system: needs.system && alone,
+        compiled: needs.compiled.filter(|_| alone),
         layout,
         trajectory_columns,
         columns,
@@ -597,6 +704,18 @@ fn trajectory_columns(model: &Model, thermo: bool) -> Vec<String> {
         c.push("work".into());
         c.push("heat".into());
     }
+    c
+}
+
+/// The columns of a density's rows: `t`, `mass`, each variable's `_mean` and
+/// `_std`, `energy` (`∫ E ρ`), `entropy` (`−∫ ρ log ρ`), `free_energy`.
+fn density_columns(model: &Model) -> Vec<String> {
+    let mut c = vec!["t".to_string(), "mass".to_string()];
+    for v in &model.vars {
+        c.push(format!("{}_mean", v.name));
+        c.push(format!("{}_std", v.name));
+    }
+    c.extend(["energy", "entropy", "free_energy"].map(String::from));
     c
 }
 

@@ -94,6 +94,8 @@ fn printed_roots(model: &Model, eq: &Equations) -> Vec<ExprId> {
             roots.extend(e.metric.iter().flatten().flatten());
             roots.extend(e.flow.iter().flatten());
             roots.extend(e.temperature);
+            roots.extend(e.kernel.pair);
+            roots.extend(e.kernel.pair_gradient.iter().flatten());
         }
     }
     roots
@@ -226,6 +228,14 @@ fn text(model: &mut Model, eq: &Equations) -> String {
                 }
                 (None, true) => out += "\nLangevin dynamics dθ = −g⁻¹∇E dt + √(2T) g^(−1/2) dW\n",
                 (None, false) => {}
+            }
+            if let (Some(w), Some(dw)) = (e.kernel.pair, &e.kernel.pair_gradient) {
+                out += &format!("\ninteraction W(θ, θ~) = {}\n", show(a, w));
+                for (i, d) in dw.iter().enumerate() {
+                    let d = a.simplify(*d);
+                    out += &format!("  ∂W/∂{} = {}\n", names[i], show(a, d));
+                }
+                out += "particles dθ_i = (−∇E(θ_i) − (1/N) Σ_j ∇₁W(θ_i, θ_j)) dt + √(2T) dW_i\n";
             }
         }
     }

@@ -127,6 +127,10 @@ impl Kernels {
         let mut inputs = vec![model.time];
         inputs.extend(model.var_syms());
         inputs.extend(model.velocity_syms());
+        if plan.kernels.iter().any(|k| matches!(k, Kernel::PairGradient | Kernel::Pair)) {
+            // The other particle's state, after this one's (read as 0 by the other kernels).
+            inputs.extend(model.interaction.iter().flat_map(|w| w.twins.iter().copied()));
+        }
         inputs.extend(model.param_syms());
         let kernels = plan
             .kernels

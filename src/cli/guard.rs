@@ -80,6 +80,8 @@ pub(crate) struct Outputs<'a> {
     pub dump: Option<&'a Path>,
     /// `--plot`: the rows are kept for the figure.
     pub plot: bool,
+    /// `--density`: a density's frames are written.
+    pub density: bool,
 }
 
 /// The heap block glibc's `malloc` gives a request of `bytes`: 8 bytes of
@@ -124,6 +126,11 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
         None => 0,
     };
     let ensemble = plan.is_ensemble();
+    let grid = (plan.method == crate::Method::FokkerPlanck).then(|| (cfg.cells as f64).powi(plan.n as i32));
+    let disk = match grid.filter(|_| outputs.density) {
+        Some(cells) => disk.saturating_add((r * cells * 8.0) as u64),
+        None => disk,
+    };
     let mut terms = Vec::new();
     let mut add = |what: String, bytes: f64, fix: &'static str| {
         if bytes > 0.0 {
@@ -191,6 +198,26 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
                 ),
                 writer_bytes(dump, particles, width),
                 "dump to CSV (.csv is streamed, not held)",
+            );
+        }
+    }
+    if let Some(cells) = grid {
+        // The density, the energies, mobilities, faces and the solver's two vectors (drive::density).
+        add(format!("the grid of {cells} cells"), cells * 8.0 * 8.0, "use fewer cells (--cells)");
+        if model.interaction.is_some() {
+            // W between every two cells (drive::density).
+            add(
+                format!("the interaction between {cells}² pairs of cells"),
+                cells * cells * 8.0,
+                "use fewer cells (--cells)",
+            );
+        }
+        if outputs.density || outputs.plot {
+            // Every output time's density kept, then the NPY file's bytes built from it.
+            add(
+                format!("the density at {rows} output times × {cells} cells, kept for --density or --plot"),
+                r * cells * 8.0 * if outputs.density { 2.0 } else { 1.0 },
+                "write fewer rows with --every, or use fewer cells (--cells)",
             );
         }
     }

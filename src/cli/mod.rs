@@ -27,6 +27,7 @@ macro_rules! eprintln {
     }};
 }
 
+mod density_out;
 mod guard;
 pub mod load;
 mod output;
@@ -135,8 +136,8 @@ pub(crate) struct RunArgs {
     /// Override a const or param: NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub(crate) set: Vec<String>,
-    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em, baoab [default: the
-    /// model's `simulate method`, else rk4, or em with a temperature].
+    /// Integration method: euler, prox, rk4, dopri5, verlet, midpoint, variational, em, baoab, fokker-planck,
+    /// svgd [default: the model's `simulate method`, else rk4, or em with a temperature].
     #[arg(long)]
     pub(crate) method: Option<String>,
     /// Start time [default: the model's `simulate t0`, else 0].
@@ -186,6 +187,13 @@ pub(crate) struct RunArgs {
     /// Read the `data` statement that declares NAME from PATH instead (repeatable).
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub(crate) data: Vec<String>,
+    /// Grid cells per dimension of fokker-planck [default: the model's `simulate cells`, else 400].
+    #[arg(long)]
+    pub(crate) cells: Option<u64>,
+    /// Write the density of fokker-planck at every output time (.npy, times × cells), the grid in a .json
+    /// file of the same name.
+    #[arg(long, value_name = "PATH.npy")]
+    pub(crate) density: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -172,9 +172,26 @@ pub(super) fn draw(
         }
         energy.map(|en| model.arena.eval(en, &e)).unwrap_or(f64::NAN)
     };
-    let svg = if plan.is_ensemble() {
+    let density = summary.and_then(|s| s.density.as_ref());
+    if plan.method == crate::Method::FokkerPlanck && density.is_none() {
+        // A density run that did not end well kept no frames: no figure (the temporary file goes).
+        return Ok(None);
+    }
+    let svg = if let (crate::Method::FokkerPlanck, Some(d)) = (plan.method, density) {
+        let temperature = info.temperature.unwrap_or(0.0);
+        let gibbs = (temperature > 0.0 && d.axes.len() == 1).then(|| {
+            let w: Vec<f64> = d.axes[0].centres.iter().map(|&x| eval_at(&[x])).collect();
+            let low = w.iter().copied().fold(f64::INFINITY, f64::min);
+            let w: Vec<f64> = w.iter().map(|e| (-(e - low) / temperature).exp()).collect();
+            let h = d.axes[0].edges[1] - d.axes[0].edges[0];
+            let z: f64 = w.iter().sum::<f64>() * h;
+            w.into_iter().map(|v| v / z).collect::<Vec<f64>>()
+        });
+        plot::density_flow_svg(&info, columns, rows, d, gibbs.as_deref())
+    } else if plan.is_ensemble() {
         let e1 = |x: f64| eval_at(&[x]);
-        let one_d = model.kind == ModelKind::Energy && syms.len() == 1;
+        // With an interaction the particles' law is not exp(−E/T)/Z: no curve.
+        let one_d = model.kind == ModelKind::Energy && syms.len() == 1 && model.interaction.is_none();
         let energy = one_d.then_some(&e1 as &dyn Fn(f64) -> f64);
         plot::ensemble_svg_with_bands(&info, columns, rows, finals, energy, bands)
     } else {
@@ -212,6 +229,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             return usage(&m);
         }
     }
+    if let Some(p) = &args.density {
+        if let Err(m) = super::density_out::check_path(p) {
+            return usage(&m);
+        }
+    }
+    let density_grid = args.density.as_deref().map(super::density_out::grid_path);
     let data = match super::parse_data(&args.data) {
         Ok(d) => d,
         Err(m) => return usage(&m),
@@ -219,10 +242,16 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     let inputs: Vec<(&str, &Path)> = std::iter::once(("model file", args.file.as_path()))
         .chain(data.iter().map(|(_, p)| ("--data file", p.as_path())))
         .collect();
-    let outputs: Vec<(&str, &Path)> = [("--out", &args.out), ("--dump", &args.dump), ("--plot", &args.plot)]
-        .into_iter()
-        .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
-        .collect();
+    let outputs: Vec<(&str, &Path)> = [
+        ("--out", &args.out),
+        ("--dump", &args.dump),
+        ("--plot", &args.plot),
+        ("--density", &args.density),
+        ("--density (its grid)", &density_grid),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+    .collect();
     if let Err(m) = super::guard::check_paths(&inputs, &outputs) {
         return usage(&m);
     }
@@ -257,6 +286,9 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         energy_every_step: !args.quiet,
         // An ensemble's figure draws quantile bands.
         bands: args.plot.is_some(),
+        cells: args.cells,
+        // A density's figure draws it.
+        keep_density: args.density.is_some() || args.plot.is_some(),
     };
     let cfg = match RunConfig::resolve(&c.model, &opts) {
         Ok(cfg) => cfg,
@@ -280,6 +312,9 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             ));
         }
     }
+    if args.density.is_some() && cfg.method != crate::Method::FokkerPlanck {
+        return usage(&format!("--density writes the density of `fokker-planck`, not of `{}`", cfg.method));
+    }
     let plan = match c.plan(&cfg) {
         Ok(plan) => plan,
         Err(e) => return usage(&e.to_string()),
@@ -294,8 +329,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if args.dump.is_some() && !ensemble {
         return usage("--dump writes the particles of an ensemble: give --particles N or a random `init x ~ …`");
     }
-    let outputs =
-        super::guard::Outputs { out: args.out.as_deref(), dump: args.dump.as_deref(), plot: args.plot.is_some() };
+    let outputs = super::guard::Outputs {
+        out: args.out.as_deref(),
+        dump: args.dump.as_deref(),
+        plot: args.plot.is_some(),
+        density: args.density.is_some(),
+    };
     let estimate = super::guard::estimate(&c.model, &plan, &cfg, outputs);
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);
@@ -401,6 +440,11 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         let written =
             s.finals.iter().try_for_each(|f| RowSink::row(&mut w, f)).map_err(|e| e.0).and_then(|_| w.finish());
         failed_output = failed_output.or(written.err().map(|m| format!("--dump: {m}")));
+    }
+    if let (Some(p), Ok(drive::Summary { density: Some(d), .. })) = (&args.density, &result) {
+        if failed_output.is_none() {
+            failed_output = super::density_out::write(p, d).err();
+        }
     }
     if let (Some(p), Some(rows), Some(figure)) = (&args.plot, &kept, figure) {
         let summary = result.as_ref().ok();
@@ -534,7 +578,15 @@ fn summary_line(
         integrate.as_secs_f64(),
         write.as_secs_f64()
     );
-    if ensemble {
+    if cfg.method == crate::Method::FokkerPlanck {
+        let of = |name: &str| s.final_means.iter().find(|(n, _)| n == name).map_or(f64::NAN, |(_, v)| *v);
+        line += &format!(
+            "; {} cells, final mass {}, free energy {}",
+            cfg.cells,
+            six_digits(of("mass")),
+            six_digits(of("free_energy"))
+        );
+    } else if ensemble {
         let means: Vec<String> =
             s.final_means.iter().take(model.vars.len() + 1).map(|(n, m)| format!("{n} {}", six_digits(*m))).collect();
         line += &format!("; {}, final means: {}", count(s.particles, "particle"), means.join(", "));

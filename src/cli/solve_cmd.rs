@@ -260,7 +260,7 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         &c.model,
         &plan,
         &cfg,
-        super::guard::Outputs { out: args.out.as_deref(), dump: None, plot: args.plot.is_some() },
+        super::guard::Outputs { out: args.out.as_deref(), dump: None, plot: args.plot.is_some(), density: false },
     );
     let n = c.model.vars.len();
     let unknowns = (steps as usize).saturating_sub(1).saturating_mul(n);

@@ -90,5 +90,8 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
     let diagonal_metric =
         model.metric.as_ref().is_some_and(|g| (0..n).all(|i| (0..n).all(|j| i == j || a.is_zero(g[i][j]))));
     let metric = model.metric.as_ref().map(|g| g.iter().flatten().copied().collect());
-    FlowKernels { energy, gradient, descent, metric, diagonal_metric, hessian }
+    // ∇₁W: the pair energy's gradient in the first particle's state, a function of (x, x~).
+    let pair_gradient = model.interaction.as_ref().map(|w| th.iter().map(|&s| a.diff(w.w, s)).collect());
+    let pair = model.interaction.as_ref().map(|w| w.w);
+    FlowKernels { energy, gradient, descent, metric, diagonal_metric, hessian, pair_gradient, pair }
 }

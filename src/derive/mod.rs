@@ -102,6 +102,10 @@ pub struct FlowKernels {
     pub diagonal_metric: bool,
     /// `∇²E`, row-major, when [`Extras::hessian`] asked for it.
     pub hessian: Option<Vec<ExprId>>,
+    /// `∇₁W(x, x~)` of the model's `interaction`, when it has one.
+    pub pair_gradient: Option<Vec<ExprId>>,
+    /// `W(x, x~)` itself.
+    pub pair: Option<ExprId>,
 }
 
 /// The derivatives only some methods need, each costly at large sizes

@@ -15,17 +15,22 @@
 //! [`RunError`].
 
 mod boundary;
+mod density;
 mod ensemble;
 mod langevin;
+mod particles;
 mod rows;
 mod settings;
 mod systems;
 mod trajectory;
 
 pub use boundary::{solve, SolveConfig, SolveError, SolveSummary};
+pub use density::{Axis, Density};
 pub use ensemble::{BAND_QUANTILES, BLOCK};
 pub use rows::{RowSink, SinkError};
-pub use settings::{RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL};
+pub use settings::{
+    RunConfig, RunOptions, SettingsError, DEFAULT_ATOL, DEFAULT_CELLS, DEFAULT_DT, DEFAULT_DURATION, DEFAULT_RTOL,
+};
 
 use crate::backend::Kernels;
 use crate::integrate::{Cause, Failure};
@@ -54,6 +59,8 @@ pub struct Summary {
     /// Ensembles run with [`RunConfig::bands`]: quantiles of every column at
     /// every output time, over a sample of the particles.
     pub bands: Option<Bands>,
+    /// `fokker-planck` runs with [`RunConfig::keep_density`]: the density at every output time.
+    pub density: Option<Density>,
 }
 
 /// Per output row and column (without `t`), the quantiles `quantiles.0`
@@ -192,6 +199,12 @@ pub fn run(
     control: Control<'_>,
 ) -> Result<Summary, RunError> {
     let ctx = Ctx { model, plan, k, cfg, control };
+    match plan.method {
+        Method::FokkerPlanck => return density::run(&ctx, sink),
+        Method::Svgd => return particles::run(&ctx, sink),
+        Method::Em | Method::Euler if model.interaction.is_some() => return particles::interacting(&ctx, sink),
+        _ => {}
+    }
     ensemble::run(&ctx, sink)
 }
 

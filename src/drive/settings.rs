@@ -25,6 +25,10 @@ pub struct RunConfig {
     pub energy_every_step: bool,
     /// Keep quantile bands of an ensemble's columns ([`super::Summary::bands`]).
     pub bands: bool,
+    /// Grid cells per dimension of `fokker-planck`.
+    pub cells: usize,
+    /// Keep the density at every output time ([`super::Summary::density`]).
+    pub keep_density: bool,
 }
 
 /// Command-line choices that override the model's `simulate` line.
@@ -44,6 +48,9 @@ pub struct RunOptions {
     pub energy_every_step: bool,
     /// Keep quantile bands of an ensemble's columns (see [`RunConfig::bands`]).
     pub bands: bool,
+    pub cells: Option<u64>,
+    /// Keep the density at every output time (see [`RunConfig::keep_density`]).
+    pub keep_density: bool,
 }
 
 /// Defaults where neither the model nor the command line says.
@@ -51,6 +58,8 @@ pub const DEFAULT_DT: f64 = 1e-3;
 pub const DEFAULT_DURATION: f64 = 10.0;
 pub const DEFAULT_RTOL: f64 = 1e-6;
 pub const DEFAULT_ATOL: f64 = 1e-9;
+/// Grid cells per dimension of `fokker-planck`.
+pub const DEFAULT_CELLS: u64 = 400;
 
 /// An unacceptable setting, and what would be acceptable.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -67,6 +76,8 @@ pub enum SettingsError {
     Every,
     #[error("particles must be 1 or more")]
     Particles,
+    #[error("cells must be 2 or more per dimension")]
+    Cells,
 }
 
 impl RunConfig {
@@ -102,6 +113,10 @@ impl RunConfig {
         }
         let seed = o.seed.or(s.seed).unwrap_or(0);
         let batch = o.batch.or(s.batch);
+        let cells = o.cells.or(s.cells).unwrap_or(DEFAULT_CELLS);
+        if cells < 2 || cells > usize::MAX as u64 / 16 {
+            return Err(SettingsError::Cells);
+        }
         Ok(RunConfig {
             method,
             t0,
@@ -115,6 +130,8 @@ impl RunConfig {
             batch,
             energy_every_step: o.energy_every_step,
             bands: o.bands,
+            cells: cells as usize,
+            keep_density: o.keep_density,
         })
     }
 }

@@ -18,6 +18,7 @@ mod banded;
 mod boundary;
 mod dopri5;
 mod explicit;
+pub mod fokker_planck;
 mod gradient;
 mod implicit;
 mod lagrangian;

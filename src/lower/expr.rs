@@ -170,11 +170,39 @@ impl Lowerer<'_> {
         }
     }
 
+    /// `x~`: the other particle's `x`, inside an `interaction` only.
+    fn twin(&mut self, id: &Ident, own: &str) -> Lowered {
+        let var = self.vars.iter().position(|v| v.name == own);
+        match (&self.twins, var) {
+            (Some(twins), Some(k)) => Ok(self.arena.sym(twins[k])),
+            (None, _) => {
+                self.err(
+                    Diagnostic::new(id.span, format!("`{}` is the other particle of an interaction", id.name))
+                        .label("allowed only inside `interaction = …`")
+                        .help(format!("write `{own}` for this particle's value")),
+                );
+                Err(())
+            }
+            (Some(_), None) => {
+                let names: Vec<String> = self.vars.iter().map(|v| format!("{}~", v.name)).collect();
+                self.err(
+                    Diagnostic::new(id.span, format!("`{own}` is not a state variable"))
+                        .label("`~` names the other particle's copy of a state variable")
+                        .help(format!("the other particle's variables: {}", names.join(", "))),
+                );
+                Err(())
+            }
+        }
+    }
+
     fn name(&mut self, id: &Ident) -> Lowered {
         match id.name.as_str() {
             "t" => return Ok(self.arena.sym(self.time)),
             "pi" => return Ok(self.arena.sym(self.pi)),
             _ => {}
+        }
+        if let Some(own) = id.name.strip_suffix('~') {
+            return self.twin(id, own);
         }
         let entry = self.scope.get(&id.name).map(|(e, _)| e.clone());
         match entry {

@@ -81,6 +81,8 @@ struct Lowerer<'a> {
     /// The pairs `(x, x')` and `(x', x'')` of the variables, and where each `x` is,
     /// for `'`; rebuilt when variables are added.
     chain: (Vec<(SymId, SymId)>, crate::sym::FxMap<SymId, usize>),
+    /// The twins `x~` of the state variables while an `interaction` is lowered; `None` elsewhere.
+    twins: Option<Vec<SymId>>,
 }
 
 type Lowered = Result<ExprId, ()>;
@@ -121,6 +123,7 @@ fn lower_in(
         let_members: HashMap::new(),
         data_files: Vec::new(),
         chain: Default::default(),
+        twins: None,
     };
     l.prescan(file);
     let model = l.statements(file, name);
@@ -156,6 +159,7 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         let_members: HashMap::new(),
         data_files: Vec::new(),
         chain: Default::default(),
+        twins: None,
     };
     if l.pi == model.time {
         l.pi = l.arena.find_symbol(SymKind::Pi).unwrap_or(model.time);

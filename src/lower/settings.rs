@@ -7,7 +7,8 @@ use crate::model::{Init, Method, ModelKind, Settings, Spans};
 use crate::sym::ExprId;
 use crate::syntax::ast::*;
 
-const SETTINGS: [&str; 10] = ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch"];
+const SETTINGS: [&str; 12] =
+    ["t0", "t_end", "dt", "method", "rtol", "atol", "every", "particles", "seed", "batch", "cells", "bandwidth"];
 
 impl Lowerer<'_> {
     pub(super) fn init_item(&mut self, item: &InitItem, out: &mut Vec<(usize, bool, Init, Span)>) {
@@ -78,10 +79,7 @@ impl Lowerer<'_> {
     pub(super) fn setting(&mut self, it: &Setting, s: &mut Settings, spans: &mut Spans) {
         let key = it.key.name.as_str();
         if key == "method" {
-            let name = match &it.value.kind {
-                ExprKind::Name(id) => id.name.clone(),
-                _ => String::new(),
-            };
+            let name = method_name(&it.value);
             match Method::from_name(&name) {
                 Some(m) => {
                     s.method = Some(m);
@@ -129,7 +127,8 @@ impl Lowerer<'_> {
             "t0" | "t_end" if !v.is_finite() => bad(self, "a finite number"),
             "t0" => s.t0 = Some(v),
             "t_end" => s.t_end = Some(v),
-            "dt" | "rtol" | "atol" if !(v > 0.0 && v.is_finite()) => bad(self, "a positive number"),
+            "dt" | "rtol" | "atol" | "bandwidth" if !(v > 0.0 && v.is_finite()) => bad(self, "a positive number"),
+            "bandwidth" => s.bandwidth = Some(v),
             "dt" => s.dt = Some(v),
             "rtol" => s.rtol = Some(v),
             "atol" => s.atol = Some(v),
@@ -137,7 +136,21 @@ impl Lowerer<'_> {
             "particles" => s.particles = int(self, 1.0),
             "seed" => s.seed = int(self, 0.0),
             "batch" => s.batch = int(self, 1.0),
+            "cells" => s.cells = int(self, 2.0),
             _ => {}
         }
+    }
+}
+
+/// The method a `simulate method = …` names: a name, or two names joined by
+/// `-` (`fokker-planck`, which reads as a subtraction); empty for anything else.
+fn method_name(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Name(id) => id.name.clone(),
+        ExprKind::Binary(BinOp::Sub, a, b) => match (&a.kind, &b.kind) {
+            (ExprKind::Name(x), ExprKind::Name(y)) => format!("{}-{}", x.name, y.name),
+            _ => String::new(),
+        },
+        _ => String::new(),
     }
 }

@@ -22,6 +22,8 @@ impl Lowerer<'_> {
         let mut settings = Settings::default();
         let mut spans = Spans::default();
         let mut seen_once: HashMap<&'static str, Span> = HashMap::new();
+        let mut domains: Vec<crate::model::Domain> = Vec::new();
+        let mut interaction = None;
         for (i, s) in file.stmts.iter().enumerate() {
             // Past the node limit every expression is a placeholder: nothing after
             // the statement that grew too large is read (its values would be NaN).
@@ -34,7 +36,10 @@ impl Lowerer<'_> {
                 return None;
             }
             let kw = s.keyword_name();
-            if matches!(kw, "model" | "lagrangian" | "energy" | "dissipation" | "metric" | "temperature") {
+            if matches!(
+                kw,
+                "model" | "lagrangian" | "energy" | "dissipation" | "metric" | "temperature" | "interaction"
+            ) {
                 if let Some(prev) = seen_once.get(kw) {
                     let prev = *prev;
                     self.err(
@@ -180,6 +185,18 @@ impl Lowerer<'_> {
                     }
                 }
                 StmtKind::Data { items, path, path_span } => self.data_stmt(items, path, *path_span),
+                StmtKind::Interaction(e) => {
+                    if !self.wrong_kind(s, ModelKind::Energy) {
+                        interaction = self.interaction(e, s.span);
+                    }
+                }
+                StmtKind::Domain(id, lo, hi) => {
+                    if !self.wrong_kind(s, ModelKind::Energy) {
+                        if let Some(d) = self.domain(id, lo, hi, s.span, &domains) {
+                            domains.push(d);
+                        }
+                    }
+                }
             }
         }
         if let (true, Some(last)) = (self.arena.overflowed(), file.stmts.last()) {
@@ -256,7 +273,87 @@ impl Lowerer<'_> {
             spans,
             warnings: self.confusables(),
             data_files: std::mem::take(&mut self.data_files),
+            domains,
+            interaction,
         })
+    }
+
+    /// `interaction = W(x, x~)`: lowered with the twins `x~` in scope, and
+    /// checked symmetric, `W(x, x~) = W(x~, x)`, symbolically.
+    fn interaction(&mut self, e: &Expr, span: Span) -> Option<crate::model::Interaction> {
+        let twins: Vec<crate::sym::SymId> = (0..self.vars.len())
+            .map(|k| {
+                let n = self.vars.len();
+                self.arena.new_symbol(format!("{}~", self.vars[k].name), crate::sym::SymKind::State(n + k))
+            })
+            .collect();
+        self.twins = Some(twins.clone());
+        let w = self.expr(e);
+        self.twins = None;
+        let w = w.ok()?;
+        let mut swap = HashMap::new();
+        for (v, &t) in self.vars.iter().zip(&twins) {
+            swap.insert(v.sym, self.arena.sym(t));
+            swap.insert(t, self.arena.sym(v.sym));
+        }
+        let swapped = self.arena.subst(w, &swap);
+        let d = self.arena.sub(w, swapped);
+        let d = self.arena.simplify(d);
+        if !self.arena.is_zero(d) {
+            self.err(
+                Diagnostic::new(e.span, "the interaction is not symmetric")
+                    .label("W(x, x~) differs from W(x~, x)")
+                    .help("a pair energy is the same seen from either particle, e.g. `1/2*(x - x~)^2`"),
+            );
+            return None;
+        }
+        Some(crate::model::Interaction { w, twins, span })
+    }
+
+    /// `domain x = [lo, hi]`: a state variable, given one domain, with constant bounds `lo < hi`.
+    fn domain(
+        &mut self,
+        id: &Ident,
+        lo: &Expr,
+        hi: &Expr,
+        span: Span,
+        seen: &[crate::model::Domain],
+    ) -> Option<crate::model::Domain> {
+        let Some(var) = self.vars.iter().position(|v| v.name == id.name) else {
+            let names: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
+            self.err(
+                Diagnostic::new(id.span, format!("`{}` is not a state variable", id.name))
+                    .label("a domain belongs to a state variable")
+                    .help(match super::suggest(&id.name, names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? State variables: {}", names.join(", ")),
+                        None => format!("state variables: {}", names.join(", ")),
+                    }),
+            );
+            return None;
+        };
+        if let Some(prev) = seen.iter().find(|d| d.var == var) {
+            let prev = prev.span;
+            self.err(
+                Diagnostic::new(span, format!("`{}` is given two domains", id.name))
+                    .label("given again here")
+                    .with(prev, "first given here"),
+            );
+            return None;
+        }
+        let (Ok(l), Ok(h)) = (self.constant(lo, "a domain bound"), self.constant(hi, "a domain bound")) else {
+            return None;
+        };
+        let env = self.env();
+        let (a, b) = (self.arena.eval(l, &env), self.arena.eval(h, &env));
+        if !(a.is_finite() && b.is_finite() && a < b) {
+            self.err(
+                Diagnostic::new(lo.span.to(hi.span), "the domain is not an interval")
+                    .label(format!("[{}, {}]", crate::sym::fmt_float(a), crate::sym::fmt_float(b)))
+                    .help("give finite bounds with the lower one first: `domain x = [-3, 3]`"),
+            );
+            return None;
+        }
+        Some(crate::model::Domain { var, lo: l, hi: h, span })
     }
 
     fn metric(&mut self, form: &MetricForm, span: Span) -> Option<Vec<Vec<ExprId>>> {

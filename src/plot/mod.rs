@@ -11,6 +11,7 @@
 mod contour;
 mod density;
 mod ensemble;
+mod fokker_planck;
 mod panel;
 mod render;
 mod series;
@@ -21,6 +22,7 @@ use crate::{Model, ModelKind, Plan};
 pub use contour::{contour_levels, contour_lines};
 pub use density::{density_histogram, gibbs_density, Bar};
 pub use ensemble::{ensemble_svg, ensemble_svg_with_bands};
+pub use fokker_planck::density_flow_svg;
 pub use render::compact;
 pub use trajectory::trajectory_svg;
 

@@ -73,6 +73,8 @@ pub(super) enum Mark {
         bars: Vec<Bar>,
     },
     Dot((f64, f64), RGBColor),
+    /// Filled rectangles `(x0, x1, y0, y1)` of one colour each: a heat map.
+    Cells(Vec<(f64, f64, f64, f64, RGBColor)>),
 }
 
 impl Mark {
@@ -96,6 +98,7 @@ impl Mark {
             Mark::Band { polygon, .. } => polygon.clone(),
             Mark::Bars { bars, .. } => bars.iter().flat_map(|b| [(b.lo, 0.0), (b.hi, b.density)]).collect(),
             Mark::Dot(p, _) => vec![*p],
+            Mark::Cells(cells) => cells.iter().flat_map(|&(x0, x1, y0, y1, _)| [(x0, y0), (x1, y1)]).collect(),
         }
     }
 }

@@ -471,6 +471,15 @@ fn draw_marks(
             Mark::Dot(p, c) => {
                 chart.draw_series([Circle::new(f.chart(*p), 4, c.filled())]).map_err(backend)?;
             }
+            Mark::Cells(cells) => {
+                chart
+                    .draw_series(
+                        cells.iter().map(|&(x0, x1, y0, y1, c)| {
+                            Rectangle::new([f.chart((x0, y0)), f.chart((x1, y1))], c.filled())
+                        }),
+                    )
+                    .map_err(backend)?;
+            }
         }
     }
     Ok(())

@@ -148,6 +148,10 @@ pub enum StmtKind {
         path: String,
         path_span: Span,
     },
+    /// `domain x = [a, b]`: the grid domain of a state variable.
+    Domain(Ident, Expr, Expr),
+    /// `interaction = expr`: a pair energy of two particles, `x~` the other's `x`.
+    Interaction(Expr),
 }
 
 /// One family of a `data` statement: its name and the names of its sizes.
@@ -185,6 +189,8 @@ impl Stmt {
             StmtKind::Init(_) => "init",
             StmtKind::Simulate(_) => "simulate",
             StmtKind::Data { .. } => "data",
+            StmtKind::Domain(..) => "domain",
+            StmtKind::Interaction(_) => "interaction",
         }
     }
 }

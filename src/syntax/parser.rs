@@ -33,11 +33,11 @@ pub fn parse_file(src: &str) -> Result<File, Vec<Diagnostic>> {
 }
 
 const STATEMENT_HELP: &str = "every statement starts with a keyword: model, const, param, coord, state, data, let, \
-                              lagrangian, dissipation, force, energy, metric, temperature, observe, init, simulate";
+                              lagrangian, dissipation, force, energy, metric, temperature, observe, init, simulate, domain, interaction";
 
 /// The statement keywords; a name can never be one, so each occurrence
 /// outside a comment or a string starts a statement.
-const STATEMENT_KEYWORDS: [&str; 16] = [
+const STATEMENT_KEYWORDS: [&str; 18] = [
     "model",
     "const",
     "param",
@@ -54,6 +54,8 @@ const STATEMENT_KEYWORDS: [&str; 16] = [
     "init",
     "simulate",
     "data",
+    "domain",
+    "interaction",
 ];
 
 /// The syntax errors of each statement of `src`, read alone; text before
@@ -215,7 +217,9 @@ fn describe(rule: &Rule) -> Option<&'static str> {
         | Rule::kw_observe
         | Rule::kw_init
         | Rule::kw_simulate
-        | Rule::kw_data => "a statement",
+        | Rule::kw_data
+        | Rule::kw_domain
+        | Rule::kw_interaction => "a statement",
         Rule::string => "a file name in double quotes",
         Rule::data_item => "a family `x[M]`",
         Rule::subscripts => "`[index]`",
@@ -420,6 +424,10 @@ fn stmt(p: Pair<Rule>) -> Stmt {
             }
             StmtKind::Data { items, path: path.0, path_span: path.1 }
         }
+        Rule::interaction_stmt => StmtKind::Interaction(expr(parts.next().unwrap())),
+        Rule::domain_stmt => {
+            StmtKind::Domain(ident(parts.next().unwrap()), expr(parts.next().unwrap()), expr(parts.next().unwrap()))
+        }
         r => unreachable!("not a statement rule: {r:?}"),
     };
     Stmt { kind, span: sp, keyword }
@@ -581,6 +589,8 @@ fn expr(p: Pair<Rule>) -> Expr {
             Expr { kind: ExprKind::Number(x), span: sp }
         }
         Rule::ident => Expr { kind: ExprKind::Name(ident(p)), span: sp },
+        // The twin `x~` is the name `x~`, which no declaration can take.
+        Rule::twin => Expr { kind: ExprKind::Name(Ident { name: p.as_str().to_string(), span: sp }), span: sp },
         Rule::paren => {
             let inner = expr(inner(p).next().unwrap());
             Expr { kind: inner.kind, span: sp }
