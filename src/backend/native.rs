@@ -99,7 +99,7 @@ impl Backend for Native {
     }
 
     fn em_block(&self) -> Option<EmBlockFn<'_>> {
-        self.compiled.flow_em_block()
+        self.compiled.em_block()
     }
 
     fn ir(&self) -> Option<&str> {

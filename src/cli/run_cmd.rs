@@ -587,8 +587,14 @@ fn summary_line(
             six_digits(of("free_energy"))
         );
     } else if ensemble {
-        let means: Vec<String> =
-            s.final_means.iter().take(model.vars.len() + 1).map(|(n, m)| format!("{n} {}", six_digits(*m))).collect();
+        // The first few columns; a lattice's thousands of means belong in the output.
+        const SHOWN: usize = 6;
+        let wanted = (model.vars.len() + 1).min(s.final_means.len());
+        let mut means: Vec<String> =
+            s.final_means.iter().take(wanted.min(SHOWN)).map(|(n, m)| format!("{n} {}", six_digits(*m))).collect();
+        if wanted > SHOWN {
+            means.push(format!("… {} more in the rows", wanted - SHOWN));
+        }
         line += &format!("; {}, final means: {}", count(s.particles, "particle"), means.join(", "));
     } else {
         match (s.energy_drift, s.final_grad_norm) {

@@ -334,9 +334,10 @@ impl EmBlockFn<'_> {
 }
 
 impl NativeCode {
-    /// The Euler–Maruyama block step of the flow, if it was compiled.
-    pub fn flow_em_block(&self) -> Option<EmBlockFn<'_>> {
-        let e = self.flow?;
+    /// The Euler–Maruyama block step of the flow or, for underdamped Langevin
+    /// dynamics, of the first-order system, if it was compiled.
+    pub fn em_block(&self) -> Option<EmBlockFn<'_>> {
+        let e = self.flow.or(self.ode)?;
         e.em.map(|ptr| EmBlockFn { ptr, dim: e.dim, params: e.params, _module: PhantomData })
     }
 
@@ -452,7 +453,7 @@ pub fn compile_with(
         let rk4 = loops.contains(&Scheme::Rk4).then(|| mb.step_loop(sys, rhs, Scheme::Rk4)).transpose()?;
         let verlet =
             (is_ode && loops.contains(&Scheme::Verlet)).then(|| mb.step_loop(sys, rhs, Scheme::Verlet)).transpose()?;
-        let em = (!is_ode && loops.contains(&Scheme::EulerMaruyama)).then(|| mb.em_block(sys, rhs)).transpose()?;
+        let em = loops.contains(&Scheme::EulerMaruyama).then(|| mb.em_block(sys, rhs)).transpose()?;
         system_ids.push((rhs, rk4, verlet, em));
     }
     mb.module.finalize_definitions().map_err(setup)?;
