@@ -41,10 +41,14 @@ pub enum Kernel {
     Friction,
     /// `∇·g⁻¹` of a state-dependent metric (Riemannian Langevin dynamics).
     Divergence,
+    /// The derivatives of the first-order system's vector and matrix with
+    /// respect to the state and the parameters (forward sensitivities;
+    /// [`crate::derive::Jacobian::kernel`]).
+    Jacobian,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::Row,
         Kernel::Energy,
         Kernel::Gradient,
@@ -55,6 +59,7 @@ impl Kernel {
         Kernel::Mass,
         Kernel::Friction,
         Kernel::Divergence,
+        Kernel::Jacobian,
     ];
 
     /// The kernel's label in the IR.
@@ -70,6 +75,7 @@ impl Kernel {
             Kernel::Mass => "mass",
             Kernel::Friction => "friction",
             Kernel::Divergence => "divergence",
+            Kernel::Jacobian => "jacobian",
         }
     }
 
@@ -96,6 +102,8 @@ impl Kernel {
                 e.friction.as_ref().map(|g| g.iter().flatten().copied().collect())
             }
             (Kernel::Divergence, Equations::Energy(e)) => e.divergence.clone(),
+            (Kernel::Jacobian, Equations::Lagrangian(e)) => e.jacobian.as_ref().map(|j| j.kernel()),
+            (Kernel::Jacobian, Equations::Energy(e)) => e.jacobian.as_ref().map(|j| j.kernel()),
             _ => None,
         }
     }
@@ -142,7 +150,7 @@ pub struct Spec {
     pub stochastic: bool,
 }
 
-const NONE: Extras = Extras { hessian: false, lagrangian_point: false };
+const NONE: Extras = Extras { hessian: false, lagrangian_point: false, jacobians: false };
 
 const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>) -> Option<Needs> {
     Some(Needs { extras: NONE, kernels, system, compiled })
@@ -437,6 +445,8 @@ pub struct Plan {
     pub mechanical_noise: Option<MechanicalNoise>,
     /// Minibatches of the dynamics' sums over data (`simulate batch`).
     pub batch: Option<crate::batch::Batch>,
+    /// Forward sensitivities, when asked for ([`Plan::with_sensitivities`]).
+    pub sensitivity: Option<crate::sensitivity::Sensitivity>,
 }
 
 /// The plan of a run of `method` (with `particles` asked for, if any), or the
@@ -500,6 +510,7 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         constant_noise,
         mechanical_noise,
         batch: None,
+        sensitivity: None,
     })
 }
 

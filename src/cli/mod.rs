@@ -186,6 +186,10 @@ pub(crate) struct RunArgs {
     /// Read the `data` statement that declares NAME from PATH instead (repeatable).
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub(crate) data: Vec<String>,
+    /// Forward sensitivities of every state column to these params (or `init.x`, the initial
+    /// value of state column x), as columns `d(x)/d(p)` after all others (rk4, euler).
+    #[arg(long, value_name = "P,…", value_delimiter = ',')]
+    pub(crate) sensitivities: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

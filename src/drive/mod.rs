@@ -18,6 +18,7 @@ mod boundary;
 mod ensemble;
 mod langevin;
 mod rows;
+mod sensitivity;
 mod settings;
 mod systems;
 mod trajectory;
