@@ -23,6 +23,9 @@ pub struct Sensitivity {
     pub targets: Vec<Target>,
     pub names: Vec<String>,
     pub initial: Vec<f64>,
+    /// The number of outputs `∂A/∂y` of the `jacobian` kernel (0 when the
+    /// system's matrix does not depend on the state).
+    pub matrix_y: usize,
 }
 
 impl Sensitivity {
@@ -130,7 +133,8 @@ impl Plan {
         }
         self.system = true;
         self.compiled = None;
-        self.sensitivity = Some(Sensitivity { targets, names: names.to_vec(), initial });
+        let matrix_y = jacobian.matrix_y.len();
+        self.sensitivity = Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y });
         Ok(self)
     }
 }

@@ -9,7 +9,7 @@
 use super::Equations;
 use crate::diag::Diagnostic;
 use crate::model::{Init, Model, ModelKind};
-use crate::sym::ExprId;
+use crate::sym::{ExprId, SymKind};
 
 /// The most entries the sensitivities' tables may have (`n² (d + P)` for the
 /// matrix's derivatives): 10⁷, about 40 MB of node ids before any simplification.
@@ -24,9 +24,10 @@ pub struct Jacobian {
     /// `∂v_i/∂p_k`: `n × P`.
     pub vector_p: Vec<ExprId>,
     /// `∂A_ij/∂y_l` of the matrix `A` (`M`, or the metric `g`): `n² × d`;
-    /// empty for an energy model without a metric.
+    /// empty when there is no matrix or it does not depend on the state.
     pub matrix_y: Vec<ExprId>,
-    /// `∂A_ij/∂p_k`: `n² × P`; empty without a matrix.
+    /// `∂A_ij/∂p_k`: `n² × P`; empty when there is no matrix or it does not
+    /// depend on the parameters.
     pub matrix_p: Vec<ExprId>,
     /// `∂y0_j/∂p_k` of the initial values: `d × P` (0 for random ones).
     pub init_p: Vec<ExprId>,
@@ -52,7 +53,12 @@ pub fn jacobians(model: &mut Model, eq: &mut Equations) -> Result<(), Diagnostic
         Equations::Lagrangian(e) => (e.forcing.clone(), e.mass_matrix.iter().flatten().copied().collect()),
         Equations::Energy(e) => (e.kernel.descent.clone(), e.kernel.metric.clone().unwrap_or_default()),
     };
-    let entries = n.saturating_mul(n).saturating_mul(d + params.len()).max(n.saturating_mul(d + params.len()));
+    // A constant matrix (the usual `M`) has no derivatives to keep: n² (d + P) zeros.
+    let on = |pred: fn(SymKind) -> bool| matrix.iter().any(|&m| model.arena.depends(m, pred));
+    let on_state = on(|k| matches!(k, SymKind::Coord(_) | SymKind::Velocity(_) | SymKind::State(_)));
+    let on_params = on(|k| matches!(k, SymKind::Param(_)));
+    let by = d * usize::from(on_state) + params.len() * usize::from(on_params);
+    let entries = n.saturating_mul(n).saturating_mul(by).saturating_add(n.saturating_mul(d + params.len()));
     if entries > MAX_JACOBIAN_ENTRIES {
         let what = match model.kind {
             ModelKind::Lagrangian => "coordinates",
@@ -70,8 +76,8 @@ pub fn jacobians(model: &mut Model, eq: &mut Equations) -> Result<(), Diagnostic
     };
     let vector_y = table(a, &vector, &state);
     let vector_p = table(a, &vector, &params);
-    let matrix_y = table(a, &matrix, &state);
-    let matrix_p = table(a, &matrix, &params);
+    let matrix_y = if on_state { table(a, &matrix, &state) } else { vec![] };
+    let matrix_p = if on_params { table(a, &matrix, &params) } else { vec![] };
     let zero = a.int(0);
     let init: Vec<ExprId> = model
         .init

@@ -25,15 +25,16 @@ struct Augmented<'a> {
     /// The system's matrix (`M` or `g`), if any.
     matrix: Option<Kernel>,
     jac: Vec<f64>,
+    /// The length of `∂A/∂y` in the kernel's output (0 when `A` does not depend on the state).
+    matrix_y: usize,
     a: Vec<f64>,
-    /// `∂F/∂y` (`d × d`) and `∂F/∂P` (`d × k`).
-    fy: Vec<f64>,
-    fp: Vec<f64>,
+    /// `A S'` of the rows `A⁻¹v`, `n × k`, and one of its columns.
+    b: Vec<f64>,
     col: Vec<f64>,
 }
 
 impl<'a> Augmented<'a> {
-    fn new(k: &'a Kernels, s: &'a Sensitivity) -> Augmented<'a> {
+    fn new(k: &'a Kernels, s: &'a Sensitivity, matrix_y: usize) -> Augmented<'a> {
         let n = k.n;
         let d = match k.kind {
             ModelKind::Lagrangian => 2 * n,
@@ -49,72 +50,80 @@ impl<'a> Augmented<'a> {
             np: k.params().len(),
             matrix,
             jac: vec![0.0; k.outputs(Kernel::Jacobian)],
+            matrix_y,
             a: vec![],
-            fy: vec![0.0; d * d],
-            fp: vec![0.0; d * s.len()],
-            col: vec![0.0; n],
+            b: vec![],
+            col: vec![],
         }
     }
 
-    /// `∂F/∂y` and `∂F/∂P` at `(t, y)`, with `f = F(t, y)` already computed.
-    fn jacobians(&mut self, t: f64, y: &[f64], f: &[f64]) -> Result<(), Cause> {
+    /// `S' = (∂F/∂y) S + ∂F/∂P` at `(t, y)`, with `f = F(t, y)` already computed:
+    /// for `F = A⁻¹v` (`A` being `M` or `g`, or the identity), the rows of
+    /// `A⁻¹(∂v/∂y S + ∂v/∂P − Σ_l (∂A/∂y_l · A⁻¹v) S_l − ∂A/∂P · A⁻¹v)`, and for a
+    /// Lagrangian the rows `q' = v` before them. One solve per target.
+    fn derivative(&mut self, t: f64, y: &[f64], f: &[f64], s: &[f64], ds: &mut [f64]) -> Result<(), Cause> {
         let (n, d, np, kk) = (self.n, self.d, self.np, self.s.len());
         self.k.eval_at(Kernel::Jacobian, t, y, &mut self.jac, &mut self.work);
         if self.jac.iter().any(|x| !x.is_finite()) {
             return Err(Cause::NonFinite);
         }
-        // The rows of F that are M⁻¹f (or g⁻¹(−∇E)) start at `off`; a Lagrangian's first
-        // n rows are q' = v.
+        // The rows of F that are A⁻¹v start at `off`; a Lagrangian's first n rows are q' = v.
         let off = d - n;
         let accel = &f[off..];
-        self.fy.fill(0.0);
-        self.fp.fill(0.0);
-        for i in 0..off {
-            self.fy[i * d + n + i] = 1.0;
-        }
         let (vy, rest) = self.jac.split_at(n * d);
         let (vp, rest) = rest.split_at(n * np);
-        let (my, mp) = rest.split_at(rest.len().min(n * n * d));
-        let factor = match self.matrix {
-            Some(m) => {
-                self.a.resize(n * n, 0.0);
-                self.k.eval_at(m, t, y, &mut self.a, &mut self.work);
-                let singular = if m == Kernel::Mass { Cause::SingularMassMatrix } else { Cause::SingularMetric };
-                Some(linalg::factor(&self.a, n).map_err(|_| singular)?)
-            }
-            None => None,
-        };
-        // Column z of ∂(A⁻¹v)/∂z = A⁻¹(∂v/∂z − (∂A/∂z) A⁻¹v), for z a state entry or a target.
-        let columns = d + kk;
-        for z in 0..columns {
-            // `None`: the state entry z; `Some(p)`: the param p.
-            let param = match z.checked_sub(d).map(|c| self.s.targets[c]) {
-                None => None,
-                Some(Target::Init(_)) => continue,
-                Some(Target::Param(p)) => Some(p),
-            };
-            let dv = |i: usize| param.map_or_else(|| vy[i * d + z], |p| vp[i * np + p]);
-            let dm = |r: usize| param.map_or_else(|| my[r * d + z], |p| mp[r * np + p]);
-            for i in 0..n {
-                let mut c = dv(i);
-                if factor.is_some() {
-                    for j in 0..n {
-                        c -= dm(i * n + j) * accel[j];
+        // The matrix's derivatives by the state and by the params, each absent when 0.
+        let (my, mp) = rest.split_at(self.matrix_y);
+        let b = &mut self.b;
+        b.clear();
+        b.resize(n * kk, 0.0);
+        for i in 0..n {
+            for z in 0..d {
+                let v = vy[i * d + z];
+                if v != 0.0 {
+                    for c in 0..kk {
+                        b[i * kk + c] += v * s[z * kk + c];
                     }
-                }
-                self.col[i] = c;
-            }
-            if let Some(f) = &factor {
-                f.solve(&mut self.col);
-            }
-            for i in 0..n {
-                if z < d {
-                    self.fy[(off + i) * d + z] = self.col[i];
-                } else {
-                    self.fp[(off + i) * kk + (z - d)] = self.col[i];
                 }
             }
         }
+        for (c, t) in self.s.targets.iter().enumerate() {
+            if let Target::Param(p) = *t {
+                for i in 0..n {
+                    b[i * kk + c] += vp[i * np + p];
+                    if !mp.is_empty() {
+                        let w: f64 = (0..n).map(|j| mp[(i * n + j) * np + p] * accel[j]).sum();
+                        b[i * kk + c] -= w;
+                    }
+                }
+            }
+        }
+        if !my.is_empty() {
+            for z in 0..d {
+                for i in 0..n {
+                    let w: f64 = (0..n).map(|j| my[(i * n + j) * d + z] * accel[j]).sum();
+                    for c in 0..kk {
+                        b[i * kk + c] -= w * s[z * kk + c];
+                    }
+                }
+            }
+        }
+        if let Some(m) = self.matrix {
+            self.a.resize(n * n, 0.0);
+            self.k.eval_at(m, t, y, &mut self.a, &mut self.work);
+            let singular = if m == Kernel::Mass { Cause::SingularMassMatrix } else { Cause::SingularMetric };
+            let factor = linalg::factor(&self.a, n).map_err(|_| singular)?;
+            for c in 0..kk {
+                self.col.clear();
+                self.col.extend((0..n).map(|i| b[i * kk + c]));
+                factor.solve(&mut self.col);
+                for i in 0..n {
+                    b[i * kk + c] = self.col[i];
+                }
+            }
+        }
+        ds[..off * kk].copy_from_slice(&s[n * kk..(n + off) * kk]);
+        ds[off * kk..].copy_from_slice(b);
         Ok(())
     }
 }
@@ -125,21 +134,11 @@ impl OdeSystem for Augmented<'_> {
     }
 
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) -> Result<(), Cause> {
-        let (d, kk) = (self.d, self.s.len());
+        let d = self.d;
         let (state, s) = y.split_at(d);
         let (f, ds) = dy.split_at_mut(d);
         self.k.rhs(t, state, f, &mut self.work)?;
-        self.jacobians(t, state, f)?;
-        // S' = (∂F/∂y) S + ∂F/∂P.
-        for i in 0..d {
-            for c in 0..kk {
-                let mut x = self.fp[i * kk + c];
-                for j in 0..d {
-                    x += self.fy[i * d + j] * s[j * kk + c];
-                }
-                ds[i * kk + c] = x;
-            }
-        }
+        self.derivative(t, state, f, s, ds)?;
         if ds.iter().all(|x| x.is_finite()) {
             Ok(())
         } else {
@@ -162,7 +161,7 @@ pub(super) fn integrate(
 ) -> Result<Stats, Failure> {
     let cfg = ctx.cfg;
     let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
-    let mut sys = Augmented::new(ctx.k, s);
+    let mut sys = Augmented::new(ctx.k, s, s.matrix_y);
     let d = sys.d;
     let mut start = y0.to_vec();
     start.extend_from_slice(&s.initial);
