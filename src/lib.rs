@@ -24,6 +24,7 @@ pub mod backend;
 pub mod batch;
 pub mod cli;
 pub mod data;
+pub mod fit;
 pub mod derive;
 mod diag;
 pub mod drive;
