@@ -115,7 +115,11 @@ pub fn fit(
         .map(|u| {
             c.model.params.iter().position(|p| p.name == u.name).ok_or_else(|| {
                 let known: Vec<&str> = c.model.params.iter().map(|p| p.name.as_str()).collect();
-                FitError::Input(format!("--params: `{}` is not a param of the model (params: {})", u.name, known.join(", ")))
+                FitError::Input(format!(
+                    "--params: `{}` is not a param of the model (params: {})",
+                    u.name,
+                    known.join(", ")
+                ))
             })
         })
         .collect::<Result<_, _>>()?;
@@ -137,7 +141,10 @@ pub fn fit(
     let mut observed = Vec::new();
     for name in &obs.columns {
         let x = col(name).ok_or_else(|| {
-            FitError::Input(format!("--data: `{name}` is not a column of the run (columns: {})", plan.columns.join(", ")))
+            FitError::Input(format!(
+                "--data: `{name}` is not a column of the run (columns: {})",
+                plan.columns.join(", ")
+            ))
         })?;
         if !state.contains(name) {
             return Err(FitError::Input(format!(
@@ -159,7 +166,11 @@ pub fn fit(
     }
     let k = unknowns.len();
     let coords = |c: &Compiled| -> Vec<f64> {
-        unknowns.iter().zip(&index).map(|(u, &i)| if u.log { c.model.params[i].value.ln() } else { c.model.params[i].value }).collect()
+        unknowns
+            .iter()
+            .zip(&index)
+            .map(|(u, &i)| if u.log { c.model.params[i].value.ln() } else { c.model.params[i].value })
+            .collect()
     };
     let set = |c: &mut Compiled, x: &[f64]| {
         for ((u, &i), &v) in unknowns.iter().zip(&index).zip(x) {
@@ -205,7 +216,9 @@ pub fn fit(
     scale_log(&mut e, &x);
     let m = e.r.len();
     if m <= k {
-        return Err(FitError::Input(format!("--data has {m} observed values, fewer than needed to fit {k} params and their errors")));
+        return Err(FitError::Input(format!(
+            "--data has {m} observed values, fewer than needed to fit {k} params and their errors"
+        )));
     }
     let sum2 = |r: &[f64]| r.iter().map(|v| v * v).sum::<f64>();
     let mut cost = sum2(&e.r);
@@ -273,7 +286,15 @@ fn normal(e: &Evaluation, k: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// The estimates with their standard errors, `√diag((JᵀJ)⁻¹ s²)` with
 /// `s² = |r|²/(m − k)`, by the delta method for log coordinates.
-fn finish(c: &mut Compiled, unknowns: &[Unknown], index: &[usize], x: &[f64], e: &Evaluation, k: usize, iterations: usize) -> Fit {
+fn finish(
+    c: &mut Compiled,
+    unknowns: &[Unknown],
+    index: &[usize],
+    x: &[f64],
+    e: &Evaluation,
+    k: usize,
+    iterations: usize,
+) -> Fit {
     for ((u, &i), &v) in unknowns.iter().zip(index).zip(x) {
         c.model.params[i].value = if u.log { v.exp() } else { v };
     }

@@ -95,7 +95,9 @@ impl Plan {
                 let i = model.params.iter().position(|p| p.name == *name).ok_or_else(|| {
                     let params: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
                     let known = if params.is_empty() { "the model has no params".into() } else { params.join(", ") };
-                    format!("--sensitivities {name}: not a param of the model (params: {known}; initial values: init.x)")
+                    format!(
+                        "--sensitivities {name}: not a param of the model (params: {known}; initial values: init.x)"
+                    )
                 })?;
                 Target::Param(i)
             };

@@ -66,7 +66,12 @@ fn read_observations(path: &Path) -> Result<Observations, String> {
             }
             match cells[c].parse::<f64>() {
                 Ok(x) if x.is_finite() => Ok(Some(x)),
-                _ => Err(format!("--data {shown}:{}: column `{}`: `{}` is not a finite number", l + 1, header[c], cells[c])),
+                _ => Err(format!(
+                    "--data {shown}:{}: column `{}`: `{}` is not a finite number",
+                    l + 1,
+                    header[c],
+                    cells[c]
+                )),
             }
         };
         let time = number(t)?.ok_or(format!("--data {shown}:{}: the time is missing", l + 1))?;
@@ -168,7 +173,9 @@ pub(crate) fn fit(args: FitArgs) -> i32 {
         let params: Vec<String> = result
             .params
             .iter()
-            .map(|(n, v, s)| format!("{}: {{\"value\": {}, \"stderr\": {}}}", json_string(n), json_number(*v), json_number(*s)))
+            .map(|(n, v, s)| {
+                format!("{}: {{\"value\": {}, \"stderr\": {}}}", json_string(n), json_number(*v), json_number(*s))
+            })
             .collect();
         return print_out(&format!(
             "{{\"params\": {{{}}}, \"residual_norm\": {}, \"iterations\": {}}}\n",

@@ -153,12 +153,7 @@ impl OdeSystem for Augmented<'_> {
 
 /// Integrates the trajectory from `y0` with its sensitivities; rows carry the
 /// state then `S`, which `Rows` writes after every other column.
-pub(super) fn integrate(
-    ctx: &Ctx<'_>,
-    s: &Sensitivity,
-    y0: &[f64],
-    obs: &mut impl Observer,
-) -> Result<Stats, Failure> {
+pub(super) fn integrate(ctx: &Ctx<'_>, s: &Sensitivity, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
     let cfg = ctx.cfg;
     let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
     let mut sys = Augmented::new(ctx.k, s, s.matrix_y);
