@@ -166,3 +166,38 @@ fn methods_other_than_rk4_and_euler_names_not_known_and_ensembles_are_refused() 
     let e = refuse(Method::Rk4, None, &["g", "g"]);
     assert!(e.contains("twice"), "{e}");
 }
+
+#[test]
+fn the_command_refuses_other_methods_and_writes_the_columns_last() {
+    let dir = std::env::temp_dir().join(format!("lagc-sens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("p.lag");
+    std::fs::write(&model, PENDULUM).unwrap();
+    let lagc = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lagc")).arg("run").arg(&model).args(args).output().unwrap()
+    };
+    let o = lagc(&["--sensitivities", "g", "--method", "dopri5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("rk4") && err.contains("dopri5"), "{err}");
+    let o = lagc(&["--sensitivities", "g,init.th", "--quiet", "--t-end", "0.1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "t,th,th',energy,d(th)/d(g),d(th)/d(init.th),d(th')/d(g),d(th')/d(init.th)"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_model_whose_jacobians_would_be_too_large_is_refused_before_they_are_derived() {
+    let src = "const N = 2000\nparam k = 1\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*u[i]'^2 - k/2*u[i]^2)\n";
+    let mut c = lagc::compile_for(src, "m", &[], Some(Method::Rk4)).unwrap();
+    // The mass matrix is constant: n (d + P) = 2000 · 4001 entries pass.
+    c.derive_jacobians().expect("a constant mass matrix has no derivatives to keep");
+    let src = "const N = 400\nparam k = 1\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*exp(u[i])*u[i]'^2 - k/2*u[i]^2)\n";
+    let mut c = lagc::compile_for(src, "m", &[], Some(Method::Rk4)).unwrap();
+    let e = c.derive_jacobians().unwrap_err().render();
+    assert!(e.contains("too large") && e.contains("10000000"), "{e}");
+}
