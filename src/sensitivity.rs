@@ -42,7 +42,7 @@ impl Sensitivity {
 
 /// The methods whose discrete map is differentiated.
 fn differentiated(method: Method, kind: ModelKind) -> bool {
-    matches!((method, kind), (Method::Rk4, _) | (Method::Euler, ModelKind::Energy))
+    matches!((method, kind), (Method::Rk4, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian))
 }
 
 /// The column of the sensitivity of state column `x` to `p`.
@@ -60,8 +60,8 @@ impl Plan {
     pub fn with_sensitivities(mut self, model: &Model, eq: &Equations, names: &[String]) -> Result<Plan, String> {
         if !differentiated(self.method, self.kind) {
             return Err(format!(
-                "--sensitivities differentiates the steps of rk4 (and euler on energy models), not `{}`; \
-                 run with --method rk4",
+                "--sensitivities differentiates the steps of rk4, verlet (Lagrangian models) and euler \
+                 (energy models), not `{}`; run with --method rk4",
                 self.method
             ));
         }

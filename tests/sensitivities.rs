@@ -146,7 +146,7 @@ fn an_initial_value_given_by_a_param_carries_its_sensitivity_from_the_start() {
 }
 
 #[test]
-fn methods_other_than_rk4_and_euler_names_not_known_and_ensembles_are_refused() {
+fn other_methods_names_not_known_and_ensembles_are_refused() {
     let mut c = lagc::compile_for(PENDULUM, "m", &[], Some(Method::Dopri5)).unwrap();
     c.derive_jacobians().unwrap();
     let refuse = |method: Method, particles: Option<u64>, names: &[&str]| {
@@ -200,4 +200,23 @@ fn a_model_whose_jacobians_would_be_too_large_is_refused_before_they_are_derived
     let mut c = lagc::compile_for(src, "m", &[], Some(Method::Rk4)).unwrap();
     let e = c.derive_jacobians().unwrap_err().render();
     assert!(e.contains("too large") && e.contains("10000000"), "{e}");
+}
+
+/// Constant mass matrix, forces of `q` alone: Störmer–Verlet applies.
+const CONSERVATIVE: &str = "param m = 1.3, l = 1.2, g = 9.81, k = 2
+coord th, x
+lagrangian = 1/2*m*l^2*th'^2 + 1/2*x'^2 + m*g*l*cos(th) - k/2*x^2 - x*sin(th)
+init th = 1, th' = 0.5, x = 0.2
+simulate t_end = 3, dt = 1e-3, every = 50
+";
+
+#[test]
+fn verlet_s_steps_are_differentiated_exactly() {
+    for (name, value) in [("g", 9.81), ("l", 1.2), ("k", 2.0)] {
+        check(CONSERVATIVE, Method::Verlet, name, 1e-5 * value, param(CONSERVATIVE, name, value));
+    }
+    let at = |d: f64| CONSERVATIVE.replace("th' = 0.5", &format!("th' = {:?}", 0.5 + d));
+    check(CONSERVATIVE, Method::Verlet, "init.th'", 1e-5, |d| (at(d), vec![]));
+    let at = |d: f64| CONSERVATIVE.replace("x = 0.2", &format!("x = {:?}", 0.2 + d));
+    check(CONSERVATIVE, Method::Verlet, "init.x", 1e-5, |d| (at(d), vec![]));
 }

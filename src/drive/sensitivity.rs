@@ -7,7 +7,7 @@
 
 use super::Ctx;
 use crate::backend::{Kernels, Work};
-use crate::integrate::{self, linalg, Cause, Failure, Grid, Observer, OdeSystem, Stats};
+use crate::integrate::{self, linalg, Cause, Failure, Grid, Observer, OdeSystem, Stats, Stop};
 use crate::model::{Method, ModelKind};
 use crate::plan::Kernel;
 use crate::sensitivity::{Sensitivity, Target};
@@ -163,6 +163,7 @@ pub(super) fn integrate(ctx: &Ctx<'_>, s: &Sensitivity, y0: &[f64], obs: &mut im
     let result = match cfg.method {
         Method::Rk4 => integrate::rk4(&mut sys, &grid, &start, obs),
         Method::Euler => integrate::euler(&mut sys, &grid, &start, obs),
+        Method::Verlet => verlet(&mut sys, &grid, y0, obs),
         m => Err(Failure {
             t: cfg.t0,
             state: y0.to_vec(),
@@ -174,4 +175,77 @@ pub(super) fn integrate(ctx: &Ctx<'_>, s: &Sensitivity, y0: &[f64], obs: &mut im
         f.state.truncate(d);
         f
     })
+}
+
+/// Störmer–Verlet of the coordinates `[q, S_q]` and velocities `[v, S_v]`: with the
+/// acceleration `[a(q), a_q S_q + a_P]`, the kick–drift–kick step of the augmented
+/// system is the derivative of the step of `q, v` (docs/numerics.md § Sensitivities).
+fn verlet(sys: &mut Augmented<'_>, grid: &Grid, y0: &[f64], obs: &mut impl Observer) -> Result<Stats, Failure> {
+    let (n, kk) = (sys.n, sys.s.len());
+    let initial = sys.s.initial.clone();
+    let q0: Vec<f64> = y0[..n].iter().chain(&initial[..n * kk]).copied().collect();
+    let v0: Vec<f64> = y0[n..].iter().chain(&initial[n * kk..]).copied().collect();
+    let (mut y, mut f) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
+    let (mut s, mut ds) = (vec![0.0; 2 * n * kk], vec![0.0; 2 * n * kk]);
+    let accel = |t: f64, q: &[f64], a: &mut [f64]| {
+        // Forces of q alone (as Verlet requires): the velocities and S_v play no part.
+        y[..n].copy_from_slice(&q[..n]);
+        sys.k.rhs(t, &y, &mut f, &mut sys.work)?;
+        s[..n * kk].copy_from_slice(&q[n..]);
+        sys.derivative(t, &y, &f, &s, &mut ds)?;
+        a[..n].copy_from_slice(&f[n..]);
+        a[n..].copy_from_slice(&ds[n * kk..]);
+        Ok(())
+    };
+    let mut rows = Reorder { obs, n, kk, buf: vec![] };
+    integrate::verlet(n * (1 + kk), accel, grid, &q0, &v0, &mut rows).map_err(|mut f| {
+        f.state = rows.reorder(&f.state).to_vec();
+        f
+    })
+}
+
+/// Rows `[q, S_q, v, S_v]` of the augmented Verlet step as `[q, v, S_q, S_v]`.
+struct Reorder<'o, O> {
+    obs: &'o mut O,
+    n: usize,
+    kk: usize,
+    buf: Vec<f64>,
+}
+
+impl<O> Reorder<'_, O> {
+    /// Fills `buf` with `y` reordered (or as it is, if it is not a whole augmented row).
+    fn reorder(&mut self, y: &[f64]) -> &[f64] {
+        let (n, m) = (self.n, self.n * (1 + self.kk));
+        self.buf.clear();
+        if y.len() != 2 * m {
+            self.buf.extend_from_slice(y);
+            return &self.buf;
+        }
+        self.buf.extend_from_slice(&y[..n]);
+        self.buf.extend_from_slice(&y[m..m + n]);
+        self.buf.extend_from_slice(&y[n..m]);
+        self.buf.extend_from_slice(&y[m + n..]);
+        &self.buf
+    }
+}
+
+impl<O: Observer> Observer for Reorder<'_, O> {
+    fn row(&mut self, t: f64, y: &[f64]) -> Result<(), Stop> {
+        self.reorder(y);
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.obs.row(t, &buf);
+        self.buf = buf;
+        r
+    }
+
+    fn sees_steps(&self) -> bool {
+        self.obs.sees_steps()
+    }
+
+    fn step(&mut self, t: f64, y: &[f64]) {
+        self.reorder(y);
+        let buf = std::mem::take(&mut self.buf);
+        self.obs.step(t, &buf);
+        self.buf = buf;
+    }
 }
