@@ -55,8 +55,8 @@ impl Plan {
     /// (params, or `init.x` for the initial value of state column `x`): the
     /// columns `d(X)/d(P)` after all others, the `jacobian` kernel, and the
     /// Rust integrator instead of a compiled loop. Refused, with the reason,
-    /// for methods other than `rk4` and `euler`, ensembles and minibatches,
-    /// and names that are neither.
+    /// for methods other than `rk4`, `verlet` and `euler`, ensembles and
+    /// minibatches, and names that are neither.
     pub fn with_sensitivities(mut self, model: &Model, eq: &Equations, names: &[String]) -> Result<Plan, String> {
         if !differentiated(self.method, self.kind) {
             return Err(format!(

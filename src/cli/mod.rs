@@ -195,7 +195,7 @@ pub(crate) struct RunArgs {
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub(crate) data: Vec<String>,
     /// Forward sensitivities of every state column to these params (or `init.x`, the initial
-    /// value of state column x), as columns `d(x)/d(p)` after all others (rk4, euler).
+    /// value of state column x), as columns `d(x)/d(p)` after all others (rk4, verlet, euler).
     #[arg(long, value_name = "P,…", value_delimiter = ',')]
     pub(crate) sensitivities: Vec<String>,
 }
