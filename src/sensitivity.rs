@@ -42,7 +42,10 @@ impl Sensitivity {
 
 /// The methods whose discrete map is differentiated.
 fn differentiated(method: Method, kind: ModelKind) -> bool {
-    matches!((method, kind), (Method::Rk4, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian))
+    matches!(
+        (method, kind),
+        (Method::Rk4, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian)
+    )
 }
 
 /// The column of the sensitivity of state column `x` to `p`.

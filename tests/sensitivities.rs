@@ -196,7 +196,8 @@ fn a_model_whose_jacobians_would_be_too_large_is_refused_before_they_are_derived
     let mut c = lagc::compile_for(src, "m", &[], Some(Method::Rk4)).unwrap();
     // The mass matrix is constant: n (d + P) = 2000 · 4001 entries pass.
     c.derive_jacobians().expect("a constant mass matrix has no derivatives to keep");
-    let src = "const N = 400\nparam k = 1\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*exp(u[i])*u[i]'^2 - k/2*u[i]^2)\n";
+    let src =
+        "const N = 400\nparam k = 1\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*exp(u[i])*u[i]'^2 - k/2*u[i]^2)\n";
     let mut c = lagc::compile_for(src, "m", &[], Some(Method::Rk4)).unwrap();
     let e = c.derive_jacobians().unwrap_err().render();
     assert!(e.contains("too large") && e.contains("10000000"), "{e}");
