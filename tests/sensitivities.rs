@@ -187,6 +187,18 @@ fn the_command_refuses_other_methods_and_writes_the_columns_last() {
         out.lines().next().unwrap(),
         "t,th,th',energy,d(th)/d(g),d(th)/d(init.th),d(th')/d(g),d(th')/d(init.th)"
     );
+    // The figure has a panel of the sensitivities of th, a line per name.
+    let svg = dir.join("p.svg");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .arg("run")
+        .arg(&model)
+        .args(["--sensitivities", "g,init.th", "--quiet", "--t-end", "0.1", "--plot"])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let figure = std::fs::read_to_string(&svg).unwrap();
+    assert!(figure.contains("sensitivities of th") && figure.contains("init.th"), "no sensitivities panel");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
