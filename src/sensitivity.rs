@@ -6,6 +6,7 @@
 use crate::derive::Equations;
 use crate::model::{Method, Model, ModelKind};
 use crate::plan::{Kernel, Layout, Plan};
+use crate::sym::SymKind;
 
 /// What a sensitivity is taken with respect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct Sensitivity {
     /// The number of outputs `∂A/∂y` of the `jacobian` kernel (0 when the
     /// system's matrix does not depend on the state).
     pub matrix_y: usize,
+    /// Whether the system's matrix depends on neither the state nor time, so
+    /// that it is factored once per run.
+    pub constant_matrix: bool,
 }
 
 impl Sensitivity {
@@ -139,7 +143,11 @@ impl Plan {
         self.system = true;
         self.compiled = None;
         let matrix_y = jacobian.matrix_y.len();
-        self.sensitivity = Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y });
+        let a = &model.arena;
+        let constant_matrix = matrix
+            .and_then(|m| m.expressions(model, eq))
+            .is_none_or(|m| m.iter().all(|&e| !a.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi))));
+        self.sensitivity = Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y, constant_matrix });
         Ok(self)
     }
 }

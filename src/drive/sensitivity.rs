@@ -28,6 +28,8 @@ struct Augmented<'a> {
     /// The length of `∂A/∂y` in the kernel's output (0 when `A` does not depend on the state).
     matrix_y: usize,
     a: Vec<f64>,
+    /// The factored matrix, kept over the run when it is constant.
+    factor: Option<linalg::Factor>,
     /// `A S'` of the rows `A⁻¹v`, `n × k`, and one of its columns.
     b: Vec<f64>,
     col: Vec<f64>,
@@ -51,6 +53,7 @@ impl<'a> Augmented<'a> {
             matrix,
             jac: vec![0.0; k.outputs(Kernel::Jacobian)],
             matrix_y,
+            factor: None,
             a: vec![],
             b: vec![],
             col: vec![],
@@ -109,10 +112,13 @@ impl<'a> Augmented<'a> {
             }
         }
         if let Some(m) = self.matrix {
-            self.a.resize(n * n, 0.0);
-            self.k.eval_at(m, t, y, &mut self.a, &mut self.work);
-            let singular = if m == Kernel::Mass { Cause::SingularMassMatrix } else { Cause::SingularMetric };
-            let factor = linalg::factor(&self.a, n).map_err(|_| singular)?;
+            if self.factor.is_none() || !self.s.constant_matrix {
+                self.a.resize(n * n, 0.0);
+                self.k.eval_at(m, t, y, &mut self.a, &mut self.work);
+                let singular = if m == Kernel::Mass { Cause::SingularMassMatrix } else { Cause::SingularMetric };
+                self.factor = Some(linalg::factor(&self.a, n).map_err(|_| singular)?);
+            }
+            let factor = self.factor.as_ref().expect("factored above");
             for c in 0..kk {
                 self.col.clear();
                 self.col.extend((0..n).map(|i| b[i * kk + c]));
