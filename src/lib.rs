@@ -27,6 +27,7 @@ pub mod data;
 pub mod derive;
 mod diag;
 pub mod drive;
+pub mod fit;
 pub mod integrate;
 mod jit;
 mod lower;
@@ -34,6 +35,7 @@ pub mod model;
 pub mod plan;
 pub mod plot;
 mod report;
+pub mod sensitivity;
 pub mod sym;
 mod syntax;
 
@@ -129,6 +131,33 @@ impl Compiled {
                 .map_err(|m| RunError::Setup(integrate::Cause::Invalid(m))),
             None => Ok(plan),
         }
+    }
+
+    /// Derives the Jacobians of the first-order system that forward
+    /// sensitivities need (what [`Extras::jacobians`] asks of `derive`).
+    pub fn derive_jacobians(&mut self) -> Result<(), Diagnostics> {
+        derive::jacobians(&mut self.model, &mut self.equations).map_err(|d| self.diagnostics(vec![d]))
+    }
+
+    /// The plan of a run with these settings and the sensitivities of every
+    /// state column to `names` (params, or `init.x`); the Jacobians must have
+    /// been derived ([`Compiled::derive_jacobians`]).
+    pub fn plan_sensitivities(&self, cfg: &RunConfig, names: &[String]) -> Result<Plan, RunError> {
+        self.plan(cfg)?
+            .with_sensitivities(&self.model, &self.equations, names)
+            .map_err(|m| RunError::Setup(integrate::Cause::Invalid(m)))
+    }
+
+    /// As [`Compiled::run`], with the sensitivities to `names` as the last columns.
+    pub fn run_sensitivities(
+        &self,
+        cfg: &RunConfig,
+        names: &[String],
+        sink: &mut dyn RowSink,
+    ) -> Result<Summary, RunError> {
+        let plan = self.plan_sensitivities(cfg, names)?;
+        let kernels = Kernels::build_best(&self.model, &self.equations, &plan)?;
+        drive::run(&self.model, &plan, &kernels, cfg, sink, Control::default())
     }
 
     /// Plans the run, builds its kernels (native, or portable where Cranelift

@@ -45,10 +45,14 @@ pub enum Kernel {
     PairGradient,
     /// `W(x, x~)` of an `interaction`, at the same inputs.
     Pair,
+    /// The derivatives of the first-order system's vector and matrix with
+    /// respect to the state and the parameters (forward sensitivities;
+    /// [`crate::derive::Jacobian::kernel`]).
+    Jacobian,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Row,
         Kernel::Energy,
         Kernel::Gradient,
@@ -61,6 +65,7 @@ impl Kernel {
         Kernel::Divergence,
         Kernel::PairGradient,
         Kernel::Pair,
+        Kernel::Jacobian,
     ];
 
     /// The kernel's label in the IR.
@@ -78,6 +83,7 @@ impl Kernel {
             Kernel::Divergence => "divergence",
             Kernel::PairGradient => "pair_gradient",
             Kernel::Pair => "pair",
+            Kernel::Jacobian => "jacobian",
         }
     }
 
@@ -106,6 +112,8 @@ impl Kernel {
             (Kernel::Divergence, Equations::Energy(e)) => e.divergence.clone(),
             (Kernel::PairGradient, Equations::Energy(e)) => e.kernel.pair_gradient.clone(),
             (Kernel::Pair, Equations::Energy(e)) => e.kernel.pair.map(|w| vec![w]),
+            (Kernel::Jacobian, Equations::Lagrangian(e)) => e.jacobian.as_ref().map(|j| j.kernel()),
+            (Kernel::Jacobian, Equations::Energy(e)) => e.jacobian.as_ref().map(|j| j.kernel()),
             _ => None,
         }
     }
@@ -152,7 +160,7 @@ pub struct Spec {
     pub stochastic: bool,
 }
 
-const NONE: Extras = Extras { hessian: false, lagrangian_point: false };
+const NONE: Extras = Extras { hessian: false, lagrangian_point: false, jacobians: false };
 
 const fn needs(kernels: &'static [Kernel], system: bool, compiled: Option<Loop>) -> Option<Needs> {
     Some(Needs { extras: NONE, kernels, system, compiled })
@@ -527,6 +535,8 @@ pub struct Plan {
     pub mechanical_noise: Option<MechanicalNoise>,
     /// Minibatches of the dynamics' sums over data (`simulate batch`).
     pub batch: Option<crate::batch::Batch>,
+    /// Forward sensitivities, when asked for ([`Plan::with_sensitivities`]).
+    pub sensitivity: Option<crate::sensitivity::Sensitivity>,
 }
 
 /// The plan of a run of `method` (with `particles` asked for, if any), or the
@@ -607,6 +617,7 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         constant_noise,
         mechanical_noise,
         batch: None,
+        sensitivity: None,
     })
 }
 

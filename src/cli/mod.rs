@@ -28,6 +28,7 @@ macro_rules! eprintln {
 }
 
 mod density_out;
+mod fit_cmd;
 mod guard;
 pub mod load;
 mod output;
@@ -109,6 +110,13 @@ enum Command {
         Columns: as `lagc run` writes them. Exit status 3 when there is no isolated solution \
         (Newton does not converge, or the endpoints are conjugate points).")]
     Solve(Box<solve_cmd::SolveArgs>),
+    /// Fit params to observed trajectories by Levenberg–Marquardt, with the sensitivities as the
+    /// exact Jacobian.
+    #[command(after_help = "Examples:\n  \
+        lagc fit examples/fit_damped_oscillator.lag --data examples/data/damped_obs.csv --params c,log:k\n\n\
+        Prints each param with its standard error, the residual norm and the iterations. Exit status 3 \
+        when Levenberg–Marquardt does not converge.")]
+    Fit(Box<fit_cmd::FitArgs>),
     /// Print the Cranelift IR of every compiled kernel.
     #[command(
         after_help = "Examples:\n  lagc ir examples/pendulum.lag\n  lagc ir examples/fput.lag --set N=4 --method rk4"
@@ -194,6 +202,10 @@ pub(crate) struct RunArgs {
     /// file of the same name.
     #[arg(long, value_name = "PATH.npy")]
     pub(crate) density: Option<PathBuf>,
+    /// Forward sensitivities of every state column to these params (or `init.x`, the initial
+    /// value of state column x), as columns `d(x)/d(p)` after all others (rk4, verlet, euler).
+    #[arg(long, value_name = "P,…", value_delimiter = ',')]
+    pub(crate) sensitivities: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -298,6 +310,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run_cmd::run(*args),
         Command::Solve(args) => solve_cmd::solve(*args),
+        Command::Fit(args) => fit_cmd::fit(*args),
         Command::Ir { file, method, set, data } => ir(file, method, set, data),
         Command::Check { file, method, set, data } => check(file, method, set, data),
         Command::Derive { file, format, set, data } => {

@@ -256,10 +256,15 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         return usage(&m);
     }
     let start = Instant::now();
-    let c = match compile_file_for(&args.file, &sets, method, &data) {
+    let mut c = match compile_file_for(&args.file, &sets, method, &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
+    if !args.sensitivities.is_empty() {
+        if let Err(d) = c.derive_jacobians() {
+            return report_load_error(&super::load::LoadError::Model(d));
+        }
+    }
     if let Err(m) = super::check_sets(&c, &sets) {
         return usage(&m);
     }
@@ -315,7 +320,9 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if args.density.is_some() && cfg.method != crate::Method::FokkerPlanck {
         return usage(&format!("--density writes the density of `fokker-planck`, not of `{}`", cfg.method));
     }
-    let plan = match c.plan(&cfg) {
+    let planned =
+        if args.sensitivities.is_empty() { c.plan(&cfg) } else { c.plan_sensitivities(&cfg, &args.sensitivities) };
+    let plan = match planned {
         Ok(plan) => plan,
         Err(e) => return usage(&e.to_string()),
     };

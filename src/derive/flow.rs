@@ -65,6 +65,7 @@ pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations
         divergence: None,
         power,
         kernel,
+        jacobian: None,
     }
 }
 

@@ -87,6 +87,7 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
         friction: None,
         power: zero,
         point: None,
+        jacobian: None,
     }
 }
 

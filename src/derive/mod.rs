@@ -21,10 +21,12 @@
 
 mod checks;
 mod flow;
+mod jacobian;
 mod mechanics;
 mod thermo;
 
 pub use flow::gradient_flow;
+pub use jacobian::{jacobians, Jacobian, MAX_JACOBIAN_ENTRIES};
 pub use mechanics::euler_lagrange;
 pub use thermo::MAX_COFACTOR_DIM;
 
@@ -61,6 +63,8 @@ pub struct LagrangianEquations {
     /// [`crate::integrate::LagrangianPoint`]), with `F = −∂R/∂v + Q`, when
     /// [`Extras::lagrangian_point`] asked for it.
     pub point: Option<Vec<ExprId>>,
+    /// The Jacobians of the first-order system, when [`Extras::jacobians`] asked for them.
+    pub jacobian: Option<Jacobian>,
 }
 
 /// The derived equations of an energy model.
@@ -83,6 +87,8 @@ pub struct EnergyEquations {
     pub power: ExprId,
     /// The expressions the numerical methods evaluate.
     pub kernel: FlowKernels,
+    /// The Jacobians of the flow, when [`Extras::jacobians`] asked for them.
+    pub jacobian: Option<Jacobian>,
 }
 
 /// An energy model's expressions for evaluation: derivatives of the energy as
@@ -117,6 +123,9 @@ pub struct Extras {
     /// The Lagrangian point (the variational integrator and the implicit midpoint rule),
     /// from which they build their exact Newton Jacobians.
     pub lagrangian_point: bool,
+    /// The Jacobians of the first-order system with respect to the state and
+    /// the parameters (forward sensitivities).
+    pub jacobians: bool,
 }
 
 /// The equations of either kind of model.
@@ -148,7 +157,12 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
             }
             eq.power = thermo::lagrangian_power(model, eq.lagrangian);
             within_limits(model)?;
-            Ok(Equations::Lagrangian(eq))
+            let mut eq = Equations::Lagrangian(eq);
+            if extras.jacobians {
+                jacobians(model, &mut eq).map_err(|d| vec![d])?;
+                within_limits(model)?;
+            }
+            Ok(eq)
         }
         ModelKind::Energy => {
             let mut eq = gradient_flow(model, extras.hessian);
@@ -157,7 +171,12 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
             }
             eq.power = thermo::energy_power(model);
             within_limits(model)?;
-            Ok(Equations::Energy(eq))
+            let mut eq = Equations::Energy(eq);
+            if extras.jacobians {
+                jacobians(model, &mut eq).map_err(|d| vec![d])?;
+                within_limits(model)?;
+            }
+            Ok(eq)
         }
     }
 }

@@ -20,6 +20,7 @@ mod ensemble;
 mod langevin;
 mod particles;
 mod rows;
+mod sensitivity;
 mod settings;
 mod systems;
 mod trajectory;

@@ -37,6 +37,8 @@ pub(crate) struct Rows<'a> {
     k: &'a Kernels,
     work: Work,
     kind: ModelKind,
+    /// The state's length: entries of `y` past it (sensitivities) go after every other column.
+    dim: usize,
     sink: &'a mut dyn RowSink,
     control: Control<'a>,
     out: Vec<f64>,
@@ -108,6 +110,7 @@ impl<'a> Rows<'a> {
             k,
             work: Work::default(),
             kind: plan.kind,
+            dim: plan.dim(),
             sink,
             control,
             out: vec![],
@@ -172,6 +175,7 @@ impl Rows<'_> {
         let energy = self.out[0];
         self.row.clear();
         self.row.push(t);
+        let (y, sensitivities) = y.split_at(self.dim.min(y.len()));
         self.row.extend_from_slice(y);
         self.row.push(energy);
         if self.kind == ModelKind::Energy {
@@ -185,6 +189,7 @@ impl Rows<'_> {
         if let Some(l) = &mut self.ledger {
             self.row.extend_from_slice(&l.columns(energy));
         }
+        self.row.extend_from_slice(sensitivities);
         self.summary.final_energy = energy;
         self.summary.rows += 1;
         if let Err(e) = self.sink.row(&self.row) {

@@ -15,6 +15,9 @@ pub(super) fn integrate(ctx: &Ctx<'_>, particle: usize, y0: &[f64], obs: &mut im
     let n = k.n;
     let grid = Grid { t0: cfg.t0, t_end: cfg.t_end, dt: cfg.dt, every: cfg.every };
     let mut draws = ctx.plan.batch.map(|b| Draws::new(b, cfg.seed, particle));
+    if let Some(s) = &ctx.plan.sensitivity {
+        return super::sensitivity::integrate(ctx, s, y0, obs);
+    }
     if let Some(step_loop) = k.step_loop() {
         return compiled(step_loop, ctx, &grid, y0, obs, draws.as_mut());
     }

@@ -13,6 +13,7 @@ use crate::ModelKind;
 const MAX_SERIES: usize = 10;
 const MAX_PHASE: usize = 4;
 const MAX_OBSERVES: usize = 4;
+const MAX_SENSITIVITY_PANELS: usize = 2;
 
 /// Draws a single trajectory: the coordinates (or state) against time, the energy error
 /// on a log axis (docs/language.md, § Plots), each observe, the positions of every
@@ -61,6 +62,21 @@ pub fn trajectory_svg(
     }
     if single.len() > MAX_OBSERVES {
         notes.push(format!("observes: {MAX_OBSERVES} of {} drawn", single.len()));
+    }
+
+    // `--sensitivities`: a panel per coordinate (or state variable), one line per name.
+    for var in info.vars.iter().take(MAX_SENSITIVITY_PANELS) {
+        let prefix = format!("d({var})/d(");
+        let lines = columns
+            .iter()
+            .filter(|c| c.starts_with(&prefix))
+            .take(MAX_SERIES)
+            .enumerate()
+            .map(|(k, c)| Ok(Mark::line(Some(&c[prefix.len()..c.len() - 1]), pairs(c, &t, &data.column(c)?)?, k)))
+            .collect::<Result<Vec<_>, PlotError>>()?;
+        if !lines.is_empty() {
+            panels.push(Panel::new(&format!("sensitivities of {var}"), "t", &format!("d({var})/d(·)"), lines));
+        }
     }
 
     if info.kind == ModelKind::Lagrangian {
