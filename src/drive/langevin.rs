@@ -71,6 +71,21 @@ enum Scale {
     Diagonal(Vec<f64>),
 }
 
+impl Scale {
+    /// `out = c · S ξ`.
+    #[inline]
+    fn apply(&self, c: f64, xi: &[f64], out: &mut [f64]) {
+        match self {
+            Scale::Dense(s) => integrate::em_noise(s, c, xi, out),
+            Scale::Diagonal(s) => {
+                for ((o, si), x) in out.iter_mut().zip(s).zip(xi) {
+                    *o = c * (si * x);
+                }
+            }
+        }
+    }
+}
+
 /// How the noise of one particle's step is made.
 enum Diffusion {
     /// `√2 S` with `SSᵀ` the diffusion matrix over `T`, the same for every particle;
@@ -154,17 +169,11 @@ impl<'a> Dynamics<'a> {
         buf: &mut Scratch,
     ) -> Result<(), Cause> {
         let n = self.n;
-        out.iter_mut().for_each(|o| *o = 0.0);
+        // `out` is the particle's row of a buffer that starts at zero; the part of the
+        // state the noise never enters (a Lagrangian's positions) stays zero.
         let c = (h * temp).sqrt();
         match &self.diffusion {
-            Diffusion::Constant { s: Scale::Dense(s), offset } => {
-                integrate::em_noise(s, c, xi, &mut out[*offset..*offset + n]);
-            }
-            Diffusion::Constant { s: Scale::Diagonal(s), offset } => {
-                for ((o, si), x) in out[*offset..*offset + n].iter_mut().zip(s).zip(xi) {
-                    *o = c * (si * x);
-                }
-            }
+            Diffusion::Constant { s, offset } => s.apply(c, xi, &mut out[*offset..*offset + n]),
             Diffusion::Mechanical => {
                 self.eval(Kernel::Mass, t, y, work, &mut buf.a);
                 self.eval(Kernel::Friction, t, y, work, &mut buf.b);
@@ -394,30 +403,10 @@ impl<'k> Stepper<'k> {
         let (n, dim) = (d.n, d.dim);
         match self {
             Stepper::Em { noise, twin } => {
-                match &d.diffusion {
-                    // The same matrix for every particle: one pass over the block. The
-                    // part of the state without noise stays zero from the start.
-                    Diffusion::Constant { s, offset } => {
-                        let c = (h * temp).sqrt();
-                        for (out, x) in noise.chunks_mut(dim).zip(xi.chunks(n)) {
-                            let out = &mut out[*offset..*offset + n];
-                            match s {
-                                Scale::Diagonal(s) => {
-                                    for ((o, si), xi) in out.iter_mut().zip(s).zip(x) {
-                                        *o = c * (si * xi);
-                                    }
-                                }
-                                Scale::Dense(s) => integrate::em_noise(s, c, x, out),
-                            }
-                        }
-                    }
-                    _ => {
-                        let mut buf = Scratch::default();
-                        for (p, y) in theta.chunks(dim).enumerate() {
-                            let out = &mut noise[p * dim..(p + 1) * dim];
-                            d.kick(t, h, temp, y, &xi[p * n..(p + 1) * n], out, work, &mut buf).map_err(|c| (p, c))?;
-                        }
-                    }
+                let mut buf = Scratch::default();
+                for (p, y) in theta.chunks(dim).enumerate() {
+                    let out = &mut noise[p * dim..(p + 1) * dim];
+                    d.kick(t, h, temp, y, &xi[p * n..(p + 1) * n], out, work, &mut buf).map_err(|c| (p, c))?;
                 }
                 match d.k.em_block() {
                     Some(f) => {
