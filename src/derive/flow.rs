@@ -19,22 +19,7 @@ pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations
         })
         .collect();
     // Entry (i, j) is zero unless ∂E/∂θ_i contains θ_j: look only at those.
-    let zero = a.int(0);
-    let hessian: Vec<Vec<ExprId>> = gradient
-        .iter()
-        .map(|&g| {
-            let free = a.free_symbols(&[g]);
-            th.iter()
-                .map(|&s| {
-                    if free.binary_search(&s).is_err() {
-                        return zero;
-                    }
-                    let h = a.diff(g, s);
-                    a.simplify(h)
-                })
-                .collect()
-        })
-        .collect();
+    let hessian = super::sparse_jacobian(a, &gradient, &th);
     let metric = model.metric.clone().map(|g| {
         g.into_iter().map(|row| row.into_iter().map(|x| a.simplify(x)).collect()).collect::<Vec<Vec<ExprId>>>()
     });

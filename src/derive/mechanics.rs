@@ -25,21 +25,7 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
     // at the symbols each p_i contains (a lattice's p_i holds one velocity).
     let zero = a.int(0);
     let free: Vec<Vec<SymId>> = momenta.iter().map(|&p| a.free_symbols(&[p])).collect();
-    let mass_matrix: Vec<Vec<ExprId>> = momenta
-        .iter()
-        .zip(&free)
-        .map(|(&p, fp)| {
-            v.iter()
-                .map(|&vj| {
-                    if fp.binary_search(&vj).is_err() {
-                        return zero;
-                    }
-                    let m = a.diff(p, vj);
-                    a.simplify(m)
-                })
-                .collect()
-        })
-        .collect();
+    let mass_matrix = super::sparse_jacobian(a, &momenta, &v);
     let coordinate: std::collections::HashMap<SymId, usize> = q.iter().enumerate().map(|(j, &s)| (s, j)).collect();
     let forcing: Vec<ExprId> = (0..q.len())
         .map(|i| {

@@ -181,6 +181,27 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
     }
 }
 
+/// `∂r_i/∂s_j` for rows `r` and symbols `s`, simplified: an entry is zero
+/// unless `r_i` contains `s_j`, so only those are differentiated (a lattice's
+/// momentum holds one velocity). The mass matrix, the Hessian and the friction.
+fn sparse_jacobian(a: &mut crate::sym::Arena, rows: &[ExprId], by: &[crate::sym::SymId]) -> Vec<Vec<ExprId>> {
+    let zero = a.int(0);
+    rows.iter()
+        .map(|&r| {
+            let free = a.free_symbols(&[r]);
+            by.iter()
+                .map(|&s| {
+                    if free.binary_search(&s).is_err() {
+                        return zero;
+                    }
+                    let d = a.diff(r, s);
+                    a.simplify(d)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The most entries of the `n × n` tables a derivation keeps (`M`, `g`, the
 /// Hessian): 10⁸, about 400 MB of node ids, reached at 10,000 variables.
 pub const MAX_MATRIX_ENTRIES: usize = 100_000_000;

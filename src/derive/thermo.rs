@@ -14,23 +14,8 @@ use crate::sym::{Arena, ExprId, SymKind};
 pub(super) fn friction(model: &mut Model, dissipation: ExprId) -> Result<Vec<Vec<ExprId>>, Diagnostic> {
     let v = model.velocity_syms();
     let a = &mut model.arena;
-    let zero = a.int(0);
-    let rows: Vec<Vec<ExprId>> = v
-        .iter()
-        .map(|&vi| {
-            let rv = a.diff(dissipation, vi);
-            let free = a.free_symbols(&[rv]);
-            v.iter()
-                .map(|&vj| {
-                    if free.binary_search(&vj).is_err() {
-                        return zero;
-                    }
-                    let g = a.diff(rv, vj);
-                    a.simplify(g)
-                })
-                .collect()
-        })
-        .collect();
+    let rv: Vec<ExprId> = v.iter().map(|&vi| a.diff(dissipation, vi)).collect();
+    let rows = super::sparse_jacobian(a, &rv, &v);
     let velocity_dependent = rows.iter().flatten().any(|&g| a.depends(g, |k| matches!(k, SymKind::Velocity(_))));
     if velocity_dependent {
         let span = model.spans.dissipation.unwrap_or(model.spans.main);
