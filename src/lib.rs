@@ -35,6 +35,7 @@ pub mod model;
 pub mod plan;
 pub mod plot;
 mod report;
+mod report_indexed;
 pub mod sensitivity;
 pub mod sym;
 mod syntax;
@@ -90,6 +91,23 @@ impl Compiled {
     /// # Panics
     /// If the model's kind has no such quantity.
     pub fn text_of(&self, part: Part) -> String {
+        if let Equations::Lagrangian(LagrangianEquations { indexed: Some(ix), .. }) = &self.equations {
+            // Equations by segments: the row written out, in a copy of the arena.
+            let mut a = self.model.arena.clone();
+            let row = |a: &mut sym::Arena, segs: &[derive::indexed::Segment], i: usize| {
+                derive::indexed::Indexed::find(segs, i).at(a, i)
+            };
+            let e = match part {
+                Part::Momentum(i) => Some(row(&mut a, &ix.momenta, i)),
+                Part::Forcing(i) => Some(row(&mut a, &ix.forcing, i)),
+                Part::MassMatrix(i, j) if i == j => Some(row(&mut a, &ix.mass, i)),
+                Part::MassMatrix(..) => Some(a.int(0)),
+                _ => None,
+            };
+            if let Some(e) = e {
+                return report::show(&mut a, e);
+            }
+        }
         let e = match (&self.equations, part) {
             (Equations::Lagrangian(e), Part::Lagrangian) => e.lagrangian,
             (Equations::Lagrangian(e), Part::Momentum(i)) => e.momenta[i],

@@ -231,6 +231,27 @@ impl Model {
         env
     }
 
+    /// Writes out every rolled sum over family members, term by term
+    /// ([`crate::sym::Arena::unroll_members`]), in every expression of the
+    /// model: the form the per-coordinate derivation needs.
+    pub fn unroll_members(&mut self) {
+        if self.arena.families().is_empty() {
+            return;
+        }
+        let a = &mut self.arena;
+        let mut one = |e: &mut ExprId| *e = a.unroll_members(*e);
+        self.lagrangian.iter_mut().for_each(&mut one);
+        self.dissipation.iter_mut().for_each(&mut one);
+        self.energy.iter_mut().for_each(&mut one);
+        self.temperature.iter_mut().for_each(&mut one);
+        self.forces.iter_mut().for_each(&mut one);
+        self.metric.iter_mut().flatten().flatten().for_each(&mut one);
+        self.observes.iter_mut().for_each(|(_, e)| one(e));
+        if let Some(w) = &mut self.interaction {
+            one(&mut w.w);
+        }
+    }
+
     /// The domain of state variable `k`, if one is given.
     pub fn domain_of(&self, k: usize) -> Option<&Domain> {
         self.domains.iter().find(|d| d.var == k)

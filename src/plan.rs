@@ -537,6 +537,9 @@ pub struct Plan {
     pub batch: Option<crate::batch::Batch>,
     /// Forward sensitivities, when asked for ([`Plan::with_sensitivities`]).
     pub sensitivity: Option<crate::sensitivity::Sensitivity>,
+    /// Whether the equations are by segments of rows ([`crate::derive::indexed`]):
+    /// no `n × n` table anywhere, code that does not grow with the families.
+    pub indexed: bool,
 }
 
 /// The plan of a run of `method` (with `particles` asked for, if any), or the
@@ -618,6 +621,7 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         mechanical_noise,
         batch: None,
         sensitivity: None,
+        indexed: matches!(eq, Equations::Lagrangian(e) if e.indexed.is_some()),
     })
 }
 

@@ -62,7 +62,13 @@ impl TooLarge {
 /// would print larger than [`PRINT_LIMIT`].
 pub fn render(model: &mut Model, eq: &Equations, format: Format) -> Result<String, TooLarge> {
     let roots = printed_roots(model, eq);
-    let printed = model.arena.tree_size(&roots);
+    let mut printed = model.arena.tree_size(&roots);
+    if let (Equations::Lagrangian(e), Format::Json) = (eq, format) {
+        if e.indexed.is_some() {
+            // The contract's mass matrix is written whole, zeros included.
+            printed = printed.saturating_add((model.vars.len() as u64).saturating_mul(model.vars.len() as u64));
+        }
+    }
     if printed > PRINT_LIMIT {
         return Err(TooLarge { printed, shared: model.arena.dag_size(&roots) });
     }
@@ -86,6 +92,10 @@ fn printed_roots(model: &Model, eq: &Equations) -> Vec<ExprId> {
             roots.extend(e.mass_matrix.iter().flatten());
             roots.extend(&e.forcing);
             roots.push(e.energy);
+            if let Some(ix) = &e.indexed {
+                let segs = [&ix.momenta, &ix.mass, &ix.forcing, &ix.acceleration];
+                roots.extend(segs.iter().flat_map(|s| s.iter().map(|g| g.expr)));
+            }
         }
         Equations::Energy(e) => {
             roots.push(e.energy);
@@ -149,6 +159,10 @@ fn text(model: &mut Model, eq: &Equations) -> String {
                 if !a.is_zero(*f) {
                     out += &format!("Q[{}] = {}\n", names[i], show(a, *f));
                 }
+            }
+            if let Some(ix) = &e.indexed {
+                crate::report_indexed::text(model, e, ix, &mut out);
+                return text_observes(model, out);
             }
             out += "\nmomenta p = ∂L/∂q'\n";
             for (i, p) in e.momenta.iter().enumerate() {
@@ -239,6 +253,10 @@ fn text(model: &mut Model, eq: &Equations) -> String {
             }
         }
     }
+    text_observes(model, out)
+}
+
+fn text_observes(model: &mut Model, mut out: String) -> String {
     if !model.observes.is_empty() {
         out += "\nobserved\n";
         for (name, x) in model.observes.clone() {
@@ -274,6 +292,10 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
                 if !a.is_zero(*f) {
                     lines.push(format!("Q_{{{}}} &= {}", tex_names[i], show_tex(a, *f)));
                 }
+            }
+            if let Some(ix) = &e.indexed {
+                crate::report_indexed::latex(model, e, ix, &mut lines);
+                return finish_latex(model, lines);
             }
             for (i, p) in e.momenta.iter().enumerate() {
                 lines.push(format!("p_{{{}}} &= {}", tex_names[i], show_tex(a, *p)));
@@ -337,6 +359,11 @@ fn latex(model: &mut Model, eq: &Equations) -> String {
             }
         }
     }
+    finish_latex(model, lines)
+}
+
+/// The observes after `lines`, all in one `align*`.
+fn finish_latex(model: &mut Model, mut lines: Vec<String>) -> String {
     for (name, x) in model.observes.clone() {
         let a = &mut model.arena;
         // Marked, since an observe may share its name with a derived
@@ -408,11 +435,17 @@ pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
             energy,
             temperature,
             friction,
+            indexed,
             ..
         }) => {
             o.insert("lagrangian".into(), s(*lagrangian));
             if let Some(r) = dissipation {
                 o.insert("dissipation".into(), s(*r));
+            }
+            if let Some(ix) = &indexed {
+                o.insert("energy".into(), s(*energy));
+                crate::report_indexed::json(model, ix, &mut o);
+                return Value::Object(o);
             }
             o.insert("momenta".into(), momenta.iter().map(|&p| s(p)).collect());
             o.insert(

@@ -95,6 +95,9 @@ pub struct System {
     pub diagonal: bool,
     /// `f` or `−∇E`.
     pub vector: Vec<ExprId>,
+    /// The solved rows by segments, for a model with indexed structure
+    /// ([`crate::derive::indexed`]): `matrix` is then `None` and `vector` empty.
+    pub segments: Option<Vec<crate::derive::indexed::Segment>>,
 }
 
 /// The entries of a row-major `n × n` matrix the system keeps: all, or the diagonal.
@@ -139,6 +142,13 @@ impl Kernels {
             .collect::<Result<Vec<_>, _>>()?;
         let n = model.vars.len();
         let system = plan.system.then(|| match eq {
+            Equations::Lagrangian(e) if e.indexed.is_some() => System {
+                kind: ModelKind::Lagrangian,
+                matrix: None,
+                diagonal: false,
+                vector: Vec::new(),
+                segments: e.indexed.as_ref().map(|ix| ix.acceleration.clone()),
+            },
             Equations::Lagrangian(e) => {
                 let m: Vec<ExprId> = e.mass_matrix.iter().flatten().copied().collect();
                 System {
@@ -146,6 +156,7 @@ impl Kernels {
                     matrix: Some(matrix_entries(&m, n, e.diagonal_mass)),
                     diagonal: e.diagonal_mass,
                     vector: e.forcing.clone(),
+                    segments: None,
                 }
             }
             Equations::Energy(e) => {
@@ -155,6 +166,7 @@ impl Kernels {
                     matrix: k.metric.as_ref().map(|g| matrix_entries(g, n, k.diagonal_metric)),
                     diagonal: k.diagonal_metric,
                     vector: k.descent.clone(),
+                    segments: None,
                 }
             }
         });

@@ -41,6 +41,11 @@ impl Native {
                     diagonal: s.diagonal,
                     forcing: s.vector.clone(),
                     batch: layout.batch,
+                    rows: s.segments.as_ref().map(|segs| {
+                        segs.iter()
+                            .map(|g| jit::RowLoop { rows: g.rows.clone(), index: g.index, expr: g.expr })
+                            .collect()
+                    }),
                 })
             }
             Some(s) => {

@@ -36,6 +36,13 @@ impl Portable {
             })
             .collect();
         let system = layout.system.as_ref().map(|s| {
+            if let Some(segs) = &s.segments {
+                // Row by row, in a copy of the arena (a program keeps no reference to it).
+                let mut a = a.clone();
+                let rows: Vec<_> = segs.iter().flat_map(|g| g.rows.clone().map(move |r| (g.clone(), r))).collect();
+                let outputs: Vec<_> = rows.into_iter().map(|(g, r)| g.at(&mut a, r)).collect();
+                return (s.kind, Shape::None, Program::batched(&a, layout.inputs, &outputs, layout.batch));
+            }
             let mut outputs = s.matrix.clone().unwrap_or_default();
             outputs.extend(&s.vector);
             let shape = match (&s.matrix, s.diagonal) {

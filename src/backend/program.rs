@@ -27,6 +27,13 @@ enum Op {
         col: usize,
         row: DataRow,
     },
+    /// `x[inputs[index + offset]]`: a family member at a loop's index, its
+    /// members' input positions in `inputs` (`usize::MAX` reads 0).
+    Member {
+        inputs: Arc<[usize]>,
+        slot: u32,
+        offset: i64,
+    },
     Loop(Box<LoopOp>),
 }
 
@@ -127,6 +134,18 @@ impl Flattener<'_> {
                 };
                 Op::Data { values: t.values.clone(), width: t.width(), col: *col as usize, row }
             }
+            Node::Member { family, row } => {
+                let members = &arena.family(*family).members;
+                let inputs: Arc<[usize]> =
+                    members.iter().map(|m| self.slot.get(m).copied().unwrap_or(usize::MAX)).collect();
+                match row {
+                    Row::At(k) => match inputs[*k as usize] {
+                        usize::MAX => Op::Const(0.0),
+                        k => Op::Input(k),
+                    },
+                    Row::Index(s, off) => Op::Member { inputs, slot: self.index_slot[s], offset: i64::from(*off) },
+                }
+            }
             Node::Sum(..) => unreachable!("a sum is computed by its loop"),
         }
     }
@@ -187,6 +206,10 @@ fn run_ops(ops: &[(u32, Op)], x: &[f64], reg: &mut [f64], index: &mut [i64]) {
                 };
                 values[r * width + col]
             }
+            Op::Member { inputs, slot, offset } => match inputs[(index[*slot as usize] + offset) as usize] {
+                usize::MAX => 0.0,
+                k => x[k],
+            },
             Op::Loop(l) => {
                 let mut acc = vec![0.0; l.sums.len()];
                 let mut pass = |i: i64, reg: &mut [f64], index: &mut [i64]| {

@@ -47,3 +47,19 @@ pub(super) fn singular_mass_matrix(model: &Model, eq: &LagrangianEquations) -> O
             .help("the Lagrangian must be quadratic (or at least strictly convex) in every velocity; a term linear in q' alone gives no dynamics"),
     )
 }
+
+/// A zero on the constant diagonal of an indexed model's mass matrix, at the
+/// parameters' values.
+pub(super) fn singular_indexed(model: &Model, eq: &LagrangianEquations) -> Option<Diagnostic> {
+    let ix = eq.indexed.as_ref()?;
+    let env = model.env();
+    let entries: Vec<ExprId> = ix.mass.iter().map(|s| s.expr).collect();
+    let m = model.arena.eval_many(&entries, &env);
+    let bad = m.iter().position(|x| *x == 0.0 || !x.is_finite())?;
+    let row = ix.mass[bad].rows.start;
+    Some(
+        Diagnostic::new(model.spans.main, "the mass matrix is singular")
+            .label(format!("∂²L/∂q'∂q' is {} for `{}`", m[bad], model.vars[row].name))
+            .help("the Lagrangian must be quadratic (or at least strictly convex) in every velocity; a term linear in q' alone gives no dynamics"),
+    )
+}

@@ -74,6 +74,7 @@ pub fn euler_lagrange(model: &mut Model) -> LagrangianEquations {
         power: zero,
         point: None,
         jacobian: None,
+        indexed: None,
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod checks;
 mod flow;
+pub mod indexed;
 mod jacobian;
 mod mechanics;
 mod thermo;
@@ -65,6 +66,10 @@ pub struct LagrangianEquations {
     pub point: Option<Vec<ExprId>>,
     /// The Jacobians of the first-order system, when [`Extras::jacobians`] asked for them.
     pub jacobian: Option<Jacobian>,
+    /// The equations by segments of rows, for a model whose long sums over
+    /// families stay rolled ([`indexed`]); `momenta`, `mass_matrix` and
+    /// `forcing` are then empty.
+    pub indexed: Option<indexed::Indexed>,
 }
 
 /// The derived equations of an energy model.
@@ -139,6 +144,16 @@ pub enum Equations {
 /// identically singular mass matrix is an error with the span of the
 /// `lagrangian` statement.
 pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagnostic>> {
+    if let Some(mut eq) = indexed::lagrangian(model, extras) {
+        within_limits(model)?;
+        if let Some(d) = checks::singular_indexed(model, &eq) {
+            return Err(vec![d]);
+        }
+        eq.power = thermo::lagrangian_power(model, eq.lagrangian);
+        within_limits(model)?;
+        return Ok(Equations::Lagrangian(eq));
+    }
+    model.unroll_members();
     matrix_fits(model)?;
     match model.kind {
         ModelKind::Lagrangian => {

@@ -61,6 +61,20 @@ pub struct OdeSpec {
     pub forcing: Vec<ExprId>,
     /// See [`ExprKernel::batch`].
     pub batch: Option<crate::batch::Batch>,
+    /// The accelerations by segments of rows (a model with indexed
+    /// structure); `mass_matrix` and `forcing` are then empty.
+    pub rows: Option<Vec<RowLoop>>,
+}
+
+/// Rows of a system's solved part that share one expression: one row, or a
+/// loop over member indices `k` of a family (row `base + k`).
+#[derive(Clone, Debug)]
+pub struct RowLoop {
+    pub rows: std::ops::Range<usize>,
+    /// The loop's index (of kind `Index`, over the members the rows hold) and
+    /// the row of member 0; `None` for one concrete row.
+    pub index: Option<(SymId, usize)>,
+    pub expr: ExprId,
 }
 
 /// A first-order system `y' = F(t, y)` given directly, such as the gradient
@@ -480,7 +494,8 @@ pub fn compile_with(
         let (rk4, verlet) = (rk4.map(as_loop), verlet.map(as_loop));
         // SAFETY: `em_block` defined this with the `EmPtr` signature.
         let em = em.map(|id| unsafe { std::mem::transmute::<*const u8, EmPtr>(module.get_finalized_function(id)) });
-        let loop_scratch = if sys.steps_in_memory() { codegen::scratch_len(sys.dim()) } else { 0 };
+        let loop_scratch =
+            if sys.steps_in_memory() || !sys.looped.is_empty() { codegen::scratch_len(sys.dim()) } else { 0 };
         *slot = Some(SystemEntry { rhs, rk4, verlet, em, dim: sys.dim(), params: sys.params.len(), loop_scratch });
     }
     compiled.module = Some(module);
@@ -491,6 +506,10 @@ fn ode_system(arena: &Arena, s: &OdeSpec) -> Result<System, JitError> {
     let n = s.n;
     check_len("the coordinates", s.coords.len(), n)?;
     check_len("the velocities", s.velocities.len(), n)?;
+    if let Some(rows) = &s.rows {
+        let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();
+        return System::looped(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, rows);
+    }
     check_len("the mass matrix", s.mass_matrix.len(), if s.diagonal { n } else { n * n })?;
     check_len("the forcing", s.forcing.len(), n)?;
     let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();

@@ -59,6 +59,19 @@ impl Plan {
         kernel: &str,
         batch: Option<Batch>,
     ) -> Result<Plan, JitError> {
+        Plan::within(arena, roots, bound, kernel, batch, None)
+    }
+
+    /// [`Plan::batched`] for roots evaluated inside a loop over `outer`
+    /// (`FunctionTranslator::eval_streamed_at` gives its value).
+    pub fn within(
+        arena: &Arena,
+        roots: &[ExprId],
+        bound: &[SymId],
+        kernel: &str,
+        batch: Option<Batch>,
+        outer: Option<SymId>,
+    ) -> Result<Plan, JitError> {
         let order = arena.topo_order(roots);
         let bound: HashSet<SymId> = bound.iter().copied().collect();
         let mut free = HashSet::new();
@@ -88,7 +101,7 @@ impl Plan {
         for (i, r) in roots.iter().enumerate() {
             root_positions.entry(*r).or_default().push(i);
         }
-        let schedule = arena.schedule(roots);
+        let schedule = arena.schedule_within(roots, outer);
         Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, free, root_positions })
     }
 
@@ -110,6 +123,9 @@ struct Values {
     vals: HashMap<ExprId, Value>,
     sincos: HashMap<ExprId, (Value, Value)>,
     index: HashMap<SymId, Value>,
+    /// Per family read at a rolled index, the address of its member 0 (the
+    /// members are 8 bytes apart).
+    families: HashMap<u32, Value>,
 }
 
 /// The external functions declared in the module so far, shared by all its functions.
@@ -173,9 +189,24 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         &mut self,
         plan: &Plan,
         inputs: &HashMap<SymId, Input>,
+        root: impl FnMut(&mut Self, usize, Value),
+    ) {
+        self.eval_streamed_at(plan, inputs, None, root)
+    }
+
+    /// [`FunctionTranslator::eval_streamed`] with a loop index in scope: the
+    /// plan's nodes that read `index.0` take its value `index.1` (an `i64`).
+    pub fn eval_streamed_at(
+        &mut self,
+        plan: &Plan,
+        inputs: &HashMap<SymId, Input>,
+        index: Option<(SymId, Value)>,
         mut root: impl FnMut(&mut Self, usize, Value),
     ) {
         let mut at = Values::default();
+        if let Some((s, v)) = index {
+            at.index.insert(s, v);
+        }
         self.emit_steps(plan, &plan.schedule.steps, inputs, &mut at, &mut root);
     }
 
@@ -248,6 +279,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         };
         at.index.insert(l.index, i);
         let before: std::collections::HashSet<ExprId> = at.vals.keys().copied().collect();
+        let families_before: std::collections::HashSet<u32> = at.families.keys().copied().collect();
         self.emit_steps(plan, &l.body, inputs, at, root);
         let mut next = vec![self.builder.ins().iadd_imm_s(k, 1).into()];
         for (acc, (_, b)) in accs.iter().zip(&l.sums) {
@@ -258,6 +290,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         // What the body computed does not exist after the loop.
         at.vals.retain(|e, _| before.contains(e));
         at.sincos.retain(|e, _| before.contains(e));
+        at.families.retain(|f, _| families_before.contains(f));
         at.index.remove(&l.index);
 
         self.builder.switch_to_block(exit);
@@ -343,18 +376,98 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 let addr = self.builder.ins().iadd(base, byte);
                 self.builder.ins().load(types::F64, input_mem(), addr, 0)
             }
+            Node::Member { family, row } => {
+                let Row::Index(s, off) = *row else {
+                    let Row::At(k) = *row else { unreachable!() };
+                    let m = arena.family(*family).members[k as usize];
+                    return match inputs.get(&m) {
+                        Some(&Input::Value(v)) => v,
+                        Some(&Input::Load { ptr, offset }) => {
+                            self.builder.ins().load(types::F64, input_mem(), ptr, offset)
+                        }
+                        None => self.builder.ins().f64const(0.0),
+                    };
+                };
+                // `base + 8k` is the same value for every member read at `k` (one
+                // address per index and family); the offset is the load's immediate.
+                let base = self.family_base(*family, inputs, at);
+                let byte = self.builder.ins().imul_imm_s(at.index[&s], 8);
+                let addr = self.builder.ins().iadd(base, byte);
+                self.builder.ins().load(types::F64, input_mem(), addr, 8 * off)
+            }
             // Computed by its loop.
             Node::Sum(..) => at.vals[&e],
         }
     }
 
-    /// A sum, left to right as the reference evaluator adds.
+    /// The address of member 0 of a family whose members are read at a
+    /// rolled index: where the inputs are (members loaded from consecutive
+    /// entries of one array), or a copy in a stack slot when they are values
+    /// at hand or scattered (code in proportion to the family, so the large
+    /// systems that have such families are called with their inputs in memory).
+    fn family_base(&mut self, family: u32, inputs: &HashMap<SymId, Input>, at: &mut Values) -> Value {
+        if let Some(&b) = at.families.get(&family) {
+            return b;
+        }
+        let members = &self.arena.family(family).members;
+        let n = members.len();
+        let contiguous = match (inputs.get(&members[0]), inputs.get(&members[n - 1])) {
+            (Some(&Input::Load { ptr, offset }), Some(&Input::Load { ptr: p2, offset: o2 })) if ptr == p2 => {
+                (i64::from(o2) - i64::from(offset) == 8 * (n as i64 - 1)).then_some((ptr, offset))
+            }
+            _ => None,
+        };
+        let base = match contiguous {
+            Some((ptr, offset)) => self.builder.ins().iadd_imm_s(ptr, i64::from(offset)),
+            None => {
+                let slot = self.builder.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    (8 * n) as u32,
+                    3,
+                ));
+                let addr = self.builder.ins().stack_addr(self.pointer, slot, 0);
+                for (k, m) in members.clone().iter().enumerate() {
+                    let v = match inputs.get(m) {
+                        Some(&Input::Value(v)) => v,
+                        Some(&Input::Load { ptr, offset }) => {
+                            self.builder.ins().load(types::F64, input_mem(), ptr, offset)
+                        }
+                        None => self.builder.ins().f64const(0.0),
+                    };
+                    self.builder.ins().store(mem(), v, addr, (8 * k) as i32);
+                }
+                addr
+            }
+        };
+        at.families.insert(family, base);
+        base
+    }
+
+    /// A sum, left to right as the reference evaluator adds. A term `−1·u…`
+    /// is subtracted (`a − b` is exactly `a + (−b)`), which saves the negation.
     fn translate_add(&mut self, xs: &[ExprId], vals: &HashMap<ExprId, Value>) -> Value {
         let mut acc = vals[&xs[0]];
         for x in &xs[1..] {
-            acc = self.builder.ins().fadd(acc, vals[x]);
+            acc = match self.negated(*x, vals) {
+                Some(b) => self.builder.ins().fsub(acc, b),
+                None => self.builder.ins().fadd(acc, vals[x]),
+            };
         }
         acc
+    }
+
+    /// For a product `−1·u·v…` whose factors are computed, `u·v…` (left to
+    /// right, as [`FunctionTranslator::translate_mul`] multiplies before it negates).
+    fn negated(&mut self, x: ExprId, vals: &HashMap<ExprId, Value>) -> Option<Value> {
+        let Node::Mul(fs) = self.arena.node(x) else { return None };
+        if self.arena.as_num(fs[0]) != Some(Num::MINUS_ONE) {
+            return None;
+        }
+        let mut acc = *vals.get(&fs[1])?;
+        for f in &fs[2..] {
+            acc = self.builder.ins().fmul(acc, *vals.get(f)?);
+        }
+        Some(acc)
     }
 
     /// A product, left to right; a leading coefficient −1 becomes a negation
@@ -390,6 +503,19 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 let r = self.builder.ins().sqrt(b);
                 let one = self.builder.ins().f64const(1.0);
                 self.builder.ins().fdiv(one, r)
+            }
+            // `b^(m + 1/2) = b^m · √b`, as the evaluator's `pow`.
+            Some(Num::Rat(n, 2)) if n.abs() < 2 * MAX_UNROLLED_POWER => {
+                // |n| ≥ 3 here: `m ≥ 1`.
+                let m = self.powi(b, n.unsigned_abs() / 2);
+                let r = self.builder.ins().sqrt(b);
+                let p = self.builder.ins().fmul(m, r);
+                if n < 0 {
+                    let one = self.builder.ins().f64const(1.0);
+                    self.builder.ins().fdiv(one, p)
+                } else {
+                    p
+                }
             }
             _ => self.call(Extern::Pow, &[b, xv]),
         }

@@ -17,6 +17,11 @@ use crate::syntax::ast::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Sums over the members of a family of variables with at least this many
+/// terms are kept as loops (shorter ones are unrolled, as written): the
+/// derivation and the compiled code of a lattice then do not grow with its length.
+pub const ROLLED_MIN: i64 = 64;
+
 /// Where `data` statements find their files.
 #[derive(Clone, Debug, Default)]
 pub struct DataFiles {
@@ -295,6 +300,42 @@ impl Lowerer<'_> {
         Ok(self.arena.data(table, row, col))
     }
 
+    /// `name[i + offset]` of a family of variables at a rolled index: a
+    /// [`crate::sym::Node::Member`] of the family (registered with its
+    /// velocities and accelerations on first use).
+    pub(super) fn member_rolled(&mut self, id: &Ident, ks: &[usize], sym: SymId, offset: i64, span: Span) -> Lowered {
+        let (lo, hi) = self.index_range(sym);
+        let n = ks.len() as i64;
+        if lo + offset < 0 || hi + offset > n {
+            let bad = if lo + offset < 0 { lo + offset } else { hi - 1 + offset };
+            self.err(
+                Diagnostic::new(span, format!("index {bad} is out of range"))
+                    .label(format!("`{}` has indices 0..{n}; the sum runs over {lo}..{hi}", id.name))
+                    .help("shorten the sum's range"),
+            );
+            return Err(());
+        }
+        let family = match self.member_families.get(&id.name) {
+            Some(&f) => f,
+            None => {
+                let syms = |f: &dyn Fn(&crate::model::Variable) -> Option<SymId>| -> Option<Vec<SymId>> {
+                    ks.iter().map(|&k| f(&self.vars[k])).collect()
+                };
+                let (q, v, a) = (syms(&|v| Some(v.sym)), syms(&|v| v.velocity), syms(&|v| v.acceleration));
+                let f = self.arena.add_family(id.name.clone(), q.unwrap_or_default());
+                if let (Some(v), Some(a)) = (v, a) {
+                    let fv = self.arena.add_family(format!("{}'", id.name), v);
+                    let fa = self.arena.add_family(format!("{}''", id.name), a);
+                    self.arena.set_family_derivative(f, fv);
+                    self.arena.set_family_derivative(fv, fa);
+                }
+                self.member_families.insert(id.name.clone(), f);
+                f
+            }
+        };
+        Ok(self.arena.member(family, Row::Index(sym, offset as i32)))
+    }
+
     fn index_range(&self, s: SymId) -> (i64, i64) {
         match self.arena.symbol(s).kind {
             crate::sym::SymKind::Index { lo, hi } => (lo, hi),
@@ -367,7 +408,8 @@ impl Lowerer<'_> {
     /// `sum(i in lo..hi, body)` as one loop, when the body reads data at row
     /// `i` and uses `i` nowhere a number is needed; `None` to unroll it.
     pub(super) fn try_rolled(&mut self, binder: &Binder, body: &Expr, lo: i64, hi: i64) -> Result<Option<ExprId>, ()> {
-        if self.arena.tables().is_empty() || hi <= lo {
+        let long = hi - lo >= ROLLED_MIN;
+        if (self.arena.tables().is_empty() && !long) || hi <= lo {
             return Ok(None);
         }
         let errors = self.errors.len();
@@ -386,12 +428,14 @@ impl Lowerer<'_> {
             return Ok(None);
         }
         let body = out?;
-        let reads_data = self
-            .arena
-            .topo_order(&[body])
-            .into_iter()
-            .any(|n| matches!(self.arena.node(n), Node::Data { row: Row::Index(s, _), .. } if *s == sym));
+        let reads_data = self.arena.topo_order(&[body]).into_iter().any(|n| match self.arena.node(n) {
+            Node::Data { row: Row::Index(s, _), .. } => *s == sym,
+            Node::Member { row: Row::Index(s, _), .. } => *s == sym && long,
+            _ => false,
+        });
         if !reads_data {
+            // Lowered again, unrolled: its errors would be reported twice.
+            self.errors.truncate(errors);
             return Ok(None);
         }
         Ok(Some(self.arena.sum_over(sym, body)))

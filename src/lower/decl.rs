@@ -78,8 +78,8 @@ impl Lowerer<'_> {
                     self.declare(&d.name, Entry::Poisoned);
                     return;
                 };
-                let ks = (0..n).map(|i| make(self, format!("{}[{}]", d.name.name, i))).collect();
-                self.declare(&d.name, Entry::Family(ks));
+                let ks: Vec<usize> = (0..n).map(|i| make(self, format!("{}[{}]", d.name.name, i))).collect();
+                self.declare(&d.name, Entry::Family(std::rc::Rc::from(ks)));
             }
         }
     }

@@ -75,7 +75,10 @@ impl Lowerer<'_> {
                 match entry {
                     Some(Entry::Poisoned) => Err(()),
                     Some(Entry::Family(ks)) => {
-                        let i = self.int_value(ix)?;
+                        let i = match self.index_value(ix)? {
+                            data::Sub::At(i) => i,
+                            data::Sub::Rolled(s, off) => return self.member_rolled(id, &ks, s, off, ix.span),
+                        };
                         let k = self.family_member(id, &ks, i, ix.span).ok_or(())?;
                         Ok(self.arena.sym(self.vars[k].sym))
                     }

@@ -83,6 +83,10 @@ struct Lowerer<'a> {
     chain: (Vec<(SymId, SymId)>, crate::sym::FxMap<SymId, usize>),
     /// The twins `x~` of the state variables while an `interaction` is lowered; `None` elsewhere.
     twins: Option<Vec<SymId>>,
+    /// The arena's family of each variable family read at a rolled index, by name.
+    member_families: HashMap<String, u32>,
+    /// Where each variable's initial value (or velocity's, `true`) was given.
+    init_given: HashMap<(usize, bool), Span>,
 }
 
 type Lowered = Result<ExprId, ()>;
@@ -124,6 +128,8 @@ fn lower_in(
         data_files: Vec::new(),
         chain: Default::default(),
         twins: None,
+        member_families: HashMap::new(),
+        init_given: HashMap::new(),
     };
     l.prescan(file);
     let model = l.statements(file, name);
@@ -160,6 +166,8 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         data_files: Vec::new(),
         chain: Default::default(),
         twins: None,
+        member_families: HashMap::new(),
+        init_given: HashMap::new(),
     };
     if l.pi == model.time {
         l.pi = l.arena.find_symbol(SymKind::Pi).unwrap_or(model.time);
@@ -180,7 +188,7 @@ pub fn lower_expression(model: &mut Model, e: &Expr) -> Result<ExprId, Diagnosti
         }
     }
     for (base, ks) in families {
-        l.scope.insert(base, (Entry::Family(ks), Span::default()));
+        l.scope.insert(base, (Entry::Family(std::rc::Rc::from(ks)), Span::default()));
     }
     for (k, t) in l.arena.tables().iter().enumerate() {
         let entry = Entry::Data { table: k as u32, rows: t.rows as i64, cols: t.cols.map(|c| c as i64) };

@@ -11,14 +11,15 @@ pub(super) enum Entry {
     Const(i64),
     Param(SymId),
     Var(usize),
-    Family(Vec<usize>),
+    /// A family of variables: the variables' indices (shared: an entry is cloned per use).
+    Family(std::rc::Rc<[usize]>),
     Let(ExprId),
     /// A `let` family over `lo..hi`; `items` holds its members, or is empty
     /// when they are lowered as used (see `Lowerer::let_member`).
     LetFamily {
         lo: i64,
         hi: i64,
-        items: Vec<ExprId>,
+        items: std::rc::Rc<[ExprId]>,
     },
     Index(i64),
     /// The index of a sum being kept as a loop, plus an offset.

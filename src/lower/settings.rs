@@ -62,14 +62,14 @@ impl Lowerer<'_> {
                 }
             };
             if let Ok(init) = init {
-                if let Some((_, _, _, prev)) = out.iter().find(|(j, v, _, _)| *j == k && *v == item.velocity) {
-                    let prev = *prev;
+                if let Some(&prev) = self.init_given.get(&(k, item.velocity)) {
                     self.err(
                         Diagnostic::new(item.span, format!("`{}` is given two initial values", self.vars[k].name))
                             .label("given again here")
                             .with(prev, "first given here"),
                     );
                 } else {
+                    self.init_given.insert((k, item.velocity), item.span);
                     out.push((k, item.velocity, init, item.span));
                 }
             }

@@ -114,7 +114,7 @@ impl Lowerer<'_> {
                             let e = self.with_index(&b.var, i, |l| l.expr(value));
                             items.push(e.unwrap_or_else(|_| self.arena.int(0)));
                         }
-                        self.declare(name, Entry::LetFamily { lo, hi, items });
+                        self.declare(name, Entry::LetFamily { lo, hi, items: items.into() });
                     }
                 },
                 StmtKind::Lagrangian(e) => {

@@ -26,6 +26,9 @@ impl Arena {
     fn diff_uncached(&mut self, e: ExprId, s: SymId) -> ExprId {
         match self.node(e).clone() {
             Node::Num(_) | Node::Data { .. } => self.int(0),
+            // A member at a rolled index is not a symbol of the model: derivatives
+            // by members are taken through placeholders (`derive::indexed`).
+            Node::Member { .. } => self.int(0),
             Node::Sym(x) => self.int(i64::from(x == s)),
             // The index is bound inside the sum: a symbol of the model is never it.
             Node::Sum(i, body) => {
@@ -193,6 +196,141 @@ impl Arena {
         position: &FxMap<SymId, usize>,
         time: Option<SymId>,
     ) -> ExprId {
+        let holes = self.rolled_holes(e);
+        if holes.is_empty() {
+            return self.time_derivative_plain(e, chain, position, time);
+        }
+        // Each member at a rolled index and each rolled sum that reads one is
+        // differentiated as a symbol whose derivative is known: a member's is
+        // the same member of the derivative family, a sum's the sum of its
+        // body's derivative.
+        let mut held = FxMap::default();
+        let mut back: HashMap<SymId, ExprId> = HashMap::new();
+        let mut chain = chain.to_vec();
+        let mut position = position.clone();
+        for h in holes {
+            let dh = match self.node(h).clone() {
+                Node::Member { family, row } => match self.family(family).derivative {
+                    Some(d) => self.member(d, row),
+                    None => self.float(f64::NAN),
+                },
+                Node::Sum(i, body) => {
+                    let db = self.time_derivative_in(body, &chain, &position, time);
+                    self.sum_over(i, db)
+                }
+                _ => unreachable!("holes are members and sums"),
+            };
+            let (s, ds) = (self.placeholder(h), self.placeholder(dh));
+            let sx = self.sym(s);
+            held.insert(h, sx);
+            back.insert(s, h);
+            back.insert(ds, dh);
+            position.insert(s, chain.len());
+            chain.push((s, ds));
+        }
+        let e2 = self.replace_nodes(e, held);
+        let d = self.time_derivative_plain(e2, &chain, &position, time);
+        self.subst(d, &back)
+    }
+
+    /// The members at a rolled index and the rolled sums that read members,
+    /// reachable from `e` without entering a rolled sum.
+    pub fn rolled_holes(&self, e: ExprId) -> Vec<ExprId> {
+        let mut out = Vec::new();
+        let mut seen: std::collections::HashSet<ExprId> = Default::default();
+        let mut stack = vec![e];
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            match self.node(n) {
+                Node::Member { row: super::expr::Row::Index(..), .. } => out.push(n),
+                Node::Sum(..) => {
+                    if self.reads_members(n) {
+                        out.push(n);
+                    }
+                }
+                _ => stack.extend(self.children(n)),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether `e` reads a family member at a rolled index.
+    pub fn reads_members(&self, e: ExprId) -> bool {
+        self.topo_order(&[e]).into_iter().any(|n| matches!(self.node(n), Node::Member { .. }))
+    }
+
+    /// `e` with every rolled sum that reads family members written out term
+    /// by term, each member its symbol: the form the per-coordinate
+    /// derivation takes. Sums over data alone stay loops.
+    pub fn unroll_members(&mut self, e: ExprId) -> ExprId {
+        if !self.reads_members(e) {
+            return e;
+        }
+        let mut memo = FxMap::default();
+        self.rebuild(e, &mut memo, &mut |a, node| {
+            let Node::Sum(i, body) = *node else { return None };
+            if !a.reads_members(body) {
+                return None;
+            }
+            let SymKind::Index { lo, hi } = a.symbol(i).kind else { return None };
+            let terms: Vec<ExprId> = (lo..hi).map(|v| a.at_index(body, i, v)).collect();
+            Some(a.add(&terms))
+        })
+    }
+
+    /// `e` with the index `i` at the value `v`: members and data rows at `i`
+    /// become the members and rows they read.
+    pub fn at_index(&mut self, e: ExprId, i: SymId, v: i64) -> ExprId {
+        use super::expr::Row;
+        let mut memo = FxMap::default();
+        self.rebuild(e, &mut memo, &mut |a, node| match *node {
+            Node::Sym(s) if s == i => Some(a.int(v)),
+            Node::Member { family, row: Row::Index(s, off) } if s == i => {
+                Some(a.member(family, Row::At((v + i64::from(off)) as u32)))
+            }
+            Node::Data { table, row: Row::Index(s, off), col } if s == i => {
+                Some(a.data(table, Row::At((v + i64::from(off)) as u32), col))
+            }
+            _ => None,
+        })
+    }
+
+    /// `e` with the index `i` replaced by `j + shift`: members and data rows
+    /// at `i + o` read `j + o + shift`.
+    pub fn shift_index(&mut self, e: ExprId, i: SymId, j: SymId, shift: i64) -> ExprId {
+        use super::expr::Row;
+        let mut memo = FxMap::default();
+        self.rebuild(e, &mut memo, &mut |a, node| match *node {
+            Node::Sym(s) if s == i => {
+                let (js, k) = (a.sym(j), a.int(shift));
+                Some(a.add(&[js, k]))
+            }
+            Node::Member { family, row: Row::Index(s, off) } if s == i => {
+                Some(a.member(family, Row::Index(j, off + shift as i32)))
+            }
+            Node::Data { table, row: Row::Index(s, off), col } if s == i => {
+                Some(a.data(table, Row::Index(j, off + shift as i32), col))
+            }
+            _ => None,
+        })
+    }
+
+    /// `e` with the nodes of `map` replaced (and everything above them rebuilt).
+    pub fn replace_nodes(&mut self, e: ExprId, map: FxMap<ExprId, ExprId>) -> ExprId {
+        let mut memo = map;
+        self.rebuild(e, &mut memo, &mut |_, _| None)
+    }
+
+    fn time_derivative_plain(
+        &mut self,
+        e: ExprId,
+        chain: &[(SymId, SymId)],
+        position: &FxMap<SymId, usize>,
+        time: Option<SymId>,
+    ) -> ExprId {
         let free = self.free_symbols(&[e]);
         // In chain order, as the terms have always been built.
         let mut at: Vec<usize> = free.iter().filter_map(|x| position.get(x).copied()).collect();
@@ -237,7 +375,7 @@ impl Arena {
             let node = self.node(n).clone();
             let m = |x: &ExprId| memo[x];
             let rebuilt = match &node {
-                Node::Num(_) | Node::Sym(_) | Node::Data { .. } => node.clone(),
+                Node::Num(_) | Node::Sym(_) | Node::Data { .. } | Node::Member { .. } => node.clone(),
                 Node::Sum(i, b) => Node::Sum(*i, m(b)),
                 Node::Add(xs) => Node::Add(xs.iter().map(m).collect()),
                 Node::Mul(xs) => Node::Mul(xs.iter().map(m).collect()),
@@ -265,6 +403,7 @@ impl Arena {
             Node::Func(f, a) => self.func(*f, *a),
             Node::Atan2(a, b) => self.atan2(*a, *b),
             Node::Data { table, row, col } => self.data(*table, *row, *col),
+            Node::Member { family, row } => self.member(*family, *row),
             Node::Sum(i, b) => self.sum_over(*i, *b),
         }
     }

@@ -87,6 +87,17 @@ impl Arena {
                     _ => f64::NAN,
                 }
             }
+            Node::Member { family, row } => {
+                let members = &self.family(*family).members;
+                let k = match row {
+                    Row::At(r) => i64::from(*r),
+                    Row::Index(s, off) => index.get(s).map_or(-1, |&i| i + i64::from(*off)),
+                };
+                match usize::try_from(k) {
+                    Ok(k) if k < members.len() => env.get(members[k]),
+                    _ => f64::NAN,
+                }
+            }
             // Scheduled as a loop; never a single step.
             Node::Sum(..) => vals.get(&n).copied().unwrap_or(f64::NAN),
         }
@@ -112,6 +123,16 @@ pub fn pow(b: f64, e: f64) -> f64 {
         1.0 / b.sqrt()
     } else if e.fract() == 0.0 && e.abs() <= POWI_MAX as f64 {
         b.powi(e as i32)
+    } else if e.fract().abs() == 0.5 && e.abs() <= POWI_MAX as f64 {
+        // `b^(m + 1/2) = b^m · √b`: the `r^(3/2)` of an inverse-square force
+        // without a call to `pow`.
+        let m = e.abs().trunc() as i32;
+        let p = b.powi(m) * b.sqrt();
+        if e < 0.0 {
+            1.0 / p
+        } else {
+            p
+        }
     } else {
         b.powf(e)
     }

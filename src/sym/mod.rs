@@ -14,7 +14,7 @@ mod simplify;
 
 pub use eval::{pow as eval_pow, Env, POWI_MAX};
 pub use expr::{
-    Arena, DataTable, ExprId, Func, FxHasher, FxMap, Loop, Node, Row, Schedule, Step, SymId, SymKind, Symbol,
+    Arena, DataTable, ExprId, Family, Func, FxHasher, FxMap, Loop, Node, Row, Schedule, Step, SymId, SymKind, Symbol,
     MAX_NODES, MAX_OPERANDS,
 };
 pub use num::{fmt_float, write_float, Num};

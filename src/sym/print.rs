@@ -21,7 +21,8 @@ enum Disp {
     Pow(Box<Disp>, Box<Disp>),
     Call(&'static str, Vec<Disp>),
     /// An entry of a data table: its name and subscripts as written.
-    Data(String, Vec<String>),
+    /// A family member: name, subscripts, and primes after the bracket (`u[i]'`).
+    Data(String, Vec<String>, String),
     /// A rolled sum: the index and the body.
     Sum(SymId, Box<Disp>),
 }
@@ -156,19 +157,23 @@ impl Builder<'_> {
             Node::Mul(_) | Node::Pow(..) => self.build_product(e),
             Node::Func(f, x) => Disp::Call(f.name(), vec![self.build(*x)]),
             Node::Atan2(y, x) => Disp::Call("atan2", vec![self.build(*y), self.build(*x)]),
+            Node::Member { family, row } => {
+                let f = a.family(*family);
+                // A velocity family is named `u'`: the member prints as `u[i]'`.
+                let (base, prime) = match f.name.find('\'') {
+                    Some(p) => (&f.name[..p], &f.name[p..]),
+                    None => (f.name.as_str(), ""),
+                };
+                Disp::Data(base.to_string(), vec![row_text(a, *row)], prime.to_string())
+            }
             Node::Data { table, row, col } => {
                 let t = a.table(*table);
-                let row = match row {
-                    Row::At(r) => r.to_string(),
-                    Row::Index(i, 0) => a.symbol(*i).name.clone(),
-                    Row::Index(i, k) if *k > 0 => format!("{}+{k}", a.symbol(*i).name),
-                    Row::Index(i, k) => format!("{}-{}", a.symbol(*i).name, -k),
-                };
+                let row = row_text(a, *row);
                 let mut subs = vec![row];
                 if t.cols.is_some() {
                     subs.push(col.to_string());
                 }
-                Disp::Data(t.name.clone(), subs)
+                Disp::Data(t.name.clone(), subs, String::new())
             }
             Node::Sum(i, b) => Disp::Sum(*i, Box::new(self.build(*b))),
         }
@@ -347,11 +352,12 @@ fn text(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
             }
             out.push(')');
         }
-        Disp::Data(name, subs) => {
+        Disp::Data(name, subs, primes) => {
             out.push_str(name);
             out.push('[');
             out.push_str(&subs.join(", "));
             out.push(']');
+            out.push_str(primes);
         }
         Disp::Sum(i, body) => {
             out.push_str(&format!("sum({} in {}, ", a.symbol(*i).name, a.range_text(*i)));
@@ -621,15 +627,19 @@ fn latex(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
                 out.push_str("\\right)");
             }
         },
-        Disp::Data(name, subs) => {
+        Disp::Data(name, subs, primes) => {
             // A name with a subscript of its own (`x_train`) is grouped, so
             // that the row's subscript is not a double one.
             let n = latex_name(name);
-            if n.contains('_') {
-                out.push_str(&format!("{{{n}}}"));
-            } else {
-                out.push_str(&n);
-            }
+            let n = if n.contains('_') { format!("{{{n}}}") } else { n };
+            // A member's time derivatives as dots, as a symbol's (`\dot{u}_{k}`).
+            let n = match primes.len() {
+                0 => n,
+                1 => format!("\\dot{{{n}}}"),
+                2 => format!("\\ddot{{{n}}}"),
+                _ => format!("{n}{}", "'".repeat(primes.len())),
+            };
+            out.push_str(&n);
             out.push_str("_{");
             out.push_str(&latex_chars(&subs.join(",")));
             out.push('}');
@@ -680,5 +690,15 @@ mod tests {
         ] {
             assert_eq!(latex_name(name), want, "{name}");
         }
+    }
+}
+
+/// A row as a subscript: `3`, `i`, `i+1`, `i-1`.
+fn row_text(a: &Arena, row: Row) -> String {
+    match row {
+        Row::At(r) => r.to_string(),
+        Row::Index(i, 0) => a.symbol(i).name.clone(),
+        Row::Index(i, k) if k > 0 => format!("{}+{k}", a.symbol(i).name),
+        Row::Index(i, k) => format!("{}-{}", a.symbol(i).name, -k),
     }
 }

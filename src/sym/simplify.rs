@@ -96,7 +96,7 @@ impl Arena {
             let node = self.node(n).clone();
             let m = |x: &ExprId| memo[x];
             let x = match &node {
-                Node::Num(_) | Node::Sym(_) | Node::Data { .. } => Some(n),
+                Node::Num(_) | Node::Sym(_) | Node::Data { .. } | Node::Member { .. } => Some(n),
                 Node::Sum(i, b) => {
                     let b = m(b);
                     Some(self.sum_over(*i, b))

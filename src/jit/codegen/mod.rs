@@ -11,6 +11,7 @@ mod em;
 mod ir;
 mod kernel;
 mod step;
+mod step_looped;
 mod step_memory;
 mod system;
 

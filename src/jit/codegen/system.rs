@@ -4,7 +4,7 @@
 use super::ModuleBuilder;
 use crate::jit::linsolve::{emit_diagonal, emit_solve, upper_index, DiagonalSolve, UNROLLED_MAX};
 use crate::jit::translate::{mem, FunctionTranslator, Input, Plan};
-use crate::jit::JitError;
+use crate::jit::{JitError, RowLoop};
 use crate::sym::{Arena, ExprId, SymId};
 use cranelift_codegen::ir::{condcodes::IntCC, types, Block, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
@@ -55,6 +55,12 @@ pub(crate) struct System {
     /// For a large system without a dense matrix: its rows in parts, each
     /// with its own plan (roots as in `plan`, for those rows only).
     pub parts: Vec<(Range<usize>, Plan)>,
+    /// The solved rows by segments (a system with indexed structure), grouped
+    /// by index: the segments of one index (several families over the same
+    /// members) run in one loop whose plan has a root per segment, sharing
+    /// what they compute alike. `plan` then holds every segment's expression
+    /// (for the parameters it reads).
+    pub looped: Vec<(Vec<RowLoop>, Plan)>,
 }
 
 impl System {
@@ -107,7 +113,110 @@ impl System {
                 parts.push((range, part));
             }
         }
-        Ok(System { name, time, state, params, copy, solve, plan, parts })
+        Ok(System { name, time, state, params, copy, solve, plan, parts, looped: Vec::new() })
+    }
+
+    /// A system whose solved rows are given by segments ([`RowLoop`]): code
+    /// in proportion to the number of segments, not of rows.
+    pub fn looped(
+        arena: &Arena,
+        name: &'static str,
+        (time, state, params): (SymId, Vec<SymId>, Vec<SymId>),
+        copy: Range<usize>,
+        rows: &[RowLoop],
+    ) -> Result<System, JitError> {
+        let mut bound = vec![time];
+        bound.extend(&state);
+        bound.extend(&params);
+        let all: Vec<ExprId> = rows.iter().map(|r| r.expr).collect();
+        let plan = Plan::batched(arena, &all, &bound, name, None)?;
+        let mut groups: Vec<Vec<RowLoop>> = Vec::new();
+        for r in rows {
+            match groups.iter_mut().find(|g| r.index.is_some() && g[0].index.map(|x| x.0) == r.index.map(|x| x.0)) {
+                Some(g) => g.push(r.clone()),
+                None => groups.push(vec![r.clone()]),
+            }
+        }
+        let looped = groups
+            .into_iter()
+            .map(|g| {
+                let roots: Vec<ExprId> = g.iter().map(|r| r.expr).collect();
+                let plan = Plan::within(arena, &roots, &bound, name, None, g[0].index.map(|(k, _)| k))?;
+                Ok((g, plan))
+            })
+            .collect::<Result<Vec<_>, JitError>>()?;
+        Ok(System { name, time, state, params, copy, solve: None, plan, parts: Vec::new(), looped })
+    }
+
+    /// Emits the segments of a looped system: a counted loop over the members
+    /// of each long segment, one row for each other, every value stored as
+    /// soon as it is known.
+    fn emit_looped(&self, tr: &mut FunctionTranslator, t: Value, (y, p, dy): (Value, Value, Value)) {
+        let n = self.copy.len() as i64;
+        let first = self.copy.start as i64;
+        emit_counted(tr, 0, n, |tr, j| {
+            let byte = tr.builder.ins().imul_imm_s(j, 8);
+            let from = tr.builder.ins().iadd(y, byte);
+            let v = tr.builder.ins().load(types::F64, mem(), from, (8 * first) as i32);
+            let to = tr.builder.ins().iadd(dy, byte);
+            tr.builder.ins().store(mem(), v, to, 0);
+        });
+        let out = tr.builder.ins().iadd_imm_s(dy, 8 * n);
+        self.emit_segments(tr, t, (y, p), &mut |tr, byte, v| {
+            let addr = tr.builder.ins().iadd(out, byte);
+            tr.builder.ins().store(mem(), v, addr, 0);
+        });
+    }
+
+    /// Emits every segment of a looped system with the state at `y`, handing
+    /// each row's value to `each(tr, 8·row, value)` (`8·row` an `i64`) as soon
+    /// as it is known: a counted loop over the members of a long segment, the
+    /// rows of a short one one by one.
+    pub(super) fn emit_segments(
+        &self,
+        tr: &mut FunctionTranslator,
+        t: Value,
+        (y, p): (Value, Value),
+        each: &mut dyn FnMut(&mut FunctionTranslator, Value, Value),
+    ) {
+        let mut inputs: HashMap<SymId, Input> = HashMap::new();
+        inputs.insert(self.time, Input::Value(t));
+        for (k, s) in self.state.iter().enumerate() {
+            inputs.insert(*s, Input::Load { ptr: y, offset: (8 * k) as i32 });
+        }
+        for (k, s) in self.params.iter().enumerate() {
+            inputs.insert(*s, Input::Load { ptr: p, offset: (8 * k) as i32 });
+        }
+        for (group, plan) in &self.looped {
+            let seg = &group[0];
+            match seg.index {
+                None if seg.rows.len() == 1 => {
+                    let byte = tr.builder.ins().iconst(types::I64, (8 * seg.rows.start) as i64);
+                    tr.eval_streamed(plan, &inputs, |tr, _, v| each(tr, byte, v));
+                }
+                None => {
+                    // One value for many rows (a family the dynamics leave alone).
+                    let mut value = None;
+                    tr.eval_streamed(plan, &inputs, |_, _, v| value = Some(v));
+                    let v = value.expect("one root");
+                    emit_counted(tr, seg.rows.start as i64, seg.rows.end as i64, |tr, r| {
+                        let byte = tr.builder.ins().imul_imm_s(r, 8);
+                        each(tr, byte, v);
+                    });
+                }
+                Some((k, base)) => {
+                    let (lo, hi) = ((seg.rows.start - base) as i64, (seg.rows.end - base) as i64);
+                    emit_counted(tr, lo, hi, |tr, m| {
+                        // Root `p` is row `base_p + m`.
+                        let byte = tr.builder.ins().imul_imm_s(m, 8);
+                        tr.eval_streamed_at(plan, &inputs, Some((k, m)), |tr, p, v| {
+                            let at = tr.builder.ins().iadd_imm_s(byte, 8 * group[p].index.map_or(0, |x| x.1) as i64);
+                            each(tr, at, v)
+                        });
+                    });
+                }
+            }
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -237,6 +346,10 @@ impl System {
     }
 
     pub(super) fn inline_in_loop(&self) -> bool {
+        // Loops over members read the state from memory.
+        if !self.looped.is_empty() {
+            return false;
+        }
         let small = match self.solve {
             Some(Solve::Dense(n)) => n <= UNROLLED_MAX,
             Some(Solve::Diagonal(_)) | None => true,
@@ -269,7 +382,9 @@ impl ModuleBuilder<'_> {
             let (t, y, params, dy) = (args[0], args[1], args[2], args[3]);
             let fail = tr.builder.create_block();
             tr.builder.set_cold_block(fail);
-            if matches!(sys.solve, Some(Solve::Dense(_))) {
+            if !sys.looped.is_empty() {
+                sys.emit_looped(tr, t, (y, params, dy));
+            } else if matches!(sys.solve, Some(Solve::Dense(_))) {
                 let yv = tr.load_f64s(y, sys.dim());
                 let pv = sys.load_params(tr, params);
                 let f = sys.emit(tr, t, &yv, &pv, fail);
@@ -292,6 +407,34 @@ impl ModuleBuilder<'_> {
             tr.builder.ins().return_(&[one]);
         })
     }
+}
+
+/// Emits `for m in lo..hi { body(tr, m) }`, `m` an `i64` value; the builder
+/// continues after the loop.
+pub(super) fn emit_counted(
+    tr: &mut FunctionTranslator,
+    lo: i64,
+    hi: i64,
+    body: impl FnOnce(&mut FunctionTranslator, Value),
+) {
+    let header = tr.builder.create_block();
+    let block = tr.builder.create_block();
+    let exit = tr.builder.create_block();
+    tr.builder.append_block_param(header, types::I64);
+    let start = tr.builder.ins().iconst(types::I64, lo);
+    tr.builder.ins().jump(header, &[start.into()]);
+    tr.builder.switch_to_block(header);
+    let m = tr.builder.block_params(header)[0];
+    let more = tr.builder.ins().icmp_imm_s(IntCC::SignedLessThan, m, hi);
+    tr.builder.ins().brif(more, block, &[], exit, &[]);
+    tr.builder.switch_to_block(block);
+    tr.builder.seal_block(block);
+    body(tr, m);
+    let next = tr.builder.ins().iadd_imm_s(m, 1);
+    tr.builder.ins().jump(header, &[next.into()]);
+    tr.builder.seal_block(header);
+    tr.builder.switch_to_block(exit);
+    tr.builder.seal_block(exit);
 }
 
 /// A call of the compiled right-hand side through stack slots.

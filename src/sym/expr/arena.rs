@@ -1,7 +1,7 @@
 //! The arena: nodes stored once each through a memo table (interning), the table of symbols,
 //! and the limits on nodes and operands past which an arena overflows.
 
-use super::{DataTable, ExprId, FxMap, Node, Row, SymId, SymKind, Symbol};
+use super::{DataTable, ExprId, Family, FxMap, Node, Row, SymId, SymKind, Symbol};
 use crate::sym::num::Num;
 
 /// The most nodes an arena holds. Past it, every new node is a NaN
@@ -42,6 +42,13 @@ pub struct Arena {
     tables: Vec<DataTable>,
     /// For each index symbol, its range as written (`0..M`).
     ranges: FxMap<SymId, String>,
+    /// The families that [`Node::Member`] reads.
+    families: Vec<Family>,
+    /// For each member symbol of a family, the family and the member's index.
+    member_of: FxMap<SymId, (u32, u32)>,
+    /// Stand-in symbols for nodes (see [`Arena::placeholder`]), both ways.
+    pub(crate) placeholders: FxMap<ExprId, SymId>,
+    pub(crate) placeheld: FxMap<SymId, ExprId>,
 }
 
 impl Arena {
@@ -129,8 +136,8 @@ impl Arena {
             Node::Add(xs) | Node::Mul(xs) => xs.iter().fold(0, |m, x| m | masks[x.0 as usize]),
             Node::Pow(a, b) | Node::Atan2(a, b) => masks[a.0 as usize] | masks[b.0 as usize],
             Node::Func(_, a) | Node::Sum(_, a) => masks[a.0 as usize],
-            Node::Data { row: Row::Index(s, _), .. } => 1u64 << (s.0 % 64),
-            Node::Data { row: Row::At(_), .. } => 0,
+            Node::Data { row: Row::Index(s, _), .. } | Node::Member { row: Row::Index(s, _), .. } => 1u64 << (s.0 % 64),
+            Node::Data { row: Row::At(_), .. } | Node::Member { row: Row::At(_), .. } => 0,
         };
         self.masks.push(mask);
         if self.overflowed {
@@ -188,6 +195,60 @@ impl Arena {
         self.intern(Node::Data { table, row, col })
     }
 
+    /// Adds a family of variables whose members are `members`, in index
+    /// order; returns its number for [`Arena::member`].
+    pub fn add_family(&mut self, name: impl Into<String>, members: Vec<SymId>) -> u32 {
+        let f = self.families.len() as u32;
+        for (k, &s) in members.iter().enumerate() {
+            self.member_of.insert(s, (f, k as u32));
+        }
+        self.families.push(Family { name: name.into(), members, derivative: None });
+        f
+    }
+
+    /// Records that family `d` holds the time derivatives of family `f`'s members.
+    pub fn set_family_derivative(&mut self, f: u32, d: u32) {
+        self.families[f as usize].derivative = Some(d);
+    }
+
+    pub fn family(&self, f: u32) -> &Family {
+        &self.families[f as usize]
+    }
+
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    /// The family a symbol is a member of, and its index there.
+    pub fn member_of(&self, s: SymId) -> Option<(u32, u32)> {
+        self.member_of.get(&s).copied()
+    }
+
+    /// Member `row` of family `f`: its symbol for a fixed row, a
+    /// [`Node::Member`] for a rolled index.
+    pub fn member(&mut self, f: u32, row: Row) -> ExprId {
+        match row {
+            Row::At(k) => {
+                let s = self.families[f as usize].members[k as usize];
+                self.sym(s)
+            }
+            Row::Index(..) => self.intern(Node::Member { family: f, row }),
+        }
+    }
+
+    /// A symbol that stands for node `e` (the same one each time), so that
+    /// derivatives by a rolled sum or by a member at a rolled index can be
+    /// taken as by any symbol; [`Arena::unhold`] puts the nodes back.
+    pub fn placeholder(&mut self, e: ExprId) -> SymId {
+        if let Some(&s) = self.placeholders.get(&e) {
+            return s;
+        }
+        let s = self.new_symbol(format!("#{}", e.0), SymKind::Param(usize::MAX));
+        self.placeholders.insert(e, s);
+        self.placeheld.insert(s, e);
+        s
+    }
+
     /// A new loop index named `name` running over `lo..hi`; `range` is the
     /// range as written, for printing.
     pub fn new_index(&mut self, name: &str, lo: i64, hi: i64, range: String) -> SymId {
@@ -238,9 +299,15 @@ impl Arena {
         }
         self.topo_order(&[e]).into_iter().any(|n| match self.node(n) {
             Node::Sym(x) => *x == s,
-            Node::Data { row: Row::Index(x, _), .. } => *x == s,
+            Node::Data { row: Row::Index(x, _), .. } | Node::Member { row: Row::Index(x, _), .. } => *x == s,
             _ => false,
         })
+    }
+
+    /// `Node::Sum(index, body)` exactly as given: a loop over the index whose
+    /// body the compiled kernels store per row rather than add up.
+    pub fn sum_raw(&mut self, index: SymId, body: ExprId) -> ExprId {
+        self.intern(Node::Sum(index, body))
     }
 
     /// A product node exactly as given, for display forms that the canonical

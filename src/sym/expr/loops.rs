@@ -79,6 +79,13 @@ impl Schedule {
 impl Arena {
     /// The schedule of `roots`: nodes in topological order, rolled sums as loops.
     pub fn schedule(&self, roots: &[ExprId]) -> Schedule {
+        self.schedule_within(roots, None)
+    }
+
+    /// The schedule of `roots` evaluated inside a loop over `outer` (a
+    /// segment's index, whose value the caller provides): nodes that read it
+    /// are computed at the top, as any other.
+    pub fn schedule_within(&self, roots: &[ExprId], outer: Option<SymId>) -> Schedule {
         let order = self.topo_order(roots);
         if !order.iter().any(|&e| matches!(self.node(e), Node::Sum(..))) {
             return Schedule { steps: order.into_iter().map(Step::Node).collect() };
@@ -87,8 +94,14 @@ impl Arena {
         let mut free: FxMap<ExprId, Vec<SymId>> = FxMap::default();
         for &e in &order {
             let f: Vec<SymId> = match self.node(e) {
+                Node::Sym(s) if Some(*s) == outer => vec![],
+                Node::Data { row: Row::Index(s, _), .. } | Node::Member { row: Row::Index(s, _), .. }
+                    if Some(*s) == outer =>
+                {
+                    vec![]
+                }
                 Node::Sym(s) if matches!(self.symbol(*s).kind, SymKind::Index { .. }) => vec![*s],
-                Node::Data { row: Row::Index(s, _), .. } => vec![*s],
+                Node::Data { row: Row::Index(s, _), .. } | Node::Member { row: Row::Index(s, _), .. } => vec![*s],
                 Node::Sum(i, b) => free.get(b).map_or(vec![], |f| f.iter().copied().filter(|x| x != i).collect()),
                 _ => {
                     let mut f: Vec<SymId> = Vec::new();

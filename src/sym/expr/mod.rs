@@ -26,4 +26,4 @@ pub use arena::{Arena, MAX_NODES, MAX_OPERANDS};
 pub use func::Func;
 pub use hash::{FxHasher, FxMap};
 pub use loops::{Loop, Schedule, Step};
-pub use node::{DataTable, ExprId, Node, Row, SymId, SymKind, Symbol};
+pub use node::{DataTable, ExprId, Family, Node, Row, SymId, SymKind, Symbol};

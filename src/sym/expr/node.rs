@@ -41,6 +41,13 @@ pub enum Node {
     /// `sum(i in lo..hi, body)` kept as a loop: the symbol (of kind
     /// [`SymKind::Index`]) is the loop index, bound only inside `body`.
     Sum(SymId, ExprId),
+    /// A member of a family of the model's variables (see
+    /// [`Arena::add_family`]) at a rolled sum's index plus an offset: `u[i+1]`
+    /// inside `sum(i in …)`. Outside such a sum the member is its symbol.
+    Member {
+        family: u32,
+        row: Row,
+    },
 }
 
 /// The row a [`Node::Data`] reads.
@@ -67,6 +74,19 @@ impl DataTable {
     pub fn width(&self) -> usize {
         self.cols.unwrap_or(1)
     }
+}
+
+/// A family of the model's variables whose members are read at a rolled
+/// index ([`Node::Member`]): coordinates, velocities or state variables,
+/// consecutive in the state.
+#[derive(Clone, Debug)]
+pub struct Family {
+    /// The family's name as written (`u`, or `u'` for the velocities).
+    pub name: String,
+    /// The symbol of each member, in index order.
+    pub members: Vec<SymId>,
+    /// The family of the members' time derivatives (the velocities of coordinates).
+    pub derivative: Option<u32>,
 }
 
 /// What a symbol stands for.

@@ -39,7 +39,7 @@ impl Arena {
     /// The children of a node, in order.
     pub fn children(&self, e: ExprId) -> Vec<ExprId> {
         match self.node(e) {
-            Node::Num(_) | Node::Sym(_) | Node::Data { .. } => vec![],
+            Node::Num(_) | Node::Sym(_) | Node::Data { .. } | Node::Member { .. } => vec![],
             Node::Add(xs) | Node::Mul(xs) => xs.to_vec(),
             Node::Pow(a, b) | Node::Atan2(a, b) => vec![*a, *b],
             Node::Func(_, a) | Node::Sum(_, a) => vec![*a],
@@ -87,6 +87,8 @@ impl Arena {
         }
         self.topo_order(&[e]).into_iter().any(|n| match self.node(n) {
             Node::Sym(s) => pred(self.symbol(*s).kind),
+            // A member at a rolled index is a variable of its family's kind.
+            Node::Member { family, .. } => pred(self.symbol(self.family(*family).members[0]).kind),
             _ => false,
         })
     }

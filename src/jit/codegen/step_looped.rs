@@ -1,0 +1,197 @@
+//! Störmer–Verlet for a system whose accelerations are given by segments of
+//! rows (`System::looped`): two passes over the state per step, as a
+//! hand-written lattice loop makes them. The first kicks and drifts; the
+//! second computes the new accelerations segment by segment and kicks with
+//! each as soon as it is known. The state is double-buffered: a step writes the
+//! other buffer and the two swap once it is known finite, so a failed step
+//! leaves the last accepted state. The arithmetic is that of the loop in
+//! `step_memory.rs`, operation for operation (docs/numerics.md §Störmer–Verlet).
+
+use super::system::emit_counted;
+use super::{ModuleBuilder, System, CAUSE_NON_FINITE};
+use crate::jit::translate::{mem, FunctionTranslator};
+use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
+use cranelift_frontend::Variable;
+use cranelift_module::{FuncId, Module};
+
+/// `ptr + byte` as a double.
+fn load(tr: &mut FunctionTranslator, ptr: Value, byte: Value, offset: i32) -> Value {
+    let addr = tr.builder.ins().iadd(ptr, byte);
+    tr.builder.ins().load(types::F64, mem(), addr, offset)
+}
+
+fn store(tr: &mut FunctionTranslator, v: Value, ptr: Value, byte: Value, offset: i32) {
+    let addr = tr.builder.ins().iadd(ptr, byte);
+    tr.builder.ins().store(mem(), v, addr, offset);
+}
+
+/// `acc |= bits(x − x)`: nonzero from then on exactly when some `x` is not
+/// finite (`x − x` is `+0` for a finite `x` and NaN otherwise). An integer
+/// `or` keeps the chain from value to value one cycle long.
+fn watch(tr: &mut FunctionTranslator, acc: Variable, x: Value) {
+    let d = tr.builder.ins().fsub(x, x);
+    let bits = tr.builder.ins().bitcast(types::I64, cranelift_codegen::ir::MemFlagsData::new(), d);
+    let a = tr.builder.use_var(acc);
+    let s = tr.builder.ins().bor(a, bits);
+    tr.builder.def_var(acc, s);
+}
+
+impl ModuleBuilder<'_> {
+    /// The Verlet loop of a looped system, with the signature of `step_loop`;
+    /// `scratch` holds `4 n + 2 n` doubles (see [`super::scratch_len`]).
+    pub(super) fn verlet_looped(&mut self, sys: &System) -> Result<FuncId, crate::jit::JitError> {
+        let p = self.module.target_config().pointer_type();
+        let i64t = types::I64;
+        let sig = self.signature(&[types::F64, types::F64, i64t, i64t, p, p, p, p, p], &[i64t]);
+        self.function(&format!("{}_verlet", sys.name), sig, |tr, args| {
+            let (t0, h, n_steps, every) = (args[0], args[1], args[2], args[3]);
+            let (y, p_ptr, rows, cause, scratch) = (args[4], args[5], args[6], args[7], args[8]);
+            let d = sys.dim();
+            let n = d / 2;
+            let nb = (8 * n) as i32;
+            let stride = (8 * (d + 1)) as i64;
+            // Buffers: the other state (2n), the accelerations of both states (n each).
+            let other = scratch;
+            let acc_a = tr.builder.ins().iadd_imm_s(scratch, (8 * d) as i64);
+            let acc_b = tr.builder.ins().iadd_imm_s(scratch, (8 * (d + n)) as i64);
+
+            let cur_var = tr.builder.declare_var(p);
+            let next_var = tr.builder.declare_var(p);
+            let acc_var = tr.builder.declare_var(p);
+            let acc_next_var = tr.builder.declare_var(p);
+            let k_var = tr.builder.declare_var(i64t);
+            let cd_var = tr.builder.declare_var(i64t);
+            let row_var = tr.builder.declare_var(p);
+            let finite_var = tr.builder.declare_var(i64t);
+            for (v, x) in [(cur_var, y), (next_var, other), (acc_var, acc_a), (acc_next_var, acc_b)] {
+                tr.builder.def_var(v, x);
+            }
+            let zero = tr.builder.ins().iconst(i64t, 0);
+            tr.builder.def_var(k_var, zero);
+            tr.builder.def_var(cd_var, every);
+            let half = tr.builder.ins().f64const(0.5);
+            let hh = tr.builder.ins().fmul(h, half);
+
+            // The first row, and a(q) of the initial state.
+            tr.builder.ins().store(mem(), t0, rows, 0);
+            emit_counted(tr, 0, d as i64, |tr, i| {
+                let byte = tr.builder.ins().imul_imm_s(i, 8);
+                let x = load(tr, y, byte, 0);
+                store(tr, x, rows, byte, 8);
+            });
+            let next_row = tr.builder.ins().iadd_imm_s(rows, stride);
+            tr.builder.def_var(row_var, next_row);
+            sys.emit_segments(tr, t0, (y, p_ptr), &mut |tr, byte, a| store(tr, a, acc_a, byte, 0));
+
+            let header = tr.builder.create_block();
+            let body = tr.builder.create_block();
+            let commit = tr.builder.create_block();
+            let write_row = tr.builder.create_block();
+            let finish = tr.builder.create_block();
+            let non_finite = tr.builder.create_block();
+            tr.builder.set_cold_block(non_finite);
+            tr.builder.ins().jump(header, &[]);
+
+            tr.builder.switch_to_block(header);
+            let k = tr.builder.use_var(k_var);
+            let more = tr.builder.ins().icmp(IntCC::SignedLessThan, k, n_steps);
+            tr.builder.ins().brif(more, body, &[], finish, &[]);
+
+            // One step from `cur` into `next`.
+            tr.builder.switch_to_block(body);
+            let (cur, nxt, acc, acc_new) = (
+                tr.builder.use_var(cur_var),
+                tr.builder.use_var(next_var),
+                tr.builder.use_var(acc_var),
+                tr.builder.use_var(acc_next_var),
+            );
+            let zero_i = tr.builder.ins().iconst(i64t, 0);
+            tr.builder.def_var(finite_var, zero_i);
+            // v½ = v + h/2 a(q), q' = q + h v½.
+            emit_counted(tr, 0, n as i64, |tr, i| {
+                let byte = tr.builder.ins().imul_imm_s(i, 8);
+                let (q, v, a) = (load(tr, cur, byte, 0), load(tr, cur, byte, nb), load(tr, acc, byte, 0));
+                let ka = tr.builder.ins().fmul(hh, a);
+                let vh = tr.builder.ins().fadd(v, ka);
+                let dq = tr.builder.ins().fmul(h, vh);
+                let q1 = tr.builder.ins().fadd(q, dq);
+                store(tr, q1, nxt, byte, 0);
+                store(tr, vh, nxt, byte, nb);
+                watch(tr, finite_var, q1);
+            });
+            // a(q') row by row, and v' = v½ + h/2 a(q') with each.
+            let kf = tr.builder.ins().fcvt_from_sint(types::F64, k);
+            let one = tr.builder.ins().f64const(1.0);
+            let k1 = tr.builder.ins().fadd(kf, one);
+            let kh = tr.builder.ins().fmul(k1, h);
+            let t4 = tr.builder.ins().fadd(t0, kh);
+            sys.emit_segments(tr, t4, (nxt, p_ptr), &mut |tr, byte, a| {
+                // `byte` is 8·row, the row a coordinate's index.
+                store(tr, a, acc_new, byte, 0);
+                let vh = load(tr, nxt, byte, nb);
+                let ka = tr.builder.ins().fmul(hh, a);
+                let v1 = tr.builder.ins().fadd(vh, ka);
+                store(tr, v1, nxt, byte, nb);
+                watch(tr, finite_var, v1);
+            });
+            let f = tr.builder.use_var(finite_var);
+            let ok = tr.builder.ins().icmp_imm_s(IntCC::Equal, f, 0);
+            tr.builder.ins().brif(ok, commit, &[], non_finite, &[]);
+
+            // Accept: swap the buffers; write a row every `every` steps.
+            tr.builder.switch_to_block(commit);
+            tr.builder.def_var(cur_var, nxt);
+            tr.builder.def_var(next_var, cur);
+            tr.builder.def_var(acc_var, acc_new);
+            tr.builder.def_var(acc_next_var, acc);
+            let k = tr.builder.use_var(k_var);
+            let k_next = tr.builder.ins().iadd_imm_s(k, 1);
+            tr.builder.def_var(k_var, k_next);
+            let cd = tr.builder.use_var(cd_var);
+            let cd_next = tr.builder.ins().iadd_imm_s(cd, -1);
+            tr.builder.def_var(cd_var, cd_next);
+            let due = tr.builder.ins().icmp_imm_s(IntCC::Equal, cd_next, 0);
+            tr.builder.ins().brif(due, write_row, &[], header, &[]);
+
+            tr.builder.switch_to_block(write_row);
+            let k = tr.builder.use_var(k_var);
+            let kf = tr.builder.ins().fcvt_from_sint(types::F64, k);
+            let kh = tr.builder.ins().fmul(kf, h);
+            let t = tr.builder.ins().fadd(t0, kh);
+            let row = tr.builder.use_var(row_var);
+            tr.builder.ins().store(mem(), t, row, 0);
+            let cur = tr.builder.use_var(cur_var);
+            emit_counted(tr, 0, d as i64, |tr, i| {
+                let byte = tr.builder.ins().imul_imm_s(i, 8);
+                let x = load(tr, cur, byte, 0);
+                store(tr, x, row, byte, 8);
+            });
+            let next_row = tr.builder.ins().iadd_imm_s(row, stride);
+            tr.builder.def_var(row_var, next_row);
+            tr.builder.def_var(cd_var, every);
+            tr.builder.ins().jump(header, &[]);
+
+            // Exits: the last accepted state goes to `y`; report the steps done.
+            for (block, code) in [(finish, 0), (non_finite, CAUSE_NON_FINITE)] {
+                tr.builder.switch_to_block(block);
+                let cur = tr.builder.use_var(cur_var);
+                let same = tr.builder.ins().icmp(IntCC::Equal, cur, y);
+                let copy = tr.builder.create_block();
+                let out = tr.builder.create_block();
+                tr.builder.ins().brif(same, out, &[], copy, &[]);
+                tr.builder.switch_to_block(copy);
+                emit_counted(tr, 0, d as i64, |tr, i| {
+                    let byte = tr.builder.ins().imul_imm_s(i, 8);
+                    let x = load(tr, cur, byte, 0);
+                    store(tr, x, y, byte, 0);
+                });
+                tr.builder.ins().jump(out, &[]);
+                tr.builder.switch_to_block(out);
+                let c = tr.builder.ins().iconst(i64t, code);
+                tr.builder.ins().store(mem(), c, cause, 0);
+                let k = tr.builder.use_var(k_var);
+                tr.builder.ins().return_(&[k]);
+            }
+        })
+    }
+}
