@@ -41,7 +41,9 @@ pub fn push_csv(out: &mut Vec<u8>, x: f64) {
     let positional = (1e-4..1e15).contains(&x.abs());
     // zmij's positional text (`12.5`, `0.00125`) is ours, but for the `.0` of
     // an integer; its exponent form (`1.25e-7`, `1e+30`) too, but for the `+`.
-    let exponent = text.iter().position(|&c| c == b'e');
+    // zmij writes 1e-5 ≤ |x| < 1e16 positionally, so only the others need
+    // looking for an exponent, at most five bytes from the end.
+    let exponent = if positional { None } else { text.iter().rposition(|&c| c == b'e') };
     match (positional, exponent) {
         (true, None) => {
             out.extend_from_slice(text.strip_suffix(b".0").unwrap_or(text));

@@ -27,6 +27,10 @@ pub const OUTPUT_BUFFER: usize = 1 << 20;
 /// Values per chunk of the JSON and NPY bodies (NPY: 512 kB of bytes).
 const CHUNK_VALUES: usize = 1 << 16;
 
+/// The most bytes of one chunk's text or bytes: JSON's longest number
+/// (`-1.2345678901234567e-308`) and its separator, per value.
+pub const CHUNK_BYTES: usize = CHUNK_VALUES * 25;
+
 /// How many temporary names one process has made: with the process id, it
 /// makes each name new.
 static TEMPORARIES: AtomicU64 = AtomicU64::new(0);
