@@ -251,8 +251,10 @@ fn row_cost() {
         lagc::sym::write_float(&mut text, x);
         black_box(&text);
     });
-    println!("
-One number as CSV text: {fast:.1} ns (zmij, laid out as write_float), {fmt:.1} ns (core::fmt)");
+    println!(
+        "
+One number as CSV text: {fast:.1} ns (zmij, laid out as write_float), {fmt:.1} ns (core::fmt)"
+    );
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/double_pendulum.lag");
     let dir = std::env::temp_dir().join(format!("lagc-bench-rows-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);

@@ -124,12 +124,7 @@ fn output_estimates_bound_the_measured_peak() {
     // 5e5 rows of the pendulum: 2e6 values, 16 MB held by JSON and NPY.
     let long = ["run", &example("pendulum"), "--t-end", "500"];
     let json = scratch("p.json");
-    check(
-        "JSON, 5e5 rows",
-        &[&long[..], &["--out", &json]].concat(),
-        Some("the JSON output's 500002 rows"),
-        12.0 * MB,
-    );
+    check("JSON, 5e5 rows", &[&long[..], &["--out", &json]].concat(), Some("the JSON output's 500002 rows"), 12.0 * MB);
     let npy = scratch("p.npy");
     check("NPY, 5e5 rows", &[&long[..], &["--out", &npy]].concat(), Some("the NPY output's 500002 rows"), 12.0 * MB);
     let (csv, svg) = (scratch("p.csv"), scratch("p.svg"));

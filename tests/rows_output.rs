@@ -94,7 +94,8 @@ fn check(model: &Path, source: &str, args: &[&str], opts: RunOptions) {
         let got = std::fs::read(&out).unwrap();
         if got != want {
             let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-            let show = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(60)..(at + 60).min(b.len())]).into_owned();
+            let show =
+                |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(60)..(at + 60).min(b.len())]).into_owned();
             panic!(
                 "{} .{ext}: {} bytes written, {} expected; first difference at byte {at}:\n  written:  {:?}\n  expected: {:?}",
                 model.display(),
