@@ -259,7 +259,7 @@ impl Writer {
 
 impl Writer {
     /// The JSON body, `{"columns":[…],"rows":[[…],…]}` and a line end, as
-    /// serde_json writes it (keys in order, numbers by Ryu, `null` for a
+    /// serde_json writes it (keys in order, numbers by zmij, `null` for a
     /// value that is not finite), one chunk of rows at a time.
     fn write_json(&mut self) -> std::io::Result<()> {
         let mut text = br#"{"columns":"#.to_vec();
