@@ -2,7 +2,8 @@
 //! compile latency per phase for the N-link chain (with the kernel's size
 //! and the peak memory of a `lagc` process), the compiled kernels against
 //! the tree-walking evaluator, dopri5's time to solution for the double
-//! pendulum, and the throughput of a Langevin ensemble.
+//! pendulum, the throughput of a Langevin ensemble, and the cost of writing
+//! rows (per number, and per row of `lagc run --out` in each format).
 //! Run with `cargo bench --bench pipeline`.
 
 use criterion::black_box;
@@ -213,10 +214,83 @@ fn ensemble_throughput() {
     );
 }
 
+/// The median time per number of `f` over numbers of a trajectory's sizes.
+fn per_number(numbers: &[f64], mut f: impl FnMut(f64)) -> f64 {
+    let t = median(5, || {
+        let start = Instant::now();
+        for &x in numbers {
+            f(black_box(x));
+        }
+        start.elapsed()
+    });
+    t.as_secs_f64() * 1e9 / numbers.len() as f64
+}
+
+/// The wall time of `lagc run` as its summary gives it (`…, X s (front end …`).
+fn run_seconds(args: &[&str]) -> Option<f64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_lagc")).args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let end = text.find(" s (front end")?;
+    text[..end].rsplit(' ').next()?.parse().ok()
+}
+
+/// What a row costs: formatting one number, and a run of the double pendulum
+/// (RK4, h = 1e-3, 10⁵ steps) writing every row in each format against one
+/// writing two, alternated (docs/numerics.md §Row output).
+fn row_cost() {
+    let numbers: Vec<f64> = (0..1_000_000).map(|i| ((i as f64) * 0.618_033_988_749_894_9).sin() * 1.7).collect();
+    let mut line = Vec::with_capacity(64);
+    let mut text = String::with_capacity(64);
+    let fast = per_number(&numbers, |x| {
+        line.clear();
+        lagc::cli::float_text::push_csv(&mut line, x);
+        black_box(&line);
+    });
+    let fmt = per_number(&numbers, |x| {
+        text.clear();
+        lagc::sym::write_float(&mut text, x);
+        black_box(&text);
+    });
+    println!(
+        "
+One number as CSV text: {fast:.1} ns (zmij, laid out as write_float), {fmt:.1} ns (core::fmt)"
+    );
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/double_pendulum.lag");
+    let dir = std::env::temp_dir().join(format!("lagc-bench-rows-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let steps = 100_000.0;
+    let args = |every: &str, out: &str| -> Vec<String> {
+        ["run", model, "--method", "rk4", "--t-end", "100", "--every", every, "--out", out]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    println!("Rows of the double pendulum, RK4 h = 1e-3, 10⁵ steps (medians of 3, alternated):");
+    println!("{:>6} {:>12} {:>12} {:>10} {:>7}", "format", "no rows (s)", "all rows (s)", "ns/row", "ratio");
+    for ext in ["csv", "npy", "json"] {
+        let out = dir.join(format!("r.{ext}")).to_string_lossy().into_owned();
+        let (mut none, mut all) = (vec![], vec![]);
+        for _ in 0..3 {
+            let few = args("100000", &out);
+            let every = args("1", &out);
+            none.push(run_seconds(&few.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or(f64::NAN));
+            all.push(run_seconds(&every.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or(f64::NAN));
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[1]
+        };
+        let (none, all) = (med(&mut none), med(&mut all));
+        println!("{ext:>6} {none:>12.3} {all:>12.3} {:>10.0} {:>7.2}", (all - none) * 1e9 / steps, all / none);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // Criterion's command line is accepted and ignored: these are tables, not samples.
     compile_latency();
     jit_against_evaluator();
     dopri5_time_to_solution();
     ensemble_throughput();
+    row_cost();
 }

@@ -91,15 +91,13 @@ fn heap(bytes: f64) -> f64 {
 }
 
 /// The bytes a [`super::output::Writer`] of `kind` holds for `rows` rows of
-/// `columns` values: JSON and NPY buffer every value (a `Vec<f64>`); NPY then
-/// builds its bytes in one more vector, JSON a `serde_json::Value` per row
-/// and per value (32 bytes each), twice (`json!` copies the rows).
+/// `columns` values: JSON and NPY buffer every value (a `Vec<f64>`, up to
+/// twice its length while it grows) and write them a chunk at a time.
 fn writer_bytes(kind: Kind, rows: f64, columns: f64) -> f64 {
     let values = rows * columns;
     match kind {
         Kind::Csv => 0.0,
-        Kind::Npy => values * 16.0 + values * 16.0,
-        Kind::Json => values * 16.0 + 2.0 * rows * (32.0 + heap(32.0 * columns)),
+        Kind::Npy | Kind::Json => values * 16.0 + super::output::CHUNK_BYTES as f64,
     }
 }
 

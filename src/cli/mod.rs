@@ -29,6 +29,7 @@ macro_rules! eprintln {
 
 mod density_out;
 mod fit_cmd;
+pub mod float_text;
 mod guard;
 pub mod load;
 mod output;

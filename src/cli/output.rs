@@ -7,12 +7,29 @@
 //! so that two runs never share one and a planted symbolic link is never
 //! followed. CSV rows are streamed; JSON and NPY are written at the end (NPY
 //! needs the row count in its header).
+//!
+//! A row costs no allocation: CSV text is built in one reused line by
+//! [`super::float_text`] and goes through a [`OUTPUT_BUFFER`]-byte buffer;
+//! JSON and NPY keep the values in one vector and write them in chunks at the
+//! end (docs/numerics.md §Row output).
 
+use super::float_text::{push_csv, push_json};
 use crate::drive::{RowSink, SinkError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The bytes an output holds before it writes them: a write per megabyte,
+/// not per row.
+pub const OUTPUT_BUFFER: usize = 1 << 20;
+
+/// Values per chunk of the JSON and NPY bodies (NPY: 512 kB of bytes).
+const CHUNK_VALUES: usize = 1 << 16;
+
+/// The most bytes of one chunk's text or bytes: JSON's longest number
+/// (`-1.2345678901234567e-308`) and its separator, per value.
+pub const CHUNK_BYTES: usize = CHUNK_VALUES * 25;
 
 /// How many temporary names one process has made: with the process id, it
 /// makes each name new.
@@ -107,7 +124,7 @@ pub struct Writer {
     buffered: Vec<f64>,
     rows: usize,
     /// One CSV line, reused from row to row.
-    line: String,
+    line: Vec<u8>,
     /// Standard output's reader went away (a closed pipe, as in `lagc run m.lag | head`).
     closed: bool,
 }
@@ -118,11 +135,11 @@ impl Writer {
         let mut w = Writer {
             kind: Kind::Csv,
             columns,
-            out: Box::new(BufWriter::new(std::io::stdout())),
+            out: Box::new(BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout())),
             file: None,
             buffered: vec![],
             rows: 0,
-            line: String::new(),
+            line: Vec::new(),
             closed: false,
         };
         w.header()?;
@@ -144,11 +161,11 @@ impl Writer {
         let mut w = Writer {
             kind,
             columns,
-            out: Box::new(BufWriter::new(f)),
+            out: Box::new(BufWriter::with_capacity(OUTPUT_BUFFER, f)),
             file: Some(tmp),
             buffered: vec![],
             rows: 0,
-            line: String::new(),
+            line: Vec::new(),
             closed: false,
         };
         w.header()?;
@@ -204,16 +221,7 @@ impl Writer {
     fn complete(mut self) -> Result<Option<Temporary>, String> {
         match self.kind {
             Kind::Csv => {}
-            Kind::Json => {
-                let rows: Vec<serde_json::Value> = self
-                    .buffered
-                    .chunks(self.columns.len())
-                    .map(|r| r.iter().map(|&x| json_number(x)).collect())
-                    .collect();
-                let v = serde_json::json!({ "columns": self.columns, "rows": rows });
-                serde_json::to_writer(&mut self.out, &v).map_err(|e| e.to_string())?;
-                writeln!(self.out).map_err(|e| e.to_string())?;
-            }
+            Kind::Json => self.write_json().map_err(|e| e.to_string())?,
             Kind::Npy => {
                 let header = format!(
                     "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
@@ -228,10 +236,15 @@ impl Writer {
                 let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
                 bytes.extend((h.len() as u16).to_le_bytes());
                 bytes.extend(h);
-                for x in &self.buffered {
-                    bytes.extend(x.to_le_bytes());
-                }
                 self.out.write_all(&bytes).map_err(|e| e.to_string())?;
+                // The values as little-endian bytes, a chunk at a time.
+                for chunk in self.buffered.chunks(CHUNK_VALUES) {
+                    bytes.resize(8 * chunk.len(), 0);
+                    for (b, x) in bytes.chunks_exact_mut(8).zip(chunk) {
+                        b.copy_from_slice(&x.to_le_bytes());
+                    }
+                    self.out.write_all(&bytes).map_err(|e| e.to_string())?;
+                }
             }
         }
         match self.out.flush() {
@@ -244,8 +257,36 @@ impl Writer {
     }
 }
 
-fn json_number(x: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(x).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+impl Writer {
+    /// The JSON body, `{"columns":[…],"rows":[[…],…]}` and a line end, as
+    /// serde_json writes it (keys in order, numbers by zmij, `null` for a
+    /// value that is not finite), one chunk of rows at a time.
+    fn write_json(&mut self) -> std::io::Result<()> {
+        let mut text = br#"{"columns":"#.to_vec();
+        serde_json::to_writer(&mut text, &self.columns)?;
+        text.extend_from_slice(br#","rows":["#);
+        let width = self.columns.len().max(1);
+        let rows_per_chunk = (CHUNK_VALUES / width).max(1);
+        for (c, chunk) in self.buffered.chunks(rows_per_chunk * width).enumerate() {
+            for (r, row) in chunk.chunks(width).enumerate() {
+                if c > 0 || r > 0 {
+                    text.push(b',');
+                }
+                text.push(b'[');
+                for (i, &x) in row.iter().enumerate() {
+                    if i > 0 {
+                        text.push(b',');
+                    }
+                    push_json(&mut text, x);
+                }
+                text.push(b']');
+            }
+            self.out.write_all(&text)?;
+            text.clear();
+        }
+        text.extend_from_slice(b"]}\n");
+        self.out.write_all(&text)
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -264,12 +305,12 @@ impl RowSink for Writer {
                 self.line.clear();
                 for (i, &x) in values.iter().enumerate() {
                     if i > 0 {
-                        self.line.push(',');
+                        self.line.push(b',');
                     }
-                    crate::sym::write_float(&mut self.line, x);
+                    push_csv(&mut self.line, x);
                 }
-                self.line.push('\n');
-                self.out.write_all(self.line.as_bytes()).map_err(|e| {
+                self.line.push(b'\n');
+                self.out.write_all(&self.line).map_err(|e| {
                     self.closed = self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe;
                     SinkError(format!("writing {}: {e}", self.describe()))
                 })

@@ -63,6 +63,10 @@ fn signal_name(sig: i32) -> &'static str {
 /// How long a run goes before a progress bar appears.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
+/// The least time between two moves of the progress bar: its message is
+/// formatted anew at each, which costs more than a row.
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+
 /// Passes rows on, keeps a copy for the plot, and drives the progress bar.
 struct Tee<'a> {
     sink: &'a mut dyn RowSink,
@@ -78,6 +82,8 @@ struct Progress {
     t0: f64,
     span: f64,
     shown: bool,
+    /// When, after `start`, the bar moves next.
+    next: Duration,
     /// Time (`t = …`) or an ensemble's particle-steps.
     particle_steps: bool,
 }
@@ -96,23 +102,27 @@ impl Progress {
             t0,
             span: (t_end - t0).max(f64::MIN_POSITIVE),
             shown: false,
+            next: PROGRESS_AFTER,
             particle_steps: false,
         }
     }
 
     fn update(&mut self, t: f64) {
-        if !self.shown && self.start.elapsed() > PROGRESS_AFTER {
+        let elapsed = self.start.elapsed();
+        if elapsed < self.next {
+            return;
+        }
+        self.next = elapsed + PROGRESS_EVERY;
+        if !self.shown {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
             self.shown = true;
         }
-        if self.shown {
-            self.bar.set_position((1000.0 * (t - self.t0) / self.span).clamp(0.0, 1000.0) as u64);
-            self.bar.set_message(if self.particle_steps {
-                format!("{t:.3e} particle-steps")
-            } else {
-                format!("t = {t:.4}")
-            });
-        }
+        self.bar.set_position((1000.0 * (t - self.t0) / self.span).clamp(0.0, 1000.0) as u64);
+        self.bar.set_message(if self.particle_steps {
+            format!("{t:.3e} particle-steps")
+        } else {
+            format!("t = {t:.4}")
+        });
     }
 }
 
