@@ -167,7 +167,10 @@ fn latex_is_well_formed_and_complete() {
         if let Err(e) = check_latex(&tex) {
             panic!("{name}: {e}\n{tex}");
         }
+        let indexed = matches!(&c.equations, lagc::Equations::Lagrangian(e) if e.indexed.is_some());
         let needs: &[&str] = match c.model.kind {
+            // Equations by segments: a line per segment of each quantity.
+            lagc::ModelKind::Lagrangian if indexed => &["\nM_{", "\nf_{"],
             lagc::ModelKind::Lagrangian => &["\nM &= ", "\nf &= "],
             lagc::ModelKind::Energy => &["\\nabla^2 E &= "],
         };

@@ -102,6 +102,7 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
     let v = model.velocity_syms();
     let taken: Vec<String> = model.consts.iter().map(|(c, _)| c.clone()).collect();
     let a = &mut model.arena;
+    let taken = index_name(a, &taken);
     let momenta = gradient(a, l, &v, &taken)?;
     // A constant diagonal M: each momentum linear in its own velocity alone,
     // with a coefficient that is a constant.
@@ -143,14 +144,26 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
         forcing = combine(a, &forcing, &rv, |a, f, r| a.sub(f, r));
     }
     let acceleration = combine(a, &forcing, &mass, |a, f, m| a.div(f, m));
-    // H = Σ p·v − L.
+    // H = Σ p·v − L, each rolled sum over the index of a sum of L with the same
+    // range where there is one, so that like sums combine (`3 Σ u'² − …`).
+    let l_indices: Vec<SymId> = a
+        .topo_order(&[l])
+        .into_iter()
+        .filter_map(|e| match a.node(e) {
+            Node::Sum(i, _) => Some(*i),
+            _ => None,
+        })
+        .collect();
     let mut h_terms = Vec::new();
     for seg in &momenta {
         match seg.index {
-            Some((k, base)) => {
+            Some((k0, base)) => {
+                let range = a.symbol(k0).kind;
+                let k = l_indices.iter().copied().find(|&i| a.symbol(i).kind == range).unwrap_or(k0);
+                let p = a.shift_index(seg.expr, k0, k, 0);
                 let (f, _) = a.member_of(v[base])?;
                 let vk = a.member(f, Row::Index(k, 0));
-                let pv = a.mul(&[seg.expr, vk]);
+                let pv = a.mul(&[p, vk]);
                 h_terms.push(a.sum_over(k, pv));
             }
             None => {
@@ -197,9 +210,9 @@ fn hold_members(a: &mut Arena, e: ExprId) -> (ExprId, HashMap<SymId, ExprId>) {
 
 /// `∂s/∂x` for every `x` of `vars`, by segments over the rows of `vars`;
 /// `None` when `s` has a rolled sum inside another that reads members.
-pub(super) fn gradient(a: &mut Arena, s: ExprId, vars: &[SymId], taken: &[String]) -> Option<Vec<Segment>> {
+pub(super) fn gradient(a: &mut Arena, s: ExprId, vars: &[SymId], name: &str) -> Option<Vec<Segment>> {
     let n = vars.len() as i64;
-    let generic = a.new_index(&index_name(a, taken), 0, n, format!("0..{n}"));
+    let generic = a.new_index(name, 0, n, format!("0..{n}"));
     let mut g = Gradient {
         row: vars.iter().enumerate().map(|(k, &x)| (x, k)).collect(),
         n: vars.len(),

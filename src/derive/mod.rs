@@ -72,6 +72,32 @@ pub struct LagrangianEquations {
     pub indexed: Option<indexed::Indexed>,
 }
 
+impl LagrangianEquations {
+    /// The momenta, the mass matrix (row-major rows) and the forcing, one
+    /// expression per coordinate: these fields as they are, or for equations
+    /// by segments each row written out into `a` (the mass matrix dense, with
+    /// its zeros; `n²` entries, for models small enough to hold them).
+    #[allow(clippy::type_complexity)]
+    pub fn written_out(&self, a: &mut crate::sym::Arena) -> (Vec<ExprId>, Vec<Vec<ExprId>>, Vec<ExprId>) {
+        let Some(ix) = &self.indexed else {
+            return (self.momenta.clone(), self.mass_matrix.clone(), self.forcing.clone());
+        };
+        let n = ix.forcing.last().map_or(0, |s| s.rows.end);
+        let row =
+            |a: &mut crate::sym::Arena, segs: &[indexed::Segment], i: usize| indexed::Indexed::find(segs, i).at(a, i);
+        let momenta = (0..n).map(|i| row(a, &ix.momenta, i)).collect();
+        let forcing = (0..n).map(|i| row(a, &ix.forcing, i)).collect();
+        let zero = a.int(0);
+        let mass = (0..n)
+            .map(|i| {
+                let d = row(a, &ix.mass, i);
+                (0..n).map(|j| if i == j { d } else { zero }).collect()
+            })
+            .collect();
+        (momenta, mass, forcing)
+    }
+}
+
 /// The derived equations of an energy model.
 #[derive(Clone, Debug)]
 pub struct EnergyEquations {

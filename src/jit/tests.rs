@@ -109,7 +109,18 @@ fn pendulum_chain(a: &mut Arena, n: usize) -> OdeSpec {
     }
     let l = a.add(&lagrangian);
     let (mass_matrix, forcing) = euler_lagrange(a, l, &q, &v, t);
-    OdeSpec { n, time: t, coords: q, velocities: v, params, mass_matrix, forcing, diagonal: false, batch: None }
+    OdeSpec {
+        n,
+        time: t,
+        coords: q,
+        velocities: v,
+        params,
+        mass_matrix,
+        forcing,
+        diagonal: false,
+        batch: None,
+        rows: None,
+    }
 }
 
 fn a_half(a: &mut Arena) -> ExprId {
@@ -203,6 +214,7 @@ fn scalar_ode(
         forcing: vec![force],
         diagonal: false,
         batch: None,
+        rows: None,
     }
 }
 
@@ -227,6 +239,7 @@ fn constant_ode(a: &mut Arena, m: [f64; 4]) -> OdeSpec {
         forcing,
         diagonal: false,
         batch: None,
+        rows: None,
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// Sums over the members of a family of variables with at least this many
 /// terms are kept as loops (shorter ones are unrolled, as written): the
 /// derivation and the compiled code of a lattice then do not grow with its length.
-pub const ROLLED_MIN: i64 = 64;
+pub const ROLLED_MIN: i64 = 16;
 
 /// Where `data` statements find their files.
 #[derive(Clone, Debug, Default)]

@@ -285,7 +285,7 @@ impl Arena {
     /// become the members and rows they read.
     pub fn at_index(&mut self, e: ExprId, i: SymId, v: i64) -> ExprId {
         use super::expr::Row;
-        let mut memo = FxMap::default();
+        let mut memo = self.binding(e, i);
         self.rebuild(e, &mut memo, &mut |a, node| match *node {
             Node::Sym(s) if s == i => Some(a.int(v)),
             Node::Member { family, row: Row::Index(s, off) } if s == i => {
@@ -302,7 +302,7 @@ impl Arena {
     /// at `i + o` read `j + o + shift`.
     pub fn shift_index(&mut self, e: ExprId, i: SymId, j: SymId, shift: i64) -> ExprId {
         use super::expr::Row;
-        let mut memo = FxMap::default();
+        let mut memo = self.binding(e, i);
         self.rebuild(e, &mut memo, &mut |a, node| match *node {
             Node::Sym(s) if s == i => {
                 let (js, k) = (a.sym(j), a.int(shift));
@@ -316,6 +316,16 @@ impl Arena {
             }
             _ => None,
         })
+    }
+
+    /// The rolled sums in `e` over the index `i`, each mapped to itself: a
+    /// substitution for a free `i` leaves the sums that bind it alone.
+    fn binding(&self, e: ExprId, i: SymId) -> FxMap<ExprId, ExprId> {
+        self.topo_order(&[e])
+            .into_iter()
+            .filter(|&n| matches!(self.node(n), Node::Sum(s, _) if *s == i))
+            .map(|n| (n, n))
+            .collect()
     }
 
     /// `e` with the nodes of `map` replaced (and everything above them rebuilt).

@@ -663,6 +663,16 @@ fn latex(a: &Arena, d: &Disp, outer: u8, out: &mut String) {
     }
 }
 
+/// A row as a subscript: `3`, `i`, `i+1`, `i-1`.
+fn row_text(a: &Arena, row: Row) -> String {
+    match row {
+        Row::At(r) => r.to_string(),
+        Row::Index(i, 0) => a.symbol(i).name.clone(),
+        Row::Index(i, k) if k > 0 => format!("{}+{k}", a.symbol(i).name),
+        Row::Index(i, k) => format!("{}-{}", a.symbol(i).name, -k),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::latex_name;
@@ -690,15 +700,5 @@ mod tests {
         ] {
             assert_eq!(latex_name(name), want, "{name}");
         }
-    }
-}
-
-/// A row as a subscript: `3`, `i`, `i+1`, `i-1`.
-fn row_text(a: &Arena, row: Row) -> String {
-    match row {
-        Row::At(r) => r.to_string(),
-        Row::Index(i, 0) => a.symbol(i).name.clone(),
-        Row::Index(i, k) if k > 0 => format!("{}+{k}", a.symbol(i).name),
-        Row::Index(i, k) => format!("{}-{}", a.symbol(i).name, -k),
     }
 }
