@@ -445,6 +445,12 @@ pub fn to_json(model: &mut Model, eq: &Equations) -> Value {
             if let Some(ix) = &indexed {
                 o.insert("energy".into(), s(*energy));
                 crate::report_indexed::json(model, ix, &mut o);
+                let a = &mut model.arena;
+                let obs: Map<String, Value> =
+                    model.observes.iter().map(|(n, x)| (n.clone(), json!(show(a, *x)))).collect();
+                if !obs.is_empty() {
+                    o.insert("observe".into(), Value::Object(obs));
+                }
                 return Value::Object(o);
             }
             o.insert("momenta".into(), momenta.iter().map(|&p| s(p)).collect());
