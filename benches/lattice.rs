@@ -116,7 +116,7 @@ fn nbody_native(n: usize, h: f64, steps: usize) -> (f64, f64) {
 }
 
 fn main() {
-    println!("| model | compile (ms) | lagc (µs/step) | hand-written (µs/step) | ratio | state agrees to |");
+    println!("| model | compile (ms) | lagc (µs/step) | hand-written (µs/step) | ratio | first coordinate agrees to |");
     println!("|---|---|---|---|---|---|");
     for n in [64, 1024, 10_000] {
         let steps = (20_000_000 / n).min(100_000);
@@ -131,8 +131,12 @@ fn main() {
     }
     for n in [20, 100, 200] {
         let steps = (4_000_000 / (n * n)).max(100);
-        let (compile, ours, y) = lagc_verlet(&nbody_source(n), 1e-3, steps);
-        let (theirs, x0) = nbody_native(n, 1e-3, steps);
+        let (compile, ours, _) = lagc_verlet(&nbody_source(n), 1e-3, steps);
+        let (theirs, _) = nbody_native(n, 1e-3, steps);
+        // The bodies fall together and pass close: compare the states after 100 steps,
+        // before rounding differences grow through the close passes.
+        let (_, _, y) = lagc_verlet(&nbody_source(n), 1e-3, 100);
+        let (_, x0) = nbody_native(n, 1e-3, 100);
         println!(
             "| N-body, {n} bodies | {:.1} | {ours:.2} | {theirs:.2} | {:.2} | {:.0e} |",
             compile * 1e3,
