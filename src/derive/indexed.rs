@@ -98,6 +98,16 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
     if model.forces.iter().any(|&f| !model.arena.is_zero(f)) {
         return None;
     }
+    // A rolled sum that reads velocities and positions together (a chain's
+    // `x'²`) gives a mass matrix that depends on the state: leave at once,
+    // before any derivative is taken.
+    let arena = &model.arena;
+    for h in arena.rolled_holes(l) {
+        let velocities = arena.depends(h, |k| matches!(k, SymKind::Velocity(_)));
+        if velocities && arena.depends(h, |k| matches!(k, SymKind::Coord(_) | SymKind::Time)) {
+            return None;
+        }
+    }
     let q = model.var_syms();
     let v = model.velocity_syms();
     let taken: Vec<String> = model.consts.iter().map(|(c, _)| c.clone()).collect();
