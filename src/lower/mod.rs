@@ -215,9 +215,10 @@ mod tests {
     #[test]
     fn a_statement_past_the_node_limit_is_reported_before_anything_reads_it() {
         // The nested sum passes a limit of 2,000 nodes; the `simulate` line after it
-        // would read NaN from the arena's placeholder.
+        // would read NaN from the arena's placeholder. (Members at `N-1-i` are not
+        // at an offset of the index: the sums are written out, not kept as loops.)
         let src = "const N = 60\ncoord q[N]\n\
-                   lagrangian = 1/2*sum(i in 0..N, q[i]'^2) - sum(i in 0..N, sum(j in 0..N, cos(q[i] - q[j] + i*j)))\n\
+                   lagrangian = 1/2*sum(i in 0..N, q[i]'^2) - sum(i in 0..N, sum(j in 0..N, cos(q[N-1-i] - q[N-1-j] + i*j)))\n\
                    simulate t_end = 10, dt = 1e-3\n";
         let file = crate::syntax::parse_file(src).unwrap();
         let errors = lower_in(Arena::with_node_limit(2_000), &file, "m", &[], &DataFiles::default()).unwrap_err();
