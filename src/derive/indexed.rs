@@ -98,14 +98,21 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
     if model.forces.iter().any(|&f| !model.arena.is_zero(f)) {
         return None;
     }
-    // A rolled sum that reads velocities and positions together (a chain's
-    // `x'²`) gives a mass matrix that depends on the state: leave at once,
-    // before any derivative is taken.
+    // A term of a rolled sum that reads velocities and positions together (a
+    // chain's `x'²`) gives a mass matrix that depends on the state: leave at
+    // once, before any derivative is taken.
     let arena = &model.arena;
     for h in arena.rolled_holes(l) {
-        let velocities = arena.depends(h, |k| matches!(k, SymKind::Velocity(_)));
-        if velocities && arena.depends(h, |k| matches!(k, SymKind::Coord(_) | SymKind::Time)) {
-            return None;
+        let Node::Sum(_, body) = *arena.node(h) else { continue };
+        let terms = match arena.node(body) {
+            Node::Add(ts) => ts.to_vec(),
+            _ => vec![body],
+        };
+        for t in terms {
+            let velocities = arena.depends(t, |k| matches!(k, SymKind::Velocity(_)));
+            if velocities && arena.depends(t, |k| matches!(k, SymKind::Coord(_) | SymKind::Time)) {
+                return None;
+            }
         }
     }
     let q = model.var_syms();
