@@ -7,6 +7,7 @@
 //! leaves the last accepted state. The arithmetic is that of the loop in
 //! `step_memory.rs`, operation for operation (docs/numerics.md §Störmer–Verlet).
 
+use super::step_memory::{copy, count_step, row_time};
 use super::system::emit_counted;
 use super::{ModuleBuilder, System, CAUSE_NON_FINITE};
 use crate::jit::translate::{mem, FunctionTranslator};
@@ -74,11 +75,8 @@ impl ModuleBuilder<'_> {
 
             // The first row, and a(q) of the initial state.
             tr.builder.ins().store(mem(), t0, rows, 0);
-            emit_counted(tr, 0, d as i64, |tr, i| {
-                let byte = tr.builder.ins().imul_imm_s(i, 8);
-                let x = load(tr, y, byte, 0);
-                store(tr, x, rows, byte, 8);
-            });
+            let first = tr.builder.ins().iadd_imm_s(rows, 8);
+            copy(tr, first, y, d);
             let next_row = tr.builder.ins().iadd_imm_s(rows, stride);
             tr.builder.def_var(row_var, next_row);
             sys.emit_segments(tr, t0, (y, p_ptr), &mut |tr, byte, a| store(tr, a, acc_a, byte, 0));
@@ -144,28 +142,13 @@ impl ModuleBuilder<'_> {
             tr.builder.def_var(next_var, cur);
             tr.builder.def_var(acc_var, acc_new);
             tr.builder.def_var(acc_next_var, acc);
-            let k = tr.builder.use_var(k_var);
-            let k_next = tr.builder.ins().iadd_imm_s(k, 1);
-            tr.builder.def_var(k_var, k_next);
-            let cd = tr.builder.use_var(cd_var);
-            let cd_next = tr.builder.ins().iadd_imm_s(cd, -1);
-            tr.builder.def_var(cd_var, cd_next);
-            let due = tr.builder.ins().icmp_imm_s(IntCC::Equal, cd_next, 0);
-            tr.builder.ins().brif(due, write_row, &[], header, &[]);
+            count_step(tr, (k_var, cd_var), write_row, header);
 
             tr.builder.switch_to_block(write_row);
-            let k = tr.builder.use_var(k_var);
-            let kf = tr.builder.ins().fcvt_from_sint(types::F64, k);
-            let kh = tr.builder.ins().fmul(kf, h);
-            let t = tr.builder.ins().fadd(t0, kh);
-            let row = tr.builder.use_var(row_var);
-            tr.builder.ins().store(mem(), t, row, 0);
+            let row = row_time(tr, k_var, row_var, (t0, h));
             let cur = tr.builder.use_var(cur_var);
-            emit_counted(tr, 0, d as i64, |tr, i| {
-                let byte = tr.builder.ins().imul_imm_s(i, 8);
-                let x = load(tr, cur, byte, 0);
-                store(tr, x, row, byte, 8);
-            });
+            let values = tr.builder.ins().iadd_imm_s(row, 8);
+            copy(tr, values, cur, d);
             let next_row = tr.builder.ins().iadd_imm_s(row, stride);
             tr.builder.def_var(row_var, next_row);
             tr.builder.def_var(cd_var, every);
@@ -176,15 +159,11 @@ impl ModuleBuilder<'_> {
                 tr.builder.switch_to_block(block);
                 let cur = tr.builder.use_var(cur_var);
                 let same = tr.builder.ins().icmp(IntCC::Equal, cur, y);
-                let copy = tr.builder.create_block();
+                let back = tr.builder.create_block();
                 let out = tr.builder.create_block();
-                tr.builder.ins().brif(same, out, &[], copy, &[]);
-                tr.builder.switch_to_block(copy);
-                emit_counted(tr, 0, d as i64, |tr, i| {
-                    let byte = tr.builder.ins().imul_imm_s(i, 8);
-                    let x = load(tr, cur, byte, 0);
-                    store(tr, x, y, byte, 0);
-                });
+                tr.builder.ins().brif(same, out, &[], back, &[]);
+                tr.builder.switch_to_block(back);
+                copy(tr, y, cur, d);
                 tr.builder.ins().jump(out, &[]);
                 tr.builder.switch_to_block(out);
                 let c = tr.builder.ins().iconst(i64t, code);

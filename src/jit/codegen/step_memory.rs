@@ -9,8 +9,9 @@ use super::{ModuleBuilder, Scheme, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
 use crate::jit::translate::{mem, FunctionTranslator};
 use cranelift_codegen::ir::{
     condcodes::{FloatCC, IntCC},
-    types, InstBuilder, Value,
+    types, Block, InstBuilder, Value,
 };
+use cranelift_frontend::Variable;
 use cranelift_module::{FuncId, Module};
 
 /// Doubles of scratch a loop over a system of dimension `d` needs: RK4 uses `k1…k4`, the
@@ -42,6 +43,41 @@ fn emit_for(tr: &mut FunctionTranslator, count: usize, mut body: impl FnMut(&mut
     tr.builder.switch_to_block(exit);
 }
 
+/// An accepted step: `k += 1` and the countdown to the next row; to
+/// `write_row` when a row is due, else back to `header`.
+pub(super) fn count_step(
+    tr: &mut FunctionTranslator,
+    (k_var, cd_var): (Variable, Variable),
+    write_row: Block,
+    header: Block,
+) {
+    let k = tr.builder.use_var(k_var);
+    let k_next = tr.builder.ins().iadd_imm_s(k, 1);
+    tr.builder.def_var(k_var, k_next);
+    let cd = tr.builder.use_var(cd_var);
+    let cd_next = tr.builder.ins().iadd_imm_s(cd, -1);
+    tr.builder.def_var(cd_var, cd_next);
+    let due = tr.builder.ins().icmp_imm_s(IntCC::Equal, cd_next, 0);
+    tr.builder.ins().brif(due, write_row, &[], header, &[]);
+}
+
+/// Stores the time `t0 + k h` of step `k` at the start of the current row;
+/// returns the row's address.
+pub(super) fn row_time(
+    tr: &mut FunctionTranslator,
+    k_var: Variable,
+    row_var: Variable,
+    (t0, h): (Value, Value),
+) -> Value {
+    let k = tr.builder.use_var(k_var);
+    let kf = tr.builder.ins().fcvt_from_sint(types::F64, k);
+    let kh = tr.builder.ins().fmul(kf, h);
+    let t = tr.builder.ins().fadd(t0, kh);
+    let row = tr.builder.use_var(row_var);
+    tr.builder.ins().store(mem(), t, row, 0);
+    row
+}
+
 /// `ptr[off]` as a double.
 fn load_at(tr: &mut FunctionTranslator, ptr: Value, off: Value) -> Value {
     let addr = tr.builder.ins().iadd(ptr, off);
@@ -55,7 +91,7 @@ fn store_at(tr: &mut FunctionTranslator, v: Value, ptr: Value, off: Value) {
 }
 
 /// `dst[i] = src[i]` for `count` doubles.
-fn copy(tr: &mut FunctionTranslator, dst: Value, src: Value, count: usize) {
+pub(super) fn copy(tr: &mut FunctionTranslator, dst: Value, src: Value, count: usize) {
     emit_for(tr, count, |tr, off| {
         let v = load_at(tr, src, off);
         store_at(tr, v, dst, off);
@@ -222,22 +258,10 @@ impl ModuleBuilder<'_> {
                     (tr.builder.ins().iadd_imm_s(k1, (8 * n) as i64), tr.builder.ins().iadd_imm_s(k2, (8 * n) as i64));
                 copy(tr, acc, acc_new, n);
             }
-            let k = tr.builder.use_var(k_var);
-            let k_next = tr.builder.ins().iadd_imm_s(k, 1);
-            tr.builder.def_var(k_var, k_next);
-            let cd = tr.builder.use_var(cd_var);
-            let cd_next = tr.builder.ins().iadd_imm_s(cd, -1);
-            tr.builder.def_var(cd_var, cd_next);
-            let due = tr.builder.ins().icmp_imm_s(IntCC::Equal, cd_next, 0);
-            tr.builder.ins().brif(due, write_row, &[], header, &[]);
+            count_step(tr, (k_var, cd_var), write_row, header);
 
             tr.builder.switch_to_block(write_row);
-            let k = tr.builder.use_var(k_var);
-            let kf = tr.builder.ins().fcvt_from_sint(types::F64, k);
-            let kh = tr.builder.ins().fmul(kf, h);
-            let t = tr.builder.ins().fadd(t0, kh);
-            let row = tr.builder.use_var(row_var);
-            tr.builder.ins().store(mem(), t, row, 0);
+            let row = row_time(tr, k_var, row_var, (t0, h));
             let values = tr.builder.ins().iadd_imm_s(row, 8);
             copy(tr, values, y, d);
             let row = tr.builder.use_var(row_var);

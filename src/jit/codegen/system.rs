@@ -153,14 +153,8 @@ impl System {
     /// soon as it is known.
     fn emit_looped(&self, tr: &mut FunctionTranslator, t: Value, (y, p, dy): (Value, Value, Value)) {
         let n = self.copy.len() as i64;
-        let first = self.copy.start as i64;
-        emit_counted(tr, 0, n, |tr, j| {
-            let byte = tr.builder.ins().imul_imm_s(j, 8);
-            let from = tr.builder.ins().iadd(y, byte);
-            let v = tr.builder.ins().load(types::F64, mem(), from, (8 * first) as i32);
-            let to = tr.builder.ins().iadd(dy, byte);
-            tr.builder.ins().store(mem(), v, to, 0);
-        });
+        let from = tr.builder.ins().iadd_imm_s(y, 8 * self.copy.start as i64);
+        super::step_memory::copy(tr, dy, from, self.copy.len());
         let out = tr.builder.ins().iadd_imm_s(dy, 8 * n);
         self.emit_segments(tr, t, (y, p), &mut |tr, byte, v| {
             let addr = tr.builder.ins().iadd(out, byte);
@@ -179,14 +173,7 @@ impl System {
         (y, p): (Value, Value),
         each: &mut dyn FnMut(&mut FunctionTranslator, Value, Value),
     ) {
-        let mut inputs: HashMap<SymId, Input> = HashMap::new();
-        inputs.insert(self.time, Input::Value(t));
-        for (k, s) in self.state.iter().enumerate() {
-            inputs.insert(*s, Input::Load { ptr: y, offset: (8 * k) as i32 });
-        }
-        for (k, s) in self.params.iter().enumerate() {
-            inputs.insert(*s, Input::Load { ptr: p, offset: (8 * k) as i32 });
-        }
+        let inputs = self.inputs_in_memory(t, y, p);
         for (group, plan) in &self.looped {
             let seg = &group[0];
             match seg.index {
@@ -290,14 +277,7 @@ impl System {
         rows: Range<usize>,
     ) {
         let copied = self.copy.len() + rows.start;
-        let mut inputs: HashMap<SymId, Input> = HashMap::new();
-        inputs.insert(self.time, Input::Value(t));
-        for (k, s) in self.state.iter().enumerate() {
-            inputs.insert(*s, Input::Load { ptr: y, offset: (8 * k) as i32 });
-        }
-        for (k, s) in self.params.iter().enumerate() {
-            inputs.insert(*s, Input::Load { ptr: p, offset: (8 * k) as i32 });
-        }
+        let inputs = self.inputs_in_memory(t, y, p);
         let store = |tr: &mut FunctionTranslator, i: usize, v: Value| {
             tr.builder.ins().store(mem(), v, dy, (8 * (copied + i)) as i32);
         };
@@ -325,6 +305,20 @@ impl System {
             }
             Some(Solve::Dense(_)) => unreachable!("a dense system is emitted by `emit`"),
         }
+    }
+
+    /// Where a plan finds its inputs: `t` at hand, the state and the
+    /// parameters loaded from the arrays `y` and `p` where first used.
+    fn inputs_in_memory(&self, t: Value, y: Value, p: Value) -> HashMap<SymId, Input> {
+        let mut inputs: HashMap<SymId, Input> = HashMap::new();
+        inputs.insert(self.time, Input::Value(t));
+        for (k, s) in self.state.iter().enumerate() {
+            inputs.insert(*s, Input::Load { ptr: y, offset: (8 * k) as i32 });
+        }
+        for (k, s) in self.params.iter().enumerate() {
+            inputs.insert(*s, Input::Load { ptr: p, offset: (8 * k) as i32 });
+        }
+        inputs
     }
 
     /// Loads the parameters the plan reads (others stay `None`).
