@@ -124,8 +124,22 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// Builds the kernels of `plan` with the `which` backend.
+    /// Builds the kernels of `plan` with the `which` backend, keeping the
+    /// text of the native code for [`Kernels::ir`].
     pub fn build(model: &Model, eq: &Equations, plan: &Plan, which: BackendKind) -> Result<Kernels, BuildError> {
+        Kernels::build_keeping(model, eq, plan, which, true)
+    }
+
+    /// [`Kernels::build`], keeping the IR text only if `keep_ir`: a run does
+    /// not print it, and for a large model the text is larger than the code
+    /// (hundreds of megabytes for a dense Hessian of hundreds of coordinates).
+    fn build_keeping(
+        model: &Model,
+        eq: &Equations,
+        plan: &Plan,
+        which: BackendKind,
+        keep_ir: bool,
+    ) -> Result<Kernels, BuildError> {
         let start = Instant::now();
         let mut inputs = vec![model.time];
         inputs.extend(model.var_syms());
@@ -172,7 +186,7 @@ impl Kernels {
         });
         let layout = Layout { model, inputs: &inputs, kernels: &kernels, system, batch: plan.batch };
         let backend: Box<dyn Backend> = match which {
-            BackendKind::Native => Box::new(native::Native::build(&layout, plan.compiled)?),
+            BackendKind::Native => Box::new(native::Native::build(&layout, plan.compiled, keep_ir)?),
             BackendKind::Portable => Box::new(portable::Portable::build(&layout)),
         };
         Ok(Kernels {
@@ -187,10 +201,11 @@ impl Kernels {
         })
     }
 
-    /// Native kernels, or portable ones where Cranelift refuses.
+    /// Native kernels, or portable ones where Cranelift refuses; without
+    /// the IR text.
     pub fn build_best(model: &Model, eq: &Equations, plan: &Plan) -> Result<Kernels, BuildError> {
-        match Kernels::build(model, eq, plan, BackendKind::Native) {
-            Err(BuildError::Jit(_)) => Kernels::build(model, eq, plan, BackendKind::Portable),
+        match Kernels::build_keeping(model, eq, plan, BackendKind::Native, false) {
+            Err(BuildError::Jit(_)) => Kernels::build_keeping(model, eq, plan, BackendKind::Portable, false),
             other => other,
         }
     }
@@ -234,7 +249,7 @@ impl Kernels {
         &self.params
     }
 
-    /// The Cranelift IR of every native kernel.
+    /// The Cranelift IR of every native kernel, if built by [`Kernels::build`].
     pub fn ir(&self) -> Option<&str> {
         self.backend.ir()
     }

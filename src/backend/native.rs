@@ -15,7 +15,7 @@ pub(super) struct Native {
 }
 
 impl Native {
-    pub(super) fn build(layout: &Layout<'_>, compiled_loop: Option<Loop>) -> Result<Native, JitError> {
+    pub(super) fn build(layout: &Layout<'_>, compiled_loop: Option<Loop>, keep_ir: bool) -> Result<Native, JitError> {
         let model = layout.model;
         let exprs: Vec<ExprKernel> = layout
             .kernels
@@ -67,7 +67,7 @@ impl Native {
             Some(Loop::EulerMaruyama) => &[Scheme::EulerMaruyama],
             None => &[],
         };
-        let compiled = jit::compile_with(&model.arena, &exprs, ode.as_ref(), flow.as_ref(), loops)?;
+        let compiled = jit::compile_with(&model.arena, &exprs, ode.as_ref(), flow.as_ref(), loops, keep_ir)?;
         Ok(Native { compiled, kind: model.kind, compiled_loop })
     }
 
@@ -108,7 +108,7 @@ impl Backend for Native {
     }
 
     fn ir(&self) -> Option<&str> {
-        Some(self.compiled.ir())
+        self.compiled.ir()
     }
 
     fn instruction_count(&self) -> Option<usize> {

@@ -358,6 +358,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);
     }
+    // Compiled before the signals are caught and the output files created: a
+    // signal while compiling ends the process as usual and leaves no files.
+    let kernels = match crate::Kernels::build_best(&c.model, &c.equations, &plan) {
+        Ok(k) => k,
+        Err(e) => return usage(&e.to_string()),
+    };
     // From here on a signal stops the run at its next row and keeps what was computed.
     catch_signals();
     let dump = match &args.dump {
@@ -382,10 +388,6 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             Err(e) => return usage(&format!("--plot {}: cannot write there: {e}", p.display())),
         },
         None => None,
-    };
-    let kernels = match crate::Kernels::build_best(&c.model, &c.equations, &plan) {
-        Ok(k) => k,
-        Err(e) => return usage(&e.to_string()),
     };
     let progress = AtomicU64::new(0);
     let control = Control { interrupt: Some(&INTERRUPT), progress: Some(&progress) };

@@ -166,7 +166,7 @@ pub struct NativeCode {
     exprs: Vec<ExprEntry>,
     ode: Option<SystemEntry>,
     flow: Option<SystemEntry>,
-    ir: String,
+    ir: Option<String>,
     instructions: usize,
 }
 
@@ -385,9 +385,10 @@ impl NativeCode {
         self.flow.and_then(|e| e.loop_fn(e.rk4))
     }
 
-    /// The CLIF text of every compiled function (after optimisation).
-    pub fn ir(&self) -> &str {
-        &self.ir
+    /// The CLIF text of every compiled function (after optimisation), if
+    /// compiled keeping it.
+    pub fn ir(&self) -> Option<&str> {
+        self.ir.as_deref()
     }
 
     /// The number of CLIF instructions over all compiled functions.
@@ -425,18 +426,20 @@ pub fn compile(
     ode: Option<&OdeSpec>,
     flow: Option<&FlowSpec>,
 ) -> Result<NativeCode, JitError> {
-    compile_with(arena, exprs, ode, flow, &[Scheme::Rk4])
+    compile_with(arena, exprs, ode, flow, &[Scheme::Rk4], true)
 }
 
 /// Compiles the kernels of one model into one module, with a loop of each of
 /// `loops` for each system it applies to (Verlet to the Euler–Lagrange system
-/// only, the Euler–Maruyama block to the flow only).
+/// only, the Euler–Maruyama block to the flow only). The CLIF text of every
+/// function is kept if `keep_ir`.
 pub fn compile_with(
     arena: &Arena,
     exprs: &[ExprKernel],
     ode: Option<&OdeSpec>,
     flow: Option<&FlowSpec>,
     loops: &[Scheme],
+    keep_ir: bool,
 ) -> Result<NativeCode, JitError> {
     let mut names = std::collections::HashSet::new();
     let mut expr_plans = Vec::with_capacity(exprs.len());
@@ -455,7 +458,7 @@ pub fn compile_with(
         JITBuilder::with_flags(&[("opt_level", "speed"), ("enable_verifier", verifier)], default_libcall_names())
             .map_err(setup)?;
     runtime::register(&mut jit);
-    let mut mb = ModuleBuilder::new(JITModule::new(jit), arena);
+    let mut mb = ModuleBuilder::new(JITModule::new(jit), arena, keep_ir);
 
     let mut expr_ids: Vec<FuncId> = Vec::with_capacity(exprs.len());
     for (k, plan) in exprs.iter().zip(&expr_plans) {
@@ -472,7 +475,7 @@ pub fn compile_with(
     }
     mb.module.finalize_definitions().map_err(setup)?;
 
-    let ir = mb.ir_text();
+    let ir = keep_ir.then(|| mb.ir_text());
     let instructions = mb.instructions;
     let module = mb.module;
     let mut compiled = NativeCode { module: None, exprs: Vec::new(), ode: None, flow: None, ir, instructions };

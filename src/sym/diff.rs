@@ -18,6 +18,9 @@ impl Arena {
         if let Some(&d) = self.diff_cache.get(&(e, s)) {
             return d;
         }
+        if let Some(p) = self.poisoned() {
+            return p;
+        }
         let d = self.diff_uncached(e, s);
         self.diff_cache.insert((e, s), d);
         d

@@ -61,13 +61,15 @@ pub(crate) struct ModuleBuilder<'a> {
     ctx: Context,
     fctx: FunctionBuilderContext,
     externs: Externs,
-    /// The CLIF of every function, after optimisation, with raw external names.
+    /// The CLIF of every function, after optimisation, with raw external
+    /// names; kept only if `keep_ir`.
     ir: Vec<String>,
+    keep_ir: bool,
     pub instructions: usize,
 }
 
 impl<'a> ModuleBuilder<'a> {
-    pub fn new(module: JITModule, arena: &'a Arena) -> Self {
+    pub fn new(module: JITModule, arena: &'a Arena, keep_ir: bool) -> Self {
         let ctx = module.make_context();
         ModuleBuilder {
             module,
@@ -76,6 +78,7 @@ impl<'a> ModuleBuilder<'a> {
             fctx: FunctionBuilderContext::new(),
             externs: Externs::default(),
             ir: Vec::new(),
+            keep_ir,
             instructions: 0,
         }
     }
@@ -114,7 +117,9 @@ impl<'a> ModuleBuilder<'a> {
         self.module.define_function(id, &mut self.ctx).map_err(codegen)?;
         let func = &self.ctx.func;
         self.instructions += func.layout.blocks().map(|b| func.layout.block_insts(b).count()).sum::<usize>();
-        self.ir.push(func.display().to_string());
+        if self.keep_ir {
+            self.ir.push(func.display().to_string());
+        }
         self.module.clear_context(&mut self.ctx);
         Ok(id)
     }

@@ -62,6 +62,18 @@ impl Arena {
         self.overflowed
     }
 
+    /// The placeholder every constructor returns once the arena has
+    /// overflowed: derivation past the limits stops doing work (a product of
+    /// thousands of factors would otherwise go on multiplying placeholders
+    /// for minutes before its error is reported).
+    pub(crate) fn poisoned(&self) -> Option<ExprId> {
+        if self.overflowed {
+            self.poison
+        } else {
+            None
+        }
+    }
+
     /// An arena that holds at most `limit` nodes and `8 × limit` operands
     /// (for tests of the limits).
     pub fn with_node_limit(limit: usize) -> Arena {

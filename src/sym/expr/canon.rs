@@ -3,6 +3,11 @@
 
 use super::{Arena, ExprId, Node};
 use crate::sym::num::Num;
+use std::collections::HashMap;
+
+/// Products with at most this many distinct bases merge like factors by a
+/// linear search; longer ones by a hash index.
+const LINEAR_BASES_MAX: usize = 32;
 
 impl Arena {
     /// Splits a term into its numeric coefficient and the rest (`None` when the
@@ -65,6 +70,9 @@ impl Arena {
 
     /// The canonical sum of `terms`.
     pub fn add(&mut self, terms: &[ExprId]) -> ExprId {
+        if let Some(p) = self.poisoned() {
+            return p;
+        }
         let mut constant = Num::ZERO;
         // (term without its coefficient, coefficient), merged after sorting.
         let mut parts: Vec<(ExprId, Num)> = Vec::with_capacity(terms.len());
@@ -137,10 +145,16 @@ impl Arena {
 
     /// The canonical product of `factors`.
     pub fn mul(&mut self, factors: &[ExprId]) -> ExprId {
+        if let Some(p) = self.poisoned() {
+            return p;
+        }
         let mut coeff = Num::ONE;
-        // (base, exponents) in the order the bases are met; products are
-        // short, so a linear search beats hashing.
+        // (base, exponents) in the order the bases are met. Most products are
+        // short, and a linear search beats hashing; a long one (a product of
+        // thousands of factors, or its derivative) is indexed by base, so that
+        // merging stays linear in its length.
         let mut bases: Vec<(ExprId, Vec<ExprId>)> = Vec::with_capacity(factors.len());
+        let mut index: Option<HashMap<ExprId, usize>> = None;
         let mut stack: Vec<ExprId> = factors.iter().rev().copied().collect();
         while let Some(f) = stack.pop() {
             match self.node(f) {
@@ -148,9 +162,21 @@ impl Arena {
                 Node::Mul(fs) => stack.extend(fs.iter().rev()),
                 _ => {
                     let (b, x) = self.split_pow(f);
-                    match bases.iter_mut().find(|(c, _)| *c == b) {
-                        Some((_, xs)) => xs.push(x),
-                        None => bases.push((b, vec![x])),
+                    let found = match &index {
+                        Some(ix) => ix.get(&b).copied(),
+                        None => bases.iter().position(|(c, _)| *c == b),
+                    };
+                    match found {
+                        Some(i) => bases[i].1.push(x),
+                        None => {
+                            if let Some(ix) = &mut index {
+                                ix.insert(b, bases.len());
+                            }
+                            bases.push((b, vec![x]));
+                            if index.is_none() && bases.len() > LINEAR_BASES_MAX {
+                                index = Some(bases.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect());
+                            }
+                        }
                     }
                 }
             }
