@@ -30,6 +30,12 @@ pub struct Sensitivity {
     /// Whether the system's matrix depends on neither the state nor time, so
     /// that it is factored once per run.
     pub constant_matrix: bool,
+    /// The kernel of the system's matrix (`M` or `g`); `None` when the
+    /// Jacobian's vector is already solved (no metric, or equations by
+    /// segments, whose vector is the acceleration `f/m`).
+    pub matrix: Option<Kernel>,
+    /// The number of outputs of the `jacobian` kernel.
+    pub outputs: usize,
 }
 
 impl Sensitivity {
@@ -132,6 +138,7 @@ impl Plan {
         }
         self.columns = self.trajectory_columns.clone();
         let matrix = match self.kind {
+            ModelKind::Lagrangian if self.indexed => None,
             ModelKind::Lagrangian => Some(Kernel::Mass),
             ModelKind::Energy => Kernel::Metric.expressions(model, eq).map(|_| Kernel::Metric),
         };
@@ -143,11 +150,14 @@ impl Plan {
         self.system = true;
         self.compiled = None;
         let matrix_y = jacobian.matrix_y.len();
+        let outputs =
+            jacobian.vector_y.len() + jacobian.vector_p.len() + jacobian.matrix_y.len() + jacobian.matrix_p.len();
         let a = &model.arena;
         let constant_matrix = matrix
             .and_then(|m| m.expressions(model, eq))
             .is_none_or(|m| m.iter().all(|&e| !a.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi))));
-        self.sensitivity = Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y, constant_matrix });
+        self.sensitivity =
+            Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y, constant_matrix, matrix, outputs });
         Ok(self)
     }
 }

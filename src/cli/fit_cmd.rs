@@ -130,6 +130,9 @@ pub(crate) fn fit(args: FitArgs) -> i32 {
     if let Err(m) = super::check_sets(&c, &sets) {
         return usage(&m);
     }
+    if let Err(m) = super::guard::check_sensitivities(&c.model, &c.equations, unknowns.len()) {
+        return usage(&m);
+    }
     if let Err(d) = c.derive_jacobians() {
         return report_load_error(&super::load::LoadError::Model(d));
     }

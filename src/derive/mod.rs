@@ -27,7 +27,7 @@ mod mechanics;
 mod thermo;
 
 pub use flow::gradient_flow;
-pub use jacobian::{jacobians, Jacobian, MAX_JACOBIAN_ENTRIES};
+pub use jacobian::{jacobians, outputs as jacobian_outputs, Jacobian, MAX_JACOBIAN_ENTRIES};
 pub use mechanics::euler_lagrange;
 pub use thermo::MAX_COFACTOR_DIM;
 

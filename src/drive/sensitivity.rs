@@ -42,7 +42,6 @@ impl<'a> Augmented<'a> {
             ModelKind::Lagrangian => 2 * n,
             ModelKind::Energy => n,
         };
-        let matrix = [Kernel::Mass, Kernel::Metric].into_iter().find(|&m| k.has(m));
         Augmented {
             k,
             s,
@@ -50,7 +49,7 @@ impl<'a> Augmented<'a> {
             n,
             d,
             np: k.params().len(),
-            matrix,
+            matrix: s.matrix,
             jac: vec![0.0; k.outputs(Kernel::Jacobian)],
             matrix_y,
             factor: None,
