@@ -50,11 +50,13 @@ impl Sensitivity {
     }
 }
 
-/// The methods whose discrete map is differentiated.
+/// The methods whose steps the sensitivities follow: the discrete map
+/// differentiated (`rk4`, `euler`, `verlet`), or the variational equations on
+/// the same adaptive steps (`dopri5`).
 fn differentiated(method: Method, kind: ModelKind) -> bool {
     matches!(
         (method, kind),
-        (Method::Rk4, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian)
+        (Method::Rk4 | Method::Dopri5, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian)
     )
 }
 
@@ -68,13 +70,13 @@ impl Plan {
     /// (params, or `init.x` for the initial value of state column `x`): the
     /// columns `d(X)/d(P)` after all others, the `jacobian` kernel, and the
     /// Rust integrator instead of a compiled loop. Refused, with the reason,
-    /// for methods other than `rk4`, `verlet` and `euler`, ensembles and
+    /// for methods other than `rk4`, `dopri5`, `verlet` and `euler`, ensembles and
     /// minibatches, and names that are neither.
     pub fn with_sensitivities(mut self, model: &Model, eq: &Equations, names: &[String]) -> Result<Plan, String> {
         if !differentiated(self.method, self.kind) {
             return Err(format!(
-                "--sensitivities differentiates the steps of rk4, verlet (Lagrangian models) and euler \
-                 (energy models), not `{}`; run with --method rk4",
+                "--sensitivities follows the steps of rk4, dopri5, verlet (Lagrangian models) and euler \
+                 (energy models), not `{}`; run with --method rk4 or dopri5",
                 self.method
             ));
         }

@@ -169,6 +169,8 @@ pub(super) fn integrate(ctx: &Ctx<'_>, s: &Sensitivity, y0: &[f64], obs: &mut im
         Method::Rk4 => integrate::rk4(&mut sys, &grid, &start, obs),
         Method::Euler => integrate::euler(&mut sys, &grid, &start, obs),
         Method::Verlet => verlet(&mut sys, &grid, y0, obs),
+        // The error control on the state alone: the steps are those of the run without sensitivities.
+        Method::Dopri5 => integrate::dopri5_controlled(&mut sys, &grid, cfg.rtol, cfg.atol, &start, d, obs),
         m => Err(Failure {
             t: cfg.t0,
             state: y0.to_vec(),
