@@ -27,7 +27,8 @@ pub(crate) struct FitArgs {
     /// Override a const or param (for a param being fitted: its starting value): NAME=VALUE.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub(crate) set: Vec<String>,
-    /// Integration method: rk4 (default), dopri5 (with --rtol/--atol of the model's `simulate`), verlet, or euler on energy models.
+    /// Integration method: rk4 (default), dopri5 (the model's `simulate` rtol and atol), verlet on
+    /// Lagrangian models, euler on energy models.
     #[arg(long)]
     pub(crate) method: Option<String>,
     /// Step size [default: the model's `simulate dt`, else 0.001].

@@ -42,7 +42,7 @@ const THREAD_BYTES: f64 = 4e6;
 /// its value's instructions, their registers and code): about 190 measured
 /// for the FPUT lattice of 1,000 and 2,000 coordinates, whose outputs are
 /// nearly all zeros, doubled.
-const COMPILE_BYTES_PER_OUTPUT: f64 = 400.0;
+pub(crate) const COMPILE_BYTES_PER_OUTPUT: f64 = 400.0;
 
 /// One thing a run holds in memory that grows with its size.
 #[derive(Clone, Debug)]
