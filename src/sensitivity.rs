@@ -56,7 +56,9 @@ impl Sensitivity {
 fn differentiated(method: Method, kind: ModelKind) -> bool {
     matches!(
         (method, kind),
-        (Method::Rk4 | Method::Dopri5, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian)
+        (Method::Rk4 | Method::Dopri5, _)
+            | (Method::Euler, ModelKind::Energy)
+            | (Method::Verlet, ModelKind::Lagrangian)
     )
 }
 

@@ -31,7 +31,8 @@ pub fn metric_derivatives(model: &mut Model, eq: &mut Equations) -> Result<(), D
             .help("solve the geodesic of a smaller instance of the model (fewer state variables)"));
     }
     let a = &mut model.arena;
-    let first: Vec<ExprId> = theta.iter().flat_map(|&k| metric.iter().map(|&g| a.diff(g, k)).collect::<Vec<_>>()).collect();
+    let first: Vec<ExprId> =
+        theta.iter().flat_map(|&k| metric.iter().map(|&g| a.diff(g, k)).collect::<Vec<_>>()).collect();
     let nn = n * n;
     let mut second = Vec::with_capacity(nn * nn);
     for k in 0..n {

@@ -50,8 +50,7 @@ fn initial_step(
     f0: &[f64],
     m: usize,
     interval: f64,
-    rtol: f64,
-    atol: f64,
+    (rtol, atol): (f64, f64),
 ) -> Result<f64, Cause> {
     let n = y0.len();
     if interval == 0.0 {
@@ -131,7 +130,7 @@ pub fn dopri5_controlled(
     if !all_finite(&k[0]) {
         return Err(at(t, &y, Cause::NonFinite));
     }
-    let mut h_abs = initial_step(sys, t, &y, &k[0], m, grid.t_end - t, rtol, atol).map_err(|c| at(t, &y, c))?;
+    let mut h_abs = initial_step(sys, t, &y, &k[0], m, grid.t_end - t, (rtol, atol)).map_err(|c| at(t, &y, c))?;
     stats.rhs_evals += 1;
 
     let mut y_new = vec![0.0; n];
