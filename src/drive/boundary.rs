@@ -47,6 +47,10 @@ pub enum SolveError {
     /// The sink refused a row, or the caller interrupted the writing.
     #[error("{0}")]
     Output(String),
+    /// The kernels lack what the problem needs: an energy model's geodesic
+    /// needs [`Kernel::MetricDerivatives`].
+    #[error("{0}")]
+    Kernels(String),
 }
 
 /// Solves the boundary-value problem of a model from its `init` positions to
@@ -63,6 +67,13 @@ pub fn solve(
     control: Control<'_>,
 ) -> Result<SolveSummary, SolveError> {
     let n = k.n;
+    if model.kind == ModelKind::Energy && !k.has(Kernel::MetricDerivatives) {
+        return Err(SolveError::Kernels(
+            "the geodesic needs the metric's derivatives: derive them (`Compiled::derive_metric_derivatives`) \
+             and add the kernel `metric_derivatives` to the plan"
+                .into(),
+        ));
+    }
     let start = initial_state(model)[..n].to_vec();
     let ends = Endpoints { t0: cfg.t0, t_end: cfg.t_end, steps: cfg.steps, start: &start, end: &cfg.target };
     let solution = match model.kind {
