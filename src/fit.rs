@@ -54,13 +54,25 @@ pub enum FitError {
     #[error("{0}")]
     Input(String),
     #[error(
-        "no convergence after {iterations} iterations: residual norm {} (last relative change {}); \
-         start nearer with --set, or fit fewer params",
-        fmt_float(*.residual), fmt_float(*.change)
+        "no convergence after {iterations} iterations: residual norm {} (last relative change {}) at {}; \
+         start nearer with --set, fit fewer params, or check that the model can follow the data \
+         (a param that keeps growing has no finite best value)",
+        fmt_float(*.residual), fmt_float(*.change), values_text(.values)
     )]
-    NoConvergence { iterations: usize, residual: f64, change: f64 },
+    NoConvergence { iterations: usize, residual: f64, change: f64, values: Vec<(String, f64)> },
+    #[error(
+        "the residuals at the starting values are not finite (sum of squares {}); \
+         start elsewhere with --set, or check the data's scale",
+        fmt_float(*.0)
+    )]
+    NotFinite(f64),
     #[error("the run at the starting values failed: {0}")]
     Run(RunError),
+}
+
+/// `a = 1, b = 2`: the params' values where a fit stopped.
+fn values_text(values: &[(String, f64)]) -> String {
+    values.iter().map(|(n, v)| format!("{n} = {}", fmt_float(*v))).collect::<Vec<_>>().join(", ")
 }
 
 /// The most Levenberg–Marquardt iterations.
@@ -222,6 +234,9 @@ pub fn fit(
     }
     let sum2 = |r: &[f64]| r.iter().map(|v| v * v).sum::<f64>();
     let mut cost = sum2(&e.r);
+    if !cost.is_finite() {
+        return Err(FitError::NotFinite(cost));
+    }
     let mut lambda = 1e-3;
     let mut change = f64::INFINITY;
     for iteration in 1..=MAX_ITERATIONS {
@@ -266,7 +281,8 @@ pub fn fit(
         }
     }
     set(c, &x);
-    Err(FitError::NoConvergence { iterations: MAX_ITERATIONS, residual: cost.sqrt(), change })
+    let values = unknowns.iter().zip(&index).map(|(u, &i)| (u.name.clone(), c.model.params[i].value)).collect();
+    Err(FitError::NoConvergence { iterations: MAX_ITERATIONS, residual: cost.sqrt(), change, values })
 }
 
 /// `JᵀJ` and `Jᵀr`.

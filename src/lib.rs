@@ -157,6 +157,13 @@ impl Compiled {
         derive::jacobians(&mut self.model, &mut self.equations).map_err(|d| self.diagnostics(vec![d]))
     }
 
+    /// Derives the metric's first and second derivatives that an energy
+    /// model's geodesic needs (`lagc solve`; the kernel
+    /// [`plan::Kernel::MetricDerivatives`]).
+    pub fn derive_metric_derivatives(&mut self) -> Result<(), Diagnostics> {
+        derive::metric_derivatives(&mut self.model, &mut self.equations).map_err(|d| self.diagnostics(vec![d]))
+    }
+
     /// The plan of a run with these settings and the sensitivities of every
     /// state column to `names` (params, or `init.x`); the Jacobians must have
     /// been derived ([`Compiled::derive_jacobians`]).

@@ -49,10 +49,13 @@ pub enum Kernel {
     /// respect to the state and the parameters (forward sensitivities;
     /// [`crate::derive::Jacobian::kernel`]).
     Jacobian,
+    /// `∂g/∂θ` and `∂²g/∂θ∂θ` of the metric (the geodesic of `lagc solve`;
+    /// [`crate::derive::metric_derivatives`]).
+    MetricDerivatives,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Row,
         Kernel::Energy,
         Kernel::Gradient,
@@ -66,6 +69,7 @@ impl Kernel {
         Kernel::PairGradient,
         Kernel::Pair,
         Kernel::Jacobian,
+        Kernel::MetricDerivatives,
     ];
 
     /// The kernel's label in the IR.
@@ -84,6 +88,7 @@ impl Kernel {
             Kernel::PairGradient => "pair_gradient",
             Kernel::Pair => "pair",
             Kernel::Jacobian => "jacobian",
+            Kernel::MetricDerivatives => "metric_derivatives",
         }
     }
 
@@ -114,6 +119,7 @@ impl Kernel {
             (Kernel::Pair, Equations::Energy(e)) => e.kernel.pair.map(|w| vec![w]),
             (Kernel::Jacobian, Equations::Lagrangian(e)) => e.jacobian.as_ref().map(|j| j.kernel()),
             (Kernel::Jacobian, Equations::Energy(e)) => e.jacobian.as_ref().map(|j| j.kernel()),
+            (Kernel::MetricDerivatives, Equations::Energy(e)) => e.metric_derivatives.clone(),
             _ => None,
         }
     }

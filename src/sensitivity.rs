@@ -30,6 +30,12 @@ pub struct Sensitivity {
     /// Whether the system's matrix depends on neither the state nor time, so
     /// that it is factored once per run.
     pub constant_matrix: bool,
+    /// The kernel of the system's matrix (`M` or `g`); `None` when the
+    /// Jacobian's vector is already solved (no metric, or equations by
+    /// segments, whose vector is the acceleration `f/m`).
+    pub matrix: Option<Kernel>,
+    /// The number of outputs of the `jacobian` kernel.
+    pub outputs: usize,
 }
 
 impl Sensitivity {
@@ -44,11 +50,15 @@ impl Sensitivity {
     }
 }
 
-/// The methods whose discrete map is differentiated.
+/// The methods whose steps the sensitivities follow: the discrete map
+/// differentiated (`rk4`, `euler`, `verlet`), or the variational equations on
+/// the same adaptive steps (`dopri5`).
 fn differentiated(method: Method, kind: ModelKind) -> bool {
     matches!(
         (method, kind),
-        (Method::Rk4, _) | (Method::Euler, ModelKind::Energy) | (Method::Verlet, ModelKind::Lagrangian)
+        (Method::Rk4 | Method::Dopri5, _)
+            | (Method::Euler, ModelKind::Energy)
+            | (Method::Verlet, ModelKind::Lagrangian)
     )
 }
 
@@ -62,13 +72,13 @@ impl Plan {
     /// (params, or `init.x` for the initial value of state column `x`): the
     /// columns `d(X)/d(P)` after all others, the `jacobian` kernel, and the
     /// Rust integrator instead of a compiled loop. Refused, with the reason,
-    /// for methods other than `rk4`, `verlet` and `euler`, ensembles and
+    /// for methods other than `rk4`, `dopri5`, `verlet` and `euler`, ensembles and
     /// minibatches, and names that are neither.
     pub fn with_sensitivities(mut self, model: &Model, eq: &Equations, names: &[String]) -> Result<Plan, String> {
         if !differentiated(self.method, self.kind) {
             return Err(format!(
-                "--sensitivities differentiates the steps of rk4, verlet (Lagrangian models) and euler \
-                 (energy models), not `{}`; run with --method rk4",
+                "--sensitivities follows the steps of rk4, dopri5, verlet (Lagrangian models) and euler \
+                 (energy models), not `{}`; run with --method rk4 or dopri5",
                 self.method
             ));
         }
@@ -132,6 +142,7 @@ impl Plan {
         }
         self.columns = self.trajectory_columns.clone();
         let matrix = match self.kind {
+            ModelKind::Lagrangian if self.indexed => None,
             ModelKind::Lagrangian => Some(Kernel::Mass),
             ModelKind::Energy => Kernel::Metric.expressions(model, eq).map(|_| Kernel::Metric),
         };
@@ -143,11 +154,14 @@ impl Plan {
         self.system = true;
         self.compiled = None;
         let matrix_y = jacobian.matrix_y.len();
+        let outputs =
+            jacobian.vector_y.len() + jacobian.vector_p.len() + jacobian.matrix_y.len() + jacobian.matrix_p.len();
         let a = &model.arena;
         let constant_matrix = matrix
             .and_then(|m| m.expressions(model, eq))
             .is_none_or(|m| m.iter().all(|&e| !a.depends(e, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi))));
-        self.sensitivity = Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y, constant_matrix });
+        self.sensitivity =
+            Some(Sensitivity { targets, names: names.to_vec(), initial, matrix_y, constant_matrix, matrix, outputs });
         Ok(self)
     }
 }

@@ -136,3 +136,51 @@ fn the_command_prints_its_json_and_writes_the_fitted_trajectory() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("`x` is not an observed column"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `x' = −e^(−a)` from `x = 0` against observations `x = 0`: the residuals
+/// `−t e^(−a)` fall by `e^(−1)` at every Gauss–Newton step, so the fit never
+/// meets its stopping rule and `a` grows by one per iteration. The command
+/// must stop at the iteration cap with status 3, the residual norm, where the
+/// params ended and what to try.
+#[test]
+fn a_fit_that_cannot_converge_exits_3_with_the_residual_norm_and_a_hint() {
+    let dir = std::env::temp_dir().join(format!("lagc-fit-runaway-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("runaway.lag");
+    std::fs::write(
+        &model,
+        "param a = 0\nstate x\nenergy = exp(-a)*x\ninit x = 0\nsimulate t_end = 1, dt = 0.1, method = euler\n",
+    )
+    .unwrap();
+    let mut csv = String::from("t,x\n");
+    for j in 0..=10 {
+        csv.push_str(&format!("{},0\n", j as f64 / 10.0));
+    }
+    let data = dir.join("zero.csv");
+    std::fs::write(&data, csv).unwrap();
+    let out = dir.join("fitted.csv");
+    let o = Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .args(["fit", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--params", "a"])
+        .args(["--method", "euler", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(o.stdout.is_empty(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(stderr.contains(&format!("no convergence after {} iterations", lagc::fit::MAX_ITERATIONS)), "{stderr}");
+    // The residual norm printed is that of the last accepted step: |r| = e^(−a)·√(Σ t²)
+    // with a the value printed beside it.
+    let number_after = |key: &str| -> f64 {
+        let rest = &stderr[stderr.find(key).unwrap_or_else(|| panic!("no `{key}` in {stderr}")) + key.len()..];
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || "+-.e".contains(c))).unwrap_or(rest.len());
+        rest[..end].parse().unwrap_or_else(|_| panic!("`{key}` is not followed by a number in {stderr}"))
+    };
+    let residual = number_after("residual norm ");
+    let a = number_after("a = ");
+    let sum_t2: f64 = (0..=10).map(|j| (j as f64 / 10.0).powi(2)).sum();
+    assert!(a > 100.0, "a = {a}: {stderr}");
+    assert!((residual / ((-a).exp() * sum_t2.sqrt()) - 1.0).abs() < 1e-9, "{stderr}");
+    assert!(stderr.contains("--set") && stderr.contains("model can follow the data"), "{stderr}");
+    assert!(!out.exists(), "no fitted trajectory after a failed fit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

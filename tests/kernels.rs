@@ -308,3 +308,43 @@ fn a_large_gradient_compiled_in_parts_matches_the_evaluator() {
         assert!(close(*a, *b), "∂E/∂w[{i}]: {a} vs {b}");
     }
 }
+
+/// The kernels `lagc solve` and `--sensitivities` add to a plan (the metric's
+/// derivatives of a geodesic; the Jacobians, of a lattice by segments too)
+/// against the evaluator, natively and portably.
+#[test]
+fn the_metric_derivatives_and_jacobian_kernels_match_the_evaluator() {
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut checked = 0;
+    for name in ["fisher_rao_geodesic", "natural_gradient", "riemannian_langevin", "fput", "pendulum_chain"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.lag"));
+        let mut c = lagc::cli::load::compile_file_for(&path, &[], Some(Method::Rk4), &[]).expect("example compiles");
+        c.derive_jacobians().expect("Jacobians");
+        c.derive_metric_derivatives().expect("metric derivatives");
+        let mut plan = lagc::plan::plan(&c.model, &c.equations, Method::Rk4, None).expect("plan");
+        for kernel in [Kernel::Jacobian, Kernel::MetricDerivatives] {
+            if kernel.expressions(&c.model, &c.equations).is_some() {
+                plan.kernels.push(kernel);
+            }
+        }
+        for backend in [BackendKind::Native, BackendKind::Portable] {
+            let k = Kernels::build(&c.model, &c.equations, &plan, backend).expect("kernels build");
+            for kernel in [Kernel::Jacobian, Kernel::MetricDerivatives].into_iter().filter(|&x| k.has(x)) {
+                let exprs = k.expressions(kernel).to_vec();
+                let mut out = vec![0.0; k.outputs(kernel)];
+                assert_eq!(out.len(), exprs.len(), "{name} {kernel}");
+                for _ in 0..5 {
+                    let (x, env) = random_input(&c, &k, &mut rng);
+                    k.eval(kernel, &x, &mut out, &mut Vec::new());
+                    let want = c.model.arena.eval_many(&exprs, &env);
+                    for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                        assert!(close(*a, *b), "{name} {backend:?} {kernel}[{i}]: {a} vs {b}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // Three models with a metric (its derivatives) and five with Jacobians, two backends.
+    assert_eq!(checked, (3 + 5) * 2 * 5);
+}

@@ -27,7 +27,8 @@ pub(crate) struct FitArgs {
     /// Override a const or param (for a param being fitted: its starting value): NAME=VALUE.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub(crate) set: Vec<String>,
-    /// Integration method: rk4 (default), or euler on energy models.
+    /// Integration method: rk4 (default), dopri5 (the model's `simulate` rtol and atol), verlet on
+    /// Lagrangian models, euler on energy models.
     #[arg(long)]
     pub(crate) method: Option<String>,
     /// Step size [default: the model's `simulate dt`, else 0.001].
@@ -128,6 +129,9 @@ pub(crate) fn fit(args: FitArgs) -> i32 {
         Err(e) => return report_load_error(&e),
     };
     if let Err(m) = super::check_sets(&c, &sets) {
+        return usage(&m);
+    }
+    if let Err(m) = super::guard::check_sensitivities(&c.model, &c.equations, unknowns.len()) {
         return usage(&m);
     }
     if let Err(d) = c.derive_jacobians() {

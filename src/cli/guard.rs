@@ -38,6 +38,12 @@ const COMPILE_BYTES_PER_NODE: f64 = 1024.0;
 const COMPILE_BASE: f64 = 16e6;
 const THREAD_BYTES: f64 = 4e6;
 
+/// Bytes the compiler takes per output of the `jacobian` kernel (a store and
+/// its value's instructions, their registers and code): about 190 measured
+/// for the FPUT lattice of 1,000 and 2,000 coordinates, whose outputs are
+/// nearly all zeros, doubled.
+pub(crate) const COMPILE_BYTES_PER_OUTPUT: f64 = 400.0;
+
 /// One thing a run holds in memory that grows with its size.
 #[derive(Clone, Debug)]
 pub(crate) struct Term {
@@ -108,6 +114,45 @@ fn figure_series(model: &Model) -> f64 {
     let (vars, observes) = (model.vars.len(), model.observes.len());
     let phase = if model.kind == ModelKind::Lagrangian { vars.min(4) } else { 1 };
     (vars.min(10) + 1 + (vars + observes) / 2 + observes.min(4) + phase) as f64
+}
+
+/// What forward sensitivities to `k` names hold for a state of `d` values
+/// (`n` coordinates or state variables) and a `jacobian` kernel of
+/// `outputs` outputs (docs/numerics.md § Sensitivities): the kernel compiled
+/// and its table evaluated at every stage, its expressions' ids; the
+/// augmented state `[y, S]` of `d (1 + k)` values in the integrator's stages
+/// and the row with its `d k` extra columns; the matrix and its factor
+/// (`n²` each) and the right-hand sides `n × k`.
+fn sensitivity_terms(n: usize, d: usize, k: usize, outputs: usize) -> Vec<Term> {
+    let (n, d, k, outputs) = (n as f64, d as f64, k as f64, outputs as f64);
+    vec![
+        Term {
+            what: format!("the Jacobian kernel's {outputs} outputs ({n} × {d} by the state and more by the params)"),
+            bytes: (outputs * (COMPILE_BYTES_PER_OUTPUT + 8.0 + 8.0)) as u64,
+            fix: "take the sensitivities of a smaller instance of the model (fewer coordinates)",
+        },
+        Term {
+            what: format!("the sensitivities S ({d} × {k}) in the integrator's stages and the rows"),
+            bytes: (16.0 * 8.0 * d * (1.0 + k) + 16.0 * n * n + 16.0 * n * k) as u64,
+            fix: "ask for fewer --sensitivities names",
+        },
+    ]
+}
+
+/// Refuses sensitivities to `k` names whose Jacobians alone would not fit in
+/// memory, before they are derived: the kernel's size is counted from the
+/// equations ([`crate::derive::jacobian_outputs`]). `Err` has the estimate.
+pub(crate) fn check_sensitivities(model: &Model, eq: &crate::derive::Equations, k: usize) -> Result<(), String> {
+    let n = model.vars.len();
+    let d = if model.kind == ModelKind::Lagrangian { 2 * n } else { n };
+    let mut terms = sensitivity_terms(n, d, k, crate::derive::jacobian_outputs(model, eq));
+    terms.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    let memory = terms.iter().fold(COMPILE_BASE as u64, |m, t| m.saturating_add(t.bytes));
+    let e = Estimate { rows: 0, columns: 0, disk: 0, memory, base: 0, terms };
+    match available_memory() {
+        Some(mem) if e.memory > mem => Err(memory_refusal(&e, mem)),
+        _ => Ok(()),
+    }
 }
 
 /// Estimates the size of a run's output and an upper bound of its memory.
@@ -218,6 +263,9 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
                 "write fewer rows with --every, or use fewer cells (--cells)",
             );
         }
+    }
+    if let Some(s) = &plan.sensitivity {
+        terms.extend(sensitivity_terms(plan.n, plan.dim(), s.len(), s.outputs));
     }
     terms.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     // An ensemble's blocks run on rayon's threads; a single trajectory on this one.

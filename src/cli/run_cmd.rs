@@ -271,6 +271,9 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         Err(e) => return report_load_error(&e),
     };
     if !args.sensitivities.is_empty() {
+        if let Err(m) = super::guard::check_sensitivities(&c.model, &c.equations, args.sensitivities.len()) {
+            return usage(&m);
+        }
         if let Err(d) = c.derive_jacobians() {
             return report_load_error(&super::load::LoadError::Model(d));
         }

@@ -209,7 +209,7 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
     // A Lagrangian model is solved over the `variational` plan's kernels (the
     // Lagrangian point); an energy model's geodesic over its metric, which
     // every plan of it builds (`variational` asks nothing more of derive there).
-    let c = match compile_file_for(&args.file, &sets, Some(Method::Variational), &data) {
+    let mut c = match compile_file_for(&args.file, &sets, Some(Method::Variational), &data) {
         Ok(c) => c,
         Err(e) => return report_load_error(&e),
     };
@@ -223,6 +223,10 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
              (without one the geodesic is the straight line); add `metric = …`, or solve a Lagrangian model",
             c.model.name
         ));
+    }
+    // The geodesic's exact L_q and L_qq need the metric's derivatives.
+    if let Err(d) = c.derive_metric_derivatives() {
+        return report_load_error(&super::load::LoadError::Model(d));
     }
     let read: Vec<(&str, &Path)> = c.model.data_files.iter().map(|p| ("data file", p.as_path())).collect();
     if let Err(m) = super::guard::check_paths(&read, &outputs) {
@@ -255,6 +259,9 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
     };
     // One path: random initial values count at their means.
     plan.layout = crate::plan::Layout::Single;
+    if c.model.kind == ModelKind::Energy {
+        plan.kernels.push(crate::plan::Kernel::MetricDerivatives);
+    }
     plan.columns = plan.trajectory_columns.clone();
     let mut estimate = super::guard::estimate(
         &c.model,
@@ -276,6 +283,16 @@ pub(crate) fn solve(args: SolveArgs) -> i32 {
         fix: "give fewer --steps",
     });
     estimate.memory = estimate.memory.saturating_add(newton.saturating_add(kept));
+    // An energy model's geodesic compiles the metric's derivatives, n³ + n⁴ outputs.
+    if let Some(outputs) = crate::plan::Kernel::MetricDerivatives.expressions(&c.model, &c.equations).map(|e| e.len()) {
+        let bytes = (outputs as f64 * (super::guard::COMPILE_BYTES_PER_OUTPUT + 16.0)) as u64;
+        estimate.terms.push(super::guard::Term {
+            what: format!("the metric's derivatives kernel of {outputs} outputs"),
+            bytes,
+            fix: "solve the geodesic of a smaller instance of the model (fewer state variables)",
+        });
+        estimate.memory = estimate.memory.saturating_add(bytes);
+    }
     estimate.terms.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     if let Err(m) = super::guard::check(&estimate, args.out.as_deref()) {
         return usage(&m);

@@ -51,6 +51,7 @@ pub fn gradient_flow(model: &mut Model, hessian_wanted: bool) -> EnergyEquations
         power,
         kernel,
         jacobian: None,
+        metric_derivatives: None,
     }
 }
 

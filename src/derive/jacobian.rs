@@ -6,6 +6,7 @@
 //! `M⁻¹f` or `g⁻¹(−∇E)` is formed from them numerically, by one solve per
 //! column: `∂(M⁻¹f) = M⁻¹(∂f − (∂M) M⁻¹f)`.
 
+use super::indexed::Indexed;
 use super::Equations;
 use crate::diag::Diagnostic;
 use crate::model::{Init, Model, ModelKind};
@@ -41,6 +42,39 @@ impl Jacobian {
     }
 }
 
+/// The system's matrix (`M` or `g`), row-major; empty when there is none,
+/// or for equations by segments (whose constant diagonal `M` is divided out).
+fn matrix_of(eq: &Equations) -> Vec<ExprId> {
+    match eq {
+        Equations::Lagrangian(e) if e.indexed.is_some() => vec![],
+        Equations::Lagrangian(e) => e.mass_matrix.iter().flatten().copied().collect(),
+        Equations::Energy(e) => e.kernel.metric.clone().unwrap_or_default(),
+    }
+}
+
+/// Whether the matrix depends on the state, and on the params.
+fn matrix_depends(model: &Model, matrix: &[ExprId]) -> (bool, bool) {
+    let on = |pred: fn(SymKind) -> bool| matrix.iter().any(|&m| model.arena.depends(m, pred));
+    let on_state = on(|k| matches!(k, SymKind::Coord(_) | SymKind::Velocity(_) | SymKind::State(_)));
+    (on_state, on(|k| matches!(k, SymKind::Param(_))))
+}
+
+/// The number of outputs of the `jacobian` kernel [`jacobians`] would derive
+/// (`n d + n P`, and `n² d`, `n² P` for a matrix that depends on the state or
+/// the params), counted without deriving anything: what the memory guard
+/// counts before the derivatives are taken.
+pub fn outputs(model: &Model, eq: &Equations) -> usize {
+    let n = model.vars.len();
+    let d = match model.kind {
+        ModelKind::Lagrangian => 2 * n,
+        ModelKind::Energy => n,
+    };
+    let np = model.params.len();
+    let (on_state, on_params) = matrix_depends(model, &matrix_of(eq));
+    let by = d * usize::from(on_state) + np * usize::from(on_params);
+    n.saturating_mul(n).saturating_mul(by).saturating_add(n.saturating_mul(d + np))
+}
+
 /// Derives the Jacobians of the model's first-order system and keeps them in
 /// `eq`; refused, with the size, when their tables would be too large.
 pub fn jacobians(model: &mut Model, eq: &mut Equations) -> Result<(), Diagnostic> {
@@ -48,17 +82,10 @@ pub fn jacobians(model: &mut Model, eq: &mut Equations) -> Result<(), Diagnostic
     let mut state = model.var_syms();
     state.extend(model.velocity_syms());
     let params = model.param_syms();
-    let d = state.len();
-    let (vector, matrix): (Vec<ExprId>, Vec<ExprId>) = match &*eq {
-        Equations::Lagrangian(e) => (e.forcing.clone(), e.mass_matrix.iter().flatten().copied().collect()),
-        Equations::Energy(e) => (e.kernel.descent.clone(), e.kernel.metric.clone().unwrap_or_default()),
-    };
+    let matrix = matrix_of(eq);
     // A constant matrix (the usual `M`) has no derivatives to keep: n² (d + P) zeros.
-    let on = |pred: fn(SymKind) -> bool| matrix.iter().any(|&m| model.arena.depends(m, pred));
-    let on_state = on(|k| matches!(k, SymKind::Coord(_) | SymKind::Velocity(_) | SymKind::State(_)));
-    let on_params = on(|k| matches!(k, SymKind::Param(_)));
-    let by = d * usize::from(on_state) + params.len() * usize::from(on_params);
-    let entries = n.saturating_mul(n).saturating_mul(by).saturating_add(n.saturating_mul(d + params.len()));
+    let (on_state, on_params) = matrix_depends(model, &matrix);
+    let entries = outputs(model, eq);
     if entries > MAX_JACOBIAN_ENTRIES {
         let what = match model.kind {
             ModelKind::Lagrangian => "coordinates",
@@ -70,6 +97,18 @@ pub fn jacobians(model: &mut Model, eq: &mut Equations) -> Result<(), Diagnostic
             ))
             .help("run the sensitivities of a smaller instance of the model (fewer coordinates or params)"));
     }
+    let vector: Vec<ExprId> = match &*eq {
+        // Equations by segments have a constant diagonal `M`: the vector is the
+        // acceleration `f/m` written out row by row, and there is no matrix.
+        Equations::Lagrangian(e) => match &e.indexed {
+            Some(ix) => {
+                let a = &mut model.arena;
+                (0..n).map(|i| Indexed::find(&ix.acceleration, i).at(a, i)).collect()
+            }
+            None => e.forcing.clone(),
+        },
+        Equations::Energy(e) => e.kernel.descent.clone(),
+    };
     let a = &mut model.arena;
     let table = |a: &mut crate::sym::Arena, rows: &[ExprId], by: &[crate::sym::SymId]| -> Vec<ExprId> {
         rows.iter().flat_map(|&r| by.iter().map(|&s| a.diff(r, s)).collect::<Vec<_>>()).collect()

@@ -21,13 +21,15 @@
 
 mod checks;
 mod flow;
+mod geodesic;
 pub mod indexed;
 mod jacobian;
 mod mechanics;
 mod thermo;
 
 pub use flow::gradient_flow;
-pub use jacobian::{jacobians, Jacobian, MAX_JACOBIAN_ENTRIES};
+pub use geodesic::{metric_derivatives, MAX_METRIC_DERIVATIVES};
+pub use jacobian::{jacobians, outputs as jacobian_outputs, Jacobian, MAX_JACOBIAN_ENTRIES};
 pub use mechanics::euler_lagrange;
 pub use thermo::MAX_COFACTOR_DIM;
 
@@ -120,6 +122,9 @@ pub struct EnergyEquations {
     pub kernel: FlowKernels,
     /// The Jacobians of the flow, when [`Extras::jacobians`] asked for them.
     pub jacobian: Option<Jacobian>,
+    /// `∂g/∂θ` then `∂²g/∂θ∂θ` of the metric as written, for its geodesic
+    /// ([`metric_derivatives`]), when they were derived.
+    pub metric_derivatives: Option<Vec<ExprId>>,
 }
 
 /// An energy model's expressions for evaluation: derivatives of the energy as

@@ -47,12 +47,17 @@ pub enum SolveError {
     /// The sink refused a row, or the caller interrupted the writing.
     #[error("{0}")]
     Output(String),
+    /// The kernels lack what the problem needs: an energy model's geodesic
+    /// needs [`Kernel::MetricDerivatives`].
+    #[error("{0}")]
+    Kernels(String),
 }
 
 /// Solves the boundary-value problem of a model from its `init` positions to
 /// `cfg.target` and writes the solution's rows. A Lagrangian model needs the
 /// kernels of the `variational` plan (the Lagrangian point and the row), an
-/// energy model those of a plan with its metric (its geodesic).
+/// energy model those of a plan with its metric and the metric's derivatives
+/// ([`Kernel::MetricDerivatives`], for its geodesic).
 pub fn solve(
     model: &Model,
     plan: &Plan,
@@ -62,6 +67,13 @@ pub fn solve(
     control: Control<'_>,
 ) -> Result<SolveSummary, SolveError> {
     let n = k.n;
+    if model.kind == ModelKind::Energy && !k.has(Kernel::MetricDerivatives) {
+        return Err(SolveError::Kernels(
+            "the geodesic needs the metric's derivatives: derive them (`Compiled::derive_metric_derivatives`) \
+             and add the kernel `metric_derivatives` to the plan"
+                .into(),
+        ));
+    }
     let start = initial_state(model)[..n].to_vec();
     let ends = Endpoints { t0: cfg.t0, t_end: cfg.t_end, steps: cfg.steps, start: &start, end: &cfg.target };
     let solution = match model.kind {
@@ -142,48 +154,22 @@ fn velocity_names(plan: &Plan, n: usize) -> Vec<String> {
 }
 
 /// The geodesic Lagrangian `L = ½ v·g(θ) v` of an energy model's metric
-/// (docs/numerics.md §Geodesics). The derivatives of `g` are fourth-order
-/// central differences of the compiled metric for `L_q` (truncation about
-/// `δ⁴`, rounding about `ε/δ`, with `δ = 10⁻³·max(1, |θ_k|)`), and
-/// second-order ones for `L_qq`, which enters only Newton's matrix.
+/// (docs/numerics.md §Geodesics), with the metric's derivatives `∂g/∂θ` and
+/// `∂²g/∂θ∂θ` from the kernel [`Kernel::MetricDerivatives`] (derived
+/// symbolically), so that `L_q`, `L_vq` and `L_qq` are exact.
 pub(super) struct Geodesic<'k> {
     k: &'k Kernels,
     work: Work,
-    theta: Vec<f64>,
-    /// `g` at the point, and at the last shifted point.
+    /// `g` at the point, row-major.
     g: Vec<f64>,
-    shifted: Vec<f64>,
-    /// `g` at `θ + δ e_k`, `θ − δ e_k`, `θ + 2δ e_k`, `θ − 2δ e_k`.
-    stencil: [Vec<f64>; 4],
-    /// `∂g/∂θ_k` and `∂²g/∂θ_k∂θ_l`, each row-major in `(i, j)`.
-    dg: Vec<f64>,
-    d2g: Vec<f64>,
+    /// `∂g/∂θ_k` (`k`-major, each row-major in `(i, j)`), then `∂²g/∂θ_k∂θ_l`.
+    derivatives: Vec<f64>,
 }
 
 impl<'k> Geodesic<'k> {
     pub(super) fn new(k: &'k Kernels) -> Self {
         let n = k.n;
-        let nn = n * n;
-        Geodesic {
-            k,
-            work: Work::default(),
-            theta: vec![0.0; n],
-            g: vec![0.0; nn],
-            shifted: vec![0.0; nn],
-            stencil: std::array::from_fn(|_| vec![0.0; nn]),
-            dg: vec![0.0; n * nn],
-            d2g: vec![0.0; n * n * nn],
-        }
-    }
-
-    /// `g` at `θ + Σ steps`, into `self.shifted`.
-    fn metric_shifted(&mut self, t: f64, q: &[f64], steps: &[(usize, f64)]) {
-        self.theta.copy_from_slice(q);
-        for &(k, d) in steps {
-            self.theta[k] += d;
-        }
-        let k = self.k;
-        k.eval_at(Kernel::Metric, t, &self.theta, &mut self.shifted, &mut self.work);
+        Geodesic { k, work: Work::default(), g: vec![0.0; n * n], derivatives: vec![0.0; n * n * n * (1 + n)] }
     }
 }
 
@@ -195,43 +181,19 @@ impl LagrangianSystem for Geodesic<'_> {
     fn eval(&mut self, t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
         let n = self.k.n;
         let nn = n * n;
-        let delta: Vec<f64> = q.iter().map(|x| 1e-3 * x.abs().max(1.0)).collect();
-        self.metric_shifted(t, q, &[]);
-        self.g.copy_from_slice(&self.shifted);
-        for k in 0..n {
-            let d = delta[k];
-            for (s, m) in [1.0, -1.0, 2.0, -2.0].into_iter().enumerate() {
-                self.metric_shifted(t, q, &[(k, m * d)]);
-                self.stencil[s].copy_from_slice(&self.shifted);
-            }
-            let [p1, m1, p2, m2] = &self.stencil;
-            for ij in 0..nn {
-                self.dg[k * nn + ij] = (8.0 * (p1[ij] - m1[ij]) - (p2[ij] - m2[ij])) / (12.0 * d);
-                self.d2g[(k * n + k) * nn + ij] = (p1[ij] - 2.0 * self.g[ij] + m1[ij]) / (d * d);
-            }
-            for (l, &dl) in delta.iter().enumerate().skip(k + 1) {
-                let at = (k * n + l) * nn;
-                self.d2g[at..at + nn].iter_mut().for_each(|x| *x = 0.0);
-                for (sk, sl) in [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)] {
-                    self.metric_shifted(t, q, &[(k, sk * d), (l, sl * dl)]);
-                    let w = sk * sl / (4.0 * d * dl);
-                    for ij in 0..nn {
-                        self.d2g[at + ij] += w * self.shifted[ij];
-                    }
-                }
-                let to = (l * n + k) * nn;
-                self.d2g.copy_within(at..at + nn, to);
-            }
-        }
+        let k = self.k;
+        k.eval_at(Kernel::Metric, t, q, &mut self.g, &mut self.work);
+        k.eval_at(Kernel::MetricDerivatives, t, q, &mut self.derivatives, &mut self.work);
+        let (dg, d2g) = self.derivatives.split_at(n * nn);
         let quad = |m: &[f64]| -> f64 { (0..n).map(|i| (0..n).map(|j| v[i] * m[i * n + j] * v[j]).sum::<f64>()).sum() };
         for i in 0..n {
             out.lv[i] = (0..n).map(|j| self.g[i * n + j] * v[j]).sum();
-            out.lq[i] = 0.5 * quad(&self.dg[i * nn..(i + 1) * nn]);
+            out.lq[i] = 0.5 * quad(&dg[i * nn..(i + 1) * nn]);
             for j in 0..n {
                 out.lvv[i * n + j] = self.g[i * n + j];
                 // ∂(g v)_i/∂θ_j.
-                out.lvq[i * n + j] = (0..n).map(|m| self.dg[j * nn + i * n + m] * v[m]).sum();
-                out.lqq[i * n + j] = 0.5 * quad(&self.d2g[(i * n + j) * nn..(i * n + j + 1) * nn]);
+                out.lvq[i * n + j] = (0..n).map(|m| dg[j * nn + i * n + m] * v[m]).sum();
+                out.lqq[i * n + j] = 0.5 * quad(&d2g[(i * n + j) * nn..(i * n + j + 1) * nn]);
             }
         }
         let all = out.lv.iter().chain(&out.lq).chain(&out.lvv).chain(&out.lvq).chain(&out.lqq);
@@ -251,8 +213,10 @@ mod tests {
     #[test]
     fn the_geodesic_point_of_the_fisher_metric() {
         let src = "state mu, sigma\nenergy = mu^2 + sigma^2\nmetric = diag(1/sigma^2, 2/sigma^2)\n";
-        let c = crate::compile_for(src, "fisher", &[], Some(crate::Method::Euler)).unwrap();
-        let plan = crate::plan::plan(&c.model, &c.equations, crate::Method::Euler, None).unwrap();
+        let mut c = crate::compile_for(src, "fisher", &[], Some(crate::Method::Euler)).unwrap();
+        c.derive_metric_derivatives().unwrap();
+        let mut plan = crate::plan::plan(&c.model, &c.equations, crate::Method::Euler, None).unwrap();
+        plan.kernels.push(Kernel::MetricDerivatives);
         let k = Kernels::build_best(&c.model, &c.equations, &plan).unwrap();
         let (q, v) = ([0.3, 0.7], [1.5, -0.4]);
         let (s, w) = (q[1], v[0] * v[0] + 2.0 * v[1] * v[1]);
@@ -262,9 +226,9 @@ mod tests {
             |a: &[f64], b: &[f64], tol: f64| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * y.abs().max(1.0));
         assert!(close(&p.lv, &[v[0] / (s * s), 2.0 * v[1] / (s * s)], 1e-15), "{:?}", p.lv);
         assert!(close(&p.lvv, &[1.0 / (s * s), 0.0, 0.0, 2.0 / (s * s)], 1e-15), "{:?}", p.lvv);
-        assert!(close(&p.lq, &[0.0, -w / s.powi(3)], 1e-10), "{:?}", p.lq);
+        assert!(close(&p.lq, &[0.0, -w / s.powi(3)], 1e-15), "{:?}", p.lq);
         let lvq = [0.0, -2.0 * v[0] / s.powi(3), 0.0, -4.0 * v[1] / s.powi(3)];
-        assert!(close(&p.lvq, &lvq, 1e-10), "{:?}", p.lvq);
-        assert!(close(&p.lqq, &[0.0, 0.0, 0.0, 3.0 * w / s.powi(4)], 1e-5), "{:?}", p.lqq);
+        assert!(close(&p.lvq, &lvq, 1e-15), "{:?}", p.lvq);
+        assert!(close(&p.lqq, &[0.0, 0.0, 0.0, 3.0 * w / s.powi(4)], 1e-15), "{:?}", p.lqq);
     }
 }

@@ -42,7 +42,6 @@ impl<'a> Augmented<'a> {
             ModelKind::Lagrangian => 2 * n,
             ModelKind::Energy => n,
         };
-        let matrix = [Kernel::Mass, Kernel::Metric].into_iter().find(|&m| k.has(m));
         Augmented {
             k,
             s,
@@ -50,7 +49,7 @@ impl<'a> Augmented<'a> {
             n,
             d,
             np: k.params().len(),
-            matrix,
+            matrix: s.matrix,
             jac: vec![0.0; k.outputs(Kernel::Jacobian)],
             matrix_y,
             factor: None,
@@ -170,6 +169,8 @@ pub(super) fn integrate(ctx: &Ctx<'_>, s: &Sensitivity, y0: &[f64], obs: &mut im
         Method::Rk4 => integrate::rk4(&mut sys, &grid, &start, obs),
         Method::Euler => integrate::euler(&mut sys, &grid, &start, obs),
         Method::Verlet => verlet(&mut sys, &grid, y0, obs),
+        // The error control on the state alone: the steps are those of the run without sensitivities.
+        Method::Dopri5 => integrate::dopri5_controlled(&mut sys, &grid, cfg.rtol, cfg.atol, &start, d, obs),
         m => Err(Failure {
             t: cfg.t0,
             state: y0.to_vec(),

@@ -48,23 +48,24 @@ fn initial_step(
     t0: f64,
     y0: &[f64],
     f0: &[f64],
+    m: usize,
     interval: f64,
-    rtol: f64,
-    atol: f64,
+    (rtol, atol): (f64, f64),
 ) -> Result<f64, Cause> {
     let n = y0.len();
     if interval == 0.0 {
         return Ok(0.0);
     }
-    let scale: Vec<f64> = y0.iter().map(|y| atol + y.abs() * rtol).collect();
-    let d0 = rms(y0.iter().zip(&scale).map(|(y, s)| y / s), n);
-    let d1 = rms(f0.iter().zip(&scale).map(|(f, s)| f / s), n);
+    // The norms are over the first `m` components, those under error control.
+    let scale: Vec<f64> = y0[..m].iter().map(|y| atol + y.abs() * rtol).collect();
+    let d0 = rms(y0.iter().zip(&scale).map(|(y, s)| y / s), m);
+    let d1 = rms(f0.iter().zip(&scale).map(|(f, s)| f / s), m);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
     let h0 = h0.min(interval);
     let y1: Vec<f64> = y0.iter().zip(f0).map(|(y, f)| y + h0 * f).collect();
     let mut f1 = vec![0.0; n];
     sys.rhs(t0 + h0, &y1, &mut f1)?;
-    let d2 = rms(f1.iter().zip(f0).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
+    let d2 = rms(f1.iter().zip(f0).zip(&scale).map(|((a, b), s)| (a - b) / s), m) / h0;
     let h1 = if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(1.0 / 5.0) };
     Ok((100.0 * h0).min(h1).min(interval))
 }
@@ -86,6 +87,25 @@ pub fn dopri5(
     obs: &mut impl Observer,
 ) -> Result<Stats, Failure> {
     let n = sys.dim();
+    dopri5_controlled(sys, grid, rtol, atol, y0, n, obs)
+}
+
+/// [`dopri5`] with the error control (the initial step and each step's error)
+/// on the first `controlled` components only: the rest are carried along by
+/// the same stages and dense output. For a state followed by its
+/// sensitivities the steps are then those of the state alone, the same as
+/// without them (docs/numerics.md § Sensitivities).
+pub fn dopri5_controlled(
+    sys: &mut impl OdeSystem,
+    grid: &Grid,
+    rtol: f64,
+    atol: f64,
+    y0: &[f64],
+    controlled: usize,
+    obs: &mut impl Observer,
+) -> Result<Stats, Failure> {
+    let n = sys.dim();
+    let m = controlled.min(n);
     check_dim(grid, y0, n)?;
     let steps = grid.steps().map_err(|c| fail_at_start(grid, y0, c))?;
     if !(rtol > 0.0 && atol >= 0.0 && rtol.is_finite() && atol.is_finite()) {
@@ -110,7 +130,7 @@ pub fn dopri5(
     if !all_finite(&k[0]) {
         return Err(at(t, &y, Cause::NonFinite));
     }
-    let mut h_abs = initial_step(sys, t, &y, &k[0], grid.t_end - t, rtol, atol).map_err(|c| at(t, &y, c))?;
+    let mut h_abs = initial_step(sys, t, &y, &k[0], m, grid.t_end - t, (rtol, atol)).map_err(|c| at(t, &y, c))?;
     stats.rhs_evals += 1;
 
     let mut y_new = vec![0.0; n];
@@ -143,11 +163,11 @@ pub fn dopri5(
                 stats.rhs_evals += 1;
             }
             let error = rms(
-                (0..n).map(|i| {
+                (0..m).map(|i| {
                     let scale = atol + rtol * y[i].abs().max(y_new[i].abs());
                     h * (0..7).map(|j| E[j] * k[j][i]).sum::<f64>() / scale
                 }),
-                n,
+                m,
             );
             if all_finite(&y_new) && error.is_finite() && error <= 1.0 {
                 let mut factor = if error == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * error.powf(-0.2)) };

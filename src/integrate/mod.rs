@@ -29,7 +29,7 @@ mod verlet;
 
 pub use self::banded::{Banded, SingularAt};
 pub use self::boundary::{discrete_action, stationary_action, BoundaryError, Endpoints, Trajectory};
-pub use self::dopri5::dopri5;
+pub use self::dopri5::{dopri5, dopri5_controlled};
 pub use self::explicit::{euler, rk4};
 pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_movement, GradientFlow};
 pub use self::implicit::{canonical_midpoint, midpoint};
