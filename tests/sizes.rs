@@ -105,9 +105,10 @@ fn long_sums_products_and_sign_runs() {
         let src = format!("state x\nenergy = {}x^2\ninit x = 1", "-".repeat(n));
         sweep_case("signs", n, &src, "check", &[]);
     }
-    // A product of n sums: its derivative has n terms of n − 1 factors. 300 factors take
-    // about a minute in a debug build and end refused as too large; 3,000 do not end in
-    // four minutes (issue: derivation time grows faster than the product's size).
+    // A product of n sums: its derivative has n terms of n − 1 factors, and its second
+    // n² terms of n − 2. 300 factors pass the operand limit and are refused as too
+    // large; in a debug build that takes about 30 s at 300 factors and 55 s at 3,000
+    // (the arena stops building once it has overflowed).
     for n in sizes(&[30, 100], 3_000) {
         let prod: Vec<String> = (0..n).map(|k| format!("(1 + x/{})", k + 1)).collect();
         let src = format!("state x\nenergy = x^2 + 1e-9*{}\ninit x = 0.1\nsimulate t_end = 0.01", prod.join("*"));
@@ -154,6 +155,25 @@ fn many_coordinates_with_each_method() {
             );
         }
     }
+    // N bodies: a pair sum over all bodies. The explicit methods keep it rolled; the
+    // implicit ones write it out and compile the dense Hessian of the Lagrangian (n² entries
+    // of 3N coordinates: 160 bodies take about 30 s in a release build).
+    let bodies = |n: usize| {
+        format!(
+            "const N = {n}\ncoord x[N], y[N]\nlagrangian = sum(i in 0..N, (x[i]'^2 + y[i]'^2)/2)\n\
+             + 1/2*sum(i in 0..N, sum(j in 0..N, 1/sqrt((x[j] - x[i])^2 + (y[j] - y[i])^2 + 0.01)))\n\
+             init x[i in 0..N] = cos(2*pi*i/N), y[i in 0..N] = sin(2*pi*i/N)\n\
+             simulate t_end = 0.002, dt = 0.001"
+        )
+    };
+    for n in sizes(&[10, 40], 160) {
+        for method in ["rk4", "verlet", "dopri5", "midpoint", "variational"] {
+            assert_eq!(
+                sweep_case(&format!("bodies-{method}"), n, &bodies(n), "run", &["--method", method, "--quiet"]),
+                0
+            );
+        }
+    }
     // Energy models: gradient descent, the minimizing movement, Langevin.
     let bowl = |n: usize| {
         format!(
@@ -194,4 +214,42 @@ fn many_particles() {
         let code = sweep_case("particles", n, src, "run", &["--particles", &p, "--t-end", "0.002", "--quiet"]);
         assert!(code == 0 || code == 2, "run or refused up front");
     }
+}
+
+/// A signal while the kernels compile ends the process at once (the run's
+/// handler, which stops at the next row, is installed only after compiling),
+/// and leaves no output file.
+#[test]
+fn a_signal_while_compiling_ends_the_process() {
+    // Sixty bodies with `midpoint`: seconds of derivation and compilation in a debug build.
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/nbody.lag")).unwrap();
+    let path = scratch("signal.lag");
+    std::fs::write(&path, src).unwrap();
+    let out = scratch("signal.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lagc"))
+        .args(["run", path.to_str().unwrap(), "--set", "N=60", "--method", "midpoint", "--quiet", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill with the pid of a child not yet waited for.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "ended by the signal while compiling: {status:?}");
+    assert!(!out.exists(), "no output file");
 }
