@@ -294,6 +294,70 @@ pub mod fuzzing {
         }
     }
 
+    /// The largest factor [`scaled`] applies.
+    pub const SCALE_MAX: u64 = 1000;
+
+    /// The large-size mode of the fuzz targets: `data`'s first byte picks a
+    /// factor of 10, 100 or 1,000, and the rest, as a model, is scaled by it:
+    /// every integer `const` (a family's length, a sum's range) is multiplied
+    /// by the factor, and the right-hand side of each `energy =` or
+    /// `lagrangian =` line is repeated as that many terms of a sum. `None`
+    /// when the rest is not text.
+    pub fn scaled(data: &[u8]) -> Option<String> {
+        let (&first, rest) = data.split_first()?;
+        let source = std::str::from_utf8(rest).ok()?;
+        let factor = 10u64.pow(1 + u32::from(first % 3));
+        Some(scale(source, factor))
+    }
+
+    /// `source` with its integer consts and its `energy`/`lagrangian`
+    /// right-hand sides scaled by `factor` (see [`scaled`]).
+    pub fn scale(source: &str, factor: u64) -> String {
+        let mut out = String::with_capacity(source.len());
+        for line in source.split_inclusive('\n') {
+            let (body, end) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            let trimmed = body.trim_start();
+            if let Some(rest) = trimmed.strip_prefix("const ") {
+                // `const N = 16` (one or more, comma-separated): integers scaled.
+                let scaled: Vec<String> = rest
+                    .split(',')
+                    .map(|item| match item.split_once('=') {
+                        Some((name, value)) => match value.trim().parse::<u64>() {
+                            Ok(v) => format!("{}= {}", name, v.saturating_mul(factor)),
+                            Err(_) => item.to_string(),
+                        },
+                        None => item.to_string(),
+                    })
+                    .collect();
+                out.push_str(&format!("const {}{end}", scaled.join(",")));
+                continue;
+            }
+            let head = ["energy", "lagrangian"].into_iter().find_map(|k| {
+                let after = trimmed.strip_prefix(k)?.trim_start();
+                after.strip_prefix('=').map(|rhs| (k, rhs.trim()))
+            });
+            match head {
+                Some((k, rhs)) if !rhs.is_empty() && !rhs.contains('#') => {
+                    let term = format!("({rhs})");
+                    let terms = vec![term; factor as usize];
+                    out.push_str(&format!("{k} = {}{end}", terms.join(" + ")));
+                }
+                _ => out.push_str(line),
+            }
+        }
+        out
+    }
+
+    /// [`front_end`] on a model scaled by [`scaled`].
+    pub fn front_end_scaled(data: &[u8]) {
+        if let Some(source) = scaled(data) {
+            front_end(&source);
+        }
+    }
+
     /// A model that compiles is built into native kernels and run for ten
     /// steps of 1e-3.
     pub fn kernels(source: &str) {
