@@ -469,14 +469,16 @@ pub fn compile_with(
         if !names.insert(k.name.as_str()) {
             return Err(JitError::DuplicateKernel(k.name.clone()));
         }
-        expr_plans.push(Plan::batched(arena, &k.outputs, &k.inputs, &k.name, k.batch)?);
+        let layout = codegen::Outputs::of(arena, &k.outputs);
+        let computed: Vec<ExprId> = layout.computed.iter().map(|&i| k.outputs[i]).collect();
+        expr_plans.push((Plan::batched(arena, &computed, &k.inputs, &k.name, k.batch)?, layout));
     }
     let ode_sys = ode.map(|s| ode_system(arena, s)).transpose()?;
     let flow_sys = flow.map(|s| flow_system(arena, s)).transpose()?;
 
     let setup = |e: cranelift_module::ModuleError| JitError::Setup(e.to_string());
     let verifier = if cfg!(debug_assertions) { "true" } else { "false" };
-    let nodes: usize = expr_plans.iter().map(Plan::node_count).sum::<usize>()
+    let nodes: usize = expr_plans.iter().map(|(p, _)| p.node_count()).sum::<usize>()
         + ode_sys.iter().chain(&flow_sys).map(|s| s.plan.node_count()).sum::<usize>();
     let regalloc = regalloc_for(nodes);
     let mut jit = JITBuilder::with_flags(
@@ -489,7 +491,7 @@ pub fn compile_with(
 
     let mut expr_ids: Vec<FuncId> = Vec::with_capacity(exprs.len());
     for (k, plan) in exprs.iter().zip(&expr_plans) {
-        expr_ids.push(mb.expr_kernel(&k.name, &k.inputs, plan)?);
+        expr_ids.push(mb.expr_kernel(&k.name, &k.inputs, &plan.0, &plan.1)?);
     }
     let mut system_ids = Vec::new();
     for (sys, is_ode) in ode_sys.iter().map(|s| (s, true)).chain(flow_sys.iter().map(|s| (s, false))) {
@@ -506,10 +508,10 @@ pub fn compile_with(
     let instructions = mb.instructions;
     let module = mb.module;
     let mut compiled = NativeCode { module: None, exprs: Vec::new(), ode: None, flow: None, ir, instructions };
-    for ((k, plan), id) in exprs.iter().zip(&expr_plans).zip(expr_ids) {
+    for (k, id) in exprs.iter().zip(expr_ids) {
         // SAFETY: `expr_kernel` defined this function with the `ExprPtr` signature.
         let ptr = unsafe { std::mem::transmute::<*const u8, ExprPtr>(module.get_finalized_function(id)) };
-        let entry = ExprEntry { ptr, inputs: k.inputs.len(), outputs: plan.roots.len() };
+        let entry = ExprEntry { ptr, inputs: k.inputs.len(), outputs: k.outputs.len() };
         compiled.exprs.push(entry);
     }
     let mut ids = system_ids.into_iter();

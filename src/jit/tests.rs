@@ -744,3 +744,62 @@ fn bench_double_pendulum_rk4() {
         );
     }
 }
+
+/// Runs of equal constant outputs are written by loops (a zero table's code
+/// does not grow with the table), between and around computed ones, in
+/// kernels whole and in parts; every output holds its value.
+#[test]
+fn runs_of_constant_outputs_are_filled() {
+    let mut a = Arena::new();
+    let x = a.new_symbol("x", SymKind::State(0));
+    let xe = a.sym(x);
+    let (zero, one, half) = (a.int(0), a.int(1), a.float(0.5));
+    let square = a.mul(&[xe, xe]);
+    let mut outputs = vec![zero; 20];
+    outputs.push(xe);
+    outputs.extend(vec![one; 17]);
+    outputs.push(square);
+    outputs.extend(vec![zero; 3]);
+    outputs.extend(vec![half; 40]);
+    // Large enough to be compiled in parts: a chain of terms in x.
+    let mut terms = Vec::new();
+    for k in 1..5_000 {
+        let c = a.int(k);
+        let s = a.func(Func::Sin, xe);
+        let t = a.mul(&[c, s, xe]);
+        let p = a.pow(xe, c);
+        let shifted = a.add(&[xe, c]);
+        let q = a.func(Func::Cos, shifted);
+        terms.push(a.add(&[t, p, q]));
+    }
+    let big = a.add(&terms);
+    for (name, outs) in [("small", outputs.clone()), ("parts", [outputs.clone(), vec![big], vec![zero; 30]].concat())] {
+        let k = ExprKernel { name: name.into(), inputs: vec![x], outputs: outs.clone(), batch: None };
+        let c = compile(&a, &[k], None, None).unwrap();
+        let ir = c.ir().unwrap();
+        let x0 = 0.7f64;
+        let mut out = vec![f64::NAN; outs.len()];
+        c.expr(0).unwrap().call(&[x0], &mut out);
+        let mut expected = vec![0.0; 20];
+        expected.push(x0);
+        expected.extend(vec![1.0; 17]);
+        expected.push(x0 * x0);
+        expected.extend(vec![0.0; 3]);
+        expected.extend(vec![0.5; 40]);
+        if name == "parts" {
+            assert!(ir.contains("expr_parts_part1"), "compiled in parts");
+            let v: f64 = (1..5_000).map(|k| k as f64 * x0.sin() * x0 + x0.powi(k) + (x0 + k as f64).cos()).sum();
+            expected.push(v);
+            expected.extend(vec![0.0; 30]);
+        }
+        for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
+            assert!((o - e).abs() <= 1e-12 * e.abs().max(1.0), "{name}: output {i}: {o} against {e}");
+        }
+        // The runs are loops: a store each for x and x² and the three zeros between, and
+        // one per fill loop (three, or four with the parts' trailing zeros); the parts add
+        // two per partial sum. A store per output would be 82 (and 112 with the parts).
+        let stores = ir.matches(" store ").count();
+        let most = if name == "parts" { 30 } else { 8 };
+        assert!(stores <= most, "{stores} stores: {ir}");
+    }
+}

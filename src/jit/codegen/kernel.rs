@@ -2,12 +2,14 @@
 //! values of their expressions in order.
 
 use super::ModuleBuilder;
+use crate::jit::translate::FunctionTranslator;
 use crate::jit::translate::{mem, Input, Plan};
 use crate::jit::JitError;
-use crate::sym::{ExprId, Node, SymId};
-use cranelift_codegen::ir::{types, InstBuilder, StackSlotData, StackSlotKind, Value};
+use crate::sym::{Arena, ExprId, Node, SymId};
+use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, StackSlotData, StackSlotKind, Value};
 use cranelift_module::{FuncId, Module};
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// An expression kernel whose plan has more nodes than this is compiled as
 /// parts of about this size, each computing a partial sum of one expression
@@ -16,21 +18,97 @@ use std::collections::HashMap;
 /// linear in the kernel. The partial sums are added in order.
 const PART_NODES: usize = 8_000;
 
+/// Runs of at least this many consecutive outputs with the same constant
+/// value (the zeros of a dense table of second derivatives) are written by a
+/// loop instead of a store each, so that code size follows the nonzeros.
+const FILL_MIN: usize = 16;
+
+/// Where an expression kernel's values go: runs of equal constants written
+/// by loops, and the outputs computed from the plan (the plan's roots are
+/// `computed`'s outputs, in order).
+#[derive(Clone, Debug)]
+pub(crate) struct Outputs {
+    /// Output ranges and the constant each holds.
+    pub fills: Vec<(Range<usize>, f64)>,
+    /// The outputs the plan computes, by output index.
+    pub computed: Vec<usize>,
+}
+
+impl Outputs {
+    /// The layout of `outputs`: runs of [`FILL_MIN`] or more equal numbers
+    /// filled, the rest computed.
+    pub fn of(arena: &Arena, outputs: &[ExprId]) -> Outputs {
+        let mut fills = Vec::new();
+        let mut computed = Vec::with_capacity(outputs.len());
+        let mut i = 0;
+        while i < outputs.len() {
+            let run = match arena.node(outputs[i]) {
+                Node::Num(_) => outputs[i..].iter().take_while(|&&e| e == outputs[i]).count(),
+                _ => 1,
+            };
+            match arena.node(outputs[i]) {
+                Node::Num(n) if run >= FILL_MIN => fills.push((i..i + run, n.to_f64())),
+                _ => computed.extend(i..i + run),
+            }
+            i += run;
+        }
+        Outputs { fills, computed }
+    }
+
+    /// The byte offset in the output array of the plan's root `j`.
+    fn offset(&self, j: usize) -> i32 {
+        (8 * self.computed[j]) as i32
+    }
+}
+
+/// Writes `value` to `out[range]` in a counted loop.
+fn emit_fill(tr: &mut FunctionTranslator, out: Value, range: &Range<usize>, value: f64) {
+    let header = tr.builder.create_block();
+    let body = tr.builder.create_block();
+    let exit = tr.builder.create_block();
+    tr.builder.append_block_param(header, types::I64);
+    let c = tr.builder.ins().f64const(value);
+    let start = tr.builder.ins().iconst(types::I64, 8 * range.start as i64);
+    tr.builder.ins().jump(header, &[start.into()]);
+    tr.builder.switch_to_block(header);
+    let at = tr.builder.block_params(header)[0];
+    let more = tr.builder.ins().icmp_imm_s(IntCC::SignedLessThan, at, 8 * range.end as i64);
+    tr.builder.ins().brif(more, body, &[], exit, &[]);
+    tr.builder.switch_to_block(body);
+    tr.builder.seal_block(body);
+    let addr = tr.builder.ins().iadd(out, at);
+    tr.builder.ins().store(mem(), c, addr, 0);
+    let next = tr.builder.ins().iadd_imm_s(at, 8);
+    tr.builder.ins().jump(header, &[next.into()]);
+    tr.builder.seal_block(header);
+    tr.builder.switch_to_block(exit);
+    tr.builder.seal_block(exit);
+}
+
 impl ModuleBuilder<'_> {
     /// An expression kernel `fn(x, out)`.
-    pub fn expr_kernel(&mut self, name: &str, inputs: &[SymId], plan: &Plan) -> Result<FuncId, JitError> {
+    pub fn expr_kernel(
+        &mut self,
+        name: &str,
+        inputs: &[SymId],
+        plan: &Plan,
+        outputs: &Outputs,
+    ) -> Result<FuncId, JitError> {
         if plan.node_count() > 2 * PART_NODES && !plan.has_loops() {
-            return self.expr_kernel_in_parts(name, inputs, plan);
+            return self.expr_kernel_in_parts(name, inputs, plan, outputs);
         }
         let p = self.module.target_config().pointer_type();
         let sig = self.signature(&[p, p], &[]);
         self.function(&format!("expr_{name}"), sig, |tr, args| {
             let (x, out) = (args[0], args[1]);
+            for (range, value) in &outputs.fills {
+                emit_fill(tr, out, range, *value);
+            }
             // Inputs are loaded where first used and outputs stored as soon as
             // computed, so that no value lives across the whole kernel.
             let syms = load_inputs(inputs, x);
             tr.eval_streamed(plan, &syms, |tr, i, v| {
-                tr.builder.ins().store(mem(), v, out, (8 * i) as i32);
+                tr.builder.ins().store(mem(), v, out, outputs.offset(i));
             });
             tr.builder.ins().return_(&[]);
         })
@@ -40,7 +118,13 @@ impl ModuleBuilder<'_> {
     /// about [`PART_NODES`] nodes that write their values, and an expression
     /// larger than that (a sum of many terms) split into groups of terms whose
     /// partial sums are added in order.
-    fn expr_kernel_in_parts(&mut self, name: &str, inputs: &[SymId], plan: &Plan) -> Result<FuncId, JitError> {
+    fn expr_kernel_in_parts(
+        &mut self,
+        name: &str,
+        inputs: &[SymId],
+        plan: &Plan,
+        outputs: &Outputs,
+    ) -> Result<FuncId, JitError> {
         let arena = self.arena;
         let p = self.module.target_config().pointer_type();
         let sig = self.signature(&[p, p], &[]);
@@ -94,7 +178,7 @@ impl ModuleBuilder<'_> {
                 match part {
                     Part::Whole(is) => {
                         tr.eval_streamed(&sub, &syms, |tr, j, v| {
-                            tr.builder.ins().store(mem(), v, out, (8 * is[j]) as i32);
+                            tr.builder.ins().store(mem(), v, out, outputs.offset(is[j]));
                         });
                     }
                     Part::Terms(..) => {
@@ -114,6 +198,9 @@ impl ModuleBuilder<'_> {
         }
         self.function(&format!("expr_{name}"), sig, |tr, args| {
             let (x, out) = (args[0], args[1]);
+            for (range, value) in &outputs.fills {
+                emit_fill(tr, out, range, *value);
+            }
             let slot = tr.builder.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
             let addr = tr.builder.ins().stack_addr(tr.pointer, slot, 0);
             // The partial sums of the root being split, added in order.
@@ -132,7 +219,7 @@ impl ModuleBuilder<'_> {
                             _ => v,
                         };
                         acc = Some((*i, sum));
-                        tr.builder.ins().store(mem(), sum, out, (8 * i) as i32);
+                        tr.builder.ins().store(mem(), sum, out, outputs.offset(*i));
                     }
                 }
             }

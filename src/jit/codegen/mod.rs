@@ -15,6 +15,7 @@ mod step_looped;
 mod step_memory;
 mod system;
 
+pub(crate) use kernel::Outputs;
 pub(crate) use step_memory::scratch_len;
 
 use super::translate::{Externs, FunctionTranslator};
