@@ -98,9 +98,13 @@ impl Diagnostics {
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
         let shown = Shown::of(&self.source);
         let file = escape(&self.file);
+        let long = shown.text.split('\n').any(|l| l.len() > LINE_SHOWN_MAX);
         let mut out = String::new();
         for d in &self.list {
-            let report = Report { diag: &shown.diagnostic(d), file: &file, source: &shown.text, warning };
+            let d = shown.diagnostic(d);
+            let (source, d, shift) =
+                if long { clip(&shown.text, d) } else { (std::borrow::Cow::Borrowed(&*shown.text), d, None) };
+            let report = Report { diag: &d, file: &file, source: &source, warning, shift };
             let _ = handler.render_report(&mut out, &report);
         }
         let n = self.list.len();
@@ -108,6 +112,85 @@ impl Diagnostics {
         out.push_str(&format!("{n} {what}{} in {file}\n", if n == 1 { "" } else { "s" }));
         out
     }
+}
+
+/// Source lines longer than this many bytes are shown as a window around the
+/// diagnostic's spans (a model written on one line of megabytes): the whole
+/// line would be as long as the model, and columns past 65,535 cannot be
+/// rendered at all.
+const LINE_SHOWN_MAX: usize = 240;
+
+/// How much of a long line is shown before and after its first span.
+const WINDOW_BEFORE: usize = 60;
+const WINDOW_AFTER: usize = 140;
+
+/// `text` with every line longer than [`LINE_SHOWN_MAX`] cut to a window
+/// around `d`'s primary span if it is on the line, else the first span end on
+/// it (or its start), marked with `…`
+/// where cut, and `d`'s spans moved to match (ends outside the window are
+/// clamped to its edges). With them, the line of the primary span and the
+/// bytes cut from its start less the mark's, if it was cut, so that the
+/// location shown is the span's own.
+fn clip(text: &str, mut d: Diagnostic) -> (std::borrow::Cow<'_, str>, Diagnostic, Option<(usize, usize)>) {
+    let mut ends: Vec<usize> = vec![d.span.start, d.span.end];
+    for (s, _) in &d.related {
+        ends.extend([s.start, s.end]);
+    }
+    let mut moved = ends.clone();
+    let mut out = String::with_capacity(text.len().min(1 << 20));
+    let mut line_start = 0;
+    let mut shift = None;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.strip_suffix('\n').unwrap_or(line);
+        let (ls, le) = (line_start, line_start + content.len());
+        let here = |p: usize| p >= ls && p <= le;
+        if content.len() <= LINE_SHOWN_MAX {
+            for (k, &p) in ends.iter().enumerate() {
+                if here(p) {
+                    moved[k] = out.len() + (p - ls);
+                }
+            }
+            out.push_str(line);
+        } else {
+            // The primary span's start, else the first end of another on this line.
+            let anchor = match ends[0] {
+                p if here(p) => p,
+                _ => ends.iter().copied().filter(|&p| here(p)).min().unwrap_or(ls),
+            };
+            let floor = |mut p: usize| {
+                while !text.is_char_boundary(p) {
+                    p -= 1;
+                }
+                p
+            };
+            let ws = floor(anchor.saturating_sub(WINDOW_BEFORE).max(ls));
+            let we = floor((anchor + WINDOW_AFTER).min(le)).max(ws);
+            if ws > ls {
+                out.push('…');
+                if here(ends[0]) {
+                    // Columns count bytes: those cut, less the mark's.
+                    shift = Some((number, ws - ls - '…'.len_utf8()));
+                }
+            }
+            let base = out.len();
+            for (k, &p) in ends.iter().enumerate() {
+                if here(p) {
+                    moved[k] = base + (p.clamp(ws, we) - ws);
+                }
+            }
+            out.push_str(&text[ws..we]);
+            if we < le {
+                out.push('…');
+            }
+            out.push_str(&line[content.len()..]);
+        }
+        line_start += line.len();
+    }
+    d.span = Span::new(moved[0], moved[1].max(moved[0]));
+    for (k, (s, _)) in d.related.iter_mut().enumerate() {
+        *s = Span::new(moved[2 + 2 * k], moved[3 + 2 * k].max(moved[2 + 2 * k]));
+    }
+    (std::borrow::Cow::Owned(out), d, shift)
 }
 
 /// Whether `c` is shown as an escape rather than itself: control characters
@@ -190,6 +273,9 @@ struct Report<'a> {
     file: &'a str,
     source: &'a str,
     warning: bool,
+    /// The line of the primary span and the bytes cut from its start, less
+    /// the mark's (see [`clip`]).
+    shift: Option<(usize, usize)>,
 }
 
 impl fmt::Debug for Report<'_> {
@@ -246,12 +332,18 @@ impl miette::SourceCode for Report<'_> {
         after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
         let c = self.source.read_span(span, before, after)?;
+        // The location in the header is read without context lines: on a cut
+        // line, it counts the bytes cut.
+        let column = match self.shift {
+            Some((line, cut)) if before == 0 && after == 0 && c.line() == line => c.column() + cut,
+            _ => c.column(),
+        };
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.file.to_string(),
             c.data(),
             *c.span(),
             c.line(),
-            c.column(),
+            column,
             c.line_count(),
         )))
     }
@@ -294,6 +386,26 @@ mod tests {
         let out = render(source, d);
         assert!(out.contains(r"bad \u{7}") && out.contains(r"\u{9b}2J") && out.contains(r"\u{2066}x"), "{out}");
         assert_eq!(escape("a\r\nb\rc\td\u{7f}\u{85}\u{200f}"), "a\r\nb\\u{d}c\td\\u{7f}\\u{85}\\u{200f}");
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_span() {
+        // A line of 400,000 bytes with the error near its end (columns past
+        // 65,535 once made the renderer panic), and a short line after it.
+        let long = format!("e = {} + zz", "x + ".repeat(100_000));
+        let source = format!("{long}\nf = 1\n");
+        let at = long.find("zz").unwrap();
+        let d = Diagnostic::new(Span::new(at, at + 2), "unknown name `zz`")
+            .label("here")
+            .with(Span::new(0, 1), "the statement");
+        let out = render(&source, d);
+        assert!(out.len() < 2_000, "{} bytes", out.len());
+        let shown = out.lines().find(|l| l.ends_with(" + zz")).expect("the window with the span");
+        let window = shown.split_once("│ ").unwrap_or_else(|| panic!("{out}")).1;
+        assert!(window.starts_with('…') && window.ends_with(" + zz"), "{out}");
+        assert!(out.contains(&format!(".lag:1:{}]", at + 1)), "the span's own column: {out}");
+        assert_eq!(caret_column(&out, window), window[..window.find("zz").unwrap()].chars().count(), "{out}");
+        assert!(out.contains("f = 1"), "the lines after are shown as they are: {out}");
     }
 
     #[test]

@@ -104,6 +104,10 @@ fn long_sums_products_and_sign_runs() {
         assert_eq!(sweep_case("sum", n, &src, "run", &["--quiet"]), 0);
         let src = format!("state x\nenergy = {}x^2\ninit x = 1", "-".repeat(n));
         sweep_case("signs", n, &src, "check", &[]);
+        // An error at the end of a long line: shown in a window of the line (past column
+        // 65,535 the renderer once panicked).
+        let src = format!("state x\nenergy = {} + y\ninit x = 1", sum.join(" + "));
+        assert_eq!(sweep_case("error-in-a-long-line", n, &src, "check", &[]), 1);
     }
     // A product of n sums: its derivative has n terms of n − 1 factors, and its second
     // n² terms of n − 2. 300 factors pass the operand limit and are refused as too
