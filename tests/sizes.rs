@@ -178,6 +178,12 @@ fn many_coordinates_with_each_method() {
             );
         }
     }
+    // Past the implicit methods' tables (5 n² entries, at most 10⁸ together) a model is
+    // refused before any derivative is taken.
+    for method in ["midpoint", "variational"] {
+        let code = sweep_case(&format!("oscillators-{method}"), 10_000, &lattice(10_000), "run", &["--method", method]);
+        assert_eq!(code, 1, "refused by the derivation");
+    }
     // Energy models: gradient descent, the minimizing movement, Langevin.
     let bowl = |n: usize| {
         format!(

@@ -186,6 +186,9 @@ pub fn derive(model: &mut Model, extras: Extras) -> Result<Equations, Vec<Diagno
     }
     model.unroll_members();
     matrix_fits(model)?;
+    if extras.lagrangian_point && model.kind == ModelKind::Lagrangian {
+        point_fits(model)?;
+    }
     match model.kind {
         ModelKind::Lagrangian => {
             let mut eq = euler_lagrange(model);
@@ -268,6 +271,33 @@ fn matrix_fits(model: &Model) -> Result<(), Vec<Diagnostic>> {
     Err(vec![Diagnostic::new(model.spans.main, format!("{n} {what} are too many"))
         .label(format!("the {table} would have {n}² = {entries} entries, about {gb:.1} GB"))
         .help(format!("lagc keeps it as a dense table of at most {MAX_MATRIX_ENTRIES} entries ({largest} {what})"))])
+}
+
+/// The `n × n` tables of the implicit methods' Newton steps (`M`, `L_vq`,
+/// `L_qq`, `F_v`, `F_q`; see `mechanics::lagrangian_point`).
+const POINT_TABLES: usize = 5;
+
+/// Refuses, before any work, a model too large for the tables of the
+/// implicit methods (together at most [`MAX_MATRIX_ENTRIES`] entries).
+fn point_fits(model: &Model) -> Result<(), Vec<Diagnostic>> {
+    let n = model.vars.len();
+    let entries = n.saturating_mul(n).saturating_mul(POINT_TABLES);
+    if entries <= MAX_MATRIX_ENTRIES {
+        return Ok(());
+    }
+    let gb = entries as f64 * 4.0 / 1e9;
+    let largest = ((MAX_MATRIX_ENTRIES / POINT_TABLES) as f64).sqrt() as usize;
+    Err(vec![Diagnostic::new(
+        model.spans.main,
+        format!("{n} coordinates are too many for `midpoint` and `variational`"),
+    )
+    .label(format!(
+        "their Newton steps need {POINT_TABLES} tables of the Lagrangian's derivatives of {n}² entries each: \
+             {entries} in all, about {gb:.1} GB"
+    ))
+    .help(format!(
+        "`verlet`, `rk4` and `dopri5` need no such tables; the implicit methods take at most {largest} coordinates"
+    ))])
 }
 
 /// The error of a derivation whose arena passed [`crate::sym::MAX_NODES`] or
