@@ -1,9 +1,8 @@
 //! The canonical constructors of sums and products: flattening, collecting like terms and like
 //! factors, folding numbers and sorting operands; subtraction and division are built on them.
 
-use super::{Arena, ExprId, Node};
+use super::{Arena, ExprId, FxMap, Node};
 use crate::sym::num::Num;
-use std::collections::HashMap;
 
 /// Products with at most this many distinct bases merge like factors by a
 /// linear search; longer ones by a hash index.
@@ -154,7 +153,7 @@ impl Arena {
         // thousands of factors, or its derivative) is indexed by base, so that
         // merging stays linear in its length.
         let mut bases: Vec<(ExprId, Vec<ExprId>)> = Vec::with_capacity(factors.len());
-        let mut index: Option<HashMap<ExprId, usize>> = None;
+        let mut index: Option<FxMap<ExprId, usize>> = None;
         let mut stack: Vec<ExprId> = factors.iter().rev().copied().collect();
         while let Some(f) = stack.pop() {
             match self.node(f) {
