@@ -132,5 +132,9 @@ fn main() {
         front.as_secs_f64() * 1e3,
         compile.as_secs_f64() * 1e3
     );
+    // `benches/jax_logistic.sh` times JAX on the same file.
+    if let Some(keep) = std::env::var_os("LAGC_BENCH_DATA_CSV") {
+        std::fs::copy(dir.join("d.csv"), &keep).expect("the data file is copied");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -164,12 +164,13 @@ fn refusals_name_the_real_cause_and_a_fix_that_applies() {
 
 #[test]
 fn compiling_a_large_model_is_within_the_estimate() {
-    // The 50-link chain: compiling its kernels takes more than the fixed 16 MB allowance,
-    // and nothing grows with the rows; the allowance per node of the equations covers it.
+    // The 50-link chain: compiling its kernels takes memory (about 11 MB beyond what the
+    // front end holds, with the single-pass register allocator it is compiled with), and
+    // nothing grows with the rows; the allowance per node of the equations covers it.
     let m =
         measure(&["run", &example("pendulum_chain"), "--set", "N=50", "--t-end", "0.001", "--out", &scratch("c.csv")]);
     assert!(m.estimate >= m.peak, "{m:?}");
     assert!(m.estimate <= 4.0 * m.peak + 64.0 * MB, "{m:?}");
     assert_eq!(m.terms, 0.0, "{m:?}");
-    assert!(m.peak - m.so_far >= SMALL_RUN, "compiling should take more than a small run: {m:?}");
+    assert!(m.peak - m.so_far >= SMALL_RUN / 2.0, "compiling should take memory: {m:?}");
 }
