@@ -53,8 +53,9 @@ fn a_lattice_too_large_for_its_sensitivities_is_refused_with_the_estimate() {
 
 #[test]
 fn a_lattice_s_sensitivities_run_within_the_estimate() {
-    // 600 coordinates: 720,600 outputs of the kernel, nearly all zeros, compiled in about
-    // 100 MB; the estimate bounds the peak, at most 4 × it + 64 MB (as tests/memory.rs).
+    // 600 coordinates: 720,600 outputs of the kernel, nearly all zeros (written by loops),
+    // compiled and evaluated in about 14 MB; the estimate bounds the peak, at most 4 × it +
+    // 64 MB (as tests/memory.rs).
     let out = scratch("small.csv");
     let o = lagc(&["run", &fput(), "--set", "N=600", "--sensitivities", "alpha", "--t-end", "0.05", "--out", &out]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -65,7 +66,7 @@ fn a_lattice_s_sensitivities_run_within_the_estimate() {
     let peak = number_after(&err, ", peak memory ").expect("the summary gives the peak") * 1024.0 * 1024.0;
     assert!(estimate >= peak, "estimate {estimate} below the peak {peak}: {err}");
     assert!(estimate <= 4.0 * peak + 64.0 * MB, "estimate {estimate} far above the peak {peak}: {err}");
-    assert!(peak - so_far >= 30.0 * MB, "compiling the kernel should take tens of MB: {err}");
+    assert!(peak - so_far >= 8.0 * MB, "compiling and evaluating the kernel should take memory: {err}");
     let written = std::fs::read_to_string(&out).unwrap();
     assert!(written.lines().next().unwrap().ends_with("d(u[599]')/d(alpha)"), "the last column is a sensitivity");
     std::fs::remove_file(&out).unwrap();

@@ -38,11 +38,12 @@ const COMPILE_BYTES_PER_NODE: f64 = 1024.0;
 const COMPILE_BASE: f64 = 16e6;
 const THREAD_BYTES: f64 = 4e6;
 
-/// Bytes the compiler takes per output of the `jacobian` kernel (a store and
-/// its value's instructions, their registers and code): about 190 measured
-/// for the FPUT lattice of 1,000 and 2,000 coordinates, whose outputs are
-/// nearly all zeros, doubled.
-pub(crate) const COMPILE_BYTES_PER_OUTPUT: f64 = 400.0;
+/// Bytes the compiler and the derivation take per output of the `jacobian`
+/// kernel, counted before it is derived: its zeros are written by loops
+/// (`jit::codegen::kernel`), so the FPUT lattice of 600 and 2,000 sites, whose
+/// outputs are nearly all zeros, took about 20 and 40 bytes per output beyond
+/// the front end (14 MB for 720,600 outputs, 190 MB for 4.8 million).
+pub(crate) const COMPILE_BYTES_PER_OUTPUT: f64 = 100.0;
 
 /// One thing a run holds in memory that grows with its size.
 #[derive(Clone, Debug)]
