@@ -228,6 +228,22 @@ fn the_help_examples_run() {
     assert!(ran >= 2, "{help}");
 }
 
+/// `lagc solve` of the Fisher–Rao geodesic from the example's `init` to `(μ, σ) = (1, 0.5)` over `t ∈ [0, 1]`.
+fn fisher_rao_geodesic(steps: &str, out: &std::path::Path) -> Output {
+    lagc(&[
+        "solve",
+        &example("fisher_rao_geodesic"),
+        "--to",
+        "mu=1, sigma=0.5",
+        "--t-end",
+        "1",
+        "--steps",
+        steps,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn the_fisher_rao_geodesic_is_the_half_plane_geodesic() {
     // In x = mu/√2 the metric is 2(dx² + dσ²)/σ²: geodesics are x = R tanh s, σ = R sech s
@@ -237,18 +253,7 @@ fn the_fisher_rao_geodesic_is_the_half_plane_geodesic() {
     let mut errors = vec![];
     for steps in ["100", "200"] {
         let out_path = scratch(&format!("fr{steps}.csv"));
-        let out = lagc(&[
-            "solve",
-            &example("fisher_rao_geodesic"),
-            "--to",
-            "mu=1, sigma=0.5",
-            "--t-end",
-            "1",
-            "--steps",
-            steps,
-            "--out",
-            out_path.to_str().unwrap(),
-        ]);
+        let out = fisher_rao_geodesic(steps, &out_path);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{err}");
         // The action is the squared length over 2T: (2√2 a)²/2 = 4a².
@@ -278,18 +283,7 @@ fn the_fisher_rao_geodesic_is_the_half_plane_geodesic() {
 fn the_geodesic_s_discrete_action_is_stationary_to_rounding() {
     let steps = 100;
     let out_path = scratch("fr_stationary.csv");
-    let out = lagc(&[
-        "solve",
-        &example("fisher_rao_geodesic"),
-        "--to",
-        "mu=1, sigma=0.5",
-        "--t-end",
-        "1",
-        "--steps",
-        &steps.to_string(),
-        "--out",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = fisher_rao_geodesic(&steps.to_string(), &out_path);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (_, rows) = read_csv(&out_path);
     let h = 1.0 / steps as f64;

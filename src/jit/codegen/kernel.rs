@@ -55,6 +55,13 @@ impl Outputs {
         Outputs { fills, computed }
     }
 
+    /// Writes every run of constants to the output array `out`.
+    fn emit_fills(&self, tr: &mut FunctionTranslator, out: Value) {
+        for (range, value) in &self.fills {
+            emit_fill(tr, out, range, *value);
+        }
+    }
+
     /// The byte offset in the output array of the plan's root `j`.
     fn offset(&self, j: usize) -> i32 {
         (8 * self.computed[j]) as i32
@@ -101,9 +108,7 @@ impl ModuleBuilder<'_> {
         let sig = self.signature(&[p, p], &[]);
         self.function(&format!("expr_{name}"), sig, |tr, args| {
             let (x, out) = (args[0], args[1]);
-            for (range, value) in &outputs.fills {
-                emit_fill(tr, out, range, *value);
-            }
+            outputs.emit_fills(tr, out);
             // Inputs are loaded where first used and outputs stored as soon as
             // computed, so that no value lives across the whole kernel.
             let syms = load_inputs(inputs, x);
@@ -198,9 +203,7 @@ impl ModuleBuilder<'_> {
         }
         self.function(&format!("expr_{name}"), sig, |tr, args| {
             let (x, out) = (args[0], args[1]);
-            for (range, value) in &outputs.fills {
-                emit_fill(tr, out, range, *value);
-            }
+            outputs.emit_fills(tr, out);
             let slot = tr.builder.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
             let addr = tr.builder.ins().stack_addr(tr.pointer, slot, 0);
             // The partial sums of the root being split, added in order.
