@@ -546,6 +546,9 @@ pub struct Plan {
     /// Whether the equations are by segments of rows ([`crate::derive::indexed`]):
     /// no `n × n` table anywhere, code that does not grow with the families.
     pub indexed: bool,
+    /// The half-bandwidth of the mass matrix or metric the system solves with, when it has
+    /// one ([`crate::derive::MatrixShape`]); `0` for a diagonal one.
+    pub matrix_band: Option<usize>,
 }
 
 /// The plan of a run of `method` (with `particles` asked for, if any), or the
@@ -628,7 +631,24 @@ pub fn plan(model: &Model, eq: &Equations, method: Method, particles: Option<u64
         batch: None,
         sensitivity: None,
         indexed: matches!(eq, Equations::Lagrangian(e) if e.indexed.is_some()),
+        matrix_band: matrix_band(model, eq),
     })
+}
+
+/// The half-bandwidth of the system's matrix, if it has one.
+fn matrix_band(model: &Model, eq: &Equations) -> Option<usize> {
+    let n = model.vars.len();
+    let a = &model.arena;
+    match eq {
+        Equations::Lagrangian(e) if e.indexed.is_some() => e.indexed.as_ref().map(|ix| ix.band()),
+        Equations::Lagrangian(e) if n > 0 => {
+            Some(crate::derive::MatrixShape::of(a, n, |i, j| e.mass_matrix[i][j]).band)
+        }
+        Equations::Energy(e) => {
+            e.kernel.metric.as_ref().map(|g| crate::derive::MatrixShape::of(a, n, |i, j| g[i * n + j]).band)
+        }
+        _ => None,
+    }
 }
 
 impl Plan {

@@ -58,13 +58,43 @@ fn text_rows(model: &mut Model, segs: &[Segment], lhs: impl Fn(&str) -> String, 
 pub(crate) fn text(model: &mut Model, e: &LagrangianEquations, ix: &Indexed, out: &mut String) {
     *out += "\nmomenta p = ∂L/∂q'\n";
     text_rows(model, &ix.momenta, |n| format!("p[{n}]"), out);
-    *out += "\nmass matrix M = ∂²L/∂q'∂q' (diagonal and constant; every other entry is 0)\n";
-    text_rows(model, &ix.mass, |n| format!("M[{n}, {n}]"), out);
+    if ix.diagonal() {
+        *out += "\nmass matrix M = ∂²L/∂q'∂q' (diagonal and constant; every other entry is 0)\n";
+        text_rows(model, &ix.mass, |n| format!("M[{n}, {n}]"), out);
+    } else {
+        let b = ix.band();
+        *out += &format!(
+            "\nmass matrix M = ∂²L/∂q'∂q' (constant and symmetric, {} diagonals; every other entry is 0)\n",
+            2 * b + 1
+        );
+        text_rows(model, &ix.mass, |n| format!("M[{n}, {n}]"), out);
+        for (o, seg) in &ix.coupling {
+            text_rows(model, std::slice::from_ref(seg), |n| format!("M[{n}, {}]", shifted(n, *o)), out);
+        }
+    }
     *out += "\nforcing f (M q'' = f)\n";
     text_rows(model, &ix.forcing, |n| format!("f[{n}]"), out);
     *out += "\nequations of motion\n";
-    text_rows(model, &ix.acceleration, |n| format!("{n}''"), out);
+    if ix.diagonal() {
+        text_rows(model, &ix.acceleration, |n| format!("{n}''"), out);
+    } else {
+        *out += "  M q'' = f, M factored once per run\n";
+    }
     *out += &format!("\nenergy H = q'·p − L\n  H = {}\n", show(&mut model.arena, e.energy));
+}
+
+/// The name of the member `o` places after `name`: `u[k]` → `u[k+1]`, `u[3]` → `u[4]`.
+fn shifted(name: &str, o: usize) -> String {
+    match name.split_once('[') {
+        Some((base, sub)) => {
+            let sub = sub.trim_end_matches(']');
+            match sub.parse::<usize>() {
+                Ok(i) => format!("{base}[{}]", i + o),
+                Err(_) => format!("{base}[{sub}+{o}]"),
+            }
+        }
+        None => format!("{name}+{o}"),
+    }
 }
 
 /// The rows of one quantity in LaTeX.
@@ -96,8 +126,21 @@ fn latex_rows(
 pub(crate) fn latex(model: &mut Model, e: &LagrangianEquations, ix: &Indexed, lines: &mut Vec<String>) {
     latex_rows(model, &ix.momenta, |n| format!("p_{{{n}}}"), false, lines);
     latex_rows(model, &ix.mass, |n| format!("M_{{{n} {n}}}"), false, lines);
+    for (o, seg) in &ix.coupling {
+        let (name, range) = label(model, seg);
+        let (row, col) = (latex_name(&name), latex_name(&shifted(&name, *o)));
+        let rhs = show_tex(&mut model.arena, seg.expr);
+        match range {
+            Some((k, lo, hi)) => {
+                lines.push(format!("M_{{{row} {col}}} &= {rhs}, \\quad {k} = {lo}, \\dots, {}", hi - 1))
+            }
+            None => lines.push(format!("M_{{{row} {col}}} &= {rhs}")),
+        }
+    }
     latex_rows(model, &ix.forcing, |n| format!("f_{{{n}}}"), false, lines);
-    latex_rows(model, &ix.acceleration, |n| n.to_string(), true, lines);
+    if ix.diagonal() {
+        latex_rows(model, &ix.acceleration, |n| n.to_string(), true, lines);
+    }
     lines.push(format!("H &= {}", show_tex(&mut model.arena, e.energy)));
 }
 
@@ -134,12 +177,17 @@ pub(crate) fn json(model: &mut Model, ix: &Indexed, o: &mut Map<String, Value>) 
     o.insert("momenta".into(), momenta.iter().map(|&p| json!(show(a, p))).collect());
     let zero = json!("0");
     let diagonal: Vec<Value> = mass.iter().map(|&m| json!(show(a, m))).collect();
-    o.insert(
-        "mass_matrix".into(),
-        (0..n)
-            .map(|i| (0..n).map(|j| if i == j { diagonal[i].clone() } else { zero.clone() }).collect::<Value>())
-            .collect(),
-    );
+    let mut rows: Vec<Vec<Value>> =
+        (0..n).map(|i| (0..n).map(|j| if i == j { diagonal[i].clone() } else { zero.clone() }).collect()).collect();
+    for (off, seg) in &ix.coupling {
+        for r in seg.rows.clone().filter(|r| r + off < n) {
+            let m = seg.at(a, r);
+            let m = json!(show(a, m));
+            rows[r][r + off] = m.clone();
+            rows[r + off][r] = m;
+        }
+    }
+    o.insert("mass_matrix".into(), rows.into_iter().map(Value::from).collect());
     o.insert("forcing".into(), forcing.iter().map(|&f| json!(show(a, f))).collect());
     let mut segments = Map::new();
     let parts = [&ix.momenta, &ix.mass, &ix.forcing, &ix.acceleration];
@@ -155,6 +203,26 @@ pub(crate) fn json(model: &mut Model, ix: &Indexed, o: &mut Map<String, Value>) 
             })
             .collect();
         segments.insert((*key).into(), Value::Array(list));
+    }
+    // The entries above the diagonal of a band `M`: `M[row][row + offset]`.
+    let coupling: Vec<Value> = ix
+        .coupling
+        .iter()
+        .map(|(off, seg)| {
+            let (name, range) = label(model, seg);
+            let mut m = Map::new();
+            m.insert("row".into(), json!(name));
+            if let Some((k, lo, hi)) = range {
+                m.insert("index".into(), json!(k));
+                m.insert("range".into(), json!([lo, hi]));
+            }
+            m.insert("offset".into(), json!(off));
+            m.insert("expr".into(), json!(show(&mut model.arena, seg.expr)));
+            Value::Object(m)
+        })
+        .collect();
+    if !coupling.is_empty() {
+        segments.insert("mass_coupling".into(), Value::Array(coupling));
     }
     o.insert("segments".into(), Value::Object(segments));
 }

@@ -14,7 +14,7 @@ mod native;
 mod portable;
 mod program;
 
-pub use crate::jit::{EmBlockFn, JitError, LoopFailure, LoopFn};
+pub use crate::jit::{EmBlockFn, JitError, LoopFailure, LoopFn, Matrix};
 pub use native::failure_cause;
 
 use crate::derive::Equations;
@@ -89,24 +89,36 @@ pub struct Layout<'a> {
 #[derive(Clone, Debug)]
 pub struct System {
     pub kind: ModelKind,
-    /// `M` or `g`: `n × n` row-major, or its `n` diagonal entries when `diagonal`.
-    pub matrix: Option<Vec<ExprId>>,
-    /// Whether the matrix is diagonal, solved by a division per entry.
-    pub diagonal: bool,
+    /// `M` or `g`, by its structure.
+    pub matrix: Option<Matrix>,
     /// `f` or `−∇E`.
     pub vector: Vec<ExprId>,
     /// The solved rows by segments, for a model with indexed structure
-    /// ([`crate::derive::indexed`]): `matrix` is then `None` and `vector` empty.
+    /// ([`crate::derive::indexed`]): `vector` is then empty, and `matrix` `None` (the rows
+    /// are the accelerations) or a factored band (the rows are `f`).
     pub segments: Option<Vec<crate::derive::indexed::Segment>>,
 }
 
-/// The entries of a row-major `n × n` matrix the system keeps: all, or the diagonal.
-fn matrix_entries(m: &[ExprId], n: usize, diagonal: bool) -> Vec<ExprId> {
-    if diagonal {
-        (0..n).map(|i| m[i * n + i]).collect()
-    } else {
-        m.to_vec()
+/// The row-major `n × n` matrix `m` of a system by its structure (docs/numerics.md
+/// §Structure of the mass matrix): a diagonal one is divided by; a small one is solved by
+/// unrolled code; a larger one of the parameters alone is factored here, once, at the
+/// parameters' values; any other is solved in its band (the whole upper triangle when dense).
+fn system_matrix(model: &Model, n: usize, m: impl Fn(usize, usize) -> ExprId + Copy) -> Matrix {
+    let a = &model.arena;
+    let shape = crate::derive::MatrixShape::of(a, n, m);
+    if shape.diagonal() {
+        return Matrix::Diagonal((0..n).map(|i| m(i, i)).collect());
     }
+    if n <= crate::jit::UNROLLED_MAX {
+        return Matrix::Dense((0..n * n).map(|k| m(k / n, k % n)).collect());
+    }
+    let entries = shape.band_entries(m, m(0, 0));
+    if shape.constant {
+        let values = a.eval_many(&entries, &model.env());
+        let factor = crate::integrate::symband::factor(&values, n, shape.band, true).ok();
+        return Matrix::Factored(factor.map(std::sync::Arc::new));
+    }
+    Matrix::Banded { band: shape.band, entries }
 }
 
 /// The kernels of one planned run.
@@ -158,27 +170,26 @@ impl Kernels {
         let system = plan.system.then(|| match eq {
             Equations::Lagrangian(e) if e.indexed.is_some() => System {
                 kind: ModelKind::Lagrangian,
-                matrix: None,
-                diagonal: false,
+                // A band `M` of constants: factored here, once (its rows compute `f`).
+                matrix: e.indexed.as_ref().filter(|ix| !ix.diagonal()).map(|ix| {
+                    let values = ix.band_values(&model.arena, &model.env());
+                    let factor = crate::integrate::symband::factor(&values, n, ix.band(), true).ok();
+                    Matrix::Factored(factor.map(std::sync::Arc::new))
+                }),
                 vector: Vec::new(),
                 segments: e.indexed.as_ref().map(|ix| ix.acceleration.clone()),
             },
-            Equations::Lagrangian(e) => {
-                let m: Vec<ExprId> = e.mass_matrix.iter().flatten().copied().collect();
-                System {
-                    kind: ModelKind::Lagrangian,
-                    matrix: Some(matrix_entries(&m, n, e.diagonal_mass)),
-                    diagonal: e.diagonal_mass,
-                    vector: e.forcing.clone(),
-                    segments: None,
-                }
-            }
+            Equations::Lagrangian(e) => System {
+                kind: ModelKind::Lagrangian,
+                matrix: Some(system_matrix(model, n, |i, j| e.mass_matrix[i][j])),
+                vector: e.forcing.clone(),
+                segments: None,
+            },
             Equations::Energy(e) => {
                 let k = &e.kernel;
                 System {
                     kind: ModelKind::Energy,
-                    matrix: k.metric.as_ref().map(|g| matrix_entries(g, n, k.diagonal_metric)),
-                    diagonal: k.diagonal_metric,
+                    matrix: k.metric.as_ref().map(|g| system_matrix(model, n, |i, j| g[i * n + j])),
                     vector: k.descent.clone(),
                     segments: None,
                 }

@@ -37,8 +37,7 @@ impl Native {
                     coords: model.var_syms(),
                     velocities: model.velocity_syms(),
                     params,
-                    mass_matrix: s.matrix.clone().unwrap_or_default(),
-                    diagonal: s.diagonal,
+                    mass: s.matrix.clone().unwrap_or(jit::Matrix::Dense(Vec::new())),
                     forcing: s.vector.clone(),
                     batch: layout.batch,
                     rows: s.segments.as_ref().map(|segs| {
@@ -55,7 +54,6 @@ impl Native {
                     params,
                     rhs: s.vector.clone(),
                     metric: s.matrix.clone(),
-                    diagonal: s.diagonal,
                     batch: layout.batch,
                 })
             }

@@ -2,16 +2,22 @@
 //! programs ([`Program`]), the system's matrix solved in Rust.
 
 use super::program::Program;
-use super::{Backend, Layout, Work};
+use super::{Backend, Layout, Matrix, Work};
+use crate::integrate::symband::{self, BandFactor};
 use crate::integrate::{linalg, Cause};
 use crate::model::ModelKind;
+use std::sync::Arc;
 
 /// The matrix of the system.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 enum Shape {
     None,
     Dense,
     Diagonal,
+    /// The upper band, row by row.
+    Banded(usize),
+    /// Factored once; `None` when singular.
+    Factored(Option<Arc<BandFactor>>),
 }
 
 /// Kernels as register programs.
@@ -41,14 +47,20 @@ impl Portable {
                 let mut a = a.clone();
                 let rows: Vec<_> = segs.iter().flat_map(|g| g.rows.clone().map(move |r| (g.clone(), r))).collect();
                 let outputs: Vec<_> = rows.into_iter().map(|(g, r)| g.at(&mut a, r)).collect();
-                return (s.kind, Shape::None, Program::batched(&a, layout.inputs, &outputs, layout.batch));
+                let shape = match &s.matrix {
+                    Some(Matrix::Factored(f)) => Shape::Factored(f.clone()),
+                    _ => Shape::None,
+                };
+                return (s.kind, shape, Program::batched(&a, layout.inputs, &outputs, layout.batch));
             }
-            let mut outputs = s.matrix.clone().unwrap_or_default();
+            let mut outputs = s.matrix.as_ref().map(|m| m.entries().to_vec()).unwrap_or_default();
             outputs.extend(&s.vector);
-            let shape = match (&s.matrix, s.diagonal) {
-                (None, _) => Shape::None,
-                (Some(_), false) => Shape::Dense,
-                (Some(_), true) => Shape::Diagonal,
+            let shape = match &s.matrix {
+                None => Shape::None,
+                Some(Matrix::Dense(_)) => Shape::Dense,
+                Some(Matrix::Diagonal(_)) => Shape::Diagonal,
+                Some(Matrix::Banded { band, .. }) => Shape::Banded(*band),
+                Some(Matrix::Factored(f)) => Shape::Factored(f.clone()),
             };
             (s.kind, shape, Program::batched(a, layout.inputs, &outputs, layout.batch))
         });
@@ -70,9 +82,10 @@ impl Backend for Portable {
         work.x.resize(self.inputs - params.len(), 0.0);
         work.x.extend_from_slice(params);
         let m_len = match shape {
-            Shape::None => 0,
+            Shape::None | Shape::Factored(_) => 0,
             Shape::Dense => n * n,
             Shape::Diagonal => n,
+            Shape::Banded(b) => symband::band_len(n, *b),
         };
         work.out.resize(m_len + n, 0.0);
         program.run(&work.x, &mut work.out, &mut work.scratch);
@@ -81,6 +94,12 @@ impl Backend for Portable {
             Shape::None => Ok(()),
             Shape::Dense => linalg::solve_spd_or_lu(m, f, n),
             Shape::Diagonal => linalg::solve_diagonal(m, f),
+            Shape::Banded(b) => symband::factor(m, n, *b, false).map(|factor| factor.solve(f)),
+            Shape::Factored(Some(factor)) => {
+                factor.solve(f);
+                Ok(())
+            }
+            Shape::Factored(None) => Err(Cause::SingularMassMatrix),
         };
         match kind {
             ModelKind::Lagrangian => {

@@ -272,9 +272,17 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
     // An ensemble's blocks run on rayon's threads; a single trajectory on this one.
     let threads = if ensemble { rayon::current_num_threads() as f64 } else { 1.0 };
     let n = plan.dim() as f64;
-    // The integrators' workspace: a few state vectors and dense (2n)² matrices per thread;
-    // equations by segments have no matrix.
-    let matrices = if plan.indexed { 0.0 } else { 32.0 * 8.0 * (n + 1.0) * (n + 1.0) };
+    // The integrators' workspace: a few state vectors per thread, and dense (2n)² matrices
+    // for the methods that factor Newton matrices or square roots of the metric; the explicit
+    // methods hold the system's matrix in its band, and equations by segments have none.
+    use crate::Method::*;
+    let dense = matches!(plan.method, Prox | Midpoint | Variational | Em | Baoab);
+    let band = plan.matrix_band.map_or(0.0, |b| b as f64 + 2.0);
+    let matrices = match (plan.indexed, dense) {
+        (true, _) => 0.0,
+        (false, true) => 32.0 * 8.0 * (n + 1.0) * (n + 1.0),
+        (false, false) => 3.0 * 8.0 * plan.n as f64 * band,
+    };
     let workspace = threads * (THREAD_BYTES + 64.0 * (n + 1.0) + matrices);
     let compile = COMPILE_BASE + COMPILE_BYTES_PER_NODE * model.arena.len() as f64;
     let grows: f64 = terms.iter().map(|t| t.bytes as f64).sum();

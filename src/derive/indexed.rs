@@ -13,8 +13,8 @@
 //! segment, one concrete expression per short one. Their number grows with the
 //! number of distinct offsets and boundary terms, never with the family's length.
 //!
-//! The path applies to Lagrangian models whose momenta give a constant diagonal
-//! mass matrix (lattices, particles), without temperature, forces or data, and
+//! The path applies to Lagrangian models whose momenta give a constant band
+//! mass matrix (lattices, particles, a finite-element string), without temperature, forces or data, and
 //! to methods that need the equations of motion alone; every other model and
 //! method has its rolled sums written out ([`crate::sym::Arena::unroll_members`])
 //! and is derived per coordinate.
@@ -58,13 +58,48 @@ pub struct Indexed {
     pub momenta: Vec<Segment>,
     /// The diagonal of the constant mass matrix.
     pub mass: Vec<Segment>,
+    /// The constant entries above the diagonal, `M[r][r + offset]` for the rows `r` of each
+    /// segment (those below mirror them); empty for a diagonal `M`.
+    pub coupling: Vec<(usize, Segment)>,
     /// `f` of `M q'' = f`.
     pub forcing: Vec<Segment>,
-    /// `q'' = f / m`, what the kernels compute.
+    /// What the kernels compute: `q'' = f / m` for a diagonal `M`; `f` itself otherwise,
+    /// solved with `M`'s factor (docs/numerics.md §Structure of the mass matrix).
     pub acceleration: Vec<Segment>,
 }
 
 impl Indexed {
+    /// Whether `M` is diagonal (else a band, solved with its factor).
+    pub fn diagonal(&self) -> bool {
+        self.coupling.is_empty()
+    }
+
+    /// The half-bandwidth of `M`.
+    pub fn band(&self) -> usize {
+        self.coupling.iter().map(|(o, _)| *o).max().unwrap_or(0)
+    }
+
+    /// `M` at the parameters of `env`, its upper band row by row (the layout of
+    /// [`crate::integrate::symband`]). Every entry is a constant.
+    pub fn band_values(&self, a: &Arena, env: &crate::sym::Env) -> Vec<f64> {
+        let n = self.mass.last().map_or(0, |s| s.rows.end);
+        let b = self.band();
+        let mut out = vec![0.0; crate::integrate::symband::band_len(n, b)];
+        for seg in &self.mass {
+            let m = a.eval(seg.expr, env);
+            for r in seg.rows.clone() {
+                out[crate::integrate::symband::band_index(b, r, r)] = m;
+            }
+        }
+        for (o, seg) in &self.coupling {
+            let m = a.eval(seg.expr, env);
+            for r in seg.rows.clone().filter(|r| r + o < n) {
+                out[crate::integrate::symband::band_index(b, r, r + o)] = m;
+            }
+        }
+        out
+    }
+
     /// The segment of `segs` holding `row`.
     pub fn find(segs: &[Segment], row: usize) -> &Segment {
         segs.iter().find(|s| s.rows.contains(&row)).expect("segments cover every row")
@@ -121,37 +156,57 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
     let a = &mut model.arena;
     let taken = index_name(a, &taken);
     let momenta = gradient(a, l, &v, &taken)?;
-    // A constant diagonal M: each momentum linear in its own velocity alone,
-    // with a coefficient that is a constant.
+    // A constant band M: each momentum linear in the velocities, with coefficients that
+    // are constants; the diagonal by segments, each entry above it by offset.
     let mut mass = Vec::with_capacity(momenta.len());
+    let mut coupling: Vec<(usize, Segment)> = Vec::new();
+    // The row of member 0 of each family of velocities.
+    let family_row: HashMap<u32, usize> = v
+        .iter()
+        .enumerate()
+        .filter_map(|(row, &s)| a.member_of(s).filter(|&(_, m)| m == 0).map(|(f, _)| (f, row)))
+        .collect();
     for seg in &momenta {
         if a.depends(seg.expr, |k| matches!(k, SymKind::Coord(_) | SymKind::Time)) {
             return None;
         }
-        let own = match seg.index {
-            Some((k, base)) => {
-                let (f, _) = a.member_of(v[base])?;
-                a.member(f, Row::Index(k, 0))
-            }
-            None => a.sym(v[seg.rows.start]),
-        };
         let (held, back) = hold_members(a, seg.expr);
-        let own_held = match a.node(own) {
-            Node::Member { .. } => *back.iter().find(|(_, &e)| e == own).map(|(s, _)| s)?,
-            Node::Sym(s) => *s,
-            _ => return None,
-        };
-        // Every other velocity read must be absent.
-        let others = back.keys().any(|&s| s != own_held)
-            || a.free_symbols(&[held]).iter().any(|&s| s != own_held && v.contains(&s));
-        if others {
-            return None;
+        // The velocities read, by offset from the row: members at the segment's index, or
+        // velocities named outright in a concrete row.
+        let mut reads: Vec<(SymId, i64)> = Vec::new();
+        for (&s, &m) in &back {
+            match (a.node(m), seg.index) {
+                (&Node::Member { family, row: Row::Index(k, o) }, Some((ks, base))) if k == ks => {
+                    let first = *family_row.get(&family)?;
+                    reads.push((s, first as i64 + i64::from(o) - base as i64))
+                }
+                _ => return None,
+            }
         }
-        let m = a.diff(held, own_held);
-        if a.depends(m, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)) || a.reads_members(m) {
-            return None;
+        for s in a.free_symbols(&[held]) {
+            if let Some(j) = v.iter().position(|&x| x == s) {
+                if seg.index.is_some() {
+                    return None;
+                }
+                reads.push((s, j as i64 - seg.rows.start as i64));
+            }
         }
-        mass.push(Segment { rows: seg.rows.clone(), index: seg.index, expr: m });
+        let mut diagonal = None;
+        for (s, o) in reads {
+            let c = a.diff(held, s);
+            if a.depends(c, |k| !matches!(k, SymKind::Param(_) | SymKind::Pi)) || a.reads_members(c) {
+                return None;
+            }
+            let entry = Segment { rows: seg.rows.clone(), index: seg.index, expr: c };
+            match o {
+                0 => diagonal = Some(c),
+                // The entries below the diagonal mirror these.
+                o if o > 0 => coupling.push((o as usize, entry)),
+                _ => {}
+            }
+        }
+        let zero = a.int(0);
+        mass.push(Segment { rows: seg.rows.clone(), index: seg.index, expr: diagonal.unwrap_or(zero) });
     }
     let mut forcing = gradient(a, l, &q, &taken)?;
     let dissipation = model.dissipation;
@@ -160,7 +215,9 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
         let rv = gradient(a, r, &v, &taken)?;
         forcing = combine(a, &forcing, &rv, |a, f, r| a.sub(f, r));
     }
-    let acceleration = combine(a, &forcing, &mass, |a, f, m| a.div(f, m));
+    // With a band, the kernels solve `M a = f` with a factor made once per run.
+    let acceleration =
+        if coupling.is_empty() { combine(a, &forcing, &mass, |a, f, m| a.div(f, m)) } else { forcing.clone() };
     // H = Σ p·v − L, each rolled sum over the index of a sum of L with the same
     // range where there is one, so that like sums combine (`3 Σ u'² − …`).
     let l_indices: Vec<SymId> = a
@@ -205,7 +262,7 @@ pub(super) fn lagrangian(model: &mut Model, extras: Extras) -> Option<Lagrangian
         power: zero,
         point: None,
         jacobian: None,
-        indexed: Some(Indexed { momenta, mass, forcing, acceleration }),
+        indexed: Some(Indexed { momenta, mass, coupling, forcing, acceleration }),
     })
 }
 

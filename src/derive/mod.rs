@@ -37,6 +37,55 @@ use crate::diag::Diagnostic;
 use crate::model::{Model, ModelKind};
 use crate::sym::ExprId;
 
+/// What derivation knows of a symmetric matrix (a mass matrix or a metric) before any
+/// number: how far from the diagonal its entries reach, and whether it depends on the
+/// parameters alone (docs/numerics.md §Structure of the mass matrix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatrixShape {
+    pub n: usize,
+    /// The largest `|i − j|` of an entry that is not identically zero (0: diagonal).
+    pub band: usize,
+    /// No entry reads the state, the velocities, the time or a data table.
+    pub constant: bool,
+}
+
+impl MatrixShape {
+    /// The shape of the `n × n` matrix whose entry `(i, j)` is `m(i, j)`.
+    pub fn of(a: &crate::sym::Arena, n: usize, m: impl Fn(usize, usize) -> ExprId) -> MatrixShape {
+        use crate::sym::{Node, SymKind};
+        let band = crate::integrate::symband::half_bandwidth(n, |i, j| a.is_zero(m(i, j)) && a.is_zero(m(j, i)));
+        let entries: Vec<ExprId> = (0..n)
+            .flat_map(|i| (i..(i + band + 1).min(n)).map(move |j| (i, j)))
+            .map(|(i, j)| m(i, j))
+            .filter(|&e| a.as_num(e).is_none())
+            .collect();
+        let constant = a.topo_order(&entries).into_iter().all(|e| match a.node(e) {
+            Node::Sym(s) => matches!(a.symbol(*s).kind, SymKind::Param(_) | SymKind::Pi),
+            Node::Member { .. } | Node::Data { .. } | Node::Sum(..) => false,
+            _ => true,
+        });
+        MatrixShape { n, band, constant }
+    }
+
+    /// Whether the matrix is diagonal.
+    pub fn diagonal(&self) -> bool {
+        self.band == 0
+    }
+
+    /// The upper band of the matrix `m(i, j)` of this shape, row by row (the layout of
+    /// [`crate::integrate::symband`]); entries past the last column are `filler`, never read.
+    pub fn band_entries(&self, m: impl Fn(usize, usize) -> ExprId, filler: ExprId) -> Vec<ExprId> {
+        let (n, b) = (self.n, self.band);
+        let mut out = vec![filler; crate::integrate::symband::band_len(n, b)];
+        for i in 0..n {
+            for j in i..(i + b + 1).min(n) {
+                out[crate::integrate::symband::band_index(b, i, j)] = m(i, j);
+            }
+        }
+        out
+    }
+}
+
 /// The derived equations of a Lagrangian model.
 #[derive(Clone, Debug)]
 pub struct LagrangianEquations {
@@ -90,12 +139,19 @@ impl LagrangianEquations {
         let momenta = (0..n).map(|i| row(a, &ix.momenta, i)).collect();
         let forcing = (0..n).map(|i| row(a, &ix.forcing, i)).collect();
         let zero = a.int(0);
-        let mass = (0..n)
+        let mut mass: Vec<Vec<ExprId>> = (0..n)
             .map(|i| {
                 let d = row(a, &ix.mass, i);
                 (0..n).map(|j| if i == j { d } else { zero }).collect()
             })
             .collect();
+        for (o, seg) in &ix.coupling {
+            for r in seg.rows.clone().filter(|r| r + o < n) {
+                let m = seg.at(a, r);
+                mass[r][r + o] = m;
+                mass[r + o][r] = m;
+            }
+        }
         (momenta, mass, forcing)
     }
 }

@@ -38,50 +38,56 @@ impl Factor {
         }
     }
 
-    /// Hager's estimate of the reciprocal condition number `1/(‖B‖₁‖B⁻¹‖₁)` of
-    /// `B = S A S`, `S = diag(s)`, given `‖B‖₁`. With `s_i = 1/√|a_ii|` this is
-    /// the condition of `A` with its units taken out: a diagonal `A` is well
-    /// conditioned however different its entries.
+    /// Hager's estimate of the reciprocal condition number of `B = S A S`
+    /// ([`rcond_scaled`]).
     fn rcond(&self, n: usize, norm_b: f64, s: &[f64]) -> f64 {
-        if n == 0 {
-            return 1.0;
-        }
-        // B⁻¹ = S⁻¹ A⁻¹ S⁻¹, and B⁻ᵀ likewise.
-        let unscale = |v: &mut [f64]| v.iter_mut().zip(s).for_each(|(x, si)| *x /= si);
-        let mut x = vec![1.0 / n as f64; n];
-        let mut estimate = 0.0;
-        for _ in 0..5 {
-            let mut y = x.clone();
-            unscale(&mut y);
-            self.solve(&mut y);
-            unscale(&mut y);
-            estimate = y.iter().map(|v| v.abs()).sum::<f64>();
-            let mut z: Vec<f64> = y.iter().map(|v| if *v >= 0.0 { 1.0 } else { -1.0 }).collect();
-            unscale(&mut z);
-            self.solve_transposed(&mut z);
-            unscale(&mut z);
-            let (j, zmax) = z.iter().enumerate().fold(
-                (0, 0.0_f64),
-                |(bj, bv), (i, v)| {
-                    if v.abs() > bv {
-                        (i, v.abs())
-                    } else {
-                        (bj, bv)
-                    }
-                },
-            );
-            let ztx: f64 = z.iter().zip(&x).map(|(a, b)| a * b).sum();
-            if zmax <= ztx {
-                break;
-            }
-            x.iter_mut().for_each(|v| *v = 0.0);
-            x[j] = 1.0;
-        }
-        if !estimate.is_finite() || norm_b == 0.0 {
-            return 0.0;
-        }
-        1.0 / (norm_b * estimate)
+        rcond_scaled(n, norm_b, s, &|v| self.solve(v), &|v| self.solve_transposed(v))
     }
+}
+
+/// Hager's estimate of the reciprocal condition number `1/(‖B‖₁‖B⁻¹‖₁)` of
+/// `B = S A S`, `S = diag(s)`, given `‖B‖₁` and solves with `A` and `Aᵀ`. With
+/// `s_i = 1/√|a_ii|` this is the condition of `A` with its units taken out: a
+/// diagonal `A` is well conditioned however different its entries.
+pub(crate) fn rcond_scaled(
+    n: usize,
+    norm_b: f64,
+    s: &[f64],
+    solve: &dyn Fn(&mut [f64]),
+    solve_transposed: &dyn Fn(&mut [f64]),
+) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    // B⁻¹ = S⁻¹ A⁻¹ S⁻¹, and B⁻ᵀ likewise.
+    let unscale = |v: &mut [f64]| v.iter_mut().zip(s).for_each(|(x, si)| *x /= si);
+    let mut x = vec![1.0 / n as f64; n];
+    let mut estimate = 0.0;
+    for _ in 0..5 {
+        let mut y = x.clone();
+        unscale(&mut y);
+        solve(&mut y);
+        unscale(&mut y);
+        estimate = y.iter().map(|v| v.abs()).sum::<f64>();
+        let mut z: Vec<f64> = y.iter().map(|v| if *v >= 0.0 { 1.0 } else { -1.0 }).collect();
+        unscale(&mut z);
+        solve_transposed(&mut z);
+        unscale(&mut z);
+        let (j, zmax) = z
+            .iter()
+            .enumerate()
+            .fold((0, 0.0_f64), |(bj, bv), (i, v)| if v.abs() > bv { (i, v.abs()) } else { (bj, bv) });
+        let ztx: f64 = z.iter().zip(&x).map(|(a, b)| a * b).sum();
+        if zmax <= ztx {
+            break;
+        }
+        x.iter_mut().for_each(|v| *v = 0.0);
+        x[j] = 1.0;
+    }
+    if !estimate.is_finite() || norm_b == 0.0 {
+        return 0.0;
+    }
+    1.0 / (norm_b * estimate)
 }
 
 /// The 1-norm (largest column sum) of a matrix.

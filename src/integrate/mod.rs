@@ -24,6 +24,7 @@ mod implicit;
 mod lagrangian;
 mod langevin;
 pub mod linalg;
+pub mod symband;
 mod variational;
 mod verlet;
 

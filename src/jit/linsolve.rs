@@ -4,9 +4,9 @@
 //! For `n ≤ UNROLLED_MAX` the Cholesky factorisation is emitted as straight-line
 //! code; when a pivot is not positive (an indefinite or singular matrix, or a
 //! non-finite entry) a cold block hands the matrix to the LU helper
-//! [`lagc_lu_solve`](super::runtime). Larger systems call
-//! `lagc_spd_solve`, which does the same in Rust. A singular matrix jumps to
-//! the caller's `fail` block; nothing is ever divided by zero silently.
+//! [`lagc_lu_solve`](super::runtime). Larger systems are solved in their band
+//! out of line (`codegen/system.rs`, `lagc_band_solve`). A singular matrix jumps
+//! to the caller's `fail` block; nothing is ever divided by zero silently.
 
 use super::runtime::{Extern, SINGULAR_RTOL};
 use super::translate::FunctionTranslator;
@@ -47,11 +47,8 @@ pub(crate) fn emit_solve(
         tr.builder.switch_to_block(cont);
         return vec![x];
     }
-    if n <= UNROLLED_MAX {
-        emit_cholesky(tr, n, upper, b, fail)
-    } else {
-        emit_helper(tr, Extern::SpdSolve, n, upper, b, fail)
-    }
+    assert!(n <= UNROLLED_MAX, "a dense matrix of {n} rows is solved in its band, out of line");
+    emit_cholesky(tr, n, upper, b, fail)
 }
 
 /// Emits `x_i = b_i / d_i` for the diagonal matrix with diagonal `d`; jumps
@@ -187,19 +184,6 @@ fn emit_cholesky(
 
     tr.builder.switch_to_block(join);
     (0..n).map(|_| tr.builder.append_block_param(join, types::F64)).collect()
-}
-
-/// Calls a Rust solver with the full matrix built from the upper triangle.
-fn emit_helper(
-    tr: &mut FunctionTranslator,
-    ext: Extern,
-    n: usize,
-    upper: &[Value],
-    b: &[Value],
-    fail: cranelift_codegen::ir::Block,
-) -> Vec<Value> {
-    let a = |i: usize, j: usize| upper[upper_index(n, i.min(j), i.max(j))];
-    emit_helper_full(tr, ext, n, &a, b, fail)
 }
 
 fn emit_helper_full(

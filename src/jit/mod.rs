@@ -31,6 +31,8 @@ use cranelift_module::{default_libcall_names, FuncId};
 use std::marker::PhantomData;
 use translate::Plan;
 
+pub use linsolve::UNROLLED_MAX;
+
 /// One kernel to compile: reads the symbols `inputs` from an array `x`
 /// (`x[k]` is the value of `inputs[k]`) and writes `outputs` in order. `name`
 /// labels the function in the IR; kernels are found by their position.
@@ -56,14 +58,52 @@ pub struct OdeSpec {
     pub coords: Vec<SymId>,
     pub velocities: Vec<SymId>,
     pub params: Vec<SymId>,
-    pub mass_matrix: Vec<ExprId>,
-    pub diagonal: bool,
+    /// `M`; with `rows`, only a [`Matrix::Factored`] is read (the rows are then `f`), any
+    /// other is ignored (the rows are the accelerations).
+    pub mass: Matrix,
     pub forcing: Vec<ExprId>,
     /// See [`ExprKernel::batch`].
     pub batch: Option<crate::batch::Batch>,
     /// The accelerations by segments of rows (a model with indexed
     /// structure); `mass_matrix` and `forcing` are then empty.
     pub rows: Option<Vec<RowLoop>>,
+}
+
+/// The matrix `A` of a system `A x = b` (a mass matrix or a metric, symmetric), by its
+/// structure (docs/numerics.md §Structure of the mass matrix).
+#[derive(Clone, Debug)]
+pub enum Matrix {
+    /// The `n` diagonal entries: a division each.
+    Diagonal(Vec<ExprId>),
+    /// All `n × n` entries, row-major.
+    Dense(Vec<ExprId>),
+    /// The upper band of half-bandwidth `band`, row by row (the layout of
+    /// [`crate::integrate::symband`]): entries past the last column are ignored.
+    Banded { band: usize, entries: Vec<ExprId> },
+    /// A matrix of the parameters alone, factored by the caller at the parameters' values
+    /// (once per run); `None` when it could not be factored (a singular matrix, which the
+    /// system then reports at every evaluation). The compiled code keeps the factor alive.
+    Factored(Option<std::sync::Arc<crate::integrate::symband::BandFactor>>),
+}
+
+impl Matrix {
+    /// The number of expressions the matrix holds for a system of `n` rows.
+    pub fn expected_len(&self, n: usize) -> usize {
+        match self {
+            Matrix::Diagonal(_) => n,
+            Matrix::Dense(_) => n * n,
+            Matrix::Banded { band, .. } => crate::integrate::symband::band_len(n, *band),
+            Matrix::Factored(_) => 0,
+        }
+    }
+
+    /// The expressions the matrix holds.
+    pub fn entries(&self) -> &[ExprId] {
+        match self {
+            Matrix::Diagonal(e) | Matrix::Dense(e) | Matrix::Banded { entries: e, .. } => e,
+            Matrix::Factored(_) => &[],
+        }
+    }
 }
 
 /// Rows of a system's solved part that share one expression: one row, or a
@@ -87,8 +127,7 @@ pub struct FlowSpec {
     pub state: Vec<SymId>,
     pub params: Vec<SymId>,
     pub rhs: Vec<ExprId>,
-    pub metric: Option<Vec<ExprId>>,
-    pub diagonal: bool,
+    pub metric: Option<Matrix>,
     /// See [`ExprKernel::batch`].
     pub batch: Option<crate::batch::Batch>,
 }
@@ -168,6 +207,8 @@ pub struct NativeCode {
     flow: Option<SystemEntry>,
     ir: Option<String>,
     instructions: usize,
+    /// The factors the compiled code reads ([`Matrix::Factored`]), kept alive with it.
+    _factors: Vec<std::sync::Arc<crate::integrate::symband::BandFactor>>,
 }
 
 // SAFETY: after `finalize_definitions` the module is never mutated until drop,
@@ -507,7 +548,16 @@ pub fn compile_with(
     let ir = keep_ir.then(|| mb.ir_text());
     let instructions = mb.instructions;
     let module = mb.module;
-    let mut compiled = NativeCode { module: None, exprs: Vec::new(), ode: None, flow: None, ir, instructions };
+    let factors = [ode.map(|s| &s.mass), flow.and_then(|s| s.metric.as_ref())]
+        .into_iter()
+        .flatten()
+        .filter_map(|m| match m {
+            Matrix::Factored(f) => f.clone(),
+            _ => None,
+        })
+        .collect();
+    let mut compiled =
+        NativeCode { module: None, exprs: Vec::new(), ode: None, flow: None, ir, instructions, _factors: factors };
     for (k, id) in exprs.iter().zip(expr_ids) {
         // SAFETY: `expr_kernel` defined this function with the `ExprPtr` signature.
         let ptr = unsafe { std::mem::transmute::<*const u8, ExprPtr>(module.get_finalized_function(id)) };
@@ -534,18 +584,38 @@ pub fn compile_with(
     Ok(compiled)
 }
 
+/// A dense matrix too large to factor in unrolled code, as the band `b = n − 1`: its
+/// entries are then streamed into the scratch array and solved out of line, never held in
+/// the kernel's registers or stack frame.
+fn out_of_line(m: &Matrix, n: usize) -> Option<Matrix> {
+    match m {
+        Matrix::Dense(e) if n > linsolve::UNROLLED_MAX => {
+            let b = n - 1;
+            let mut entries = vec![e[0]; crate::integrate::symband::band_len(n, b)];
+            for i in 0..n {
+                for j in i..n {
+                    entries[crate::integrate::symband::band_index(b, i, j)] = e[i * n + j];
+                }
+            }
+            Some(Matrix::Banded { band: b, entries })
+        }
+        _ => None,
+    }
+}
+
 fn ode_system(arena: &Arena, s: &OdeSpec) -> Result<System, JitError> {
     let n = s.n;
     check_len("the coordinates", s.coords.len(), n)?;
     check_len("the velocities", s.velocities.len(), n)?;
     if let Some(rows) = &s.rows {
         let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();
-        return System::looped(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, rows);
+        return System::looped(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, rows, &s.mass);
     }
-    check_len("the mass matrix", s.mass_matrix.len(), if s.diagonal { n } else { n * n })?;
+    check_len("the mass matrix", s.mass.entries().len(), s.mass.expected_len(n))?;
     check_len("the forcing", s.forcing.len(), n)?;
     let state: Vec<SymId> = s.coords.iter().chain(&s.velocities).copied().collect();
-    let matrix = (n > 0).then_some((n, s.mass_matrix.as_slice(), s.diagonal));
+    let wide = out_of_line(&s.mass, n);
+    let matrix = (n > 0).then(|| wide.as_ref().unwrap_or(&s.mass));
     System::new(arena, "ode", (s.time, state, s.params.clone()), n..2 * n, matrix, &s.forcing, s.batch)
 }
 
@@ -553,8 +623,9 @@ fn flow_system(arena: &Arena, s: &FlowSpec) -> Result<System, JitError> {
     let d = s.state.len();
     check_len("the flow's right-hand side", s.rhs.len(), d)?;
     if let Some(g) = &s.metric {
-        check_len("the metric", g.len(), if s.diagonal { d } else { d * d })?;
+        check_len("the metric", g.entries().len(), g.expected_len(d))?;
     }
-    let matrix = s.metric.as_deref().filter(|_| d > 0).map(|g| (d, g, s.diagonal));
+    let wide = s.metric.as_ref().and_then(|g| out_of_line(g, d));
+    let matrix = s.metric.as_ref().filter(|_| d > 0).map(|g| wide.as_ref().unwrap_or(g));
     System::new(arena, "flow", (s.time, s.state.clone(), s.params.clone()), 0..0, matrix, &s.rhs, s.batch)
 }

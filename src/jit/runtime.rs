@@ -33,14 +33,19 @@ pub(crate) enum Extern {
     SinCos,
     /// `lagc_lu_solve(n, a, b) -> status`.
     LuSolve,
-    /// `lagc_spd_solve(n, a, b) -> status`: Cholesky, then LU.
-    SpdSolve,
     /// `lagc_batch_rows() -> *const u32`: this thread's minibatch ([`crate::batch`]).
     BatchRows,
+    /// `lagc_scratch(len) -> *mut f64`: this thread's scratch array of at least `len` doubles.
+    Scratch,
+    /// `lagc_band_solve(n, b, a, out) -> status`: the symmetric band matrix at `a` (its upper
+    /// band row by row, then the right-hand side), the solution written to `out`.
+    BandSolve,
+    /// `lagc_factored_solve(factor, x) -> status`: `x ← A⁻¹x` with a factor made once per run.
+    FactoredSolve,
 }
 
 impl Extern {
-    pub(crate) const ALL: [Extern; 17] = [
+    pub(crate) const ALL: [Extern; 19] = [
         Extern::Sin,
         Extern::Cos,
         Extern::Tan,
@@ -56,8 +61,10 @@ impl Extern {
         Extern::Atan2,
         Extern::SinCos,
         Extern::LuSolve,
-        Extern::SpdSolve,
         Extern::BatchRows,
+        Extern::Scratch,
+        Extern::BandSolve,
+        Extern::FactoredSolve,
     ];
 
     /// The name under which the function is registered with the JIT.
@@ -78,8 +85,10 @@ impl Extern {
             Extern::Atan2 => "lagc_atan2",
             Extern::SinCos => "lagc_sincos",
             Extern::LuSolve => "lagc_lu_solve",
-            Extern::SpdSolve => "lagc_spd_solve",
             Extern::BatchRows => "lagc_batch_rows",
+            Extern::Scratch => "lagc_scratch",
+            Extern::BandSolve => "lagc_band_solve",
+            Extern::FactoredSolve => "lagc_factored_solve",
         }
     }
 
@@ -100,8 +109,10 @@ impl Extern {
             Extern::Atan2 => lagc_atan2 as *const u8,
             Extern::SinCos => lagc_sincos as *const u8,
             Extern::LuSolve => lagc_lu_solve as *const u8,
-            Extern::SpdSolve => lagc_spd_solve as *const u8,
             Extern::BatchRows => crate::batch::lagc_batch_rows as *const u8,
+            Extern::Scratch => lagc_scratch as *const u8,
+            Extern::BandSolve => lagc_band_solve as *const u8,
+            Extern::FactoredSolve => lagc_factored_solve as *const u8,
         }
     }
 
@@ -116,7 +127,20 @@ impl Extern {
             }
             Extern::SinCos => sig.params.extend([f64p, AbiParam::new(pointer)]),
             Extern::BatchRows => sig.returns.push(AbiParam::new(pointer)),
-            Extern::LuSolve | Extern::SpdSolve => {
+            Extern::Scratch => {
+                sig.params.push(AbiParam::new(types::I64));
+                sig.returns.push(AbiParam::new(pointer));
+            }
+            Extern::BandSolve => {
+                sig.params.extend([AbiParam::new(types::I64), AbiParam::new(types::I64)]);
+                sig.params.extend([AbiParam::new(pointer), AbiParam::new(pointer)]);
+                sig.returns.push(AbiParam::new(types::I32));
+            }
+            Extern::FactoredSolve => {
+                sig.params.extend([AbiParam::new(pointer), AbiParam::new(pointer)]);
+                sig.returns.push(AbiParam::new(types::I32));
+            }
+            Extern::LuSolve => {
                 sig.params.extend([AbiParam::new(types::I64), AbiParam::new(pointer), AbiParam::new(pointer)]);
                 sig.returns.push(AbiParam::new(types::I32));
             }
@@ -217,7 +241,59 @@ pub(crate) unsafe extern "C" fn lagc_lu_solve(n: i64, a: *mut f64, b: *mut f64) 
     solve(n, a, b)
 }
 
-/// The solver of systems too large to unroll.
-pub(crate) unsafe extern "C" fn lagc_spd_solve(n: i64, a: *mut f64, b: *mut f64) -> i32 {
-    solve(n, a, b)
+thread_local! {
+    /// The scratch array of [`lagc_scratch`]: matrices too large for a kernel's stack frame.
+    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This thread's scratch array, grown to at least `len` doubles. Kernels of one system ask
+/// for one length, so the array they fill is the one they pass on; it is never shrunk, and
+/// nothing else on the thread uses it between a kernel's request and its last read.
+extern "C" fn lagc_scratch(len: i64) -> *mut f64 {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let len = len.max(0) as usize;
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        s.as_mut_ptr()
+    })
+}
+
+/// Solves the symmetric band system at `a` (order `n`, half-bandwidth `b`; the upper band row
+/// by row as [`crate::integrate::symband`] lays it out, then the right-hand side) into `out`.
+/// Cholesky, whose pivots are tested against `SINGULAR_RTOL·max|a_ij|` as the unrolled
+/// kernels test theirs, then LU with the condition estimate. Returns 0, or 1 for a singular
+/// matrix.
+///
+/// # Safety
+/// `a` must point to `n·(b+1) + n` doubles and `out` to `n` writable ones.
+pub(crate) unsafe extern "C" fn lagc_band_solve(n: i64, b: i64, a: *const f64, out: *mut f64) -> i32 {
+    use crate::integrate::symband;
+    let (n, b) = (n as usize, b as usize);
+    let len = symband::band_len(n, b);
+    // SAFETY: the caller passes the band and the right-hand side, and room for the solution.
+    let (a, out) = unsafe { (std::slice::from_raw_parts(a, len + n), std::slice::from_raw_parts_mut(out, n)) };
+    match symband::factor(&a[..len], n, b, false) {
+        Ok(f) => {
+            out.copy_from_slice(&a[len..]);
+            f.solve(out);
+            0
+        }
+        Err(_) => 1,
+    }
+}
+
+/// `x ← A⁻¹x` with the factor of a matrix of the parameters alone, made once per run
+/// (`crate::backend::Kernels`); a null factor is the singular matrix it could not factor.
+///
+/// # Safety
+/// `factor` must be null or point to a live factor, and `x` to its order of writable doubles.
+unsafe extern "C" fn lagc_factored_solve(factor: *const crate::integrate::symband::BandFactor, x: *mut f64) -> i32 {
+    // SAFETY: as documented; the run that passes the factor owns it while its kernels run.
+    let Some(f) = (unsafe { factor.as_ref() }) else { return 1 };
+    // SAFETY: `x` holds the factor's order of doubles.
+    let x = unsafe { std::slice::from_raw_parts_mut(x, f.n()) };
+    f.solve(x);
+    0
 }

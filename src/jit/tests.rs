@@ -115,9 +115,8 @@ fn pendulum_chain(a: &mut Arena, n: usize) -> OdeSpec {
         coords: q,
         velocities: v,
         params,
-        mass_matrix,
+        mass: Matrix::Dense(mass_matrix),
         forcing,
-        diagonal: false,
         batch: None,
         rows: None,
     }
@@ -157,7 +156,7 @@ fn check_rhs_against_dense(a: &Arena, s: &OdeSpec, c: &NativeCode, samples: usiz
         let (y, p) = random_chain_state(&mut rng, n);
         let t = rng.range(0.0, 10.0);
         let env = ode_env(a, s, t, &y, &p);
-        let m = a.eval_many(&s.mass_matrix, &env);
+        let m = a.eval_many(s.mass.entries(), &env);
         let f = a.eval_many(&s.forcing, &env);
         let want = gauss(n, m, f);
         let mut dy = vec![0.0; 2 * n];
@@ -210,9 +209,9 @@ fn scalar_ode(
         coords: vec![q],
         velocities: vec![v],
         params: vec![],
-        mass_matrix: vec![mass],
+        mass: Matrix::Dense(vec![mass]),
         forcing: vec![force],
-        diagonal: false,
+
         batch: None,
         rows: None,
     }
@@ -235,9 +234,8 @@ fn constant_ode(a: &mut Arena, m: [f64; 4]) -> OdeSpec {
         coords: q,
         velocities: v,
         params: vec![],
-        mass_matrix,
+        mass: Matrix::Dense(mass_matrix),
         forcing,
-        diagonal: false,
         batch: None,
         rows: None,
     }
@@ -284,7 +282,7 @@ fn expression_kernels_match_the_evaluator() {
     let mut inputs = vec![s.time];
     inputs.extend(s.coords.iter().chain(&s.velocities).chain(&s.params));
     inputs.extend([x, y]);
-    let mut outputs = s.mass_matrix.clone();
+    let mut outputs = s.mass.entries().to_vec();
     outputs.extend(&s.forcing);
     outputs.extend(&zoo);
     let kernel = ExprKernel { name: "all".into(), inputs: inputs.clone(), outputs: outputs.clone(), batch: None };
@@ -403,10 +401,14 @@ fn indefinite_mass_matrices_solve_by_lu() {
     }
     let b: Vec<f64> = (0..n).map(|i| i as f64 - 3.0).collect();
     let want = gauss(n, m.clone(), b.clone());
-    let (mut a2, mut x) = (m.clone(), b.clone());
-    assert_eq!(unsafe { runtime::lagc_spd_solve(n as i64, a2.as_mut_ptr(), x.as_mut_ptr()) }, 0);
+    // Its upper band (b = 1) row by row, then the right-hand side: Cholesky fails, band LU solves.
+    let mut band: Vec<f64> =
+        (0..n).flat_map(|i| [m[i * n + i], if i + 1 < n { m[i * n + i + 1] } else { 0.0 }]).collect();
+    band.extend(&b);
+    let mut x = vec![0.0; n];
+    assert_eq!(unsafe { runtime::lagc_band_solve(n as i64, 1, band.as_ptr(), x.as_mut_ptr()) }, 0);
     for i in 0..n {
-        assert_close(x[i], want[i], 1e-12, "spd_solve fallback");
+        assert_close(x[i], want[i], 1e-12, "band LU fallback");
     }
     let (mut zero, mut x) = (vec![0.0; n * n], b);
     assert_eq!(unsafe { runtime::lagc_lu_solve(n as i64, zero.as_mut_ptr(), x.as_mut_ptr()) }, 1);
@@ -503,12 +505,14 @@ fn rk4_loop_stops_at_a_singular_mass_matrix() {
 }
 
 #[test]
-fn a_chain_of_fifteen_uses_the_helper_solver() {
+fn a_chain_of_fifteen_is_solved_out_of_line() {
     let n = 15;
     let mut a = Arena::new();
     let s = pendulum_chain(&mut a, n);
     let c = compile(&a, &[], Some(&s), None).unwrap();
-    assert!(c.ir().unwrap().contains("%lagc_spd_solve"));
+    // A dense matrix past the unrolled size is the band b = n − 1, in the scratch array.
+    let ir = c.ir().unwrap();
+    assert!(ir.contains("%lagc_band_solve") && ir.contains("%lagc_scratch"));
     check_rhs_against_dense(&a, &s, &c, 10, 1e-10);
     let (mut y, p) = random_chain_state(&mut Rng(11), n);
     for v in &mut y[n..] {
@@ -599,8 +603,7 @@ fn flows_solve_with_their_metric() {
         state: th.clone(),
         params: vec![k],
         rhs: rhs.clone(),
-        metric: Some(metric.clone()),
-        diagonal: false,
+        metric: Some(Matrix::Dense(metric.clone())),
         batch: None,
     };
     let c = compile(&a, &[], None, Some(&spec)).unwrap();
@@ -694,7 +697,8 @@ fn bench_double_pendulum_rk4() {
     let mut a = Arena::new();
     let raw = pendulum_chain(&mut a, 2);
     let mut simplified = raw.clone();
-    for e in simplified.mass_matrix.iter_mut().chain(simplified.forcing.iter_mut()) {
+    let Matrix::Dense(m) = &mut simplified.mass else { unreachable!("the chain's matrix is dense") };
+    for e in m.iter_mut().chain(simplified.forcing.iter_mut()) {
         *e = a.simplify(*e);
     }
     let p = [1.0, 1.0, 1.0, 1.0, 9.81];

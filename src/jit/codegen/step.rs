@@ -26,7 +26,9 @@ impl ModuleBuilder<'_> {
     /// in registers (`scratch` unused) unless the system is called out of line and has more
     /// than [`MEMORY_LOOP_MIN_DIM`] entries; then it is stepped in memory (`step_memory.rs`).
     pub fn step_loop(&mut self, sys: &System, rhs: FuncId, scheme: Scheme) -> Result<FuncId, JitError> {
-        if !sys.looped.is_empty() && scheme == Scheme::Verlet {
+        // The two-pass loop kicks with each acceleration as it is computed; a system that
+        // solves after its rows steps in memory through its right-hand side.
+        if !sys.looped.is_empty() && scheme == Scheme::Verlet && sys.solve.is_none() {
             return self.verlet_looped(sys);
         }
         if sys.steps_in_memory() {

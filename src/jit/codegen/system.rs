@@ -2,9 +2,11 @@
 //! inline, the right-hand side function compiled from it, and calls of that function.
 
 use super::ModuleBuilder;
+use crate::integrate::symband;
 use crate::jit::linsolve::{emit_diagonal, emit_solve, upper_index, DiagonalSolve, UNROLLED_MAX};
+use crate::jit::runtime::Extern;
 use crate::jit::translate::{mem, FunctionTranslator, Input, Plan};
-use crate::jit::{JitError, RowLoop};
+use crate::jit::{JitError, Matrix, RowLoop};
 use crate::sym::{Arena, ExprId, SymId};
 use cranelift_codegen::ir::{condcodes::IntCC, types, Block, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
@@ -27,21 +29,32 @@ const INLINE_NODES_MAX: usize = 300;
 const PART_NODES: usize = 8_000;
 
 /// The matrix `A` of a system, by its structure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Solve {
     /// A symmetric `n × n` matrix, its upper triangle in the plan.
     Dense(usize),
     /// A diagonal matrix, its `n` diagonal entries in the plan: a division each.
-    Diagonal(usize),
+    Diagonal,
+    /// A symmetric band matrix of half-bandwidth `b`: each row's upper band, then the row's
+    /// right-hand side, in the plan; stored into the thread's scratch array as they are
+    /// computed and solved there by `lagc_band_solve`.
+    Banded { n: usize, b: usize },
+    /// A matrix factored before compiling: the plan holds the right-hand side alone,
+    /// solved in place by `lagc_factored_solve` with the factor at this address (0 for
+    /// a matrix that could not be factored).
+    Factored { factor: usize },
 }
 
-/// The matrix of a system as given: its dimension, its entries (all `n × n`
-/// row-major, or the `n` diagonal ones) and whether it is diagonal.
-pub(crate) type MatrixSpec<'a> = (usize, &'a [ExprId], bool);
+impl Solve {
+    /// The doubles of the scratch array a banded solve fills: the band, then `b`.
+    fn scratch_len(n: usize, b: usize) -> usize {
+        crate::integrate::symband::band_len(n, b) + n
+    }
+}
 
 /// A first-order system `y' = F(t, y)` in the form both specs lower to:
 /// `F = (y[copy], A⁻¹ b)` where the plan's roots are the upper triangle (or
-/// the diagonal) of `A` (if `solve` is some) followed by `b`.
+/// the diagonal, or the band row by row) of `A` (if `solve` is some) followed by `b`.
 pub(crate) struct System {
     pub name: &'static str,
     pub time: SymId,
@@ -52,6 +65,11 @@ pub(crate) struct System {
     /// The matrix to solve with, if any.
     pub solve: Option<Solve>,
     pub plan: Plan,
+    /// Where row `i`'s roots begin in `plan` (and where the rows after the last end), for
+    /// every shape but a dense matrix.
+    row_roots: Vec<usize>,
+    /// For a banded matrix: where each root of `plan` goes in the scratch array.
+    scratch_slots: Vec<usize>,
     /// For a large system without a dense matrix: its rows in parts, each
     /// with its own plan (roots as in `plan`, for those rows only).
     pub parts: Vec<(Range<usize>, Plan)>,
@@ -69,62 +87,95 @@ impl System {
         name: &'static str,
         (time, state, params): (SymId, Vec<SymId>, Vec<SymId>),
         copy: Range<usize>,
-        matrix: Option<MatrixSpec<'_>>,
+        matrix: Option<&Matrix>,
         vector: &[ExprId],
         batch: Option<crate::batch::Batch>,
     ) -> Result<System, JitError> {
+        let n = vector.len();
         let mut roots = Vec::new();
-        match matrix {
+        let mut row_roots = vec![0];
+        let mut scratch_slots = Vec::new();
+        let solve = match matrix {
             // Each diagonal entry beside its right-hand side: `(d_0, b_0, d_1, b_1, …)`.
-            Some((_, d, true)) => {
+            Some(Matrix::Diagonal(d)) => {
                 for (di, bi) in d.iter().zip(vector) {
                     roots.push(*di);
                     roots.push(*bi);
+                    row_roots.push(roots.len());
                 }
+                Some(Solve::Diagonal)
             }
-            Some((n, m, false)) => {
+            Some(Matrix::Dense(m)) => {
                 for i in 0..n {
                     for j in i..n {
                         debug_assert_eq!(roots.len(), upper_index(n, i, j));
                         roots.push(m[i * n + j]);
                     }
                 }
+                roots.extend_from_slice(vector);
+                Some(Solve::Dense(n))
             }
-            None => {}
-        }
-        if !matches!(matrix, Some((_, _, true))) {
-            roots.extend_from_slice(vector);
-        }
+            Some(Matrix::Banded { band, entries }) => {
+                let b = *band;
+                for (i, bi) in vector.iter().enumerate() {
+                    for j in i..(i + b + 1).min(n) {
+                        let k = symband::band_index(b, i, j);
+                        roots.push(entries[k]);
+                        scratch_slots.push(k);
+                    }
+                    roots.push(*bi);
+                    scratch_slots.push(symband::band_len(n, b) + i);
+                    row_roots.push(roots.len());
+                }
+                Some(Solve::Banded { n, b })
+            }
+            Some(Matrix::Factored(f)) => {
+                roots.extend_from_slice(vector);
+                row_roots.extend(1..=n);
+                let factor = f.as_ref().map_or(0, |f| std::sync::Arc::as_ptr(f) as usize);
+                Some(Solve::Factored { factor })
+            }
+            None => {
+                roots.extend_from_slice(vector);
+                row_roots.extend(1..=n);
+                None
+            }
+        };
         let mut bound = vec![time];
         bound.extend(&state);
         bound.extend(&params);
         let plan = Plan::batched(arena, &roots, &bound, name, batch)?;
-        let solve = matrix.map(|(n, _, diagonal)| if diagonal { Solve::Diagonal(n) } else { Solve::Dense(n) });
         let mut parts = Vec::new();
-        let per_row = if matches!(solve, Some(Solve::Diagonal(_))) { 2 } else { 1 };
         if !matches!(solve, Some(Solve::Dense(_))) && plan.node_count() > 2 * PART_NODES {
-            let rows = vector.len();
-            let count = plan.node_count().div_ceil(PART_NODES).min(rows.max(1));
-            let size = rows.div_ceil(count);
-            for start in (0..rows).step_by(size.max(1)) {
-                let range = start..(start + size).min(rows);
+            let count = plan.node_count().div_ceil(PART_NODES).min(n.max(1));
+            let size = n.div_ceil(count);
+            for start in (0..n).step_by(size.max(1)) {
+                let range = start..(start + size).min(n);
                 let part =
-                    Plan::batched(arena, &roots[per_row * range.start..per_row * range.end], &bound, name, batch)?;
+                    Plan::batched(arena, &roots[row_roots[range.start]..row_roots[range.end]], &bound, name, batch)?;
                 parts.push((range, part));
             }
         }
-        Ok(System { name, time, state, params, copy, solve, plan, parts, looped: Vec::new() })
+        Ok(System { name, time, state, params, copy, solve, plan, row_roots, scratch_slots, parts, looped: Vec::new() })
     }
 
     /// A system whose solved rows are given by segments ([`RowLoop`]): code
-    /// in proportion to the number of segments, not of rows.
+    /// in proportion to the number of segments, not of rows. The rows are the solution,
+    /// or `b` of a [`Matrix::Factored`] solved in place after them.
     pub fn looped(
         arena: &Arena,
         name: &'static str,
         (time, state, params): (SymId, Vec<SymId>, Vec<SymId>),
         copy: Range<usize>,
         rows: &[RowLoop],
+        matrix: &Matrix,
     ) -> Result<System, JitError> {
+        let solve = match matrix {
+            Matrix::Factored(f) => {
+                Some(Solve::Factored { factor: f.as_ref().map_or(0, |f| std::sync::Arc::as_ptr(f) as usize) })
+            }
+            _ => None,
+        };
         let mut bound = vec![time];
         bound.extend(&state);
         bound.extend(&params);
@@ -145,7 +196,19 @@ impl System {
                 Ok((g, plan))
             })
             .collect::<Result<Vec<_>, JitError>>()?;
-        Ok(System { name, time, state, params, copy, solve: None, plan, parts: Vec::new(), looped })
+        Ok(System {
+            name,
+            time,
+            state,
+            params,
+            copy,
+            solve,
+            plan,
+            row_roots: Vec::new(),
+            scratch_slots: Vec::new(),
+            parts: Vec::new(),
+            looped,
+        })
     }
 
     /// Emits the segments of a looped system: a counted loop over the members
@@ -235,10 +298,13 @@ impl System {
                 let (upper, b) = vals.split_at(n * (n + 1) / 2);
                 dy.extend(emit_solve(tr, n, upper, b, fail));
             }
-            Some(Solve::Diagonal(_)) => {
+            Some(Solve::Diagonal) => {
                 let d: Vec<Value> = vals.iter().step_by(2).copied().collect();
                 let b: Vec<Value> = vals.iter().skip(1).step_by(2).copied().collect();
                 dy.extend(emit_diagonal(tr, &d, &b, fail));
+            }
+            Some(Solve::Banded { .. } | Solve::Factored { .. }) => {
+                unreachable!("a system solved out of line is never inlined")
             }
         }
         dy
@@ -261,8 +327,35 @@ impl System {
             let v = tr.builder.ins().load(types::F64, mem(), y, (8 * k) as i32);
             tr.builder.ins().store(mem(), v, dy, (8 * j) as i32);
         }
-        let rows = self.plan.roots.len() / if matches!(self.solve, Some(Solve::Diagonal(_))) { 2 } else { 1 };
+        let rows = self.row_roots.len() - 1;
         self.emit_rows(tr, t, (y, p, dy), fail, &self.plan, 0..rows);
+        self.emit_finish(tr, dy, fail);
+    }
+
+    /// After every row of `b` (and of a banded matrix) is stored: the solve of a system
+    /// whose matrix is solved out of line, its solution into `dy` after the copied entries.
+    fn emit_finish(&self, tr: &mut FunctionTranslator, dy: Value, fail: Block) {
+        let at = 8 * self.copy.len() as i64;
+        let status = match self.solve {
+            Some(Solve::Banded { n, b }) => {
+                let out = tr.builder.ins().iadd_imm_s(dy, at);
+                let len = tr.builder.ins().iconst(types::I64, Solve::scratch_len(n, b) as i64);
+                let scratch = tr.call(Extern::Scratch, &[len]);
+                let (nv, bv) =
+                    (tr.builder.ins().iconst(types::I64, n as i64), tr.builder.ins().iconst(types::I64, b as i64));
+                tr.call(Extern::BandSolve, &[nv, bv, scratch, out])
+            }
+            Some(Solve::Factored { factor, .. }) => {
+                let out = tr.builder.ins().iadd_imm_s(dy, at);
+                let f = tr.builder.ins().iconst(tr.pointer, factor as i64);
+                tr.call(Extern::FactoredSolve, &[f, out])
+            }
+            _ => return,
+        };
+        let bad = tr.builder.ins().icmp_imm_s(IntCC::NotEqual, status, 0);
+        let cont = tr.builder.create_block();
+        tr.builder.ins().brif(bad, fail, &[], cont, &[]);
+        tr.builder.switch_to_block(cont);
     }
 
     /// The rows `rows` of `F`'s solved part, from `plan` (whose roots are
@@ -282,8 +375,17 @@ impl System {
             tr.builder.ins().store(mem(), v, dy, (8 * (copied + i)) as i32);
         };
         match self.solve {
-            None => tr.eval_streamed(plan, &inputs, store),
-            Some(Solve::Diagonal(_)) => {
+            None | Some(Solve::Factored { .. }) => tr.eval_streamed(plan, &inputs, store),
+            Some(Solve::Banded { n, b }) => {
+                let len = tr.builder.ins().iconst(types::I64, Solve::scratch_len(n, b) as i64);
+                let scratch = tr.call(Extern::Scratch, &[len]);
+                let first = self.row_roots[rows.start];
+                tr.eval_streamed(plan, &inputs, |tr, pos, v| {
+                    let slot = self.scratch_slots[first + pos];
+                    tr.builder.ins().store(mem(), v, scratch, (8 * slot) as i32);
+                });
+            }
+            Some(Solve::Diagonal) => {
                 let n = rows.len();
                 // Roots come in pairs (d_i, b_i); each x_i = b_i / d_i is stored as soon as
                 // both are known, and every d_i is checked with one branch at the end.
@@ -346,7 +448,8 @@ impl System {
         }
         let small = match self.solve {
             Some(Solve::Dense(n)) => n <= UNROLLED_MAX,
-            Some(Solve::Diagonal(_)) | None => true,
+            Some(Solve::Diagonal) | None => true,
+            Some(Solve::Banded { .. } | Solve::Factored { .. }) => false,
         };
         small && self.plan.node_count() <= INLINE_NODES_MAX
     }
@@ -378,6 +481,7 @@ impl ModuleBuilder<'_> {
             tr.builder.set_cold_block(fail);
             if !sys.looped.is_empty() {
                 sys.emit_looped(tr, t, (y, params, dy));
+                sys.emit_finish(tr, dy, fail);
             } else if matches!(sys.solve, Some(Solve::Dense(_))) {
                 let yv = tr.load_f64s(y, sys.dim());
                 let pv = sys.load_params(tr, params);
@@ -393,6 +497,7 @@ impl ModuleBuilder<'_> {
                 for &part in &parts {
                     call_checked(tr, part, (t, y, params, dy), fail);
                 }
+                sys.emit_finish(tr, dy, fail);
             }
             let zero = tr.builder.ins().iconst(types::I32, 0);
             tr.builder.ins().return_(&[zero]);
