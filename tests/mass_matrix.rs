@@ -159,11 +159,11 @@ fn a_finite_element_string_follows_its_lowest_mode() {
 }
 
 /// Sizes that crashed (a dense matrix on the kernel's stack) or took seconds a step run:
-/// the string of 1,024 nodes, a band of 1,024 that depends on the state, the latter large
-/// enough to be compiled in parts.
+/// the string of 1,024 nodes, a band of 1,500 rows that depends on the state (compiled in
+/// parts), a dense matrix of 200 rows that depends on the state.
 #[test]
 fn large_band_matrices_run() {
-    for src in [fem_string(1024, "verlet"), coupled_lattice(1500)] {
+    for src in [fem_string(1024, "verlet"), coupled_lattice(1500), dense(200)] {
         let mut src = src;
         if !src.contains("init") {
             src.push_str("\ninit u[i in 0..N] = 1 + 0.1*sin(i)");
