@@ -179,3 +179,40 @@ fn large_band_matrices_run() {
         assert!(drift.max_abs < 1e-8 * drift.h0.abs(), "drift {} of {}", drift.max_abs, drift.h0);
     }
 }
+
+/// Forward sensitivities through a constant band `M`, against central differences of whole
+/// runs: the string's stiffness `k` (in `f`), and the pentadiagonal lattice's `c` (in `M`
+/// itself). Both are derived by segments until the Jacobians are asked for.
+#[test]
+fn sensitivities_through_a_band_mass_matrix_match_differences() {
+    let lattice =
+        format!("{}\ninit u[i in 0..N] = sin(i)\nsimulate method = rk4, dt = 0.05, t_end = 5", pentadiagonal(30));
+    for (src, param) in [(fem_string(40, "rk4"), "k"), (lattice, "c")] {
+        let last = |set: Option<f64>, sens: bool| -> (Vec<f64>, Vec<f64>) {
+            let overrides: Vec<(String, f64)> = set.map(|v| vec![(param.to_string(), v)]).unwrap_or_default();
+            let mut c = lagc::compile_for(&src, "sens", &overrides, None).unwrap();
+            let cfg = RunConfig::resolve(&c.model, &RunOptions::default()).unwrap();
+            let mut rows: Vec<Vec<f64>> = Vec::new();
+            if sens {
+                c.derive_jacobians().unwrap();
+                c.run_sensitivities(&cfg, &[param.to_string()], &mut rows).unwrap();
+            } else {
+                c.run(&cfg, &mut rows).unwrap();
+            }
+            let n = c.model.vars.len();
+            let row = rows.pop().unwrap();
+            // (u, ∂u/∂param): the state follows t, its sensitivities are the last columns.
+            (row[1..1 + n].to_vec(), row[row.len() - 2 * n..row.len() - n].to_vec())
+        };
+        let p0 = if param == "k" { 1.0 } else { 0.2 };
+        let h = 1e-5 * p0;
+        let (up, _) = last(Some(p0 + h), false);
+        let (down, _) = last(Some(p0 - h), false);
+        let (_, s) = last(None, true);
+        let scale = s.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        for i in 0..up.len() {
+            let fd = (up[i] - down[i]) / (2.0 * h);
+            assert!((fd - s[i]).abs() <= 1e-6 * scale, "{param}: ∂u[{i}] {} vs {fd}", s[i]);
+        }
+    }
+}

@@ -12,6 +12,9 @@ use crate::sym::{ExprId, SymKind};
 /// one of a few random points (positions, velocities and time drawn in [0.3, 1.3]).
 pub(super) fn singular_mass_matrix(model: &Model, eq: &LagrangianEquations) -> Option<Diagnostic> {
     let n = eq.mass_matrix.len();
+    if n == 0 {
+        return None;
+    }
     let at = |i: usize, j: usize| eq.mass_matrix[i][j];
     let shape = super::MatrixShape::of(&model.arena, n, at);
     let entries: Vec<ExprId> = if eq.diagonal_mass {

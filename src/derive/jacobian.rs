@@ -43,7 +43,8 @@ impl Jacobian {
 }
 
 /// The system's matrix (`M` or `g`), row-major; empty when there is none,
-/// or for equations by segments (whose constant diagonal `M` is divided out).
+/// or for equations by segments (whose constant diagonal `M` is divided out; a band one is
+/// written out before the Jacobians are taken).
 fn matrix_of(eq: &Equations) -> Vec<ExprId> {
     match eq {
         Equations::Lagrangian(e) if e.indexed.is_some() => vec![],
@@ -79,6 +80,17 @@ pub fn outputs(model: &Model, eq: &Equations) -> usize {
 /// `eq`; refused, with the size, when their tables would be too large.
 pub fn jacobians(model: &mut Model, eq: &mut Equations) -> Result<(), Diagnostic> {
     let n = model.vars.len();
+    // Equations by segments with a band `M` become equations per row first: the
+    // sensitivities solve with `M` (its derivatives by the params included) as a written-out
+    // model does, and the run then uses the written-out system.
+    if let Equations::Lagrangian(e) = eq {
+        if e.indexed.as_ref().is_some_and(|ix| !ix.diagonal()) {
+            let (momenta, mass, forcing) = e.written_out(&mut model.arena);
+            (e.momenta, e.mass_matrix, e.forcing) = (momenta, mass, forcing);
+            e.diagonal_mass = false;
+            e.indexed = None;
+        }
+    }
     let mut state = model.var_syms();
     state.extend(model.velocity_syms());
     let params = model.param_syms();
