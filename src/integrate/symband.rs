@@ -34,8 +34,9 @@ pub fn band_index(b: usize, i: usize, j: usize) -> usize {
 /// A factorised symmetric band matrix.
 #[derive(Clone, Debug)]
 pub enum BandFactor {
-    /// `A = UᵀU`, `U` upper triangular with the band of `A`, in its layout.
-    Cholesky { n: usize, b: usize, u: Vec<f64> },
+    /// `A = UᵀU`, `U` upper triangular with the band of `A`, in its layout; `inv` holds the
+    /// reciprocals of its diagonal, so that a solve multiplies where it would divide.
+    Cholesky { n: usize, b: usize, u: Vec<f64>, inv: Vec<f64> },
     /// `P A = L U` with partial pivoting.
     Lu(Banded),
 }
@@ -52,7 +53,7 @@ impl BandFactor {
     /// Overwrites `x` (holding `b`) with the solution of `A x = b`.
     pub fn solve(&self, x: &mut [f64]) {
         match self {
-            BandFactor::Cholesky { n, b, u } => {
+            BandFactor::Cholesky { n, b, u, inv } => {
                 let (n, b) = (*n, *b);
                 // Uᵀ z = rhs, then U x = z.
                 for i in 0..n {
@@ -60,7 +61,7 @@ impl BandFactor {
                     for k in i.saturating_sub(b)..i {
                         s -= u[band_index(b, k, i)] * x[k];
                     }
-                    x[i] = s / u[band_index(b, i, i)];
+                    x[i] = s * inv[i];
                 }
                 for i in (0..n).rev() {
                     let row = &u[i * (b + 1)..(i + 1) * (b + 1)];
@@ -68,7 +69,7 @@ impl BandFactor {
                     for (d, &uij) in row.iter().enumerate().take((n - i).min(b + 1)).skip(1) {
                         s -= uij * x[i + d];
                     }
-                    x[i] = s / row[0];
+                    x[i] = s * inv[i];
                 }
             }
             BandFactor::Lu(m) => m.solve(x),
@@ -114,7 +115,8 @@ pub fn factor(a: &[f64], n: usize, b: usize, check_condition: bool) -> Result<Ba
                 }
             }
         }
-        Some(BandFactor::Cholesky { n, b, u })
+        let inv = (0..n).map(|i| 1.0 / u[band_index(b, i, i)]).collect();
+        Some(BandFactor::Cholesky { n, b, u, inv })
     })();
     let (f, check) = match cholesky {
         Some(f) => (f, check_condition),
