@@ -28,6 +28,18 @@ fn label(model: &Model, seg: &Segment) -> (String, Option<(String, i64, i64)>) {
     }
 }
 
+/// A segment's row and, for a range, its index and range, as JSON members.
+fn label_json(model: &Model, seg: &Segment) -> Map<String, Value> {
+    let (name, range) = label(model, seg);
+    let mut m = Map::new();
+    m.insert("row".into(), json!(name));
+    if let Some((k, lo, hi)) = range {
+        m.insert("index".into(), json!(k));
+        m.insert("range".into(), json!([lo, hi]));
+    }
+    m
+}
+
 fn show(a: &mut Arena, e: ExprId) -> String {
     super::report::show(a, e)
 }
@@ -155,20 +167,7 @@ pub(crate) fn json(model: &mut Model, ix: &Indexed, o: &mut Map<String, Value>) 
     let n = model.vars.len();
     let labels: Vec<Vec<Value>> = [&ix.momenta, &ix.mass, &ix.forcing, &ix.acceleration]
         .iter()
-        .map(|segs| {
-            segs.iter()
-                .map(|seg| {
-                    let (name, range) = label(model, seg);
-                    let mut m = Map::new();
-                    m.insert("row".into(), json!(name));
-                    if let Some((k, lo, hi)) = range {
-                        m.insert("index".into(), json!(k));
-                        m.insert("range".into(), json!([lo, hi]));
-                    }
-                    Value::Object(m)
-                })
-                .collect()
-        })
+        .map(|segs| segs.iter().map(|seg| Value::Object(label_json(model, seg))).collect())
         .collect();
     let a = &mut model.arena;
     let momenta = per_row(a, &ix.momenta);
@@ -209,13 +208,7 @@ pub(crate) fn json(model: &mut Model, ix: &Indexed, o: &mut Map<String, Value>) 
         .coupling
         .iter()
         .map(|(off, seg)| {
-            let (name, range) = label(model, seg);
-            let mut m = Map::new();
-            m.insert("row".into(), json!(name));
-            if let Some((k, lo, hi)) = range {
-                m.insert("index".into(), json!(k));
-                m.insert("range".into(), json!([lo, hi]));
-            }
+            let mut m = label_json(model, seg);
             m.insert("offset".into(), json!(off));
             m.insert("expr".into(), json!(show(&mut model.arena, seg.expr)));
             Value::Object(m)
