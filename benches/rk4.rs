@@ -4,8 +4,10 @@
 //!
 //! Problem A: the double pendulum (unit masses and lengths, g = 9.81) from
 //! θ = (0.5, 0.5) at rest, against its closed-form accelerations.
-//! Problem B: the N-link chain in Cartesian form, against a generic
-//! hand-written mass matrix and Gaussian elimination.
+//! Problem B: the N-link chain in Cartesian form, against a hand-written chain that
+//! computes the sine and cosine of each angle once and solves by Cholesky (the
+//! reference of `../shared/bench/native`'s `chainfast`), and against a generic
+//! hand-written mass matrix with Gaussian elimination.
 
 // Index loops keep the hand-written reference as plain as the textbook.
 #![allow(clippy::needless_range_loop)]
@@ -89,6 +91,57 @@ fn chain<const N: usize, const D: usize>(y: &[f64; D], dy: &mut [f64; D]) {
             s -= m[r][c] * f[c];
         }
         f[r] = s / m[r][r];
+    }
+    dy[..N].copy_from_slice(v);
+    dy[N..].copy_from_slice(&f);
+}
+
+/// The same chain as a careful hand-written kernel: `sin_cos` of each angle once, the
+/// entries by `cos(a − b) = cos a cos b + sin a sin b`, Cholesky and two substitutions.
+fn chain_fast<const N: usize, const D: usize>(y: &[f64; D], dy: &mut [f64; D]) {
+    let (q, v) = y.split_at(N);
+    let sc: [(f64, f64); N] = std::array::from_fn(|i| q[i].sin_cos());
+    let mut m = [[0.0; N]; N];
+    let mut f = [0.0; N];
+    for i in 0..N {
+        let (si, ci) = sc[i];
+        let mut fi = -G * (N - i) as f64 * si;
+        for j in 0..N {
+            let (sj, cj) = sc[j];
+            let w = (N - i.max(j)) as f64;
+            m[i][j] = w * (ci * cj + si * sj);
+            fi -= w * (si * cj - ci * sj) * v[j] * v[j];
+        }
+        f[i] = fi;
+    }
+    for j in 0..N {
+        let mut d = m[j][j];
+        for k in 0..j {
+            d -= m[j][k] * m[j][k];
+        }
+        let d = d.sqrt();
+        m[j][j] = d;
+        for i in j + 1..N {
+            let mut s = m[i][j];
+            for k in 0..j {
+                s -= m[i][k] * m[j][k];
+            }
+            m[i][j] = s / d;
+        }
+    }
+    for i in 0..N {
+        let mut s = f[i];
+        for k in 0..i {
+            s -= m[i][k] * f[k];
+        }
+        f[i] = s / m[i][i];
+    }
+    for i in (0..N).rev() {
+        let mut s = f[i];
+        for k in i + 1..N {
+            s -= m[k][i] * f[k];
+        }
+        f[i] = s / m[i][i];
     }
     dy[..N].copy_from_slice(v);
     dy[N..].copy_from_slice(&f);
@@ -179,58 +232,67 @@ fn ns_per_step(f: &mut impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// The chain's initial state: every angle 0.5, at rest.
+fn chain_y0<const D: usize>() -> [f64; D] {
+    std::array::from_fn(|i| if i < D / 2 { 0.5 } else { 0.0 })
+}
+
+/// A closure that takes `STEPS` RK4 steps.
+type Stepper = Box<dyn FnMut()>;
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut table = Vec::new();
+    // One problem: lagc's compiled loop, the hand-written kernel the ratio is taken to, a
+    // second, generic hand-written kernel, and lagc's portable evaluator (left out where it
+    // would take minutes).
     let mut case =
-        |name: &str, mut jit: Box<dyn FnMut()>, mut portable: Box<dyn FnMut()>, mut hand: Box<dyn FnMut()>| {
+        |name: &str, mut jit: Stepper, mut hand: Stepper, generic: Option<Stepper>, portable: Option<Stepper>| {
             let mut g = c.benchmark_group(name);
             g.throughput(Throughput::Elements(STEPS as u64));
             g.bench_function("lagc jit", |b| b.iter(&mut jit));
-            g.bench_function("lagc portable", |b| b.iter(&mut portable));
             g.bench_function("hand-written", |b| b.iter(&mut hand));
             g.finish();
-            let (j, p, h) = (ns_per_step(&mut jit), ns_per_step(&mut portable), ns_per_step(&mut hand));
-            table.push(format!("{name:<24} {j:>10.1} {h:>12.1} {:>9.2}x {p:>12.1} {:>9.1}x", j / h, p / j));
+            let (j, h) = (ns_per_step(&mut jit), ns_per_step(&mut hand));
+            let generic = generic.map_or_else(|| "-".to_string(), |mut f| format!("{:.1}", ns_per_step(&mut f)));
+            let (p, pj) = portable.map_or_else(
+                || ("-".to_string(), "-".to_string()),
+                |mut f| {
+                    let p = ns_per_step(&mut f);
+                    (format!("{p:.1}"), format!("{:.1}x", p / j))
+                },
+            );
+            table.push(format!("{name:<24} {j:>10.1} {h:>12.1} {:>9.2}x {generic:>12} {p:>12} {pj:>10}", j / h));
         };
     case(
         "A double pendulum",
         Box::new(lagc_stepper(DOUBLE_PENDULUM, Backend::Native)),
-        Box::new(lagc_stepper(DOUBLE_PENDULUM, Backend::Portable)),
         Box::new(hand_stepper([0.5, 0.5, 0.0, 0.0], double_pendulum)),
+        None,
+        Some(Box::new(lagc_stepper(DOUBLE_PENDULUM, Backend::Portable))),
     );
-    case(
-        "B chain N=2",
-        Box::new(lagc_stepper(&chain_source(2), Backend::Native)),
-        Box::new(lagc_stepper(&chain_source(2), Backend::Portable)),
-        Box::new(hand_stepper([0.5, 0.5, 0.0, 0.0], chain::<2, 4>)),
-    );
-    case(
-        "B chain N=5",
-        Box::new(lagc_stepper(&chain_source(5), Backend::Native)),
-        Box::new(lagc_stepper(&chain_source(5), Backend::Portable)),
-        Box::new(hand_stepper([0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0], chain::<5, 10>)),
-    );
-    let mut y10 = [0.0; 20];
-    y10[..10].fill(0.5);
-    case(
-        "B chain N=10",
-        Box::new(lagc_stepper(&chain_source(10), Backend::Native)),
-        Box::new(lagc_stepper(&chain_source(10), Backend::Portable)),
-        Box::new(hand_stepper(y10, chain::<10, 20>)),
-    );
-    let mut y20 = [0.0; 40];
-    y20[..20].fill(0.5);
-    case(
-        "B chain N=20",
-        Box::new(lagc_stepper(&chain_source(20), Backend::Native)),
-        Box::new(lagc_stepper(&chain_source(20), Backend::Portable)),
-        Box::new(hand_stepper(y20, chain::<20, 40>)),
-    );
-    println!("\nRK4, h = {H}, ns per step (medians of one run):");
+    macro_rules! chain_case {
+        ($n:literal, $d:literal, $portable:expr) => {
+            case(
+                concat!("B chain N=", $n),
+                Box::new(lagc_stepper(&chain_source($n), Backend::Native)),
+                Box::new(hand_stepper(chain_y0::<$d>(), chain_fast::<$n, $d>)),
+                Some(Box::new(hand_stepper(chain_y0::<$d>(), chain::<$n, $d>))),
+                $portable.then(|| Box::new(lagc_stepper(&chain_source($n), Backend::Portable)) as Stepper),
+            )
+        };
+    }
+    chain_case!(2, 4, true);
+    chain_case!(5, 10, true);
+    chain_case!(10, 20, true);
+    chain_case!(20, 40, true);
+    chain_case!(50, 100, false);
+    println!("\nRK4, h = {H}, ns per step (medians of one run; the ratio is to the careful");
+    println!("hand-written kernel, sin/cos of each angle once and Cholesky; `generic` forms");
+    println!("every sin/cos(q_j - q_k) and eliminates with pivoting):");
     println!(
-        "{:<24} {:>10} {:>12} {:>10} {:>12} {:>10}",
-        "problem", "lagc jit", "hand-written", "jit/hand", "portable", "port/jit"
+        "{:<24} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10}",
+        "problem", "lagc jit", "hand-written", "jit/hand", "generic", "portable", "port/jit"
     );
     for row in table {
         println!("{row}");

@@ -88,11 +88,11 @@ fn ensemble_estimates_bound_the_measured_peak() {
         Some("every particle's final row (500000 particles × 5 values)"),
         30.0 * MB,
     );
-    // A JSON dump holds every particle's values until the run ends, beside the final rows.
+    // An NPY dump holds every particle's values until the run ends, beside the final rows.
     check(
-        "em ensemble, 2e5 particles dumped to JSON",
-        &["run", &example("double_well"), "--particles", "200000", "--t-end", "0.001", "--dump", &scratch("d.json")],
-        Some("the JSON --dump of 200000 particles"),
+        "em ensemble, 2e5 particles dumped to NPY",
+        &["run", &example("double_well"), "--particles", "200000", "--t-end", "0.001", "--dump", &scratch("d.npy")],
+        Some("the NPY --dump of 200000 particles"),
         30.0 * MB,
     );
     // A deterministic method's ensemble: each particle's trajectory in turn, 3 values each.
@@ -121,10 +121,14 @@ fn ensemble_estimates_bound_the_measured_peak() {
 
 #[test]
 fn output_estimates_bound_the_measured_peak() {
-    // 5e5 rows of the pendulum: 2e6 values, 16 MB held by JSON and NPY.
+    // 5e5 rows of the pendulum: 2e6 values, 16 MB held by NPY.
     let long = ["run", &example("pendulum"), "--t-end", "500"];
+    // JSON is streamed: 5e5 rows (about 30 MB of text) take no more memory than a few blocks.
     let json = scratch("p.json");
-    check("JSON, 5e5 rows", &[&long[..], &["--out", &json]].concat(), Some("the JSON output's 500002 rows"), 12.0 * MB);
+    let m = measure(&[&long[..], &["--out", &json]].concat());
+    assert!(m.estimate >= m.peak, "the estimate is below the measured peak; JSON, 5e5 rows: {m:?}");
+    assert!(!m.stderr.contains("JSON output"), "JSON is not held: {m:?}");
+    assert!(m.peak - m.so_far < 8.0 * MB, "JSON is streamed, not held: {m:?}");
     let npy = scratch("p.npy");
     check("NPY, 5e5 rows", &[&long[..], &["--out", &npy]].concat(), Some("the NPY output's 500002 rows"), 12.0 * MB);
     let (csv, svg) = (scratch("p.csv"), scratch("p.svg"));
@@ -153,9 +157,9 @@ fn refusals_name_the_real_cause_and_a_fix_that_applies() {
     let err = refusal(&["run", &example("double_well"), "--particles", "30000000000", "--out", &scratch("x.csv")]);
     assert!(err.contains("every particle's final row") && err.contains("--particles"), "{err}");
     assert!(!err.contains("write CSV"), "{err}");
-    // A JSON output: write CSV.
-    let err = refusal(&["run", &example("pendulum"), "--t-end", "1e9", "--out", &scratch("x.json")]);
-    assert!(err.contains("the JSON output's") && err.contains("write CSV") && err.contains("--every"), "{err}");
+    // An NPY output: write CSV or JSON.
+    let err = refusal(&["run", &example("pendulum"), "--t-end", "1e9", "--out", &scratch("x.npy")]);
+    assert!(err.contains("the NPY output's") && err.contains("write CSV or JSON") && err.contains("--every"), "{err}");
     // CSV with a figure: the kept rows are the cause; CSV is not the fix.
     let err = refusal(&["run", &example("pendulum"), "--t-end", "1e9", "--plot", &scratch("x.svg")]);
     assert!(err.contains("kept for --plot") && err.contains("leave out --plot"), "{err}");

@@ -284,3 +284,22 @@ fn a_sum_too_long_to_multiply_in_stays_a_factor() {
     let small = a.expand(small);
     assert_eq!(a.to_text(small), "s0^2 + s1^2 + 2*s0*s1");
 }
+
+#[test]
+fn sums_factor_what_every_term_of_their_body_shares() {
+    // The shape of a loss's gradient over data: Σ_i (σ_i·x_i − y·x_i) = Σ_i x_i·(σ_i − y).
+    let src = "param k = 2\nstate a, b, w[100]\nenergy = 0\n";
+    let mut m = lagc::compile_source(src, "sym", &[]).expect("the scratch model compiles").model;
+    let e = parse(&mut m, "sum(i in 0..100, exp(a*w[i])*w[i] - b*w[i])");
+    let f = m.arena.factor_sums(e);
+    assert_eq!(m.arena.to_text(f), "sum(i in 0..100, w[i]*(exp(w[i]*a) - b))");
+    assert!(agree(&m, e, f));
+    // A factor every term shares that does not depend on the index leaves the sum.
+    let e = parse(&mut m, "sum(i in 0..100, a*w[i]^2 + a*b*w[i])");
+    let f = m.arena.factor_sums(e);
+    assert_eq!(m.arena.to_text(f), "sum(i in 0..100, w[i]^2 + w[i]*b)*a");
+    assert!(agree(&m, e, f));
+    // Nothing shared: the sum is as it was.
+    let e = parse(&mut m, "sum(i in 0..100, a*w[i]^2 + b*w[i])");
+    assert_eq!(m.arena.factor_sums(e), e);
+}

@@ -103,8 +103,8 @@ fn heap(bytes: f64) -> f64 {
 fn writer_bytes(kind: Kind, rows: f64, columns: f64) -> f64 {
     let values = rows * columns;
     match kind {
-        Kind::Csv => 0.0,
-        Kind::Npy | Kind::Json => values * 16.0 + super::output::CHUNK_BYTES as f64,
+        Kind::Csv | Kind::Json => 0.0,
+        Kind::Npy => values * 16.0 + super::output::CHUNK_BYTES as f64,
     }
 }
 
@@ -181,12 +181,11 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
             terms.push(Term { what, bytes: bytes as u64, fix });
         }
     };
-    if let Some(kind) = kind.filter(|&k| k != Kind::Csv) {
-        let name = if kind == Kind::Json { "JSON" } else { "NPY" };
+    if let Some(kind) = kind.filter(|&k| k == Kind::Npy) {
         add(
-            format!("the {name} output's {rows} rows × {columns} columns, held until the run ends"),
+            format!("the NPY output's {rows} rows × {columns} columns, held until the run ends"),
             writer_bytes(kind, r, c),
-            "write CSV (.csv is streamed, not held), or fewer rows with --every",
+            "write CSV or JSON (streamed, not held), or fewer rows with --every",
         );
     }
     if outputs.plot {
@@ -232,16 +231,15 @@ pub(crate) fn estimate(model: &Model, plan: &Plan, cfg: &RunConfig, outputs: Out
             let bytes = sample * 16.0 + r * (4.0 * 80.0 + 48.0 + heap(16.0 * width)) + particles * 32.0;
             add("the quantile bands and the histogram of --plot".into(), bytes, "leave out --plot");
         }
-        if let Some(dump) = outputs.dump.and_then(|p| Kind::of(p).ok()).filter(|&k| k != Kind::Csv) {
-            let name = if dump == Kind::Json { "JSON" } else { "NPY" };
+        if let Some(dump) = outputs.dump.and_then(|p| Kind::of(p).ok()).filter(|&k| k == Kind::Npy) {
             add(
                 format!(
-                    "the {name} --dump of {} × {}, held until the run ends",
+                    "the NPY --dump of {} × {}, held until the run ends",
                     count(plan.particles(), "particle"),
                     count(width as usize, "value")
                 ),
                 writer_bytes(dump, particles, width),
-                "dump to CSV (.csv is streamed, not held)",
+                "dump to CSV or JSON (streamed, not held)",
             );
         }
     }

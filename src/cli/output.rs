@@ -5,13 +5,18 @@
 //! leaves a complete-looking file. The temporary name is new for every file
 //! (`.NAME.PID-N-RANDOM.partial`) and created exclusively (`O_CREAT|O_EXCL`),
 //! so that two runs never share one and a planted symbolic link is never
-//! followed. CSV rows are streamed; JSON and NPY are written at the end (NPY
-//! needs the row count in its header).
+//! followed. CSV and JSON rows are streamed; NPY is written at the end (it needs
+//! the row count in its header).
 //!
-//! A row costs no allocation: CSV text is built in one reused line by
-//! [`super::float_text`] and goes through a [`OUTPUT_BUFFER`]-byte buffer;
-//! JSON and NPY keep the values in one vector and write them in chunks at the
-//! end (docs/numerics.md §Row output).
+//! Text is formatted on a thread of its own while the run computes the next
+//! rows: the run appends each row's values to a block, and a full block of
+//! [`BLOCK_VALUES`] goes through a channel to the formatting thread, which turns
+//! it into text ([`super::float_text`]), writes it, and hands the block back to
+//! be filled again. When [`BLOCKS_IN_FLIGHT`] blocks already wait, the run
+//! formats the block itself and hands over the text, so that both cores format
+//! when formatting is the slower half. A row costs no allocation; NPY keeps the
+//! values in one vector and writes them through an [`OUTPUT_BUFFER`]-byte
+//! buffer at the end (docs/numerics.md §Row output).
 
 use super::float_text::{push_csv, push_json};
 use crate::drive::{RowSink, SinkError};
@@ -19,17 +24,247 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
 
 /// The bytes an output holds before it writes them: a write per megabyte,
 /// not per row.
 pub const OUTPUT_BUFFER: usize = 1 << 20;
 
-/// Values per chunk of the JSON and NPY bodies (NPY: 512 kB of bytes).
+/// Values per chunk of the NPY body (512 kB of bytes).
 const CHUNK_VALUES: usize = 1 << 16;
 
 /// The most bytes of one chunk's text or bytes: JSON's longest number
 /// (`-1.2345678901234567e-308`) and its separator, per value.
 pub const CHUNK_BYTES: usize = CHUNK_VALUES * 25;
+
+/// Values per block of rows handed to the formatting thread (32 kB); a row wider
+/// than a block is a block of its own.
+const BLOCK_VALUES: usize = 1 << 12;
+
+/// Rows per block when rows have no values.
+const BLOCK_ROWS: usize = 1 << 12;
+
+/// Blocks that may wait for the formatting thread. When they are all waiting, the run
+/// formats its next block itself (the thread only writes that text), so that on two cores
+/// formatting is shared when it is the slower half.
+const BLOCKS_IN_FLIGHT: usize = 8;
+
+/// Where text goes: a buffered file or standard output.
+type Out = Box<dyn Write + Send>;
+
+/// What the run hands the formatting thread, in row order.
+enum Chunk {
+    /// A block of values and the number of rows in it; `first` when its first row is the
+    /// output's first.
+    Values { block: Vec<f64>, rows: usize, first: bool },
+    /// Text the run formatted itself.
+    Text(Vec<u8>),
+}
+
+/// The formatting thread of a CSV or JSON output and the block being filled.
+struct Pipe {
+    kind: Kind,
+    width: usize,
+    tx: Option<SyncSender<Chunk>>,
+    /// Blocks and texts the thread is done with, to be filled again.
+    spare: Receiver<Chunk>,
+    block: Vec<f64>,
+    /// Rows in `block`, and rows handed over before it.
+    rows: usize,
+    sent: usize,
+    thread: Option<JoinHandle<(Out, std::io::Result<()>)>>,
+    /// The thread's error, once it has stopped at one: every later row and the end report it.
+    failed: Option<(std::io::ErrorKind, String)>,
+    /// Blocks the run formatted itself.
+    formatted_here: usize,
+}
+
+impl Pipe {
+    fn start(kind: Kind, columns: &[String], out: Out) -> Pipe {
+        let (tx, rx) = mpsc::sync_channel(BLOCKS_IN_FLIGHT);
+        let (back, spare) = mpsc::channel();
+        let width = columns.len();
+        let prefix = match kind {
+            Kind::Json => {
+                let mut text = br#"{"columns":"#.to_vec();
+                serde_json::to_writer(&mut text, columns).expect("strings serialise");
+                text.extend_from_slice(br#","rows":["#);
+                text
+            }
+            _ => {
+                let line = columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+                format!("{line}\n").into_bytes()
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("lagc-rows".into())
+            .spawn(move || write_chunks(kind, width, prefix, out, rx, back))
+            .expect("a thread for the output");
+        Pipe {
+            kind,
+            width,
+            tx: Some(tx),
+            spare,
+            block: Vec::with_capacity(BLOCK_VALUES),
+            rows: 0,
+            sent: 0,
+            thread: Some(thread),
+            failed: None,
+            formatted_here: 0,
+        }
+    }
+
+    /// Appends one row; hands the block over when it is full. An error is the thread's: it
+    /// stopped.
+    fn row(&mut self, values: &[f64]) -> Result<(), std::io::Error> {
+        self.block.extend_from_slice(values);
+        self.rows += 1;
+        if self.block.len() >= BLOCK_VALUES || self.rows >= BLOCK_ROWS {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the block to the thread, or formats it here when the thread is behind.
+    fn send(&mut self) -> Result<(), std::io::Error> {
+        let (mut spare_block, mut spare_text) = (None, None);
+        while let Ok(c) = self.spare.try_recv() {
+            match c {
+                Chunk::Values { block, .. } => spare_block = Some(block),
+                Chunk::Text(t) => spare_text = Some(t),
+            }
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let first = self.sent == 0;
+        self.sent += rows;
+        let sent = match (&self.failed, &self.tx) {
+            (None, Some(tx)) => {
+                let next = spare_block.unwrap_or_else(|| Vec::with_capacity(BLOCK_VALUES));
+                let block = std::mem::replace(&mut self.block, next);
+                match tx.try_send(Chunk::Values { block, rows, first }) {
+                    Ok(()) => true,
+                    Err(mpsc::TrySendError::Full(Chunk::Values { block, .. })) => {
+                        // Every waiting place is taken: this block's text is made here, and
+                        // the block is filled again.
+                        let mut text = spare_text.unwrap_or_default();
+                        format_rows(self.kind, self.width, &block, rows, first, &mut text);
+                        self.formatted_here += 1;
+                        self.block = block;
+                        self.block.clear();
+                        tx.send(Chunk::Text(text)).is_ok()
+                    }
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped at an error: say which.
+            let (_, e) = self.stop();
+            Err(e.err().unwrap_or_else(|| std::io::Error::other("the output stopped")))
+        }
+    }
+
+    /// Hands over what is left, waits for the text to be written and returns the output.
+    fn stop(&mut self) -> (Option<Out>, std::io::Result<()>) {
+        if self.rows > 0 && self.failed.is_none() {
+            if let Some(tx) = &self.tx {
+                let block = std::mem::take(&mut self.block);
+                let rows = std::mem::take(&mut self.rows);
+                let _ = tx.send(Chunk::Values { block, rows, first: self.sent == 0 });
+                self.sent += rows;
+            }
+        }
+        self.tx = None;
+        let (out, r) = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok((out, r))) => (Some(out), r),
+            Some(Err(_)) => (None, Err(std::io::Error::other("the thread writing the rows failed"))),
+            None => (None, Ok(())),
+        };
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| (e.kind(), e.to_string()));
+        }
+        match &self.failed {
+            Some((kind, message)) => (out, Err(std::io::Error::new(*kind, message.clone()))),
+            None => (out, r),
+        }
+    }
+}
+
+/// Appends the text of `rows` rows of `width` values: CSV lines, or JSON arrays each after a
+/// comma unless it is the output's `first`.
+fn format_rows(kind: Kind, width: usize, block: &[f64], rows: usize, first: bool, text: &mut Vec<u8>) {
+    for r in 0..rows {
+        let row = &block[r * width..(r + 1) * width];
+        match kind {
+            Kind::Csv => {
+                for (i, &x) in row.iter().enumerate() {
+                    if i > 0 {
+                        text.push(b',');
+                    }
+                    push_csv(text, x);
+                }
+                text.push(b'\n');
+            }
+            _ => {
+                if !(first && r == 0) {
+                    text.push(b',');
+                }
+                text.push(b'[');
+                for (i, &x) in row.iter().enumerate() {
+                    if i > 0 {
+                        text.push(b',');
+                    }
+                    push_json(text, x);
+                }
+                text.push(b']');
+            }
+        }
+    }
+}
+
+/// The formatting thread: the text of each chunk as it comes, then the JSON suffix. It stops
+/// at the first error, which the run learns at its next block or at the end.
+fn write_chunks(
+    kind: Kind,
+    width: usize,
+    prefix: Vec<u8>,
+    mut out: Out,
+    rx: Receiver<Chunk>,
+    back: Sender<Chunk>,
+) -> (Out, std::io::Result<()>) {
+    let mut text: Vec<u8> = Vec::with_capacity(BLOCK_VALUES * 25);
+    text.extend_from_slice(&prefix);
+    for chunk in rx {
+        let done = match chunk {
+            Chunk::Values { mut block, rows, first } => {
+                format_rows(kind, width, &block, rows, first, &mut text);
+                let r = out.write_all(&text);
+                text.clear();
+                block.clear();
+                (r, Chunk::Values { block, rows: 0, first: false })
+            }
+            Chunk::Text(mut t) => {
+                let r = out.write_all(&text).and_then(|()| out.write_all(&t));
+                text.clear();
+                t.clear();
+                (r, Chunk::Text(t))
+            }
+        };
+        if let (Err(e), _) = done {
+            return (out, Err(e));
+        }
+        let _ = back.send(done.1);
+    }
+    if kind == Kind::Json {
+        text.extend_from_slice(b"]}\n");
+    }
+    let r = out.write_all(&text);
+    (out, r)
+}
 
 /// How many temporary names one process has made: with the process id, it
 /// makes each name new.
@@ -118,13 +353,15 @@ impl Kind {
 pub struct Writer {
     kind: Kind,
     columns: Vec<String>,
-    out: Box<dyn Write>,
+    /// The output, while no formatting thread holds it.
+    out: Option<Out>,
+    /// The formatting thread of CSV and JSON.
+    pipe: Option<Pipe>,
     /// The temporary file of a file output, and its destination.
     file: Option<Temporary>,
+    /// NPY's values.
     buffered: Vec<f64>,
     rows: usize,
-    /// One CSV line, reused from row to row.
-    line: Vec<u8>,
     /// Standard output's reader went away (a closed pipe, as in `lagc run m.lag | head`).
     closed: bool,
 }
@@ -132,18 +369,7 @@ pub struct Writer {
 impl Writer {
     /// CSV on standard output.
     pub fn stdout(columns: Vec<String>) -> Result<Writer, String> {
-        let mut w = Writer {
-            kind: Kind::Csv,
-            columns,
-            out: Box::new(BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout())),
-            file: None,
-            buffered: vec![],
-            rows: 0,
-            line: Vec::new(),
-            closed: false,
-        };
-        w.header()?;
-        Ok(w)
+        Ok(Writer::start(Kind::Csv, columns, Box::new(std::io::stdout()), None))
     }
 
     /// Whether standard output's reader has gone away: the run stops, and
@@ -158,26 +384,18 @@ impl Writer {
         let kind = Kind::of(path)?;
         let (tmp, f) =
             Temporary::create(path).map_err(|e| format!("{flag} {}: cannot write there: {e}", path.display()))?;
-        let mut w = Writer {
-            kind,
-            columns,
-            out: Box::new(BufWriter::with_capacity(OUTPUT_BUFFER, f)),
-            file: Some(tmp),
-            buffered: vec![],
-            rows: 0,
-            line: Vec::new(),
-            closed: false,
-        };
-        w.header()?;
-        Ok(w)
+        Ok(Writer::start(kind, columns, Box::new(f), Some(tmp)))
     }
 
-    fn header(&mut self) -> Result<(), String> {
-        if self.kind == Kind::Csv {
-            let line = self.columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
-            writeln!(self.out, "{line}").map_err(|e| e.to_string())?;
-        }
-        Ok(())
+    /// Writes the CSV header and starts the formatting thread of CSV and JSON.
+    /// Starts the formatting thread of CSV and JSON, which writes its text in blocks of rows;
+    /// NPY goes through a buffer at the end.
+    fn start(kind: Kind, columns: Vec<String>, out: Out, file: Option<Temporary>) -> Writer {
+        let (out, pipe): (Option<Out>, _) = match kind {
+            Kind::Csv | Kind::Json => (None, Some(Pipe::start(kind, &columns, out))),
+            Kind::Npy => (Some(Box::new(BufWriter::with_capacity(OUTPUT_BUFFER, out))), None),
+        };
+        Writer { kind, columns, out, pipe, file, buffered: vec![], rows: 0, closed: false }
     }
 
     /// Finishes the output (JSON/NPY body, flush) and moves a file into
@@ -205,7 +423,10 @@ impl Writer {
     }
 
     /// Removes a file output's temporary file; the destination is left as it was.
-    pub fn discard(self) {
+    pub fn discard(mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.stop();
+        }
         drop(self.file);
     }
 
@@ -219,9 +440,17 @@ impl Writer {
 
     /// Writes the body and flushes; returns the temporary file.
     fn complete(mut self) -> Result<Option<Temporary>, String> {
+        if let Some(mut pipe) = self.pipe.take() {
+            let (out, r) = pipe.stop();
+            self.out = out;
+            match r {
+                Err(e) if self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.map_err(|e| e.to_string())?,
+            }
+        }
+        let Some(mut out) = self.out.take() else { return Ok(self.file) };
         match self.kind {
-            Kind::Csv => {}
-            Kind::Json => self.write_json().map_err(|e| e.to_string())?,
+            Kind::Csv | Kind::Json => {}
             Kind::Npy => {
                 let header = format!(
                     "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
@@ -236,56 +465,24 @@ impl Writer {
                 let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
                 bytes.extend((h.len() as u16).to_le_bytes());
                 bytes.extend(h);
-                self.out.write_all(&bytes).map_err(|e| e.to_string())?;
+                out.write_all(&bytes).map_err(|e| e.to_string())?;
                 // The values as little-endian bytes, a chunk at a time.
                 for chunk in self.buffered.chunks(CHUNK_VALUES) {
                     bytes.resize(8 * chunk.len(), 0);
                     for (b, x) in bytes.chunks_exact_mut(8).zip(chunk) {
                         b.copy_from_slice(&x.to_le_bytes());
                     }
-                    self.out.write_all(&bytes).map_err(|e| e.to_string())?;
+                    out.write_all(&bytes).map_err(|e| e.to_string())?;
                 }
             }
         }
-        match self.out.flush() {
+        match out.flush() {
             // Standard output's reader went away after the last row: nothing is lost that it wanted.
             Err(e) if self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe => {}
             r => r.map_err(|e| e.to_string())?,
         }
-        drop(self.out);
+        drop(out);
         Ok(self.file)
-    }
-}
-
-impl Writer {
-    /// The JSON body, `{"columns":[…],"rows":[[…],…]}` and a line end, as
-    /// serde_json writes it (keys in order, numbers by zmij, `null` for a
-    /// value that is not finite), one chunk of rows at a time.
-    fn write_json(&mut self) -> std::io::Result<()> {
-        let mut text = br#"{"columns":"#.to_vec();
-        serde_json::to_writer(&mut text, &self.columns)?;
-        text.extend_from_slice(br#","rows":["#);
-        let width = self.columns.len().max(1);
-        let rows_per_chunk = (CHUNK_VALUES / width).max(1);
-        for (c, chunk) in self.buffered.chunks(rows_per_chunk * width).enumerate() {
-            for (r, row) in chunk.chunks(width).enumerate() {
-                if c > 0 || r > 0 {
-                    text.push(b',');
-                }
-                text.push(b'[');
-                for (i, &x) in row.iter().enumerate() {
-                    if i > 0 {
-                        text.push(b',');
-                    }
-                    push_json(&mut text, x);
-                }
-                text.push(b']');
-            }
-            self.out.write_all(&text)?;
-            text.clear();
-        }
-        text.extend_from_slice(b"]}\n");
-        self.out.write_all(&text)
     }
 }
 
@@ -300,22 +497,12 @@ fn csv_field(s: &str) -> String {
 impl RowSink for Writer {
     fn row(&mut self, values: &[f64]) -> Result<(), SinkError> {
         self.rows += 1;
-        match self.kind {
-            Kind::Csv => {
-                self.line.clear();
-                for (i, &x) in values.iter().enumerate() {
-                    if i > 0 {
-                        self.line.push(b',');
-                    }
-                    push_csv(&mut self.line, x);
-                }
-                self.line.push(b'\n');
-                self.out.write_all(&self.line).map_err(|e| {
-                    self.closed = self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe;
-                    SinkError(format!("writing {}: {e}", self.describe()))
-                })
-            }
-            Kind::Json | Kind::Npy => {
+        match &mut self.pipe {
+            Some(pipe) => pipe.row(values).map_err(|e| {
+                self.closed = self.file.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe;
+                SinkError(format!("writing {}: {e}", self.describe()))
+            }),
+            None => {
                 self.buffered.extend_from_slice(values);
                 Ok(())
             }
@@ -325,7 +512,57 @@ impl RowSink for Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::Temporary;
+    use super::{format_rows, Kind, Pipe, Temporary};
+    use std::sync::{Arc, Mutex};
+
+    /// An output that waits before its first write, so that blocks pile up and the run
+    /// formats some of them itself.
+    struct Slow {
+        text: Arc<Mutex<Vec<u8>>>,
+        waited: bool,
+    }
+
+    impl std::io::Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if !self.waited {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                self.waited = true;
+            }
+            self.text.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rows_formatted_on_either_thread_come_out_in_order() {
+        let columns: Vec<String> = ["t", "x", "y"].map(String::from).to_vec();
+        let values: Vec<f64> = (0..60_000).map(|i| (i as f64 * 0.37).sin() * 10f64.powi(i % 9 - 4)).collect();
+        for kind in [Kind::Csv, Kind::Json] {
+            let text = Arc::new(Mutex::new(Vec::new()));
+            let mut pipe = Pipe::start(kind, &columns, Box::new(Slow { text: text.clone(), waited: false }));
+            for row in values.chunks(3) {
+                pipe.row(row).unwrap();
+            }
+            // The thread waited, so the run formatted blocks itself.
+            assert!(pipe.formatted_here > 0, "{kind:?}");
+            let (_, r) = pipe.stop();
+            r.unwrap();
+            let mut expected = match kind {
+                Kind::Json => br#"{"columns":["t","x","y"],"rows":["#.to_vec(),
+                _ => b"t,x,y\n".to_vec(),
+            };
+            format_rows(kind, 3, &values, values.len() / 3, true, &mut expected);
+            if kind == Kind::Json {
+                expected.extend_from_slice(b"]}\n");
+                let parsed: serde_json::Value = serde_json::from_slice(&text.lock().unwrap()).unwrap();
+                assert_eq!(parsed["rows"].as_array().unwrap().len(), 20_000);
+            }
+            assert!(*text.lock().unwrap() == expected, "{kind:?}: the text differs from one formatted in one piece");
+        }
+    }
 
     #[test]
     fn temporaries_are_new_files_removed_unless_kept_or_committed() {

@@ -62,7 +62,6 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
     let a = &mut model.arena;
     let energy = model.energy.expect("an energy model has an energy");
     let gradient: Vec<ExprId> = th.iter().map(|&s| a.diff(energy, s)).collect();
-    let descent = gradient.iter().map(|&g| a.neg(g)).collect();
     let zero = a.int(0);
     let hessian = hessian.then(|| {
         gradient
@@ -73,6 +72,10 @@ fn flow_kernels(model: &mut Model, hessian: bool) -> FlowKernels {
             })
             .collect()
     });
+    // The kernels' gradient: sums over data with their bodies factored (after the Hessian,
+    // which is taken of the gradient as it comes).
+    let gradient: Vec<ExprId> = gradient.iter().map(|&g| a.factor_sums(g)).collect();
+    let descent = gradient.iter().map(|&g| a.neg(g)).collect();
     let n = th.len();
     let diagonal_metric =
         model.metric.as_ref().is_some_and(|g| (0..n).all(|i| (0..n).all(|j| i == j || a.is_zero(g[i][j]))));

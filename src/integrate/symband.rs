@@ -18,7 +18,7 @@ use super::Cause;
 
 /// A pivot is accepted by Cholesky when it exceeds this fraction of the largest entry (the
 /// test of the kernels' unrolled Cholesky, `crate::jit::runtime::SINGULAR_RTOL`).
-const PIVOT_RTOL: f64 = 1e-12;
+pub const PIVOT_RTOL: f64 = 1e-12;
 
 /// The number of stored entries of an `n × n` symmetric matrix of half-bandwidth `b`.
 pub fn band_len(n: usize, b: usize) -> usize {
@@ -53,25 +53,7 @@ impl BandFactor {
     /// Overwrites `x` (holding `b`) with the solution of `A x = b`.
     pub fn solve(&self, x: &mut [f64]) {
         match self {
-            BandFactor::Cholesky { n, b, u, inv } => {
-                let (n, b) = (*n, *b);
-                // Uᵀ z = rhs, then U x = z.
-                for i in 0..n {
-                    let mut s = x[i];
-                    for k in i.saturating_sub(b)..i {
-                        s -= u[band_index(b, k, i)] * x[k];
-                    }
-                    x[i] = s * inv[i];
-                }
-                for i in (0..n).rev() {
-                    let row = &u[i * (b + 1)..(i + 1) * (b + 1)];
-                    let mut s = x[i];
-                    for (d, &uij) in row.iter().enumerate().take((n - i).min(b + 1)).skip(1) {
-                        s -= uij * x[i + d];
-                    }
-                    x[i] = s * inv[i];
-                }
-            }
+            BandFactor::Cholesky { n, b, u, inv } => cholesky_solve(u, inv, *n, *b, x),
             BandFactor::Lu(m) => m.solve(x),
         }
     }
@@ -86,38 +68,12 @@ pub fn factor(a: &[f64], n: usize, b: usize, check_condition: bool) -> Result<Ba
     let w = b + 1;
     debug_assert!(a.len() >= band_len(n, b));
     let entry = |i: usize, j: usize| a[i * w + (j - i)];
-    let mut largest = 0.0_f64;
-    for i in 0..n {
-        for j in i..(i + w).min(n) {
-            let v = entry(i, j);
-            if !v.is_finite() {
-                return Err(Cause::SingularMassMatrix);
-            }
-            largest = largest.max(v.abs());
-        }
-    }
-    let tol = PIVOT_RTOL * largest;
-    let cholesky = (|| {
-        let mut u = vec![0.0; band_len(n, b)];
-        for i in 0..n {
-            for j in i..(i + w).min(n) {
-                let mut s = entry(i, j);
-                for k in j.saturating_sub(b)..i {
-                    s -= u[band_index(b, k, i)] * u[band_index(b, k, j)];
-                }
-                if j == i {
-                    if s.is_nan() || s <= tol {
-                        return None;
-                    }
-                    u[band_index(b, i, i)] = s.sqrt();
-                } else {
-                    u[band_index(b, i, j)] = s / u[band_index(b, i, i)];
-                }
-            }
-        }
-        let inv = (0..n).map(|i| 1.0 / u[band_index(b, i, i)]).collect();
-        Some(BandFactor::Cholesky { n, b, u, inv })
-    })();
+    let Some(tol) = pivot_tolerance(a, n, b) else { return Err(Cause::SingularMassMatrix) };
+    let cholesky = {
+        let mut u = a[..band_len(n, b)].to_vec();
+        let mut inv = vec![0.0; n];
+        cholesky_in_place(&mut u, &mut inv, n, b, tol).then_some(BandFactor::Cholesky { n, b, u, inv })
+    };
     let (f, check) = match cholesky {
         Some(f) => (f, check_condition),
         None => {
@@ -157,6 +113,75 @@ pub fn factor(a: &[f64], n: usize, b: usize, check_condition: bool) -> Result<Ba
         }
     }
     Ok(f)
+}
+
+/// The smallest pivot Cholesky accepts, `PIVOT_RTOL` times the largest `|a_ij|` of the band,
+/// or `None` when an entry is not finite.
+pub fn pivot_tolerance(a: &[f64], n: usize, b: usize) -> Option<f64> {
+    let w = b + 1;
+    let mut largest = 0.0_f64;
+    for i in 0..n {
+        for &v in &a[i * w..i * w + w.min(n - i)] {
+            if !v.is_finite() {
+                return None;
+            }
+            largest = largest.max(v.abs());
+        }
+    }
+    Some(PIVOT_RTOL * largest)
+}
+
+/// Cholesky `A = UᵀU` in place in the band layout, right-looking (LAPACK's `dpbtf2`): row
+/// `i` of `U` is finished, then subtracted from the rows below it, so that every inner loop
+/// runs along contiguous rows. `inv` receives the reciprocals of the diagonal. `false` when a
+/// pivot is not above `tol` (the matrix is then partly overwritten).
+pub fn cholesky_in_place(u: &mut [f64], inv: &mut [f64], n: usize, b: usize, tol: f64) -> bool {
+    let w = b + 1;
+    for i in 0..n {
+        let d = u[i * w];
+        if d.is_nan() || d <= tol {
+            return false;
+        }
+        let d = d.sqrt();
+        let r = 1.0 / d;
+        u[i * w] = d;
+        inv[i] = r;
+        let m = b.min(n - 1 - i);
+        let (head, tail) = u.split_at_mut((i + 1) * w);
+        let row = &mut head[i * w..i * w + m + 1];
+        for v in &mut row[1..] {
+            *v *= r;
+        }
+        // Row i + s of the trailing block loses u_{i,i+s}·u_{i,l} at column l ≥ i + s.
+        for s in 1..=m {
+            let uis = row[s];
+            let below = &mut tail[(s - 1) * w..(s - 1) * w + (m - s + 1)];
+            for (x, &uil) in below.iter_mut().zip(&row[s..=m]) {
+                *x -= uis * uil;
+            }
+        }
+    }
+    true
+}
+
+/// Overwrites `x` with `A⁻¹x` from the factor of [`cholesky_in_place`].
+pub fn cholesky_solve(u: &[f64], inv: &[f64], n: usize, b: usize, x: &mut [f64]) {
+    let w = b + 1;
+    // Uᵀ z = x: once z_i is known, it leaves the later rows (column-oriented, contiguous).
+    for i in 0..n {
+        let zi = x[i] * inv[i];
+        x[i] = zi;
+        let m = b.min(n - 1 - i);
+        for (xj, &uij) in x[i + 1..=i + m].iter_mut().zip(&u[i * w + 1..=i * w + m]) {
+            *xj -= uij * zi;
+        }
+    }
+    // U x = z, row by row.
+    for i in (0..n).rev() {
+        let m = b.min(n - 1 - i);
+        let s: f64 = u[i * w + 1..=i * w + m].iter().zip(&x[i + 1..=i + m]).map(|(u, x)| u * x).sum();
+        x[i] = (x[i] - s) * inv[i];
+    }
 }
 
 /// The half-bandwidth of a symmetric `n × n` matrix given as `is_zero(i, j)` for `i < j`: the

@@ -315,6 +315,69 @@ fn expression_kernels_match_the_evaluator() {
     }
 }
 
+/// Sines and cosines of `±x ± y` are formed from those of `x` and `y` when that saves calls
+/// (`translate::angle_sums`): every sign, against the evaluator, to a few units of rounding
+/// of 1 (the expansion's error is absolute).
+#[test]
+fn angle_sums_are_expanded_with_every_sign() {
+    let mut a = Arena::new();
+    let x = a.new_symbol("x", SymKind::State(0));
+    let y = a.new_symbol("y", SymKind::State(1));
+    let (xe, ye) = (a.sym(x), a.sym(y));
+    let (mx, my) = (a.neg(xe), a.neg(ye));
+    let args = [a.add(&[xe, ye]), a.add(&[xe, my]), a.add(&[mx, ye]), a.add(&[mx, my])];
+    let mut outputs = vec![a.func(Func::Sin, xe), a.func(Func::Cos, ye)];
+    for &u in &args {
+        outputs.push(a.func(Func::Sin, u));
+        outputs.push(a.func(Func::Cos, u));
+    }
+    let inputs = vec![x, y];
+    let kernel = ExprKernel { name: "angles".into(), inputs: inputs.clone(), outputs: outputs.clone(), batch: None };
+    let c = compile(&a, &[kernel], None, None).unwrap();
+    // Two calls of sincos (x and y), not six.
+    let ir = c.ir().unwrap();
+    let calls = ir.lines().filter(|l| l.contains("call ")).count();
+    assert_eq!(calls, 2, "{ir}");
+    let f = c.expr(0).unwrap();
+    let mut rng = Rng(3);
+    let mut out = vec![0.0; outputs.len()];
+    for _ in 0..200 {
+        let vals = [rng.range(-7.0, 7.0), rng.range(-7.0, 7.0)];
+        let mut env = Env::new(&a);
+        env.set(x, vals[0]);
+        env.set(y, vals[1]);
+        let want = a.eval_many(&outputs, &env);
+        f.call(&vals, &mut out);
+        for (k, (&got, &w)) in out.iter().zip(&want).enumerate() {
+            assert!((got - w).abs() <= 8.0 * f64::EPSILON, "output {k} ({}): {got} against {w}", a.to_text(outputs[k]));
+        }
+    }
+}
+
+/// A lone `sin(x − y)`, with no sine or cosine of `x` or `y` of its own, stays one call.
+#[test]
+fn a_lone_angle_difference_stays_one_call() {
+    let mut a = Arena::new();
+    let x = a.new_symbol("x", SymKind::State(0));
+    let y = a.new_symbol("y", SymKind::State(1));
+    let (xe, ye) = (a.sym(x), a.sym(y));
+    let d = a.sub(xe, ye);
+    let outputs = vec![a.func(Func::Sin, d)];
+    let kernel = ExprKernel { name: "lone".into(), inputs: vec![x, y], outputs, batch: None };
+    let c = compile(&a, &[kernel], None, None).unwrap();
+    let ir = c.ir().unwrap();
+    assert_eq!(ir.lines().filter(|l| l.contains("call ")).count(), 1, "{ir}");
+}
+
+#[test]
+fn a_chain_of_eight_matches_a_dense_solve() {
+    // Its 28 angle differences come from eight calls of sincos.
+    let mut a = Arena::new();
+    let s = pendulum_chain(&mut a, 8);
+    let c = compile(&a, &[], Some(&s), None).unwrap();
+    check_rhs_against_dense(&a, &s, &c, 50, 1e-11);
+}
+
 #[test]
 fn ode_rhs_matches_a_dense_solve() {
     let mut a = Arena::new();

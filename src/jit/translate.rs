@@ -32,6 +32,9 @@ pub(crate) struct Plan {
     batch: Option<Batch>,
     /// Arguments `u` such that both `sin u` and `cos u` are computed.
     sincos: HashSet<ExprId>,
+    /// Arguments `±a ± b` whose sine and cosine are formed from those of `a` and `b`
+    /// (see [`angle_sums`]): the term and whether it is negated.
+    angle_sums: HashMap<ExprId, [(ExprId, bool); 2]>,
     /// The symbols the plan reads (other than `pi`).
     pub free: HashSet<SymId>,
     /// For each root node, its positions in `roots`.
@@ -96,13 +99,15 @@ impl Plan {
                 _ => {}
             }
         }
-        let sincos = sin_args.intersection(&cos_args).copied().collect();
+        let angle_sums = angle_sums(arena, &sin_args, &cos_args);
+        let mut sincos: HashSet<ExprId> = sin_args.intersection(&cos_args).copied().collect();
+        sincos.extend(angle_sums.values().flatten().map(|&(t, _)| t));
         let mut root_positions: HashMap<ExprId, Vec<usize>> = HashMap::new();
         for (i, r) in roots.iter().enumerate() {
             root_positions.entry(*r).or_default().push(i);
         }
         let schedule = arena.schedule_within(roots, outer);
-        Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, free, root_positions })
+        Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, angle_sums, free, root_positions })
     }
 
     /// Whether the plan has loops (rolled sums).
@@ -113,6 +118,42 @@ impl Plan {
     /// The number of DAG nodes the plan computes (those of a loop once).
     pub fn node_count(&self) -> usize {
         self.schedule.node_count()
+    }
+}
+
+/// The arguments of `sin` and `cos` of the form `±x ± y` to compute from the sines and
+/// cosines of `x` and `y`: those of a chain's mass matrix and forcing, `cos(q[i] − q[j])`
+/// for every pair, take `n` calls of `sincos` instead of `n(n − 1)/2`. They are expanded
+/// when that saves calls: when fewer terms lack a sine or cosine of their own than there are
+/// such arguments. The error of the expansion is a few units of rounding in absolute terms
+/// (relative to `1`, not to a small `sin(x − y)`).
+fn angle_sums(
+    arena: &Arena,
+    sin_args: &HashSet<ExprId>,
+    cos_args: &HashSet<ExprId>,
+) -> HashMap<ExprId, [(ExprId, bool); 2]> {
+    let term = |e: ExprId| match arena.node(e) {
+        Node::Mul(fs) if fs.len() == 2 && arena.as_num(fs[0]) == Some(Num::MINUS_ONE) => (fs[1], true),
+        _ => (e, false),
+    };
+    let mut sums = HashMap::new();
+    for &a in sin_args.union(cos_args) {
+        if let Node::Add(xs) = arena.node(a) {
+            if let [x, y] = xs[..] {
+                let (x, y) = (term(x), term(y));
+                // A term that is itself a number or a sum gains nothing.
+                if [x.0, y.0].iter().all(|&t| !matches!(arena.node(t), Node::Num(_) | Node::Add(_))) {
+                    sums.insert(a, [x, y]);
+                }
+            }
+        }
+    }
+    let own: HashSet<ExprId> = sin_args.union(cos_args).filter(|a| !sums.contains_key(a)).copied().collect();
+    let new_terms: HashSet<ExprId> = sums.values().flatten().map(|&(t, _)| t).filter(|t| !own.contains(t)).collect();
+    if new_terms.len() < sums.len() {
+        sums
+    } else {
+        HashMap::new()
     }
 }
 
@@ -341,15 +382,37 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             Node::Add(xs) => self.translate_add(xs, vals),
             Node::Mul(xs) => self.translate_mul(xs, vals),
             Node::Pow(b, x) => self.translate_pow(vals[b], *x, vals[x]),
-            Node::Func(f @ (Func::Sin | Func::Cos), a) if plan.sincos.contains(a) => {
-                let (s, c) = match at.sincos.get(a) {
-                    Some(&pair) => pair,
-                    None => {
-                        let pair = self.translate_sincos(vals[a]);
-                        at.sincos.insert(*a, pair);
-                        pair
+            Node::Func(f @ (Func::Sin | Func::Cos), a) if plan.angle_sums.contains_key(a) => {
+                // sin(x ± y) = sin x cos y ± cos x sin y, cos(x ± y) = cos x cos y ∓ sin x sin y,
+                // with sin(−t) = −sin t.
+                let [(x, nx), (y, ny)] = plan.angle_sums[a];
+                let (sx, cx) = self.sincos_at(x, at);
+                let (sy, cy) = self.sincos_at(y, at);
+                let mul = |t: &mut Self, u, v| t.builder.ins().fmul(u, v);
+                if *f == Func::Sin {
+                    let (p, q) = (mul(self, sx, cy), mul(self, cx, sy));
+                    let b = self.builder.ins();
+                    match (nx, ny) {
+                        (false, false) => b.fadd(p, q),
+                        (false, true) => b.fsub(p, q),
+                        (true, false) => b.fsub(q, p),
+                        (true, true) => {
+                            let s = b.fadd(p, q);
+                            self.builder.ins().fneg(s)
+                        }
                     }
-                };
+                } else {
+                    let (p, q) = (mul(self, cx, cy), mul(self, sx, sy));
+                    let b = self.builder.ins();
+                    if nx == ny {
+                        b.fsub(p, q)
+                    } else {
+                        b.fadd(p, q)
+                    }
+                }
+            }
+            Node::Func(f @ (Func::Sin | Func::Cos), a) if plan.sincos.contains(a) => {
+                let (s, c) = self.sincos_at(*a, at);
                 if *f == Func::Sin {
                     s
                 } else {
@@ -398,6 +461,16 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             // Computed by its loop.
             Node::Sum(..) => at.vals[&e],
         }
+    }
+
+    /// `(sin u, cos u)` of a computed node, one call per node and scope.
+    fn sincos_at(&mut self, u: ExprId, at: &mut Values) -> (Value, Value) {
+        if let Some(&pair) = at.sincos.get(&u) {
+            return pair;
+        }
+        let pair = self.translate_sincos(at.vals[&u]);
+        at.sincos.insert(u, pair);
+        pair
     }
 
     /// The address of member 0 of a family whose members are read at a

@@ -177,6 +177,59 @@ impl Arena {
         Some(self.add(&terms))
     }
 
+    /// `e` with the body of every sum over an index factored: `Σ_i (a_i·c_i + b_i·c_i)`
+    /// becomes `Σ_i c_i·(a_i + b_i)` ([`Arena::factor_shared`]). The gradient of a loss summed
+    /// over data is such a sum per parameter, `Σ_i (σ(z_i)·x_ij − y_i·x_ij)`, and factored
+    /// each component costs one product and one sum per row, the rest (`σ(z_i) − y_i`) being
+    /// the same expression for every component, computed once per row
+    /// (docs/numerics.md §Sums over data).
+    pub fn factor_sums(&mut self, e: ExprId) -> ExprId {
+        let mut memo = FxMap::default();
+        self.rebuild(e, &mut memo, &mut |a, node| match node {
+            Node::Sum(i, b) => {
+                let b = a.factor_shared(*b);
+                Some(a.sum_over(*i, b))
+            }
+            _ => None,
+        })
+    }
+
+    /// A sum whose terms share factors as the common factors times the sum of the rest:
+    /// `a·c + b·c = c·(a + b)`. Factors are compared as they are (`c` and `c²` are two);
+    /// numeric coefficients stay with their terms. Anything else is returned as it is.
+    pub fn factor_shared(&mut self, e: ExprId) -> ExprId {
+        let Node::Add(ts) = self.node(e) else { return e };
+        let ts = ts.to_vec();
+        let factors = |a: &Arena, t: ExprId| -> Vec<ExprId> {
+            match a.node(t) {
+                Node::Mul(fs) => fs.iter().filter(|&&f| a.as_num(f).is_none()).copied().collect(),
+                Node::Num(_) => Vec::new(),
+                _ => vec![t],
+            }
+        };
+        let mut common = factors(self, ts[0]);
+        for &t in &ts[1..] {
+            let f = factors(self, t);
+            common.retain(|c| f.contains(c));
+            if common.is_empty() {
+                return e;
+            }
+        }
+        let rests: Vec<ExprId> = ts
+            .iter()
+            .map(|&t| match self.node(t) {
+                Node::Mul(fs) => {
+                    let keep: Vec<ExprId> = fs.iter().filter(|f| !common.contains(f)).copied().collect();
+                    self.mul(&keep)
+                }
+                _ => self.int(1),
+            })
+            .collect();
+        let rest = self.add(&rests);
+        common.push(rest);
+        self.mul(&common)
+    }
+
     /// Applies `sin² + cos² = 1` and the angle-sum identities throughout `e`.
     pub fn combine_trig(&mut self, e: ExprId) -> ExprId {
         let mut memo = std::mem::take(&mut self.trig_cache);

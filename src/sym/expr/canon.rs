@@ -1,12 +1,8 @@
 //! The canonical constructors of sums and products: flattening, collecting like terms and like
 //! factors, folding numbers and sorting operands; subtraction and division are built on them.
 
-use super::{Arena, ExprId, FxMap, Node};
+use super::{Arena, ExprId, Node};
 use crate::sym::num::Num;
-
-/// Products with at most this many distinct bases merge like factors by a
-/// linear search; longer ones by a hash index.
-const LINEAR_BASES_MAX: usize = 32;
 
 impl Arena {
     /// Splits a term into its numeric coefficient and the rest (`None` when the
@@ -27,14 +23,6 @@ impl Arena {
                 _ => (Num::ONE, Some(e)),
             },
             _ => (Num::ONE, Some(e)),
-        }
-    }
-
-    /// Splits a factor into base and exponent.
-    fn split_pow(&mut self, e: ExprId) -> (ExprId, ExprId) {
-        match self.node(e) {
-            Node::Pow(b, x) => (*b, *x),
-            _ => (e, self.int(1)),
         }
     }
 
@@ -148,45 +136,43 @@ impl Arena {
             return p;
         }
         let mut coeff = Num::ONE;
-        // (base, exponents) in the order the bases are met. Most products are
-        // short, and a linear search beats hashing; a long one (a product of
-        // thousands of factors, or its derivative) is indexed by base, so that
-        // merging stays linear in its length.
-        let mut bases: Vec<(ExprId, Vec<ExprId>)> = Vec::with_capacity(factors.len());
-        let mut index: Option<FxMap<ExprId, usize>> = None;
+        // (base, exponent) of every factor, products flattened; like bases are merged after
+        // a stable sort by base, so that their exponents are added in the order met.
+        let mut pairs: Vec<(ExprId, ExprId)> = Vec::with_capacity(factors.len() + 4);
         let mut stack: Vec<ExprId> = factors.iter().rev().copied().collect();
+        let mut one = None;
         while let Some(f) = stack.pop() {
             match self.node(f) {
                 Node::Num(n) => coeff = coeff.mul(*n),
                 Node::Mul(fs) => stack.extend(fs.iter().rev()),
+                Node::Pow(b, x) => pairs.push((*b, *x)),
                 _ => {
-                    let (b, x) = self.split_pow(f);
-                    let found = match &index {
-                        Some(ix) => ix.get(&b).copied(),
-                        None => bases.iter().position(|(c, _)| *c == b),
-                    };
-                    match found {
-                        Some(i) => bases[i].1.push(x),
-                        None => {
-                            if let Some(ix) = &mut index {
-                                ix.insert(b, bases.len());
-                            }
-                            bases.push((b, vec![x]));
-                            if index.is_none() && bases.len() > LINEAR_BASES_MAX {
-                                index = Some(bases.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect());
-                            }
-                        }
-                    }
+                    let x = *one.get_or_insert_with(|| self.int(1));
+                    pairs.push((f, x));
                 }
             }
             if coeff.is_zero() {
                 return self.int(0);
             }
         }
+        pairs.sort_by_key(|&(b, _)| b);
+        let mut bases: Vec<(ExprId, ExprId)> = Vec::with_capacity(pairs.len());
+        let mut i = 0;
+        while i < pairs.len() {
+            let b = pairs[i].0;
+            let run = pairs[i..].iter().take_while(|&&(c, _)| c == b).count();
+            let x = if run == 1 {
+                pairs[i].1
+            } else {
+                let xs: Vec<ExprId> = pairs[i..i + run].iter().map(|&(_, x)| x).collect();
+                self.add(&xs)
+            };
+            bases.push((b, x));
+            i += run;
+        }
         let mut out: Vec<ExprId> = Vec::with_capacity(bases.len());
         let mut again: Vec<ExprId> = Vec::new();
-        for (b, xs) in bases {
-            let x = if xs.len() == 1 { xs[0] } else { self.add(&xs) };
+        for (b, x) in bases {
             let p = self.pow(b, x);
             match self.node(p) {
                 Node::Num(n) => coeff = coeff.mul(*n),
