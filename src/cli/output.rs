@@ -69,6 +69,9 @@ struct Pipe {
     tx: Option<SyncSender<Chunk>>,
     /// Blocks and texts the thread is done with, to be filled again.
     spare: Receiver<Chunk>,
+    /// What came back on `spare`, kept until it is needed.
+    blocks: Vec<Vec<f64>>,
+    texts: Vec<Vec<u8>>,
     block: Vec<f64>,
     /// Rows in `block`, and rows handed over before it.
     rows: usize,
@@ -106,6 +109,8 @@ impl Pipe {
             width,
             tx: Some(tx),
             spare,
+            blocks: Vec::new(),
+            texts: Vec::new(),
             block: Vec::with_capacity(BLOCK_VALUES),
             rows: 0,
             sent: 0,
@@ -128,11 +133,10 @@ impl Pipe {
 
     /// Hands the block to the thread, or formats it here when the thread is behind.
     fn send(&mut self) -> Result<(), std::io::Error> {
-        let (mut spare_block, mut spare_text) = (None, None);
         while let Ok(c) = self.spare.try_recv() {
             match c {
-                Chunk::Values { block, .. } => spare_block = Some(block),
-                Chunk::Text(t) => spare_text = Some(t),
+                Chunk::Values { block, .. } => self.blocks.push(block),
+                Chunk::Text(t) => self.texts.push(t),
             }
         }
         let rows = std::mem::take(&mut self.rows);
@@ -140,18 +144,19 @@ impl Pipe {
         self.sent += rows;
         let sent = match (&self.failed, &self.tx) {
             (None, Some(tx)) => {
-                let next = spare_block.unwrap_or_else(|| Vec::with_capacity(BLOCK_VALUES));
-                let block = std::mem::replace(&mut self.block, next);
-                match tx.try_send(Chunk::Values { block, rows, first }) {
-                    Ok(()) => true,
-                    Err(mpsc::TrySendError::Full(Chunk::Values { block, .. })) => {
-                        // Every waiting place is taken: this block's text is made here, and
-                        // the block is filled again.
-                        let mut text = spare_text.unwrap_or_default();
+                match tx.try_send(Chunk::Values { block: std::mem::take(&mut self.block), rows, first }) {
+                    Ok(()) => {
+                        self.block = self.blocks.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK_VALUES));
+                        true
+                    }
+                    Err(mpsc::TrySendError::Full(Chunk::Values { mut block, .. })) => {
+                        // Every waiting place is taken: this block's text is made here, and the
+                        // block is filled again.
+                        let mut text = self.texts.pop().unwrap_or_default();
                         format_rows(self.kind, self.width, &block, rows, first, &mut text);
                         self.formatted_here += 1;
+                        block.clear();
                         self.block = block;
-                        self.block.clear();
                         tx.send(Chunk::Text(text)).is_ok()
                     }
                     Err(_) => false,

@@ -262,9 +262,10 @@ extern "C" fn lagc_scratch(len: i64) -> *mut f64 {
 
 /// Solves the symmetric band system at `a` (order `n`, half-bandwidth `b`; the upper band row
 /// by row as [`crate::integrate::symband`] lays it out, then the right-hand side) into `out`.
-/// Cholesky, whose pivots are tested against `SINGULAR_RTOL·max|a_ij|` as the unrolled
-/// kernels test theirs, then LU with the condition estimate. Returns 0, or 1 for a singular
-/// matrix.
+/// Cholesky, whose pivots are tested against `PIVOT_RTOL·max a_ii` (the unrolled kernels'
+/// test for a positive definite matrix), then, when a pivot fails,
+/// [`crate::integrate::symband::factor`]: LU with the condition estimate. Returns 0, or 1
+/// for a singular matrix.
 ///
 /// # Safety
 /// `a` must point to `n·(b+1) + n` doubles and `out` to `n` writable ones.

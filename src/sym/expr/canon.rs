@@ -156,24 +156,17 @@ impl Arena {
             }
         }
         pairs.sort_by_key(|&(b, _)| b);
-        let mut bases: Vec<(ExprId, ExprId)> = Vec::with_capacity(pairs.len());
-        let mut i = 0;
-        while i < pairs.len() {
-            let b = pairs[i].0;
-            let run = pairs[i..].iter().take_while(|&&(c, _)| c == b).count();
-            let x = if run == 1 {
-                pairs[i].1
-            } else {
-                let xs: Vec<ExprId> = pairs[i..i + run].iter().map(|&(_, x)| x).collect();
-                self.add(&xs)
-            };
-            bases.push((b, x));
-            i += run;
-        }
-        let mut out: Vec<ExprId> = Vec::with_capacity(bases.len());
+        let mut out: Vec<ExprId> = Vec::with_capacity(pairs.len());
         let mut again: Vec<ExprId> = Vec::new();
-        for (b, x) in bases {
-            let p = self.pow(b, x);
+        for run in pairs.chunk_by(|p, q| p.0 == q.0) {
+            let x = match run {
+                [(_, x)] => *x,
+                _ => {
+                    let xs: Vec<ExprId> = run.iter().map(|&(_, x)| x).collect();
+                    self.add(&xs)
+                }
+            };
+            let p = self.pow(run[0].0, x);
             match self.node(p) {
                 Node::Num(n) => coeff = coeff.mul(*n),
                 Node::Mul(_) => again.push(p),
