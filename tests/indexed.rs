@@ -164,3 +164,71 @@ fn methods_that_need_more_than_the_equations_of_motion_have_the_sums_written_out
         assert!(!text.contains("sum("), "row {i} is written out: {text}");
     }
 }
+
+/// Rows two at a time against rows one at a time, bit for bit: the right-hand side at three
+/// states, and 200 steps of the compiled Störmer–Verlet loop (whose kick and drift go two
+/// coordinates at a time too). The native kernels compute a long segment's rows in the two
+/// lanes of a vector (docs/numerics.md §Two rows at a time); each lane does exactly the
+/// operations of one row, so the numbers must be the same, whatever the parity of the
+/// segment's length, and where a row calls a function (`sin`) lane by lane, reads its own
+/// index, or adds a sum of its own over a second index (N bodies).
+#[test]
+fn rows_two_at_a_time_compute_exactly_what_one_row_computes() {
+    let fput = |n: usize| {
+        format!(
+            "const N = {n}\nparam alpha = 0.25\ncoord u[N]\n\
+             lagrangian = sum(i in 0..N, 1/2*u[i]'^2) - 1/2*u[0]^2 - 1/2*u[N-1]^2 \
+             - sum(i in 0..N-1, 1/2*(u[i+1] - u[i])^2 + alpha/3*(u[i+1] - u[i])^3)\n\
+             init u[i in 0..N] = sin(pi*(i+1)/(N+1))"
+        )
+    };
+    let sine_gordon = "const N = 21\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*u[i]'^2) \
+        - sum(i in 0..N-1, 1/2*(u[i+1] - u[i])^2) - sum(i in 0..N, 1 - cos(u[i]))\ninit u[i in 0..N] = 0.1*i";
+    let graded = "const N = 20\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*u[i]'^2) \
+        - sum(i in 0..N-1, (1 + sin(i))/2*(u[i+1] - u[i])^2 + (u[i+1] - u[i])^4/(i + 1))\n\
+        init u[i in 0..N] = cos(i)";
+    let bodies = |n: usize| {
+        format!(
+            "const N = {n}\nparam eps = 0.1\ncoord x[N], y[N], z[N]\n\
+             lagrangian = sum(i in 0..N, 1/2*(x[i]'^2 + y[i]'^2 + z[i]'^2)) \
+             + 1/2*sum(i in 0..N, sum(j in 0..N, 1/sqrt((x[j] - x[i])^2 + (y[j] - y[i])^2 + (z[j] - z[i])^2 + eps^2)))\n\
+             init x[i in 0..N] = cos(2*pi*i/N), y[i in 0..N] = sin(2*pi*i/N), z[i in 0..N] = 0.1*sin(4*pi*i/N)"
+        )
+    };
+    let cases = [
+        ("FPUT, 33 sites", fput(33), 33),
+        ("FPUT, 34 sites", fput(34), 34),
+        ("sine-Gordon", sine_gordon.to_string(), 21),
+        ("graded springs", graded.to_string(), 20),
+        ("17 bodies", bodies(17), 51),
+    ];
+    for (name, src, n) in cases {
+        let c = lagc::compile_for(&src, "lanes", &[], Some(Method::Verlet)).expect("model compiles");
+        let plan = lagc::plan::plan(&c.model, &c.equations, Method::Verlet, None).expect("verlet fits");
+        assert!(plan.indexed, "{name} is derived by segments");
+        let build = || Kernels::build(&c.model, &c.equations, &plan, BackendKind::Native).expect("kernels build");
+        let (two, one) = (build(), lagc::backend::one_row_at_a_time(build));
+        let same = |a: &[f64], b: &[f64], what: &str| {
+            for (i, (x, w)) in a.iter().zip(b).enumerate() {
+                assert_eq!(x.to_bits(), w.to_bits(), "{name}, {what} {i}: {x:e} two at a time, {w:e} one at a time");
+            }
+        };
+        for seed in 1..=3 {
+            let y = state(n, seed);
+            let (mut a, mut b) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
+            two.rhs(0.3, &y, &mut a, &mut Work::default()).expect("a regular state");
+            one.rhs(0.3, &y, &mut b, &mut Work::default()).expect("a regular state");
+            same(&a, &b, "right-hand side row");
+        }
+        let run = |k: &Kernels| {
+            let mut y = lagc::drive::initial_state(&c.model);
+            let mut rows = Vec::new();
+            let f = k.step_loop().expect("a compiled loop");
+            f.call(0.0, 0.01, 200, 50, &mut y, k.params(), &mut rows).expect("a regular run");
+            rows
+        };
+        let (a, b) = (run(&two), run(&one));
+        assert!(a.len() > 4 * n, "{name}: rows were written");
+        same(&a, &b, "Verlet row entry");
+    }
+}

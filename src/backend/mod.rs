@@ -14,6 +14,8 @@ mod native;
 mod portable;
 mod program;
 
+#[doc(hidden)]
+pub use crate::jit::one_row_at_a_time;
 pub use crate::jit::{EmBlockFn, JitError, LoopFailure, LoopFn, Matrix};
 pub use native::failure_cause;
 

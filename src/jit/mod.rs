@@ -24,7 +24,7 @@ mod tests;
 mod translate;
 
 use crate::sym::{Arena, ExprId, SymId};
-pub use codegen::Scheme;
+pub use codegen::{one_row_at_a_time, Scheme};
 use codegen::{ModuleBuilder, System, CAUSE_NON_FINITE, CAUSE_SINGULAR};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId};

@@ -39,6 +39,11 @@ pub(crate) struct Plan {
     pub free: HashSet<SymId>,
     /// For each root node, its positions in `roots`.
     root_positions: HashMap<ExprId, Vec<usize>>,
+    /// The index of the loop the plan is evaluated in (a segment's rows), if any.
+    outer: Option<SymId>,
+    /// With an outer index: the nodes that read it, whose values differ from row to
+    /// row. The others are computed once, before the rows' loop ([`FunctionTranslator::eval_invariant`]).
+    varying: HashSet<ExprId>,
 }
 
 /// Where the translator finds a symbol's value: a value at hand, or a load
@@ -107,7 +112,29 @@ impl Plan {
             root_positions.entry(*r).or_default().push(i);
         }
         let schedule = arena.schedule_within(roots, outer);
-        Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, angle_sums, free, root_positions })
+        let mut varying = HashSet::new();
+        if let Some(k) = outer {
+            // Children have smaller ids than their parents: one pass in `order`.
+            for &e in &order {
+                let reads = match arena.node(e) {
+                    Node::Sym(s) => *s == k,
+                    Node::Member { row: Row::Index(s, _), .. } | Node::Data { row: Row::Index(s, _), .. } => *s == k,
+                    _ => arena.children(e).iter().any(|c| varying.contains(c)),
+                };
+                if reads {
+                    varying.insert(e);
+                }
+            }
+        }
+        Ok(Plan { roots: roots.to_vec(), schedule, batch, sincos, angle_sums, free, root_positions, outer, varying })
+    }
+
+    /// Whether a step of the top of the schedule reads the outer index.
+    fn step_varies(&self, step: &Step) -> bool {
+        match step {
+            Step::Node(e) => self.varying.contains(e),
+            Step::Loop(l) => l.sums.iter().any(|(s, _)| self.varying.contains(s)),
+        }
     }
 
     /// Whether the plan has loops (rolled sums).
@@ -167,7 +194,13 @@ struct Values {
     /// Per family read at a rolled index, the address of its member 0 (the
     /// members are 8 bytes apart).
     families: HashMap<u32, Value>,
+    /// Two-lane copies (`f64x2`) of values that are the same in both lanes.
+    splats: HashMap<ExprId, Value>,
 }
+
+/// The values of a plan's nodes that do not read its outer index: computed once,
+/// before the rows' loop, by [`FunctionTranslator::eval_invariant`].
+pub(crate) struct Invariant(Values);
 
 /// The external functions declared in the module so far, shared by all its functions.
 #[derive(Default)]
@@ -186,12 +219,23 @@ pub(crate) struct FunctionTranslator<'a, 'f> {
     /// A 16-byte slot receiving the two results of `sincos`.
     sincos_slot: Option<StackSlot>,
     pub pointer: types::Type,
+    /// Whether the rows being emitted are two at a time ([`FunctionTranslator::eval_rows`]).
+    wide: bool,
 }
 
 /// Memory flags for the kernels' own arrays: aligned, never trapping.
 pub(crate) fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
 }
+
+/// Memory flags for two doubles at once (`f64x2`) in the kernels' own arrays: never
+/// trapping, aligned only to 8 bytes.
+pub(crate) fn lanes_mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// The two lanes of rows emitted two at a time: row `m` and row `m + 1`.
+pub(crate) const LANES: types::Type = types::F64X2;
 
 /// Memory flags for a kernel's inputs, which nothing writes while it runs:
 /// such a load is pure, and the optimiser places it beside its first use.
@@ -207,7 +251,16 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         externs: &'a mut Externs,
     ) -> Self {
         let pointer = module.target_config().pointer_type();
-        FunctionTranslator { builder, module, arena, externs, refs: HashMap::new(), sincos_slot: None, pointer }
+        FunctionTranslator {
+            builder,
+            module,
+            arena,
+            externs,
+            refs: HashMap::new(),
+            sincos_slot: None,
+            pointer,
+            wide: false,
+        }
     }
 
     /// The instruction builder at the current position.
@@ -251,6 +304,78 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.emit_steps(plan, &plan.schedule.steps, inputs, &mut at, &mut root);
     }
 
+    /// Emits the steps of a plan within a loop ([`Plan::within`]) that do not read the
+    /// loop's index, before the loop.
+    /// With `wide`, the two-lane copies that rows two at a time read are made here too.
+    pub fn eval_invariant(&mut self, plan: &Plan, inputs: &HashMap<SymId, Input>, wide: bool) -> Invariant {
+        let steps: Vec<Step> = plan.schedule.steps.iter().filter(|s| !plan.step_varies(s)).cloned().collect();
+        let mut at = Values::default();
+        self.emit_steps(plan, &steps, inputs, &mut at, &mut |_, _, _| {});
+        if wide {
+            let mut read: Vec<ExprId> = plan
+                .varying
+                .iter()
+                .flat_map(|&e| self.arena.children(e))
+                .chain(plan.roots.iter().copied())
+                .filter(|c| !plan.varying.contains(c) && at.vals.contains_key(c))
+                .collect();
+            read.sort();
+            read.dedup();
+            for c in read {
+                self.lanes_of(c, &mut at);
+            }
+        }
+        Invariant(at)
+    }
+
+    /// Emits the rows of a plan within a loop at the loop's index `m` (an `i64`), the values
+    /// of `invariant` at hand; with `wide`, rows `m` and `m + 1` at once: every value that
+    /// reads the index is a two-lane vector ([`LANES`]) and each root is handed to `root` as
+    /// one. The lanes compute exactly what two single rows compute, operation for operation;
+    /// what has no two-lane instruction (a call of `sin`, `pow`) is computed lane by lane.
+    pub fn eval_rows(
+        &mut self,
+        plan: &Plan,
+        inputs: &HashMap<SymId, Input>,
+        invariant: &Invariant,
+        (m, wide): (Value, bool),
+        mut root: impl FnMut(&mut Self, usize, Value),
+    ) {
+        let k = plan.outer.expect("a plan within a loop");
+        let mut at = Values {
+            vals: invariant.0.vals.clone(),
+            sincos: invariant.0.sincos.clone(),
+            index: HashMap::from([(k, m)]),
+            families: invariant.0.families.clone(),
+            splats: invariant.0.splats.clone(),
+        };
+        let steps: Vec<Step> = plan.schedule.steps.iter().filter(|s| plan.step_varies(s)).cloned().collect();
+        self.wide = wide;
+        self.emit_steps(plan, &steps, inputs, &mut at, &mut root);
+        // Roots that read no index: the same value in every row.
+        for (i, r) in plan.roots.iter().enumerate() {
+            if !plan.varying.contains(r) {
+                let v = if wide { self.lanes_of(*r, &mut at) } else { at.vals[r] };
+                root(self, i, v);
+            }
+        }
+        self.wide = false;
+    }
+
+    /// The value of computed node `e` in both lanes: itself if it reads the index, else a splat.
+    fn lanes_of(&mut self, e: ExprId, at: &mut Values) -> Value {
+        let v = at.vals[&e];
+        if self.builder.func.dfg.value_type(v) == LANES {
+            return v;
+        }
+        if let Some(&s) = at.splats.get(&e) {
+            return s;
+        }
+        let s = self.builder.ins().splat(LANES, v);
+        at.splats.insert(e, s);
+        s
+    }
+
     fn emit_steps(
         &mut self,
         plan: &Plan,
@@ -290,22 +415,27 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let body = self.builder.create_block();
         let exit = self.builder.create_block();
         self.builder.append_block_param(header, types::I64);
-        for _ in &l.sums {
-            self.builder.append_block_param(header, types::F64);
-            self.builder.append_block_param(exit, types::F64);
+        // Two-lane accumulators for the sums that read the outer index, rows emitted two at a time.
+        let wide: Vec<bool> = l.sums.iter().map(|(s, _)| self.wide && plan.varying.contains(s)).collect();
+        for &w in &wide {
+            let ty = if w { LANES } else { types::F64 };
+            self.builder.append_block_param(header, ty);
+            self.builder.append_block_param(exit, ty);
         }
         let k0 = self.builder.ins().iconst(types::I64, start);
         let zero = self.builder.ins().f64const(0.0);
+        let zeros = if wide.contains(&true) { self.builder.ins().splat(LANES, zero) } else { zero };
         let mut args = vec![k0.into()];
-        args.extend(l.sums.iter().map(|_| cranelift_codegen::ir::BlockArg::from(zero)));
+        args.extend(wide.iter().map(|&w| cranelift_codegen::ir::BlockArg::from(if w { zeros } else { zero })));
         self.builder.ins().jump(header, &args);
 
         self.builder.switch_to_block(header);
         let params = self.builder.block_params(header).to_vec();
         let (k, accs) = (params[0], &params[1..]);
-        let more = self.builder.ins().icmp_imm_s(IntCC::SignedLessThan, k, end);
+        // The exit first (see `emit_counted` in `codegen/system.rs`).
+        let done = self.builder.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, k, end);
         let out: Vec<cranelift_codegen::ir::BlockArg> = accs.iter().map(|&a| a.into()).collect();
-        self.builder.ins().brif(more, body, &[], exit, &out);
+        self.builder.ins().brif(done, exit, &out, body, &[]);
 
         self.builder.switch_to_block(body);
         self.builder.seal_block(body);
@@ -320,6 +450,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         };
         at.index.insert(l.index, i);
         let before: std::collections::HashSet<ExprId> = at.vals.keys().copied().collect();
+        let splats_before: std::collections::HashSet<ExprId> = at.splats.keys().copied().collect();
         let families_before: std::collections::HashSet<u32> = at.families.keys().copied().collect();
         self.emit_steps(plan, &l.body, inputs, at, root);
         let mut next = vec![self.builder.ins().iadd_imm_s(k, 1).into()];
@@ -331,6 +462,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         // What the body computed does not exist after the loop.
         at.vals.retain(|e, _| before.contains(e));
         at.sincos.retain(|e, _| before.contains(e));
+        at.splats.retain(|e, _| splats_before.contains(e));
         at.families.retain(|f, _| families_before.contains(f));
         at.index.remove(&l.index);
 
@@ -338,8 +470,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.builder.seal_block(exit);
         let totals = self.builder.block_params(exit).to_vec();
         let scale = batch.map(|b| self.builder.ins().f64const(b.scale()));
-        for ((s, _), mut v) in l.sums.iter().zip(totals) {
-            if let Some(c) = scale {
+        for (((s, _), mut v), &w) in l.sums.iter().zip(totals).zip(&wide) {
+            if let Some(mut c) = scale {
+                if w {
+                    c = self.builder.ins().splat(LANES, c);
+                }
                 v = self.builder.ins().fmul(v, c);
             }
             self.computed(plan, *s, v, at, root);
@@ -366,6 +501,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
 
     /// The value of one node whose operands are computed.
     fn node(&mut self, plan: &Plan, e: ExprId, inputs: &HashMap<SymId, Input>, at: &mut Values) -> Value {
+        if self.wide && plan.varying.contains(&e) {
+            return self.node_wide(plan, e, inputs, at);
+        }
         let arena = self.arena;
         let vals = &at.vals;
         match arena.node(e) {
@@ -518,7 +656,18 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
 
     /// A sum, left to right as the reference evaluator adds. A term `−1·u…`
     /// is subtracted (`a − b` is exactly `a + (−b)`), which saves the negation.
+    /// A sum that starts `−u + v` starts `v − u` instead: the same number, one operation fewer.
     fn translate_add(&mut self, xs: &[ExprId], vals: &HashMap<ExprId, Value>) -> Value {
+        if let (Some(a), None) = (self.negated(xs[0], vals), self.negated(xs[1], vals)) {
+            let mut acc = self.builder.ins().fsub(vals[&xs[1]], a);
+            for x in &xs[2..] {
+                acc = match self.negated(*x, vals) {
+                    Some(b) => self.builder.ins().fsub(acc, b),
+                    None => self.builder.ins().fadd(acc, vals[x]),
+                };
+            }
+            return acc;
+        }
         let mut acc = vals[&xs[0]];
         for x in &xs[1..] {
             acc = match self.negated(*x, vals) {
@@ -565,7 +714,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             Some(Num::Rat(n, 1)) if n != 0 && n.abs() <= MAX_UNROLLED_POWER => {
                 let p = self.powi(b, n.unsigned_abs());
                 if n < 0 {
-                    let one = self.builder.ins().f64const(1.0);
+                    let one = self.one_like(b);
                     self.builder.ins().fdiv(one, p)
                 } else {
                     p
@@ -574,7 +723,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             Some(Num::Rat(1, 2)) => self.builder.ins().sqrt(b),
             Some(Num::Rat(-1, 2)) => {
                 let r = self.builder.ins().sqrt(b);
-                let one = self.builder.ins().f64const(1.0);
+                let one = self.one_like(b);
                 self.builder.ins().fdiv(one, r)
             }
             // `b^(m + 1/2) = b^m · √b`, as the evaluator's `pow`.
@@ -584,7 +733,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 let r = self.builder.ins().sqrt(b);
                 let p = self.builder.ins().fmul(m, r);
                 if n < 0 {
-                    let one = self.builder.ins().f64const(1.0);
+                    let one = self.one_like(b);
                     self.builder.ins().fdiv(one, p)
                 } else {
                     p
@@ -592,6 +741,119 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             }
             _ => self.call(Extern::Pow, &[b, xv]),
         }
+    }
+
+    /// `1.0` of the type of `v`: a double, or both lanes.
+    fn one_like(&mut self, v: Value) -> Value {
+        let one = self.builder.ins().f64const(1.0);
+        if self.builder.func.dfg.value_type(v) == LANES {
+            self.builder.ins().splat(LANES, one)
+        } else {
+            one
+        }
+    }
+
+    /// Whether `b^x` is computed without a call (see [`FunctionTranslator::translate_pow`]).
+    fn pow_inline(&self, x: ExprId) -> bool {
+        match self.arena.as_num(x) {
+            Some(Num::Rat(n, 1)) => n != 0 && n.abs() <= MAX_UNROLLED_POWER,
+            Some(Num::Rat(n, 2)) => n.abs() < 2 * MAX_UNROLLED_POWER,
+            _ => false,
+        }
+    }
+
+    /// The value of a node that reads the outer index, rows two at a time: both lanes.
+    fn node_wide(&mut self, plan: &Plan, e: ExprId, inputs: &HashMap<SymId, Input>, at: &mut Values) -> Value {
+        let arena = self.arena;
+        let lanes_flags = lanes_mem().with_readonly().with_can_move();
+        match arena.node(e) {
+            Node::Member { family, row: Row::Index(s, off) } => {
+                let base = self.family_base(*family, inputs, at);
+                let byte = self.builder.ins().imul_imm_s(at.index[s], 8);
+                let addr = self.builder.ins().iadd(base, byte);
+                self.builder.ins().load(LANES, lanes_flags, addr, 8 * off)
+            }
+            Node::Data { table, row: Row::Index(s, off), col } if arena.table(*table).width() == 1 => {
+                debug_assert_eq!(*col, 0);
+                let t = arena.table(*table);
+                let base = self.builder.ins().iconst(self.pointer, t.values.as_ptr() as i64);
+                let byte = self.builder.ins().imul_imm_s(at.index[s], 8);
+                let addr = self.builder.ins().iadd(base, byte);
+                self.builder.ins().load(LANES, lanes_flags, addr, 8 * off)
+            }
+            Node::Add(xs) | Node::Mul(xs) => {
+                // The operands in both lanes, and the factors of a subtracted `−1·u·v…`.
+                let mut vals = HashMap::new();
+                for &x in xs.iter() {
+                    let v = self.lanes_of(x, at);
+                    vals.insert(x, v);
+                    if let Node::Mul(fs) = arena.node(x) {
+                        // A product that reads no index is at hand whole.
+                        if matches!(arena.node(e), Node::Add(_))
+                            && plan.varying.contains(&x)
+                            && arena.as_num(fs[0]) == Some(Num::MINUS_ONE)
+                        {
+                            for &f in &fs[1..] {
+                                let v = self.lanes_of(f, at);
+                                vals.insert(f, v);
+                            }
+                        }
+                    }
+                }
+                if matches!(arena.node(e), Node::Add(_)) {
+                    self.translate_add(xs, &vals)
+                } else {
+                    self.translate_mul(xs, &vals)
+                }
+            }
+            Node::Pow(b, x) if self.pow_inline(*x) => {
+                let bv = self.lanes_of(*b, at);
+                self.translate_pow(bv, *x, at.vals[x])
+            }
+            Node::Func(Func::Abs, a) => {
+                let a = self.lanes_of(*a, at);
+                self.builder.ins().fabs(a)
+            }
+            // Computed by its loop.
+            Node::Sum(..) => at.vals[&e],
+            _ => self.node_by_lane(plan, e, inputs, at),
+        }
+    }
+
+    /// A node without a two-lane instruction: computed for each lane from that lane's
+    /// operands, then joined.
+    fn node_by_lane(&mut self, plan: &Plan, e: ExprId, inputs: &HashMap<SymId, Input>, at: &mut Values) -> Value {
+        let k = plan.outer.expect("rows two at a time are within a loop");
+        // What `node` reads: the operands, and the terms of an angle sum.
+        let mut reads = self.arena.children(e);
+        if let Node::Func(Func::Sin | Func::Cos, a) = self.arena.node(e) {
+            if let Some(terms) = plan.angle_sums.get(a) {
+                reads.extend(terms.iter().map(|&(t, _)| t));
+            }
+        }
+        let mut lanes = [None; 2];
+        for (lane, out) in lanes.iter_mut().enumerate() {
+            let mut one = Values { index: at.index.clone(), families: at.families.clone(), ..Values::default() };
+            if lane == 1 {
+                let next = self.builder.ins().iadd_imm_s(at.index[&k], 1);
+                one.index.insert(k, next);
+            }
+            for &r in &reads {
+                let Some(&v) = at.vals.get(&r) else { continue };
+                let v = if self.builder.func.dfg.value_type(v) == LANES {
+                    self.builder.ins().extractlane(v, lane as u8)
+                } else {
+                    v
+                };
+                one.vals.insert(r, v);
+            }
+            self.wide = false;
+            *out = Some(self.node(plan, e, inputs, &mut one));
+            self.wide = true;
+        }
+        let [a, b] = lanes.map(|v| v.expect("both lanes"));
+        let v = self.builder.ins().scalar_to_vector(LANES, a);
+        self.builder.ins().insertlane(v, b, 1)
     }
 
     /// `b^n`, `n ≥ 1`, by binary exponentiation in the order of compiler-rt's

@@ -43,8 +43,8 @@ impl ModuleBuilder<'_> {
 
             tr.builder.switch_to_block(header);
             let i = tr.builder.use_var(i_var);
-            let more = tr.builder.ins().icmp(IntCC::SignedLessThan, i, np);
-            tr.builder.ins().brif(more, body, &[], done, &[]);
+            let end = tr.builder.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, np);
+            tr.builder.ins().brif(end, done, &[], body, &[]);
 
             tr.builder.switch_to_block(body);
             let off = tr.builder.ins().imul_imm_s(i, (8 * d) as i64);
@@ -71,8 +71,8 @@ impl ModuleBuilder<'_> {
                 let z = tr.builder.ins().fmul(v, zero_f);
                 probe = tr.builder.ins().fadd(probe, z);
             }
-            let finite = tr.builder.ins().fcmp(FloatCC::Ordered, probe, probe);
-            tr.builder.ins().brif(finite, commit, &[], non_finite, &[]);
+            let bad = tr.builder.ins().fcmp(FloatCC::Unordered, probe, probe);
+            tr.builder.ins().brif(bad, non_finite, &[], commit, &[]);
 
             tr.builder.switch_to_block(commit);
             tr.store_f64s(y_ptr, 0, &y_new);

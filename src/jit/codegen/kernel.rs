@@ -79,8 +79,8 @@ fn emit_fill(tr: &mut FunctionTranslator, out: Value, range: &Range<usize>, valu
     tr.builder.ins().jump(header, &[start.into()]);
     tr.builder.switch_to_block(header);
     let at = tr.builder.block_params(header)[0];
-    let more = tr.builder.ins().icmp_imm_s(IntCC::SignedLessThan, at, 8 * range.end as i64);
-    tr.builder.ins().brif(more, body, &[], exit, &[]);
+    let end = tr.builder.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, at, 8 * range.end as i64);
+    tr.builder.ins().brif(end, exit, &[], body, &[]);
     tr.builder.switch_to_block(body);
     tr.builder.seal_block(body);
     let addr = tr.builder.ins().iadd(out, at);

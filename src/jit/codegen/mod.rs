@@ -27,6 +27,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
+pub use system::one_row_at_a_time;
 pub(crate) use system::System;
 
 /// A fixed-step method compiled as one loop.

@@ -96,8 +96,8 @@ impl ModuleBuilder<'_> {
             // header: while k < n_steps
             tr.builder.switch_to_block(header);
             let k = tr.builder.use_var(k_var);
-            let more = tr.builder.ins().icmp(IntCC::SignedLessThan, k, n_steps);
-            tr.builder.ins().brif(more, body, &[], done, &[]);
+            let end = tr.builder.ins().icmp(IntCC::SignedGreaterThanOrEqual, k, n_steps);
+            tr.builder.ins().brif(end, done, &[], body, &[]);
 
             // body: one RK4 step from t0 + k h.
             tr.builder.switch_to_block(body);
@@ -187,8 +187,8 @@ impl ModuleBuilder<'_> {
                 let z = tr.builder.ins().fmul(v, zero_f);
                 probe = tr.builder.ins().fadd(probe, z);
             }
-            let finite = tr.builder.ins().fcmp(FloatCC::Ordered, probe, probe);
-            tr.builder.ins().brif(finite, commit, &[], non_finite, &[]);
+            let bad = tr.builder.ins().fcmp(FloatCC::Unordered, probe, probe);
+            tr.builder.ins().brif(bad, non_finite, &[], commit, &[]);
 
             // commit: accept the step; write a row every `every` steps.
             tr.builder.switch_to_block(commit);

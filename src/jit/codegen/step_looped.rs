@@ -8,33 +8,76 @@
 //! `step_memory.rs`, operation for operation (docs/numerics.md §Störmer–Verlet).
 
 use super::step_memory::{copy, count_step, row_time};
-use super::system::emit_counted;
+use super::system::{emit_counted, two_rows};
 use super::{ModuleBuilder, System, CAUSE_NON_FINITE};
-use crate::jit::translate::{mem, FunctionTranslator};
-use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
+use crate::jit::translate::{lanes_mem, mem, FunctionTranslator, LANES};
+use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::Variable;
 use cranelift_module::{FuncId, Module};
 
-/// `ptr + byte` as a double.
-fn load(tr: &mut FunctionTranslator, ptr: Value, byte: Value, offset: i32) -> Value {
+/// `ptr + byte + offset` as a value of type `ty`: a double, or two ([`LANES`]).
+fn load(tr: &mut FunctionTranslator, ty: Type, ptr: Value, byte: Value, offset: i32) -> Value {
     let addr = tr.builder.ins().iadd(ptr, byte);
-    tr.builder.ins().load(types::F64, mem(), addr, offset)
+    tr.builder.ins().load(ty, flags(ty), addr, offset)
 }
 
 fn store(tr: &mut FunctionTranslator, v: Value, ptr: Value, byte: Value, offset: i32) {
+    let ty = tr.builder.func.dfg.value_type(v);
     let addr = tr.builder.ins().iadd(ptr, byte);
-    tr.builder.ins().store(mem(), v, addr, offset);
+    tr.builder.ins().store(flags(ty), v, addr, offset);
 }
 
-/// `acc |= bits(x − x)`: nonzero from then on exactly when some `x` is not
-/// finite (`x − x` is `+0` for a finite `x` and NaN otherwise). An integer
-/// `or` keeps the chain from value to value one cycle long.
-fn watch(tr: &mut FunctionTranslator, acc: Variable, x: Value) {
-    let d = tr.builder.ins().fsub(x, x);
-    let bits = tr.builder.ins().bitcast(types::I64, cranelift_codegen::ir::MemFlagsData::new(), d);
-    let a = tr.builder.use_var(acc);
-    let s = tr.builder.ins().bor(a, bits);
-    tr.builder.def_var(acc, s);
+/// The memory flags of an access of type `ty` to the state and scratch arrays (8-byte aligned).
+fn flags(ty: Type) -> MemFlagsData {
+    if ty == LANES {
+        lanes_mem()
+    } else {
+        mem()
+    }
+}
+
+/// What a step has seen of its values' finiteness: the bitwise or of `x − x` over every
+/// value `x`, which is `+0` for a finite `x` and NaN otherwise; one accumulator for single
+/// values and one for pairs. A bitwise `or` keeps the chain from value to value one cycle long.
+#[derive(Clone, Copy)]
+struct Watch {
+    one: Variable,
+    two: Variable,
+}
+
+impl Watch {
+    fn declare(tr: &mut FunctionTranslator) -> Watch {
+        let one = tr.builder.declare_var(types::F64);
+        let two = tr.builder.declare_var(LANES);
+        Watch { one, two }
+    }
+
+    /// Both accumulators to `+0`, at the start of a step.
+    fn reset(self, tr: &mut FunctionTranslator) {
+        let zero = tr.builder.ins().f64const(0.0);
+        let zeros = tr.builder.ins().splat(LANES, zero);
+        tr.builder.def_var(self.one, zero);
+        tr.builder.def_var(self.two, zeros);
+    }
+
+    fn see(self, tr: &mut FunctionTranslator, x: Value) {
+        let var = if tr.builder.func.dfg.value_type(x) == LANES { self.two } else { self.one };
+        let d = tr.builder.ins().fsub(x, x);
+        let a = tr.builder.use_var(var);
+        let s = tr.builder.ins().bor(a, d);
+        tr.builder.def_var(var, s);
+    }
+
+    /// Whether some value seen is not finite: an `i8`, nonzero when one is not.
+    fn any_non_finite(self, tr: &mut FunctionTranslator) -> Value {
+        let (one, two) = (tr.builder.use_var(self.one), tr.builder.use_var(self.two));
+        let lo = tr.builder.ins().extractlane(two, 0);
+        let hi = tr.builder.ins().extractlane(two, 1);
+        let both = tr.builder.ins().bor(lo, hi);
+        let all = tr.builder.ins().bor(one, both);
+        let bits = tr.builder.ins().bitcast(types::I64, MemFlagsData::new(), all);
+        tr.builder.ins().icmp_imm_s(IntCC::NotEqual, bits, 0)
+    }
 }
 
 impl ModuleBuilder<'_> {
@@ -63,7 +106,7 @@ impl ModuleBuilder<'_> {
             let k_var = tr.builder.declare_var(i64t);
             let cd_var = tr.builder.declare_var(i64t);
             let row_var = tr.builder.declare_var(p);
-            let finite_var = tr.builder.declare_var(i64t);
+            let watch = Watch::declare(tr);
             for (v, x) in [(cur_var, y), (next_var, other), (acc_var, acc_a), (acc_next_var, acc_b)] {
                 tr.builder.def_var(v, x);
             }
@@ -92,8 +135,8 @@ impl ModuleBuilder<'_> {
 
             tr.builder.switch_to_block(header);
             let k = tr.builder.use_var(k_var);
-            let more = tr.builder.ins().icmp(IntCC::SignedLessThan, k, n_steps);
-            tr.builder.ins().brif(more, body, &[], finish, &[]);
+            let end = tr.builder.ins().icmp(IntCC::SignedGreaterThanOrEqual, k, n_steps);
+            tr.builder.ins().brif(end, finish, &[], body, &[]);
 
             // One step from `cur` into `next`.
             tr.builder.switch_to_block(body);
@@ -103,20 +146,27 @@ impl ModuleBuilder<'_> {
                 tr.builder.use_var(acc_var),
                 tr.builder.use_var(acc_next_var),
             );
-            let zero_i = tr.builder.ins().iconst(i64t, 0);
-            tr.builder.def_var(finite_var, zero_i);
-            // v½ = v + h/2 a(q), q' = q + h v½.
-            emit_counted(tr, 0, n as i64, |tr, i| {
+            watch.reset(tr);
+            // v½ = v + h/2 a(q), q' = q + h v½, two coordinates at a time, then the last of an odd count.
+            let (hh2, h2) = (tr.builder.ins().splat(LANES, hh), tr.builder.ins().splat(LANES, h));
+            let kick_drift = |tr: &mut FunctionTranslator, i: Value, ty: Type| {
                 let byte = tr.builder.ins().imul_imm_s(i, 8);
-                let (q, v, a) = (load(tr, cur, byte, 0), load(tr, cur, byte, nb), load(tr, acc, byte, 0));
+                let (q, v, a) = (load(tr, ty, cur, byte, 0), load(tr, ty, cur, byte, nb), load(tr, ty, acc, byte, 0));
+                let (hh, h) = if ty == LANES { (hh2, h2) } else { (hh, h) };
                 let ka = tr.builder.ins().fmul(hh, a);
                 let vh = tr.builder.ins().fadd(v, ka);
                 let dq = tr.builder.ins().fmul(h, vh);
                 let q1 = tr.builder.ins().fadd(q, dq);
                 store(tr, q1, nxt, byte, 0);
                 store(tr, vh, nxt, byte, nb);
-                watch(tr, finite_var, q1);
+                watch.see(tr, q1);
+            };
+            let pairs = if two_rows() { n / 2 } else { 0 };
+            emit_counted(tr, 0, pairs as i64, |tr, j| {
+                let i = tr.builder.ins().imul_imm_s(j, 2);
+                kick_drift(tr, i, LANES);
             });
+            emit_counted(tr, 2 * pairs as i64, n as i64, |tr, i| kick_drift(tr, i, types::F64));
             // a(q') row by row, and v' = v½ + h/2 a(q') with each.
             let kf = tr.builder.ins().fcvt_from_sint(types::F64, k);
             let one = tr.builder.ins().f64const(1.0);
@@ -124,17 +174,18 @@ impl ModuleBuilder<'_> {
             let kh = tr.builder.ins().fmul(k1, h);
             let t4 = tr.builder.ins().fadd(t0, kh);
             sys.emit_segments(tr, t4, (nxt, p_ptr), &mut |tr, byte, a| {
-                // `byte` is 8·row, the row a coordinate's index.
+                // `byte` is 8·row, the row a coordinate's index; `a` one row or two.
+                let ty = tr.builder.func.dfg.value_type(a);
                 store(tr, a, acc_new, byte, 0);
-                let vh = load(tr, nxt, byte, nb);
+                let vh = load(tr, ty, nxt, byte, nb);
+                let hh = if ty == LANES { hh2 } else { hh };
                 let ka = tr.builder.ins().fmul(hh, a);
                 let v1 = tr.builder.ins().fadd(vh, ka);
                 store(tr, v1, nxt, byte, nb);
-                watch(tr, finite_var, v1);
+                watch.see(tr, v1);
             });
-            let f = tr.builder.use_var(finite_var);
-            let ok = tr.builder.ins().icmp_imm_s(IntCC::Equal, f, 0);
-            tr.builder.ins().brif(ok, commit, &[], non_finite, &[]);
+            let bad = watch.any_non_finite(tr);
+            tr.builder.ins().brif(bad, non_finite, &[], commit, &[]);
 
             // Accept: swap the buffers; write a row every `every` steps.
             tr.builder.switch_to_block(commit);

@@ -33,8 +33,8 @@ fn emit_for(tr: &mut FunctionTranslator, count: usize, mut body: impl FnMut(&mut
     tr.builder.ins().jump(header, &[]);
     tr.builder.switch_to_block(header);
     let off = tr.builder.use_var(var);
-    let more = tr.builder.ins().icmp_imm_s(IntCC::SignedLessThan, off, (8 * count) as i64);
-    tr.builder.ins().brif(more, body_block, &[], exit, &[]);
+    let end = tr.builder.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, off, (8 * count) as i64);
+    tr.builder.ins().brif(end, exit, &[], body_block, &[]);
     tr.builder.switch_to_block(body_block);
     body(tr, off);
     let next = tr.builder.ins().iadd_imm_s(off, 8);
@@ -109,9 +109,9 @@ fn axpy(tr: &mut FunctionTranslator, dst: Value, y: Value, a: Value, x: Value, c
     });
 }
 
-/// Whether every one of `count` doubles at `ptr` is finite: `Σ 0·x_i` is NaN exactly when
+/// Whether some one of `count` doubles at `ptr` is not finite: `Σ 0·x_i` is NaN exactly when
 /// some `x_i` is not.
-fn all_finite(tr: &mut FunctionTranslator, ptr: Value, count: usize) -> Value {
+fn any_non_finite(tr: &mut FunctionTranslator, ptr: Value, count: usize) -> Value {
     let var = tr.builder.declare_var(types::F64);
     let zero = tr.builder.ins().f64const(0.0);
     tr.builder.def_var(var, zero);
@@ -124,7 +124,7 @@ fn all_finite(tr: &mut FunctionTranslator, ptr: Value, count: usize) -> Value {
         tr.builder.def_var(var, acc);
     });
     let probe = tr.builder.use_var(var);
-    tr.builder.ins().fcmp(FloatCC::Ordered, probe, probe)
+    tr.builder.ins().fcmp(FloatCC::Unordered, probe, probe)
 }
 
 impl ModuleBuilder<'_> {
@@ -192,8 +192,8 @@ impl ModuleBuilder<'_> {
 
             tr.builder.switch_to_block(header);
             let k = tr.builder.use_var(k_var);
-            let more = tr.builder.ins().icmp(IntCC::SignedLessThan, k, n_steps);
-            tr.builder.ins().brif(more, body, &[], done, &[]);
+            let end = tr.builder.ins().icmp(IntCC::SignedGreaterThanOrEqual, k, n_steps);
+            tr.builder.ins().brif(end, done, &[], body, &[]);
 
             // body: one step from t0 + k h into `next`; `y` is untouched until it is known finite.
             tr.builder.switch_to_block(body);
@@ -246,8 +246,8 @@ impl ModuleBuilder<'_> {
                 }
                 Scheme::EulerMaruyama => unreachable!("the Euler–Maruyama block is built by `em_block`"),
             }
-            let finite = all_finite(tr, next, d);
-            tr.builder.ins().brif(finite, commit, &[], non_finite, &[]);
+            let bad = any_non_finite(tr, next, d);
+            tr.builder.ins().brif(bad, non_finite, &[], commit, &[]);
 
             // commit: accept the step; write a row every `every` steps.
             tr.builder.switch_to_block(commit);

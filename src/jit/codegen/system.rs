@@ -5,7 +5,7 @@ use super::ModuleBuilder;
 use crate::integrate::symband;
 use crate::jit::linsolve::{emit_diagonal, emit_solve, upper_index, DiagonalSolve, UNROLLED_MAX};
 use crate::jit::runtime::Extern;
-use crate::jit::translate::{mem, FunctionTranslator, Input, Plan};
+use crate::jit::translate::{lanes_mem, mem, FunctionTranslator, Input, Plan, LANES};
 use crate::jit::{JitError, Matrix, RowLoop};
 use crate::sym::{Arena, ExprId, SymId};
 use cranelift_codegen::ir::{condcodes::IntCC, types, Block, InstBuilder, Value};
@@ -27,6 +27,29 @@ const INLINE_NODES_MAX: usize = 300;
 /// system (a lattice of 4,096 masses: 87 s as one function). Nodes shared
 /// by two parts are computed by both.
 const PART_NODES: usize = 8_000;
+
+/// Segments of at least this many rows compute two rows at a time (`f64x2`), each lane
+/// operation for operation what a single row computes.
+const LANES_MIN: i64 = 4;
+
+thread_local! {
+    /// Whether kernels compiled on this thread compute long segments two rows at a time.
+    static TWO_ROWS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether kernels compiled now compute long segments two rows at a time.
+pub(crate) fn two_rows() -> bool {
+    TWO_ROWS.with(|c| c.get())
+}
+
+/// Runs `f` with kernels compiled one row at a time, the reference that rows two at a
+/// time must match bit for bit (`tests/indexed.rs`).
+pub fn one_row_at_a_time<R>(f: impl FnOnce() -> R) -> R {
+    let before = TWO_ROWS.with(|c| c.replace(false));
+    let r = f();
+    TWO_ROWS.with(|c| c.set(before));
+    r
+}
 
 /// The matrix `A` of a system, by its structure.
 #[derive(Clone, Debug)]
@@ -221,14 +244,16 @@ impl System {
         let out = tr.builder.ins().iadd_imm_s(dy, 8 * n);
         self.emit_segments(tr, t, (y, p), &mut |tr, byte, v| {
             let addr = tr.builder.ins().iadd(out, byte);
-            tr.builder.ins().store(mem(), v, addr, 0);
+            let flags = if tr.builder.func.dfg.value_type(v) == LANES { lanes_mem() } else { mem() };
+            tr.builder.ins().store(flags, v, addr, 0);
         });
     }
 
     /// Emits every segment of a looped system with the state at `y`, handing
     /// each row's value to `each(tr, 8·row, value)` (`8·row` an `i64`) as soon
     /// as it is known: a counted loop over the members of a long segment, the
-    /// rows of a short one one by one.
+    /// rows of a short one one by one. A long segment's loop computes two rows
+    /// at a time: `value` is then an `f64x2` ([`LANES`]) of rows `row` and `row + 1`.
     pub(super) fn emit_segments(
         &self,
         tr: &mut FunctionTranslator,
@@ -254,16 +279,33 @@ impl System {
                         each(tr, byte, v);
                     });
                 }
-                Some((k, base)) => {
+                Some((_, base)) => {
                     let (lo, hi) = ((seg.rows.start - base) as i64, (seg.rows.end - base) as i64);
-                    emit_counted(tr, lo, hi, |tr, m| {
-                        // Root `p` is row `base_p + m`.
+                    // Rows two at a time, then the last one of an odd count.
+                    let pairs = if hi - lo >= LANES_MIN && two_rows() { (hi - lo) / 2 } else { 0 };
+                    let invariant = tr.eval_invariant(plan, &inputs, pairs > 0);
+                    let mut rows = |tr: &mut FunctionTranslator, m: Value, wide: bool| {
+                        // Root `p` is row `base_p + m` (and `base_p + m + 1` in the second lane).
                         let byte = tr.builder.ins().imul_imm_s(m, 8);
-                        tr.eval_streamed_at(plan, &inputs, Some((k, m)), |tr, p, v| {
+                        tr.eval_rows(plan, &inputs, &invariant, (m, wide), |tr, p, v| {
                             let at = tr.builder.ins().iadd_imm_s(byte, 8 * group[p].index.map_or(0, |x| x.1) as i64);
                             each(tr, at, v)
                         });
-                    });
+                    };
+                    if pairs > 0 {
+                        emit_counted(tr, 0, pairs, |tr, j| {
+                            let twice = tr.builder.ins().imul_imm_s(j, 2);
+                            let m = tr.builder.ins().iadd_imm_s(twice, lo);
+                            rows(tr, m, true);
+                        });
+                    }
+                    let rest = lo + 2 * pairs;
+                    if hi - rest == 1 {
+                        let m = tr.builder.ins().iconst(types::I64, rest);
+                        rows(tr, m, false);
+                    } else if hi > rest {
+                        emit_counted(tr, rest, hi, |tr, m| rows(tr, m, false));
+                    }
                 }
             }
         }
@@ -524,8 +566,10 @@ pub(super) fn emit_counted(
     tr.builder.ins().jump(header, &[start.into()]);
     tr.builder.switch_to_block(header);
     let m = tr.builder.block_params(header)[0];
-    let more = tr.builder.ins().icmp_imm_s(IntCC::SignedLessThan, m, hi);
-    tr.builder.ins().brif(more, block, &[], exit, &[]);
+    // The exit first: Cranelift's loop-invariant code motion visits a branch's targets in
+    // reverse, and hoists nothing out of a loop body visited after the loop's exit.
+    let end = tr.builder.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, m, hi);
+    tr.builder.ins().brif(end, exit, &[], block, &[]);
     tr.builder.switch_to_block(block);
     tr.builder.seal_block(block);
     body(tr, m);
