@@ -101,6 +101,44 @@ fn gradients_of_the_learning_examples_match_finite_differences() {
 }
 
 /// A sum kept as a loop gives what the same sum written out term by term gives.
+/// A data set of more rows than a family may have members (`MAX_FAMILY`, 100,000), with a
+/// `let` family over its rows: the family is never written out, so it has no limit of its
+/// own. Gradient descent reaches the normal equations' solution computed here.
+#[test]
+fn a_let_family_over_more_rows_than_a_family_may_have() {
+    let dir = scratch("many-rows");
+    let m = 150_000;
+    let mut csv = String::from("x,y\n");
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..m {
+        let xi = i as f64 / m as f64;
+        // Deterministic scatter about the line 2 + 3x.
+        let yi = 2.0 + 3.0 * xi + 0.1 * ((i * 7919) % 1000) as f64 / 1000.0 - 0.05;
+        csv.push_str(&format!("{xi:?},{yi:?}\n"));
+        x.push(xi);
+        y.push(yi);
+    }
+    std::fs::write(dir.join("points.csv"), csv).unwrap();
+    let model = dir.join("fit.lag");
+    std::fs::write(
+        &model,
+        "data x[M], y[M] = \"points.csv\"\nstate a, b\nlet r[i in 0..M] = a + b*x[i] - y[i]\n\
+         energy = 1/(2*M)*sum(i in 0..M, r[i]^2)\ninit a = 0, b = 0\n\
+         simulate method = euler, dt = 1, t_end = 800, every = 800\n",
+    )
+    .unwrap();
+    let (mx, my) = (x.iter().sum::<f64>() / m as f64, y.iter().sum::<f64>() / m as f64);
+    let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let b = sxy / sxx;
+    let a = my - b * mx;
+    let (code, out, err) = lagc(&["run", model.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let last = last_row(&out);
+    assert!((last[1] - a).abs() < 1e-9, "a = {} vs {a}", last[1]);
+    assert!((last[2] - b).abs() < 1e-9, "b = {} vs {b}", last[2]);
+}
+
 #[test]
 fn a_rolled_sum_equals_the_sum_written_out() {
     let dir = scratch("written-out");

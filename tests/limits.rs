@@ -45,6 +45,15 @@ fn a_huge_family_is_refused_with_the_limit_named() {
     assert!(err.contains("the family is too large") && err.contains("the limit is 100000"), "{err}");
     let out = lagc(&["check", &model("sum", "coord x\nlagrangian = 1/2*x'^2 - sum(i in 0..10000000, x^2)\n")]);
     assert!(stderr(&out).contains("the range is too large"), "{}", stderr(&out));
+    // A `let` family past the limit is one error; its uses, at fixed and rolled indices,
+    // add none.
+    let src = "coord x\nlet a[i in 0..200000] = i*x\n\
+               lagrangian = 1/2*x'^2 - a[7] - sum(i in 0..200000, a[i]^2)\n";
+    let out = lagc(&["check", &model("let", src)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the range is too large") && err.contains("200000 members"), "{err}");
+    assert_eq!(err.matches("×").count(), 1, "one error, not its consequences: {err}");
 }
 
 #[test]

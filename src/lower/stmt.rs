@@ -105,11 +105,18 @@ impl Lowerer<'_> {
                         self.declare(name, Entry::Let(e));
                     }
                     Some(b) => {
-                        let (lo, hi) = self.range(&b.range).unwrap_or((0, 0));
+                        // A family over the rows of a data set is lowered member by member as
+                        // used, so it has no limit of its own; the others are lowered whole.
+                        let lazy = self.reads_data_family(value);
+                        let range = if lazy { self.range_unlimited(&b.range) } else { self.range(&b.range) };
+                        let Ok((lo, hi)) = range else {
+                            // Its uses report nothing more.
+                            self.declare(name, Entry::Poisoned);
+                            continue;
+                        };
                         self.let_asts.insert(name.name.clone(), (b.var.clone(), value.clone(), lo, hi));
                         let mut items = Vec::new();
-                        // A family over the rows of a data set is lowered member by member as used.
-                        let eager = if self.reads_data_family(value) { lo..(lo + 1).min(hi) } else { lo..hi };
+                        let eager = if lazy { lo..(lo + 1).min(hi) } else { lo..hi };
                         for i in eager {
                             let e = self.with_index(&b.var, i, |l| l.expr(value));
                             items.push(e.unwrap_or_else(|_| self.arena.int(0)));

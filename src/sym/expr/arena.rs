@@ -1,7 +1,7 @@
 //! The arena: nodes stored once each through a memo table (interning), the table of symbols,
 //! and the limits on nodes and operands past which an arena overflows.
 
-use super::{DataTable, ExprId, Family, FxMap, Node, Row, SymId, SymKind, Symbol};
+use super::{DataTable, ExprId, Family, FxHasher, FxMap, Node, Row, SymId, SymKind, Symbol};
 use crate::sym::num::Num;
 
 /// The most nodes an arena holds. Past it, every new node is a NaN
@@ -14,6 +14,32 @@ pub const MAX_NODES: usize = 4_000_000;
 /// the memo table. Past it the arena overflows as past [`MAX_NODES`].
 pub const MAX_OPERANDS: usize = 32_000_000;
 
+/// The hash of a node in the memo table: that of [`ops_hash`] for sums and products, so
+/// that [`Arena::intern_ops`] finds them from their operands.
+fn node_hash(node: &Node) -> u64 {
+    use std::hash::{Hash, Hasher};
+    match node {
+        Node::Add(xs) => ops_hash(false, xs),
+        Node::Mul(xs) => ops_hash(true, xs),
+        _ => {
+            let mut h = FxHasher::default();
+            node.hash(&mut h);
+            h.finish()
+        }
+    }
+}
+
+/// The hash of a sum (`product` false) or a product of `xs`.
+fn ops_hash(product: bool, xs: &[ExprId]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = FxHasher::default();
+    h.write_u64(if product { 0x9e37_79b9 } else { 0x7f4a_7c15 });
+    for x in xs {
+        h.write_u32(x.0);
+    }
+    h.finish()
+}
+
 /// The arena of hash-consed expression nodes and the table of symbols.
 #[derive(Clone, Debug, Default)]
 pub struct Arena {
@@ -21,7 +47,9 @@ pub struct Arena {
     /// Per node, a 64-bit summary of the symbols it contains (bit `id % 64`):
     /// a clear bit proves that a derivative is zero without a lookup.
     masks: Vec<u64>,
-    memo: FxMap<Node, ExprId>,
+    /// Every node's id with its hash ([`node_hash`]), kept so that growing the table does
+    /// not read the nodes again; the node itself is in `nodes`.
+    memo: hashbrown::HashTable<(u64, ExprId)>,
     symbols: Vec<Symbol>,
     /// Set when a constructor was refused a node past [`MAX_NODES`]; the
     /// expression built since then is meaningless and must be reported.
@@ -127,13 +155,13 @@ impl Arena {
     }
 
     pub(super) fn intern(&mut self, node: Node) -> ExprId {
-        use std::collections::hash_map::Entry;
         let full = self.nodes.len() >= self.limit() || self.operands > self.operand_limit();
         // One hash per node, found or new.
-        let slot = match self.memo.entry(node) {
-            Entry::Occupied(o) => return *o.get(),
-            Entry::Vacant(v) => v,
-        };
+        let hash = node_hash(&node);
+        let nodes = &self.nodes;
+        if let Some(&(_, id)) = self.memo.find(hash, |&(h, id)| h == hash && nodes[id.0 as usize] == node) {
+            return id;
+        }
         if full {
             self.overflowed = true;
             if let Some(p) = self.poison {
@@ -142,7 +170,7 @@ impl Arena {
         }
         let id = ExprId(self.nodes.len() as u32);
         let masks = &self.masks;
-        let mask = match slot.key() {
+        let mask = match &node {
             Node::Num(_) => 0,
             Node::Sym(s) => 1u64 << (s.0 % 64),
             Node::Add(xs) | Node::Mul(xs) => xs.iter().fold(0, |m, x| m | masks[x.0 as usize]),
@@ -157,12 +185,32 @@ impl Arena {
             self.nodes.push(Node::Num(Num::Float(f64::NAN)));
             return id;
         }
-        if let Node::Add(xs) | Node::Mul(xs) = slot.key() {
+        if let Node::Add(xs) | Node::Mul(xs) = &node {
             self.operands += xs.len();
         }
-        self.nodes.push(slot.key().clone());
-        slot.insert(id);
+        self.nodes.push(node);
+        self.memo.insert_unique(hash, (hash, id), |&(h, _)| h);
         id
+    }
+
+    /// The sum (`product` false) or product of `xs`, canonical as given, interned without
+    /// boxing the operands when the node exists already.
+    pub(super) fn intern_ops(&mut self, product: bool, xs: Vec<ExprId>) -> ExprId {
+        let hash = ops_hash(product, &xs);
+        let nodes = &self.nodes;
+        let same = |&(h, id): &(u64, ExprId)| {
+            h == hash
+                && match &nodes[id.0 as usize] {
+                    Node::Mul(ys) => product && **ys == *xs,
+                    Node::Add(ys) => !product && **ys == *xs,
+                    _ => false,
+                }
+        };
+        if let Some(&(_, id)) = self.memo.find(hash, same) {
+            return id;
+        }
+        let xs = xs.into_boxed_slice();
+        self.intern(if product { Node::Mul(xs) } else { Node::Add(xs) })
     }
 
     pub fn num(&mut self, n: Num) -> ExprId {
@@ -328,7 +376,7 @@ impl Arena {
         match factors.len() {
             0 => self.int(1),
             1 => factors[0],
-            _ => self.intern(Node::Mul(factors.into())),
+            _ => self.intern_ops(true, factors.to_vec()),
         }
     }
 
@@ -337,7 +385,7 @@ impl Arena {
         match terms.len() {
             0 => self.int(0),
             1 => terms[0],
-            _ => self.intern(Node::Add(terms.into())),
+            _ => self.intern_ops(false, terms.to_vec()),
         }
     }
 }

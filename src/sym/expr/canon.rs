@@ -17,8 +17,8 @@ impl Arena {
                         return (n, Some(fs[1]));
                     }
                     // The rest of a canonical product is canonical too.
-                    let rest: Box<[ExprId]> = fs[1..].into();
-                    (n, Some(self.intern(Node::Mul(rest))))
+                    let rest = fs[1..].to_vec();
+                    (n, Some(self.intern_ops(true, rest)))
                 }
                 _ => (Num::ONE, Some(e)),
             },
@@ -105,7 +105,7 @@ impl Arena {
         match out.len() {
             0 => self.int(0),
             1 => out[0],
-            _ => self.intern(Node::Add(out.into())),
+            _ => self.intern_ops(false, out),
         }
     }
 
@@ -117,7 +117,7 @@ impl Arena {
                 v.push(ExprId(0));
                 v.extend_from_slice(fs);
                 v[0] = self.num(c);
-                self.intern(Node::Mul(v.into()))
+                self.intern_ops(true, v)
             }
             Node::Add(_) => {
                 let c = self.num(c);
@@ -125,7 +125,7 @@ impl Arena {
             }
             _ => {
                 let c = self.num(c);
-                self.intern(Node::Mul(Box::new([c, r])))
+                self.intern_ops(true, vec![c, r])
             }
         }
     }
@@ -199,7 +199,7 @@ impl Arena {
                     let c = self.num(coeff);
                     out.insert(0, c);
                 }
-                self.intern(Node::Mul(out.into()))
+                self.intern_ops(true, out)
             }
         }
     }
