@@ -44,6 +44,16 @@ fn state(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// The FPUT-α lattice of `n` sites with fixed ends, started in its lowest mode.
+fn fput(n: usize) -> String {
+    format!(
+        "const N = {n}\nparam alpha = 0.25\ncoord u[N]\n\
+         lagrangian = sum(i in 0..N, 1/2*u[i]'^2) - 1/2*u[0]^2 - 1/2*u[N-1]^2 \
+         - sum(i in 0..N-1, 1/2*(u[i+1] - u[i])^2 + alpha/3*(u[i+1] - u[i])^3)\n\
+         init u[i in 0..N] = sin(pi*(i+1)/(N+1))"
+    )
+}
+
 /// Compares the rolled model with the written-out one at three states.
 fn agree(name: &str, rolled: &str, written: &str, n: usize, tol: f64) {
     for seed in 1..=3 {
@@ -124,14 +134,6 @@ fn a_nonlinear_function_of_an_inner_sum_agrees_with_its_written_out_form() {
 
 #[test]
 fn the_compiled_code_does_not_grow_with_the_lattice() {
-    let fput = |n: usize| {
-        format!(
-            "const N = {n}\nparam alpha = 0.25\ncoord u[N]\n\
-             lagrangian = sum(i in 0..N, 1/2*u[i]'^2) - 1/2*u[0]^2 - 1/2*u[N-1]^2 \
-             - sum(i in 0..N-1, 1/2*(u[i+1] - u[i])^2 + alpha/3*(u[i+1] - u[i])^3)\n\
-             init u[i in 0..N] = sin(pi*(i+1)/(N+1))"
-        )
-    };
     let size = |n: usize| {
         let c = lagc::compile_for(&fput(n), "fput", &[], Some(Method::Verlet)).unwrap();
         let plan = lagc::plan::plan(&c.model, &c.equations, Method::Verlet, None).unwrap();
@@ -174,14 +176,6 @@ fn methods_that_need_more_than_the_equations_of_motion_have_the_sums_written_out
 /// index, or adds a sum of its own over a second index (N bodies).
 #[test]
 fn rows_two_at_a_time_compute_exactly_what_one_row_computes() {
-    let fput = |n: usize| {
-        format!(
-            "const N = {n}\nparam alpha = 0.25\ncoord u[N]\n\
-             lagrangian = sum(i in 0..N, 1/2*u[i]'^2) - 1/2*u[0]^2 - 1/2*u[N-1]^2 \
-             - sum(i in 0..N-1, 1/2*(u[i+1] - u[i])^2 + alpha/3*(u[i+1] - u[i])^3)\n\
-             init u[i in 0..N] = sin(pi*(i+1)/(N+1))"
-        )
-    };
     let sine_gordon = "const N = 21\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*u[i]'^2) \
         - sum(i in 0..N-1, 1/2*(u[i+1] - u[i])^2) - sum(i in 0..N, 1 - cos(u[i]))\ninit u[i in 0..N] = 0.1*i";
     let graded = "const N = 20\ncoord u[N]\nlagrangian = sum(i in 0..N, 1/2*u[i]'^2) \

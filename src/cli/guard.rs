@@ -98,8 +98,10 @@ fn heap(bytes: f64) -> f64 {
 }
 
 /// The bytes a [`super::output::Writer`] of `kind` holds for `rows` rows of
-/// `columns` values: JSON and NPY buffer every value (a `Vec<f64>`, up to
-/// twice its length while it grows) and write them a chunk at a time.
+/// `columns` values: NPY buffers every value (a `Vec<f64>`, up to twice its length while
+/// it grows) and writes them a chunk at a time; CSV and JSON stream, holding at most a few
+/// blocks of rows and their text (one or two megabytes whatever the rows, within
+/// `COMPILE_BASE`).
 fn writer_bytes(kind: Kind, rows: f64, columns: f64) -> f64 {
     let values = rows * columns;
     match kind {

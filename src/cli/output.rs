@@ -34,8 +34,8 @@ pub const OUTPUT_BUFFER: usize = 1 << 20;
 /// Values per chunk of the NPY body (512 kB of bytes).
 const CHUNK_VALUES: usize = 1 << 16;
 
-/// The most bytes of one chunk's text or bytes: JSON's longest number
-/// (`-1.2345678901234567e-308`) and its separator, per value.
+/// A bound on the bytes of one chunk of the NPY body as the memory estimate counts it:
+/// 25 per value, though the chunk holds 8.
 pub const CHUNK_BYTES: usize = CHUNK_VALUES * 25;
 
 /// Values per block of rows handed to the formatting thread (32 kB); a row wider
@@ -392,7 +392,6 @@ impl Writer {
         Ok(Writer::start(kind, columns, Box::new(f), Some(tmp)))
     }
 
-    /// Writes the CSV header and starts the formatting thread of CSV and JSON.
     /// Starts the formatting thread of CSV and JSON, which writes its text in blocks of rows;
     /// NPY goes through a buffer at the end.
     fn start(kind: Kind, columns: Vec<String>, out: Out, file: Option<Temporary>) -> Writer {

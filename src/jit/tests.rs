@@ -31,6 +31,15 @@ fn assert_close(got: f64, want: f64, tol: f64, what: &str) {
     );
 }
 
+/// The tree-walking evaluator's values of `outputs` with `inputs` set to `vals`.
+fn evaluated(a: &Arena, inputs: &[SymId], vals: &[f64], outputs: &[ExprId]) -> Vec<f64> {
+    let mut env = Env::new(a);
+    for (&s, &v) in inputs.iter().zip(vals) {
+        env.set(s, v);
+    }
+    a.eval_many(outputs, &env)
+}
+
 /// Gaussian elimination with partial pivoting, independent of the runtime's.
 fn gauss(n: usize, mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
     for k in 0..n {
@@ -303,11 +312,7 @@ fn expression_kernels_match_the_evaluator() {
         // Exercise sign(0) too.
         let vals: Vec<f64> =
             vals.iter().zip(&inputs).map(|(&v, &s)| if s == x && sample == 0 { 0.0 } else { v }).collect();
-        let mut env = Env::new(&a);
-        for (&s, &v) in inputs.iter().zip(&vals) {
-            env.set(s, v);
-        }
-        let want = a.eval_many(&outputs, &env);
+        let want = evaluated(&a, &inputs, &vals, &outputs);
         f.call(&vals, &mut out);
         for (k, (&got, &w)) in out.iter().zip(&want).enumerate() {
             assert_close(got, w, 1e-12, &format!("output {k} ({})", a.to_text(outputs[k])));
@@ -343,10 +348,7 @@ fn angle_sums_are_expanded_with_every_sign() {
     let mut out = vec![0.0; outputs.len()];
     for _ in 0..200 {
         let vals = [rng.range(-7.0, 7.0), rng.range(-7.0, 7.0)];
-        let mut env = Env::new(&a);
-        env.set(x, vals[0]);
-        env.set(y, vals[1]);
-        let want = a.eval_many(&outputs, &env);
+        let want = evaluated(&a, &inputs, &vals, &outputs);
         f.call(&vals, &mut out);
         for (k, (&got, &w)) in out.iter().zip(&want).enumerate() {
             assert!((got - w).abs() <= 8.0 * f64::EPSILON, "output {k} ({}): {got} against {w}", a.to_text(outputs[k]));

@@ -71,7 +71,7 @@ impl Plan {
     }
 
     /// [`Plan::batched`] for roots evaluated inside a loop over `outer`
-    /// (`FunctionTranslator::eval_streamed_at` gives its value).
+    /// ([`FunctionTranslator::eval_rows`] gives its value).
     pub fn within(
         arena: &Arena,
         roots: &[ExprId],
@@ -283,25 +283,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         &mut self,
         plan: &Plan,
         inputs: &HashMap<SymId, Input>,
-        root: impl FnMut(&mut Self, usize, Value),
-    ) {
-        self.eval_streamed_at(plan, inputs, None, root)
-    }
-
-    /// [`FunctionTranslator::eval_streamed`] with a loop index in scope: the
-    /// plan's nodes that read `index.0` take its value `index.1` (an `i64`).
-    pub fn eval_streamed_at(
-        &mut self,
-        plan: &Plan,
-        inputs: &HashMap<SymId, Input>,
-        index: Option<(SymId, Value)>,
         mut root: impl FnMut(&mut Self, usize, Value),
     ) {
-        let mut at = Values::default();
-        if let Some((s, v)) = index {
-            at.index.insert(s, v);
-        }
-        self.emit_steps(plan, &plan.schedule.steps, inputs, &mut at, &mut root);
+        self.emit_steps(plan, &plan.schedule.steps, inputs, &mut Values::default(), &mut root);
     }
 
     /// Emits the steps of a plan within a loop ([`Plan::within`]) that do not read the
