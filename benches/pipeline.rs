@@ -61,7 +61,7 @@ fn compile_latency() {
         "{:>4} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
         "N", "parse", "derive", "jit", "total", "DAG nodes", "CLIF insts", "peak MB"
     );
-    for n in [2usize, 5, 10, 20, 50] {
+    for n in [2usize, 5, 10, 20, 50, 100, 200] {
         let src = chain_source(n);
         let runs = if n >= 50 { 3 } else { 5 };
         let (mut parse, mut derive, mut jit) = (vec![], vec![], vec![]);

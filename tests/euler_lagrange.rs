@@ -300,3 +300,46 @@ fn hoop_turning_at_a_constant_rate_has_no_time_in_its_equations() {
     let text = c.render(lagc::Format::Text).expect("printable");
     assert!(!text.contains("w*t"), "{text}");
 }
+
+/// A chain long enough that each bob's squared speed has more products than one
+/// expansion may make alone (72² > 4,096): its squares are multiplied out
+/// together, pair by pair, and its equations are still the closed form of
+/// problem B (docs/numerics.md), `M_jk = (N − max(j,k))·m·l²·cos(q_j − q_k)`
+/// and `f_j = −m·l²·Σ_k (N − max(j,k))·sin(q_j − q_k)·q_k'² − m·g·l·(N − j)·sin q_j`,
+/// each entry one term and each forcing `N` terms, not a factored square.
+#[test]
+fn a_chain_past_the_expansion_limit_has_the_closed_form_equations() {
+    const N: usize = 72;
+    let path = format!("{}/examples/pendulum_chain.lag", env!("CARGO_MANIFEST_DIR"));
+    let set = [("N".into(), N as f64), ("m".into(), 1.3), ("l".into(), 0.7)];
+    let c = lagc::compile_file(std::path::Path::new(&path), &set).unwrap_or_else(|e| panic!("{e}"));
+    let e = eqs(&c);
+    let (q, v) = (c.model.var_syms(), c.model.velocity_syms());
+    let (m, l, g) = (1.3, 0.7, 9.81);
+    for env in envs(&c, -1.5, 1.5).into_iter().take(2) {
+        let (qs, vs): (Vec<f64>, Vec<f64>) =
+            (q.iter().map(|&s| env.get(s)).collect(), v.iter().map(|&s| env.get(s)).collect());
+        for j in 0..N {
+            let mut f = -m * g * l * (N - j) as f64 * qs[j].sin();
+            for k in 0..N {
+                let w = (N - j.max(k)) as f64;
+                f -= m * l * l * w * (qs[j] - qs[k]).sin() * vs[k] * vs[k];
+                let (got, want) =
+                    (c.model.arena.eval(e.mass_matrix[j][k], &env), m * l * l * w * (qs[j] - qs[k]).cos());
+                assert!((got - want).abs() <= 1e-12 * N as f64, "M[{j}][{k}] = {got}, expected {want}");
+            }
+            let got = c.model.arena.eval(e.forcing[j], &env);
+            assert!((got - f).abs() <= 1e-10 * (1.0 + f.abs()), "f[{j}] = {got}, expected {f}");
+        }
+    }
+    for j in 0..N {
+        for k in 0..N {
+            let text = c.model.arena.to_text(e.mass_matrix[j][k]);
+            assert!(!text.contains(" + ") && text.matches("cos").count() <= 1, "M[{j}][{k}] = {text}");
+        }
+        match c.model.arena.node(e.forcing[j]) {
+            lagc::sym::Node::Add(ts) => assert_eq!(ts.len(), N, "f[{j}] = {}", c.model.arena.to_text(e.forcing[j])),
+            _ => panic!("f[{j}] = {} is not multiplied out", c.model.arena.to_text(e.forcing[j])),
+        }
+    }
+}

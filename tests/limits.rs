@@ -257,3 +257,26 @@ fn long_chains_of_operators_run_without_a_deep_tree() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("powers nested too deeply"), "{}", stderr(&out));
 }
+
+/// A Cartesian chain past the derivation's reach is refused before the work, with the
+/// work named: at 240 links by the pairs its squared speeds have (about 240³/3, 4.7·10⁶,
+/// past 4·10⁶), at 10,000 by the operands its partial sums would be written out to
+/// (about 5·10⁸, past 3.2·10⁷). Exit status 2: the model is correct as written, the
+/// `--set` values are what is too large.
+#[test]
+fn a_chain_too_long_to_derive_is_refused_with_the_work_named() {
+    let out = lagc(&["check", &example("pendulum_chain"), "--set", "N=240"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the kinetic energy is too large to differentiate"), "{err}");
+    assert!(err.contains("4.7e6 pairs of terms") && err.contains("240 momenta"), "{err}");
+    let out = lagc(&["check", &example("pendulum_chain"), "--set", "N=10000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the model's sums are too long to write out"), "{err}");
+    assert!(err.contains("10000 coordinates") && err.contains("5.0e8 operands"), "{err}");
+    // Below the limit the same chain is derived (it is checked against its closed form
+    // in tests/euler_lagrange.rs).
+    let out = lagc(&["check", &example("pendulum_chain"), "--set", "N=30"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -201,7 +201,7 @@ impl Arena {
     ) -> ExprId {
         let holes = self.rolled_holes(e);
         if holes.is_empty() {
-            return self.time_derivative_plain(e, chain, position, time);
+            return self.time_derivative_plain(e, chain, position, &[], time);
         }
         // Each member at a rolled index and each rolled sum that reads one is
         // differentiated as a symbol whose derivative is known: a member's is
@@ -209,8 +209,9 @@ impl Arena {
         // body's derivative.
         let mut held = FxMap::default();
         let mut back: HashMap<SymId, ExprId> = HashMap::new();
-        let mut chain = chain.to_vec();
-        let mut position = position.clone();
+        // The placeholders' pairs, after `chain` (not a copy of it: a member of
+        // a long family would copy the whole chain).
+        let mut extra: Vec<(SymId, SymId)> = Vec::with_capacity(holes.len());
         for h in holes {
             let dh = match self.node(h).clone() {
                 Node::Member { family, row } => match self.family(family).derivative {
@@ -218,7 +219,7 @@ impl Arena {
                     None => self.float(f64::NAN),
                 },
                 Node::Sum(i, body) => {
-                    let db = self.time_derivative_in(body, &chain, &position, time);
+                    let db = self.time_derivative_in(body, chain, position, time);
                     self.sum_over(i, db)
                 }
                 _ => unreachable!("holes are members and sums"),
@@ -228,11 +229,10 @@ impl Arena {
             held.insert(h, sx);
             back.insert(s, h);
             back.insert(ds, dh);
-            position.insert(s, chain.len());
-            chain.push((s, ds));
+            extra.push((s, ds));
         }
         let e2 = self.replace_nodes(e, held);
-        let d = self.time_derivative_plain(e2, &chain, &position, time);
+        let d = self.time_derivative_plain(e2, chain, position, &extra, time);
         self.subst(d, &back)
     }
 
@@ -263,6 +263,43 @@ impl Arena {
     /// Whether `e` reads a family member at a rolled index.
     pub fn reads_members(&self, e: ExprId) -> bool {
         self.topo_order(&[e]).into_iter().any(|n| matches!(self.node(n), Node::Member { .. }))
+    }
+
+    /// About how many operands [`Arena::unroll_members`] would write for
+    /// `roots`, without writing them: each sum that reads members contributes
+    /// its length times the nodes of its body that read its index, a sum
+    /// within that body counting as its own estimate (it is written once for
+    /// every value of the outer index). Linear in the sizes of the sums' bodies.
+    pub fn unrolled_operands(&self, roots: &[ExprId]) -> u64 {
+        use super::expr::Row;
+        let order = self.topo_order(roots);
+        let mut est: FxMap<ExprId, u64> = FxMap::default();
+        let mut total = 0u64;
+        for &n in &order {
+            let Node::Sum(i, body) = *self.node(n) else { continue };
+            if !self.reads_members(body) {
+                continue;
+            }
+            let SymKind::Index { lo, hi } = self.symbol(i).kind else { continue };
+            // Which nodes of the body read `i`, children before parents.
+            let mut reads: FxMap<ExprId, bool> = FxMap::default();
+            let mut per = 0u64;
+            for m in self.topo_order(&[body]) {
+                let r = match self.node(m) {
+                    Node::Sym(x) => *x == i,
+                    Node::Data { row: Row::Index(x, _), .. } | Node::Member { row: Row::Index(x, _), .. } => *x == i,
+                    _ => self.children(m).iter().any(|c| reads[c]),
+                };
+                reads.insert(m, r);
+                if r {
+                    per = per.saturating_add(est.get(&m).copied().unwrap_or(1));
+                }
+            }
+            let e = ((hi - lo).max(0) as u64).saturating_mul(per.max(1));
+            est.insert(n, e);
+            total = total.saturating_add(e);
+        }
+        total
     }
 
     /// `e` with every rolled sum that reads family members written out term
@@ -342,15 +379,18 @@ impl Arena {
         e: ExprId,
         chain: &[(SymId, SymId)],
         position: &FxMap<SymId, usize>,
+        extra: &[(SymId, SymId)],
         time: Option<SymId>,
     ) -> ExprId {
         let free = self.free_symbols(&[e]);
-        // In chain order, as the terms have always been built.
-        let mut at: Vec<usize> = free.iter().filter_map(|x| position.get(x).copied()).collect();
+        // In chain order, as the terms have always been built; `extra` continues `chain`.
+        let extra_at: FxMap<SymId, usize> = extra.iter().enumerate().map(|(j, &(x, _))| (x, chain.len() + j)).collect();
+        let mut at: Vec<usize> =
+            free.iter().filter_map(|x| position.get(x).or_else(|| extra_at.get(x)).copied()).collect();
         at.sort_unstable();
         let mut terms = Vec::new();
         for k in at {
-            let (x, dx) = chain[k];
+            let (x, dx) = if k < chain.len() { chain[k] } else { extra[k - chain.len()] };
             let d = self.diff(e, x);
             let v = self.sym(dx);
             terms.push(self.mul(&[d, v]));

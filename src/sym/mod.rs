@@ -19,4 +19,4 @@ pub use expr::{
 };
 pub use num::{fmt_float, write_float, Num};
 pub use print::latex_name;
-pub use simplify::{EXPAND_BASE, EXPAND_LIMIT, EXPAND_RATIO, EXPAND_TOTAL};
+pub use simplify::{EXPAND_BASE, EXPAND_LIMIT, EXPAND_RATIO, EXPAND_TOTAL, SQUARE_PAIRS};

@@ -35,6 +35,16 @@ pub const EXPAND_TOTAL: usize = 250_000;
 /// The largest integer power of a sum that is multiplied out.
 const EXPAND_POWER: i64 = 6;
 
+/// A square of a sum of more terms than this is multiplied out together with
+/// the other such squares of the sum it is a term of, pair by pair
+/// ([`Arena::add_expanding_squares`]), not on its own.
+const SQUARE_ALONE: usize = 16;
+
+/// The most pairs of terms the squares of one sum may have; past it they stay
+/// factored. A chain of 230 links written in Cartesian form has 4·10⁶, and
+/// its equations take about 5 s to derive and compile.
+pub const SQUARE_PAIRS: u64 = 4_000_000;
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Trig {
     Sin,
@@ -88,46 +98,77 @@ impl Arena {
     fn expand_within(&mut self, e: ExprId, order: &[ExprId], budget: usize) -> Option<ExprId> {
         let mut memo = std::mem::take(&mut self.expand_cache);
         let stop = self.len().saturating_add(budget);
+        // A square of a long sum is left factored until the sum it is a term of,
+        // and so is every sum or product of such squares that is only ever a
+        // term or factor of a larger one: the outermost sum multiplies out all
+        // its squares at once.
+        // What is left factored depends on where it is used, so it is kept
+        // here, apart from the memo, which holds complete expansions only.
+        let summed = self.only_summed(e, order);
+        let mut deferred: FxMap<ExprId, ExprId> = FxMap::default();
         let mut out = None;
         for &n in order {
             if memo.contains_key(&n) {
                 continue;
             }
             let node = self.node(n).clone();
-            let m = |x: &ExprId| memo[x];
-            let x = match &node {
-                Node::Num(_) | Node::Sym(_) | Node::Data { .. } | Node::Member { .. } => Some(n),
+            let m = |x: &ExprId| deferred.get(x).copied().unwrap_or_else(|| memo[x]);
+            let holds_square = match &node {
+                Node::Add(xs) | Node::Mul(xs) => xs.iter().any(|x| deferred.contains_key(x)),
+                _ => false,
+            };
+            let (x, defer) = match &node {
+                Node::Num(_) | Node::Sym(_) | Node::Data { .. } | Node::Member { .. } => (Some(n), false),
                 Node::Sum(i, b) => {
                     let b = m(b);
-                    Some(self.sum_over(*i, b))
+                    (Some(self.sum_over(*i, b)), false)
                 }
                 Node::Add(xs) => {
                     let xs: Vec<ExprId> = xs.iter().map(m).collect();
-                    Some(self.add(&xs))
+                    match (holds_square, summed.get(&n) == Some(&true)) {
+                        (true, false) => (self.add_expanding_squares(&xs, stop), false),
+                        (square, _) => (Some(self.add(&xs)), square),
+                    }
                 }
                 Node::Mul(xs) => {
                     let xs: Vec<ExprId> = xs.iter().map(m).collect();
-                    self.expand_product(&xs, stop)
+                    let x = self.expand_product(&xs, stop);
+                    match (holds_square, summed.get(&n) == Some(&true), x) {
+                        (true, false, Some(x)) => (self.add_expanding_squares(&[x], stop), false),
+                        (square, _, x) => (x, square),
+                    }
                 }
                 Node::Pow(b, x) => {
                     let (b, x) = (m(b), m(x));
                     match self.as_num(x).and_then(Num::as_int) {
-                        Some(k) if (2..=EXPAND_POWER).contains(&k) && matches!(self.node(b), Node::Add(_)) => {
-                            self.expand_product(&vec![b; k as usize], stop)
+                        Some(2) if self.long_sum(b) => {
+                            let p = self.pow(b, x);
+                            if n == e {
+                                (self.add_expanding_squares(&[p], stop), false)
+                            } else {
+                                (Some(p), true)
+                            }
                         }
-                        _ => Some(self.pow(b, x)),
+                        Some(k) if (2..=EXPAND_POWER).contains(&k) && matches!(self.node(b), Node::Add(_)) => {
+                            (self.expand_product(&vec![b; k as usize], stop), false)
+                        }
+                        _ => (Some(self.pow(b, x)), false),
                     }
                 }
                 Node::Func(f, a) => {
                     let a = m(a);
-                    Some(self.func(*f, a))
+                    (Some(self.func(*f, a)), false)
                 }
                 Node::Atan2(a, b) => {
                     let (a, b) = (m(a), m(b));
-                    Some(self.atan2(a, b))
+                    (Some(self.atan2(a, b)), false)
                 }
             };
             let Some(x) = x.filter(|_| self.len() <= stop) else { break };
+            if defer {
+                deferred.insert(n, x);
+                continue;
+            }
             memo.insert(n, x);
             if n == e {
                 out = Some(x);
@@ -135,6 +176,153 @@ impl Arena {
         }
         self.expand_cache = memo;
         out
+    }
+
+    /// Which nodes under `e` (in `order`, children first) are terms of sums or
+    /// factors of products and nothing else (both spread a sum of squares
+    /// into the sum above them); `e` is not.
+    fn only_summed(&self, e: ExprId, order: &[ExprId]) -> FxMap<ExprId, bool> {
+        let mut summed: FxMap<ExprId, bool> = FxMap::default();
+        for &n in order {
+            let node = self.node(n);
+            let spreads = matches!(node, Node::Add(_) | Node::Mul(_));
+            for c in self.children(n) {
+                *summed.entry(c).or_insert(true) &= spreads;
+            }
+        }
+        summed.insert(e, false);
+        summed
+    }
+
+    /// What multiplying out the squares of long sums in `e` costs, both ways:
+    /// `(pairs, spread)`, `pairs` the pairs of terms the squares have
+    /// together (what [`Arena::add_expanding_squares`] visits) and `spread`
+    /// the terms the squares give the derivatives by the `by` symbols if left
+    /// factored (each square's length times the symbols of `by` it holds).
+    /// The Euler–Lagrange equations of a chain of `n` links cost `n³/3` either
+    /// way, and a model is refused up front when both are past
+    /// [`SQUARE_PAIRS`].
+    pub fn square_work(&self, e: ExprId, by: &[super::expr::SymId]) -> (u64, u64) {
+        let (mut pairs, mut spread) = (0u64, 0u64);
+        for n in self.topo_order(&[e]) {
+            let Node::Pow(b, x) = self.node(n) else { continue };
+            if self.as_num(*x).and_then(Num::as_int) != Some(2) || !self.long_sum(*b) {
+                continue;
+            }
+            let Node::Add(ts) = self.node(*b) else { continue };
+            let len = ts.len() as u64;
+            let free = self.free_symbols(&[*b]);
+            let held = by.iter().filter(|s| free.binary_search(s).is_ok()).count() as u64;
+            pairs = pairs.saturating_add(len * (len + 1) / 2);
+            spread = spread.saturating_add(len.saturating_mul(held));
+        }
+        (pairs, spread)
+    }
+
+    /// Whether `b` is a sum whose square is left to the sum that holds it.
+    fn long_sum(&self, b: ExprId) -> bool {
+        matches!(self.node(b), Node::Add(ts) if ts.len() > SQUARE_ALONE)
+    }
+
+    /// `(c, k, s)` when `t = c·k·s²` with `c` a number, `s` a
+    /// [long sum](Arena::long_sum) and `k` free of sums.
+    fn square_term(&mut self, t: ExprId) -> Option<(Num, ExprId, ExprId)> {
+        let (c, rest) = self.split_coeff(t);
+        let rest = rest?;
+        let factors = match self.node(rest) {
+            Node::Mul(fs) => fs.to_vec(),
+            _ => vec![rest],
+        };
+        let is_square = |a: &Arena, f: ExprId| match a.node(f) {
+            Node::Pow(b, x) => a.as_num(*x).and_then(Num::as_int) == Some(2) && a.long_sum(*b),
+            _ => false,
+        };
+        let at = factors.iter().position(|&f| is_square(self, f))?;
+        let Node::Pow(s, _) = *self.node(factors[at]) else { unreachable!() };
+        let others: Vec<ExprId> = factors.iter().enumerate().filter(|&(i, _)| i != at).map(|(_, &f)| f).collect();
+        if others.iter().any(|&f| matches!(self.node(f), Node::Add(_)) || is_square(self, f)) {
+            return None;
+        }
+        let k = self.mul(&others);
+        Some((c, k, s))
+    }
+
+    /// The sum of `terms`, the terms `c·k·(Σ_a t_a)²` of long sums multiplied
+    /// out together: each pair `(a, b)` adds `c·(2 − δ_ab)·t_a·t_b·k` to one
+    /// running coefficient per distinct product, so a product met in many
+    /// squares (a chain's `cos q_j cos q_k v_j v_k` is in the square of every
+    /// bob below `j` and `k`) is built once, not once per square
+    /// (docs/numerics.md §Simplification). Squares with more than
+    /// [`SQUARE_PAIRS`] pairs between them stay factored. `None` once the arena
+    /// has grown past `stop` nodes.
+    fn add_expanding_squares(&mut self, terms: &[ExprId], stop: usize) -> Option<ExprId> {
+        let sum = self.add(terms);
+        let terms = match self.node(sum) {
+            Node::Add(ts) => ts.to_vec(),
+            _ => vec![sum],
+        };
+        let mut plain: Vec<ExprId> = Vec::with_capacity(terms.len());
+        let mut squares: Vec<(Num, ExprId, ExprId)> = Vec::new();
+        let mut pairs = 0u64;
+        for &t in &terms {
+            match self.square_term(t) {
+                Some((c, k, s)) => {
+                    let Node::Add(ts) = self.node(s) else { unreachable!() };
+                    let n = ts.len() as u64;
+                    pairs += n * (n + 1) / 2;
+                    squares.push((c, k, s));
+                    plain.push(t);
+                }
+                None => plain.push(t),
+            }
+        }
+        if squares.is_empty() || pairs > SQUARE_PAIRS {
+            return Some(sum);
+        }
+        plain.retain(|&t| self.square_term(t).is_none());
+        // (k, the smaller and the larger product of a pair) → coefficient, in the order met.
+        let mut index: FxMap<(ExprId, ExprId, ExprId), usize> = FxMap::default();
+        let mut products: Vec<((ExprId, ExprId, ExprId), Num)> = Vec::new();
+        let one = self.int(1);
+        for (c, k, s) in squares {
+            let Node::Add(ts) = self.node(s).clone() else { unreachable!() };
+            let parts: Vec<(Num, ExprId)> = ts
+                .iter()
+                .map(|&t| {
+                    let (c, r) = self.split_coeff(t);
+                    (c, r.unwrap_or(one))
+                })
+                .collect();
+            for (a, &(ca, ra)) in parts.iter().enumerate() {
+                let cca = c.mul(ca);
+                for (b, &(cb, rb)) in parts.iter().enumerate().skip(a) {
+                    let twice = if a == b { Num::ONE } else { Num::int(2) };
+                    let w = cca.mul(cb).mul(twice);
+                    let key = (k, ra.min(rb), ra.max(rb));
+                    match index.get(&key) {
+                        Some(&i) => products[i].1 = products[i].1.add(w),
+                        None => {
+                            index.insert(key, products.len());
+                            products.push((key, w));
+                        }
+                    }
+                }
+            }
+            if self.len() > stop {
+                return None;
+            }
+        }
+        for ((k, ra, rb), w) in products {
+            if w.is_zero() {
+                continue;
+            }
+            let p = self.mul(&[k, ra, rb]);
+            plain.push(self.scale(w, p));
+            if self.len() > stop {
+                return None;
+            }
+        }
+        Some(self.add(&plain))
     }
 
     /// Multiplies out one product; `None` once the arena has grown past
