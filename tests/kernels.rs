@@ -348,3 +348,40 @@ fn the_metric_derivatives_and_jacobian_kernels_match_the_evaluator() {
     // Three models with a metric (its derivatives) and five with Jacobians, two backends.
     assert_eq!(checked, (3 + 5) * 2 * 5);
 }
+
+/// A lattice long enough for band storage (100 coordinates, tridiagonal point matrices):
+/// its point kernel computes the band of each matrix only (3 entries a row, not 100), and
+/// the point it fills equals the evaluator's dense point entry for entry, zeros outside
+/// the band included, for both backends.
+#[test]
+fn a_banded_point_is_computed_band_only_and_fills_the_dense_point() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fput.lag");
+    let n = 100;
+    let c = lagc::cli::load::compile_file_for(&path, &[("N".into(), n as f64)], Some(Method::Variational), &[])
+        .expect("fput compiles");
+    let plan = lagc::plan::plan(&c.model, &c.equations, Method::Variational, None).expect("a plan");
+    let dense = Kernel::Point.expressions(&c.model, &c.equations).expect("a point");
+    assert_eq!(dense.len(), 4 * n + 5 * n * n);
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    for backend in [BackendKind::Native, BackendKind::Portable] {
+        let k = Kernels::build(&c.model, &c.equations, &plan, backend).expect("kernels build");
+        assert_eq!(k.point_band, Some(1), "FPUT's point matrices are tridiagonal");
+        // Each matrix: n − 2 rows of 3 entries and 2 end rows of 2.
+        assert_eq!(k.outputs(Kernel::Point), 4 * n + 5 * (3 * n - 2), "{backend:?}");
+        for _ in 0..3 {
+            let (x, env) = random_input(&c, &k, &mut rng);
+            let (t, q, v) = (x[0], &x[1..1 + n], &x[1 + n..1 + 2 * n]);
+            let mut p = lagc::integrate::LagrangianPoint::new(n);
+            k.point(t, q, v, &mut p, &mut Work::default()).expect("a finite point");
+            let want = c.model.arena.eval_many(&dense, &env);
+            let got: Vec<f64> = [&p.lv, &p.lq, &p.force, &p.lvv, &p.lvq, &p.lqq, &p.force_v, &p.force_q, &p.lvt]
+                .into_iter()
+                .flat_map(|v| v.iter().copied())
+                .collect();
+            assert_eq!(got.len(), want.len());
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(close(*a, *b), "{backend:?} point[{i}]: {a} vs {b}");
+            }
+        }
+    }
+}

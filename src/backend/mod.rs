@@ -133,6 +133,12 @@ pub struct Kernels {
     kernels: Vec<(Kernel, Vec<ExprId>)>,
     backend: Box<dyn Backend>,
     which: BackendKind,
+    /// The half-bandwidth of the Lagrangian point's matrices, when it has them
+    /// ([`crate::integrate::LagrangianSystem::band`]).
+    pub point_band: Option<usize>,
+    /// `Some(b)` when the point kernel computes only the band `|i − j| ≤ b` of its matrices
+    /// ([`compact_point`]).
+    point_compact: Option<usize>,
     /// Wall time spent building the kernels.
     pub build_time: Duration,
 }
@@ -163,12 +169,18 @@ impl Kernels {
             inputs.extend(model.interaction.iter().flat_map(|w| w.twins.iter().copied()));
         }
         inputs.extend(model.param_syms());
-        let kernels = plan
+        let mut kernels = plan
             .kernels
             .iter()
             .map(|&k| k.expressions(model, eq).map(|x| (k, x)).ok_or(BuildError::NotDerived(k)))
             .collect::<Result<Vec<_>, _>>()?;
         let n = model.vars.len();
+        let point_band = kernels.iter().find(|(k, _)| *k == Kernel::Point).map(|(_, x)| point_band(model, n, x));
+        // A banded point's kernel computes the band of its matrices only, not `5n²` entries.
+        let point_compact = point_band.filter(|&b| crate::integrate::banded_newton(n, Some(b)));
+        if let (Some(b), Some((_, x))) = (point_compact, kernels.iter_mut().find(|(k, _)| *k == Kernel::Point)) {
+            *x = compact_point(x, n, b);
+        }
         let system = plan.system.then(|| match eq {
             Equations::Lagrangian(e) if e.indexed.is_some() => System {
                 kind: ModelKind::Lagrangian,
@@ -210,6 +222,8 @@ impl Kernels {
             kernels,
             backend,
             which,
+            point_band,
+            point_compact,
             build_time: start.elapsed(),
         })
     }
@@ -336,8 +350,19 @@ impl Kernels {
                 rest = &rest[n..];
             }
             for dst in [&mut p.lvv, &mut p.lvq, &mut p.lqq, &mut p.force_v, &mut p.force_q] {
-                dst.copy_from_slice(&rest[..n * n]);
-                rest = &rest[n * n..];
+                match self.point_compact {
+                    // Entries outside the band are zero in `p` from its start and stay so.
+                    Some(b) => {
+                        for (i, j) in band_entries(n, b) {
+                            dst[i * n + j] = rest[0];
+                            rest = &rest[1..];
+                        }
+                    }
+                    None => {
+                        dst.copy_from_slice(&rest[..n * n]);
+                        rest = &rest[n * n..];
+                    }
+                }
             }
             p.lvt.copy_from_slice(&rest[..n]);
             Ok(())
@@ -345,6 +370,30 @@ impl Kernels {
         work.out = out;
         result
     }
+}
+
+/// The largest `|i − j|` of an entry `(i, j)` that is not identically zero in any of the
+/// five matrices of the Lagrangian point `x` (laid out as [`Kernels::point`] reads it).
+fn point_band(model: &Model, n: usize, x: &[ExprId]) -> usize {
+    let a = &model.arena;
+    let matrices = &x[3 * n..3 * n + 5 * n * n];
+    let zero = |i: usize, j: usize| matrices.chunks(n * n).all(|m| a.is_zero(m[i * n + j]) && a.is_zero(m[j * n + i]));
+    crate::integrate::symband::half_bandwidth(n, zero)
+}
+
+/// The entries `(i, j)` of an `n × n` matrix with `|i − j| ≤ b`, row by row.
+fn band_entries(n: usize, b: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |i| (i.saturating_sub(b)..(i + b + 1).min(n)).map(move |j| (i, j)))
+}
+
+/// The point's expressions with each of its five matrices cut to its band.
+fn compact_point(x: &[ExprId], n: usize, b: usize) -> Vec<ExprId> {
+    let mut out = x[..3 * n].to_vec();
+    for m in x[3 * n..3 * n + 5 * n * n].chunks(n * n) {
+        out.extend(band_entries(n, b).map(|(i, j)| m[i * n + j]));
+    }
+    out.extend_from_slice(&x[3 * n + 5 * n * n..]);
+    out
 }
 
 /// Scratch space for kernel calls, one per caller.

@@ -48,6 +48,9 @@ impl LagrangianSystem for PointSystem<'_> {
     fn eval(&mut self, t: f64, q: &[f64], v: &[f64], p: &mut LagrangianPoint) -> Result<(), Cause> {
         self.k.point(t, q, v, p, &mut self.work)
     }
+    fn band(&self) -> Option<usize> {
+        self.k.point_band
+    }
 }
 
 /// An energy model's `E`, `∇E`, `∇²E` and `g`.

@@ -36,7 +36,7 @@ pub use self::gradient::{gradient_descent, gradient_flow_system, minimizing_move
 pub use self::implicit::{canonical_midpoint, midpoint};
 pub use self::lagrangian::{lagrangian_system, FirstOrderLagrangian};
 pub use self::langevin::{baoab_step, em_block_step, em_noise, noise_scale, psd_sqrt, OuStep};
-pub use self::variational::variational;
+pub use self::variational::{banded_newton, variational, BANDED_MIN};
 pub use self::verlet::verlet;
 
 use crate::sym::fmt_float;
@@ -191,11 +191,20 @@ pub trait LagrangianSystem {
     fn n(&self) -> usize;
     /// Fills `out` (already sized by [`LagrangianPoint::new`]) at `(q, v, t)`.
     fn eval(&mut self, t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause>;
+    /// `Some(b)` when every matrix of the point is zero at every state more than `b`
+    /// diagonals from the main one (a lattice's are tridiagonal): the implicit methods then
+    /// factor their Newton matrices in band storage.
+    fn band(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<S: LagrangianSystem + ?Sized> LagrangianSystem for &mut S {
     fn n(&self) -> usize {
         (**self).n()
+    }
+    fn band(&self) -> Option<usize> {
+        (**self).band()
     }
     fn eval(&mut self, t: f64, q: &[f64], v: &[f64], out: &mut LagrangianPoint) -> Result<(), Cause> {
         (**self).eval(t, q, v, out)
