@@ -99,10 +99,14 @@ pub(super) fn lagrangian_point(model: &mut Model, e: &LagrangianEquations) -> Ve
     out.extend(&lq);
     out.extend(&force);
     out.extend(e.mass_matrix.iter().flatten());
+    // Entry (i, j) is zero unless row i contains symbol j: a lattice's rows hold a few
+    // symbols each, so only those are differentiated (`n²` calls cost seconds at 4,096).
+    let zero = a.int(0);
     let mut jac = |rows: &[ExprId], by: &[SymId], out: &mut Vec<ExprId>| {
         for &r in rows {
+            let free = a.free_symbols(&[r]);
             for &s in by {
-                out.push(a.diff(r, s));
+                out.push(if free.binary_search(&s).is_ok() { a.diff(r, s) } else { zero });
             }
         }
     };
