@@ -263,12 +263,6 @@ fn compile(
 
 /// Parses one expression in `.lag` syntax and lowers it in `model`'s names
 /// (velocities written `q'`), as derived equations are printed.
-/// Whether `source` reads and lowers without errors (no derivation): how the
-/// command line tells errors its own values caused from errors of the model.
-pub(crate) fn lowers(source: &str, name: &str, files: &DataFiles) -> bool {
-    syntax::parse_file(source).is_ok_and(|ast| lower::lower(&ast, name, &[], files).is_ok())
-}
-
 pub fn parse_expression(model: &mut Model, text: &str) -> Result<sym::ExprId, Diagnostic> {
     let e = syntax::parse_expr(text)?;
     lower::lower_expression(model, &e)

@@ -119,6 +119,24 @@ fn values_from_the_command_line_that_the_model_cannot_take_are_status_2() {
         let out = lagc(&["check", bad.to_str().unwrap(), "--set", set]);
         assert_eq!(out.status.code(), Some(1), "--set {set}: {}", text(&out.stderr));
     }
+    // So is one whose error shows only after derivation: a stated method that does not
+    // fit (Verlet with dissipation), even when the command line asks for another method.
+    let misfit = dir.join("misfit.lag");
+    std::fs::write(
+        &misfit,
+        "const N = 3\ncoord q[N]\nlagrangian = sum(i in 0..N, 1/2*q[i]'^2 - 1/2*q[i]^2)\n\
+         dissipation = sum(i in 0..N, q[i]'^2)\nsimulate method = verlet\n",
+    )
+    .unwrap();
+    for args in [vec!["check"], vec!["run", "--method", "variational", "--t-end", "0.01"]] {
+        let mut args = args.clone();
+        args.extend([misfit.to_str().unwrap(), "--set", "N=5"]);
+        let out = lagc(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("method `verlet` does not fit this model"), "{err}");
+        assert!(!err.contains("correct as written"), "{args:?}: the file itself is wrong: {err}");
+    }
 }
 
 #[test]

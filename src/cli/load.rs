@@ -52,16 +52,20 @@ fn read(path: &Path) -> Result<(String, String), LoadError> {
 }
 
 /// Names diagnostics and the compiled model by the path as given; errors
-/// that only the command line's values cause are [`LoadError::CommandLine`].
+/// that only the command line's values cause are [`LoadError::CommandLine`]:
+/// the file as written, compiled the same way without the `--set` values and
+/// `--data` files, has none. That takes a second compile, on the error path
+/// only, and a whole one: a method the file states can be refused only after
+/// derivation.
 fn named(
     path: &Path,
     (source, stem): (String, String),
     overrides: &crate::Overrides,
     replace: &[(String, PathBuf)],
-    compile: impl FnOnce(&str, &str, &DataFiles) -> Result<Compiled, Diagnostics>,
+    compile: impl Fn(&str, &str, &crate::Overrides, &DataFiles) -> Result<Compiled, Diagnostics>,
 ) -> Result<Compiled, LoadError> {
     let shown = path.display().to_string();
-    match compile(&source, &stem, &files_of(path, replace)) {
+    match compile(&source, &stem, overrides, &files_of(path, replace)) {
         Ok(mut c) => {
             c.file = shown;
             Ok(c)
@@ -69,7 +73,7 @@ fn named(
         Err(mut d) => {
             d.file = shown;
             let given = !overrides.is_empty() || !replace.is_empty();
-            if given && crate::lowers(&source, &stem, &files_of(path, &[])) {
+            if given && compile(&source, &stem, &[], &files_of(path, &[])).is_ok() {
                 Err(LoadError::CommandLine(d))
             } else {
                 Err(LoadError::Model(d))
@@ -80,7 +84,7 @@ fn named(
 
 /// Reads a `.lag` file and compiles it as [`crate::compile_source`] does.
 pub fn compile_file(path: &Path, overrides: &crate::Overrides) -> Result<Compiled, LoadError> {
-    named(path, read(path)?, overrides, &[], |src, stem, files| crate::compile_source_in(src, stem, overrides, files))
+    named(path, read(path)?, overrides, &[], crate::compile_source_in)
 }
 
 /// As [`compile_file`], with `--data` replacements of data files.
@@ -89,9 +93,7 @@ pub fn compile_file_with_data(
     overrides: &crate::Overrides,
     replace: &[(String, PathBuf)],
 ) -> Result<Compiled, LoadError> {
-    named(path, read(path)?, overrides, replace, |src, stem, files| {
-        crate::compile_source_in(src, stem, overrides, files)
-    })
+    named(path, read(path)?, overrides, replace, crate::compile_source_in)
 }
 
 /// Data files relative to the model's directory, with `--data` replacements.
@@ -107,7 +109,7 @@ pub fn compile_file_for(
     method: Option<Method>,
     replace: &[(String, PathBuf)],
 ) -> Result<Compiled, LoadError> {
-    named(path, read(path)?, overrides, replace, |src, stem, files| {
+    named(path, read(path)?, overrides, replace, |src, stem, overrides, files| {
         crate::compile_for_in(src, stem, overrides, method, files)
     })
 }
