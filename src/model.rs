@@ -238,18 +238,31 @@ impl Model {
         if self.arena.families().is_empty() {
             return;
         }
-        let a = &mut self.arena;
-        let mut one = |e: &mut ExprId| *e = a.unroll_members(*e);
-        self.lagrangian.iter_mut().for_each(&mut one);
-        self.dissipation.iter_mut().for_each(&mut one);
-        self.energy.iter_mut().for_each(&mut one);
-        self.temperature.iter_mut().for_each(&mut one);
-        self.forces.iter_mut().for_each(&mut one);
-        self.metric.iter_mut().flatten().flatten().for_each(&mut one);
-        self.observes.iter_mut().for_each(|(_, e)| one(e));
-        if let Some(w) = &mut self.interaction {
-            one(&mut w.w);
+        let (a, expressions) = self.arena_and_expressions();
+        for e in expressions {
+            *e = a.unroll_members(*e);
         }
+    }
+
+    /// Every expression the model states: `L`, `R`, `E`, `T`, the forces, the metric, the
+    /// observes and the interaction.
+    pub fn expressions(&mut self) -> Vec<ExprId> {
+        self.arena_and_expressions().1.into_iter().map(|e| *e).collect()
+    }
+
+    /// The arena and the places of [`Model::expressions`], borrowed apart so that the
+    /// arena can rewrite them.
+    fn arena_and_expressions(&mut self) -> (&mut Arena, Vec<&mut ExprId>) {
+        let mut out: Vec<&mut ExprId> = Vec::new();
+        out.extend(self.lagrangian.iter_mut());
+        out.extend(self.dissipation.iter_mut());
+        out.extend(self.energy.iter_mut());
+        out.extend(self.temperature.iter_mut());
+        out.extend(self.forces.iter_mut());
+        out.extend(self.metric.iter_mut().flatten().flatten());
+        out.extend(self.observes.iter_mut().map(|(_, e)| e));
+        out.extend(self.interaction.iter_mut().map(|w| &mut w.w));
+        (&mut self.arena, out)
     }
 
     /// The domain of state variable `k`, if one is given.

@@ -136,9 +136,6 @@ pub struct Kernels {
     /// The half-bandwidth of the Lagrangian point's matrices, when it has them
     /// ([`crate::integrate::LagrangianSystem::band`]).
     pub point_band: Option<usize>,
-    /// `Some(b)` when the point kernel computes only the band `|i − j| ≤ b` of its matrices
-    /// ([`compact_point`]).
-    point_compact: Option<usize>,
     /// Wall time spent building the kernels.
     pub build_time: Duration,
 }
@@ -177,8 +174,9 @@ impl Kernels {
         let n = model.vars.len();
         let point_band = kernels.iter().find(|(k, _)| *k == Kernel::Point).map(|(_, x)| point_band(model, n, x));
         // A banded point's kernel computes the band of its matrices only, not `5n²` entries.
-        let point_compact = point_band.filter(|&b| crate::integrate::banded_newton(n, Some(b)));
-        if let (Some(b), Some((_, x))) = (point_compact, kernels.iter_mut().find(|(k, _)| *k == Kernel::Point)) {
+        if let (Some(b), Some((_, x))) =
+            (compact_band(n, point_band), kernels.iter_mut().find(|(k, _)| *k == Kernel::Point))
+        {
             *x = compact_point(x, n, b);
         }
         let system = plan.system.then(|| match eq {
@@ -223,7 +221,6 @@ impl Kernels {
             backend,
             which,
             point_band,
-            point_compact,
             build_time: start.elapsed(),
         })
     }
@@ -350,7 +347,7 @@ impl Kernels {
                 rest = &rest[n..];
             }
             for dst in [&mut p.lvv, &mut p.lvq, &mut p.lqq, &mut p.force_v, &mut p.force_q] {
-                match self.point_compact {
+                match compact_band(n, self.point_band) {
                     // Entries outside the band are zero in `p` from its start and stay so.
                     Some(b) => {
                         for (i, j) in band_entries(n, b) {
@@ -379,6 +376,12 @@ fn point_band(model: &Model, n: usize, x: &[ExprId]) -> usize {
     let matrices = &x[3 * n..3 * n + 5 * n * n];
     let zero = |i: usize, j: usize| matrices.chunks(n * n).all(|m| a.is_zero(m[i * n + j]) && a.is_zero(m[j * n + i]));
     crate::integrate::symband::half_bandwidth(n, zero)
+}
+
+/// `Some(b)` when the point kernel of `n` coordinates computes only the band `|i − j| ≤ b`
+/// of its matrices ([`compact_point`]): when the Newton matrices are factored in band storage.
+fn compact_band(n: usize, point_band: Option<usize>) -> Option<usize> {
+    point_band.filter(|&b| crate::integrate::banded_newton(n, Some(b)))
 }
 
 /// The entries `(i, j)` of an `n × n` matrix with `|i − j| ≤ b`, row by row.

@@ -317,18 +317,8 @@ pub const MAX_MATRIX_ENTRIES: usize = 100_000_000;
 /// write more operands than an arena may hold when written out term by term
 /// ([`crate::sym::Arena::unrolled_operands`]); a chain of 10⁴ links whose bob
 /// positions are partial sums of its angles would write about 10⁹.
-fn unrolled_fits(model: &Model) -> Result<(), Vec<Diagnostic>> {
-    let mut roots: Vec<ExprId> = Vec::new();
-    roots.extend(model.lagrangian);
-    roots.extend(model.dissipation);
-    roots.extend(model.energy);
-    roots.extend(model.temperature);
-    roots.extend(&model.forces);
-    roots.extend(model.metric.iter().flatten().flatten());
-    roots.extend(model.observes.iter().map(|(_, e)| *e));
-    if let Some(w) = &model.interaction {
-        roots.push(w.w);
-    }
+fn unrolled_fits(model: &mut Model) -> Result<(), Vec<Diagnostic>> {
+    let roots = model.expressions();
     let operands = model.arena.unrolled_operands(&roots);
     let limit = crate::sym::MAX_OPERANDS as u64;
     if operands <= limit {

@@ -205,13 +205,10 @@ impl Arena {
     pub fn square_work(&self, e: ExprId, by: &[super::expr::SymId]) -> (u64, u64) {
         let (mut pairs, mut spread) = (0u64, 0u64);
         for n in self.topo_order(&[e]) {
-            let Node::Pow(b, x) = self.node(n) else { continue };
-            if self.as_num(*x).and_then(Num::as_int) != Some(2) || !self.long_sum(*b) {
-                continue;
-            }
-            let Node::Add(ts) = self.node(*b) else { continue };
+            let Some(b) = self.long_square(n) else { continue };
+            let Node::Add(ts) = self.node(b) else { unreachable!("a long sum is a sum") };
             let len = ts.len() as u64;
-            let free = self.free_symbols(&[*b]);
+            let free = self.free_symbols(&[b]);
             let held = by.iter().filter(|s| free.binary_search(s).is_ok()).count() as u64;
             pairs = pairs.saturating_add(len * (len + 1) / 2);
             spread = spread.saturating_add(len.saturating_mul(held));
@@ -224,6 +221,14 @@ impl Arena {
         matches!(self.node(b), Node::Add(ts) if ts.len() > SQUARE_ALONE)
     }
 
+    /// The sum `s` when `f = s²` and `s` is a [long sum](Arena::long_sum).
+    fn long_square(&self, f: ExprId) -> Option<ExprId> {
+        match self.node(f) {
+            Node::Pow(b, x) if self.as_num(*x).and_then(Num::as_int) == Some(2) && self.long_sum(*b) => Some(*b),
+            _ => None,
+        }
+    }
+
     /// `(c, k, s)` when `t = c·k·s²` with `c` a number, `s` a
     /// [long sum](Arena::long_sum) and `k` free of sums.
     fn square_term(&mut self, t: ExprId) -> Option<(Num, ExprId, ExprId)> {
@@ -233,14 +238,10 @@ impl Arena {
             Node::Mul(fs) => fs.to_vec(),
             _ => vec![rest],
         };
-        let is_square = |a: &Arena, f: ExprId| match a.node(f) {
-            Node::Pow(b, x) => a.as_num(*x).and_then(Num::as_int) == Some(2) && a.long_sum(*b),
-            _ => false,
-        };
-        let at = factors.iter().position(|&f| is_square(self, f))?;
-        let Node::Pow(s, _) = *self.node(factors[at]) else { unreachable!() };
+        let at = factors.iter().position(|&f| self.long_square(f).is_some())?;
+        let s = self.long_square(factors[at])?;
         let others: Vec<ExprId> = factors.iter().enumerate().filter(|&(i, _)| i != at).map(|(_, &f)| f).collect();
-        if others.iter().any(|&f| matches!(self.node(f), Node::Add(_)) || is_square(self, f)) {
+        if others.iter().any(|&f| matches!(self.node(f), Node::Add(_)) || self.long_square(f).is_some()) {
             return None;
         }
         let k = self.mul(&others);
@@ -267,11 +268,10 @@ impl Arena {
         for &t in &terms {
             match self.square_term(t) {
                 Some((c, k, s)) => {
-                    let Node::Add(ts) = self.node(s) else { unreachable!() };
+                    let Node::Add(ts) = self.node(s) else { unreachable!("a long sum is a sum") };
                     let n = ts.len() as u64;
                     pairs += n * (n + 1) / 2;
                     squares.push((c, k, s));
-                    plain.push(t);
                 }
                 None => plain.push(t),
             }
@@ -279,7 +279,6 @@ impl Arena {
         if squares.is_empty() || pairs > SQUARE_PAIRS {
             return Some(sum);
         }
-        plain.retain(|&t| self.square_term(t).is_none());
         // (k, the smaller and the larger product of a pair) → coefficient, in the order met.
         let mut index: FxMap<(ExprId, ExprId, ExprId), usize> = FxMap::default();
         let mut products: Vec<((ExprId, ExprId, ExprId), Num)> = Vec::new();
@@ -307,9 +306,6 @@ impl Arena {
                         }
                     }
                 }
-            }
-            if self.len() > stop {
-                return None;
             }
         }
         for ((k, ra, rb), w) in products {
