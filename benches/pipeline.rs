@@ -234,9 +234,22 @@ fn run_seconds(args: &[&str]) -> Option<f64> {
     text[..end].rsplit(' ').next()?.parse().ok()
 }
 
-/// What a row costs: formatting one number, and a run of the double pendulum
-/// (RK4, h = 1e-3, 10⁵ steps) writing every row in each format against one
-/// writing two, alternated (docs/numerics.md §Row output).
+/// Problem A (docs/numerics.md §Row output): the double pendulum with unit masses and
+/// lengths, whose rows have six columns (`t`, two angles, two velocities, `H`).
+const PROBLEM_A: &str = "model problem_a
+param g = 9.81
+coord th1, th2
+let x1 = sin(th1)
+let y1 = -cos(th1)
+let x2 = x1 + sin(th2)
+let y2 = y1 - cos(th2)
+lagrangian = 1/2*(x1'^2 + y1'^2) + 1/2*(x2'^2 + y2'^2) - g*(y1 + y2)
+init th1 = 0.5, th2 = 0.5
+";
+
+/// What a row costs: formatting one number, and runs of the double pendulum (RK4,
+/// h = 1e-3, 10⁵ steps) writing every row against runs writing two, in pairs one after
+/// the other, each to a new file (docs/numerics.md §Row output).
 fn row_cost() {
     let numbers: Vec<f64> = (0..1_000_000).map(|i| ((i as f64) * 0.618_033_988_749_894_9).sin() * 1.7).collect();
     let mut line = Vec::with_capacity(64);
@@ -255,42 +268,65 @@ fn row_cost() {
         "
 One number as CSV text: {fast:.1} ns (zmij, laid out as write_float), {fmt:.1} ns (core::fmt)"
     );
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/double_pendulum.lag");
     let dir = std::env::temp_dir().join(format!("lagc-bench-rows-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let steps = 100_000.0;
-    let args = |every: &str, out: &str| -> Vec<String> {
-        ["run", model, "--method", "rk4", "--t-end", "100", "--every", every, "--out", out]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
-    println!("Rows of the double pendulum, RK4 h = 1e-3, 10⁵ steps (medians of 3, alternated):");
-    println!("{:>6} {:>12} {:>12} {:>10} {:>7}", "format", "no rows (s)", "all rows (s)", "ns/row", "ratio");
-    for ext in ["csv", "npy", "json"] {
+    let problem_a = dir.join("problem_a.lag");
+    std::fs::write(&problem_a, PROBLEM_A).expect("a temporary model file");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/double_pendulum.lag").to_string();
+    let steps = 1_000_000.0;
+    let pairs = 9;
+    println!("Rows of the double pendulum, RK4 h = 1e-3, 10⁶ steps ({pairs} pairs, medians):");
+    println!(
+        "{:>34} {:>6} {:>12} {:>12} {:>8} {:>7}",
+        "model (columns)", "format", "no rows (s)", "all rows (s)", "ns/row", "ratio"
+    );
+    let cases = [
+        ("problem A (6)", problem_a.to_string_lossy().into_owned(), "csv"),
+        ("problem A (6)", problem_a.to_string_lossy().into_owned(), "json"),
+        ("problem A (6)", problem_a.to_string_lossy().into_owned(), "npy"),
+        ("examples/double_pendulum.lag (10)", example, "csv"),
+    ];
+    for (name, model, ext) in &cases {
         let out = dir.join(format!("r.{ext}")).to_string_lossy().into_owned();
-        let (mut none, mut all) = (vec![], vec![]);
-        for _ in 0..3 {
-            let few = args("100000", &out);
-            let every = args("1", &out);
-            none.push(run_seconds(&few.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or(f64::NAN));
-            all.push(run_seconds(&every.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or(f64::NAN));
+        let run = |every: &str| {
+            // A new file each time: replacing a large file costs its removal, which is not the
+            // run's.
+            let _ = std::fs::remove_file(&out);
+            let args =
+                ["run", model, "--method", "rk4", "--dt", "1e-3", "--t-end", "1000", "--every", every, "--out", &out];
+            run_seconds(&args).unwrap_or(f64::NAN)
+        };
+        let (mut none, mut all, mut ratio) = (vec![], vec![], vec![]);
+        for _ in 0..pairs {
+            let (a, b) = (run("1000000"), run("1"));
+            none.push(a);
+            all.push(b);
+            ratio.push(b / a);
         }
         let med = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
-            v[1]
+            v[v.len() / 2]
         };
-        let (none, all) = (med(&mut none), med(&mut all));
-        println!("{ext:>6} {none:>12.3} {all:>12.3} {:>10.0} {:>7.2}", (all - none) * 1e9 / steps, all / none);
+        let (none, all, ratio) = (med(&mut none), med(&mut all), med(&mut ratio));
+        println!("{name:>34} {ext:>6} {none:>12.3} {all:>12.3} {:>8.0} {ratio:>7.2}", (all - none) * 1e9 / steps);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
-    // Criterion's command line is accepted and ignored: these are tables, not samples.
-    compile_latency();
-    jit_against_evaluator();
-    dopri5_time_to_solution();
-    ensemble_throughput();
-    row_cost();
+    // Criterion's command line is accepted; a word that is not an option picks the tables
+    // whose names contain it (`cargo bench --bench pipeline -- rows`).
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let tables: [(&str, fn()); 5] = [
+        ("compile", compile_latency),
+        ("jit", jit_against_evaluator),
+        ("dopri5", dopri5_time_to_solution),
+        ("ensemble", ensemble_throughput),
+        ("rows", row_cost),
+    ];
+    for (name, table) in tables {
+        if filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())) {
+            table();
+        }
+    }
 }

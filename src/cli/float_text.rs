@@ -15,6 +15,65 @@
 /// Appends the text of `x` as [`crate::sym::write_float`] writes it.
 #[inline]
 pub fn push_csv(out: &mut Vec<u8>, x: f64) {
+    // Most numbers: positional in both layouts, no tie possible.
+    if (1e-4..1e15).contains(&x.abs()) && !tie_possible(x) {
+        let mut buffer = zmij::Buffer::new();
+        let text = buffer.format_finite(x).as_bytes();
+        // zmij's positional text (`12.5`, `0.00125`) is ours, but for the `.0` of an integer,
+        // known from `x` (below 1e15 in magnitude): reading the text's last bytes right after
+        // zmij's wide stores to them stalls the load.
+        let keep = text.len() - if (x as i64) as f64 == x { 2 } else { 0 };
+        append_short(out, &text[..keep]);
+        return;
+    }
+    push_csv_other(out, x);
+}
+
+/// Appends `text`, at most [`SHORT`] bytes, with a few fixed-size moves instead of a call to
+/// `memcpy`: two overlapping ones cover any length between their size and twice it.
+#[inline(always)]
+fn append_short(out: &mut Vec<u8>, text: &[u8]) {
+    let n = text.len();
+    assert!(n <= SHORT);
+    out.reserve(SHORT);
+    // SAFETY: `SHORT` bytes are reserved past the end; every read is inside `text`, every
+    // write inside the reserved bytes, and the `n` bytes set are initialised before `set_len`.
+    unsafe {
+        let (src, dst) = (text.as_ptr(), out.as_mut_ptr().add(out.len()));
+        if n >= 16 {
+            let (a, b) = (src.cast::<[u8; 16]>().read_unaligned(), src.add(n - 16).cast::<[u8; 16]>().read_unaligned());
+            dst.cast::<[u8; 16]>().write_unaligned(a);
+            dst.add(n - 16).cast::<[u8; 16]>().write_unaligned(b);
+        } else if n >= 8 {
+            let (a, b) = (src.cast::<[u8; 8]>().read_unaligned(), src.add(n - 8).cast::<[u8; 8]>().read_unaligned());
+            dst.cast::<[u8; 8]>().write_unaligned(a);
+            dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(b);
+        } else {
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
+            }
+        }
+        out.set_len(out.len() + n);
+    }
+}
+
+/// The longest text [`append_short`] takes: zmij's buffer.
+const SHORT: usize = 24;
+
+/// Whether `x` (normal) may have at most 18 exact significant digits, and so a tie between
+/// two shortest texts ([`exact_digits`]): not when `x = odd·2^(−j)` with `j ≥ 26`, read off
+/// the exponent field and the trailing zeros of the significand, as most numbers are.
+#[inline(always)]
+fn tie_possible(x: f64) -> bool {
+    let bits = x.to_bits();
+    let field = ((bits >> 52) & 0x7ff) as i64;
+    let zeros = i64::from((bits | 1 << 52).trailing_zeros());
+    1075 - field - zeros < 26
+}
+
+/// [`push_csv`] for zero, what is not finite, the exponent form and ties.
+#[cold]
+fn push_csv_other(out: &mut Vec<u8>, x: f64) {
     if !x.is_finite() || x == 0.0 {
         let text: &[u8] = match x {
             _ if x.is_nan() => b"NaN",
@@ -116,7 +175,7 @@ fn exact_digits(x: f64) -> Option<usize> {
 #[inline]
 pub fn push_json(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
-        out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+        append_short(out, zmij::Buffer::new().format_finite(x).as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
@@ -291,6 +350,16 @@ mod tests {
             // Exact values of 18 digits ending in 5: ties at 17 digits.
             xs.push(1.5e15 + i as f64 + 0.25);
             xs.push(-(123456789012345.0 + i as f64 + 0.125));
+            // Times of a fixed step, as rows have them.
+            xs.push(i as f64 * 1e-3);
+        }
+        // `odd·2^(−j)` on both sides of `j = 26`, where the short path starts to rule out a
+        // tie without counting digits.
+        for j in 0..64 {
+            for odd in [1u64, 3, 5, 12_345, (1 << 26) + 1, (1 << 40) + 7, (1 << 53) - 1] {
+                let x = odd as f64 * 2f64.powi(-j);
+                xs.extend([x, -x]);
+            }
         }
         xs
     }

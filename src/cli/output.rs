@@ -12,20 +12,27 @@
 //! rows: the run appends each row's values to a block, and a full block of
 //! [`BLOCK_VALUES`] goes through a channel to the formatting thread, which turns
 //! it into text ([`super::float_text`]), writes it, and hands the block back to
-//! be filled again. When [`BLOCKS_IN_FLIGHT`] blocks already wait, the run
-//! formats the block itself and hands over the text, so that both cores format
-//! when formatting is the slower half. A row costs no allocation; NPY keeps the
-//! values in one vector and writes them through an [`OUTPUT_BUFFER`]-byte
-//! buffer at the end (docs/numerics.md §Row output).
+//! be filled again. When [`AHEAD`] blocks already wait for the thread, the run
+//! formats its next block itself and hands over only the text, so that both
+//! cores format when formatting is the slower half, and the thread is never
+//! more than a few blocks behind when the run ends. While blocks come fast,
+//! the thread waits for the next one awake for up to [`SPIN`] before it
+//! sleeps, since waking a sleeping thread can take longer than the run takes to
+//! fill a block. A row
+//! costs no allocation; NPY keeps the values in one vector and writes them
+//! through an [`OUTPUT_BUFFER`]-byte buffer at the end (docs/numerics.md §Row
+//! output).
 
 use super::float_text::{push_csv, push_json};
 use crate::drive::{RowSink, SinkError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The bytes an output holds before it writes them: a write per megabyte,
 /// not per row.
@@ -45,10 +52,25 @@ const BLOCK_VALUES: usize = 1 << 12;
 /// Rows per block when rows have no values.
 const BLOCK_ROWS: usize = 1 << 12;
 
-/// Blocks that may wait for the formatting thread. When they are all waiting, the run
-/// formats its next block itself (the thread only writes that text), so that on two cores
-/// formatting is shared when it is the slower half.
-const BLOCKS_IN_FLIGHT: usize = 8;
+/// Blocks that may wait for the formatting thread before the run formats its next block
+/// itself: enough to ride out a short stall of either thread, few enough that the thread
+/// finishes soon after the run.
+const AHEAD: usize = 4;
+
+/// Chunks the channel holds, most of them text the run formatted itself; past them the run
+/// waits for the output (a slow disk is waited for, not buffered without end).
+const CHUNKS_IN_FLIGHT: usize = 64;
+
+/// How long the formatting thread waits for the next block awake (yielding its core to any
+/// other thread that wants it) before it sleeps: a block of the double pendulum's rows takes
+/// the run about 0.05–0.2 ms, and on a virtual machine a thread that slept whenever the run
+/// paused for 2 ms was measured asleep for a third of the run, 7–10 ms a time, while the
+/// run formatted its blocks.
+const SPIN: Duration = Duration::from_millis(20);
+
+/// Chunks that come at least this often keep the formatting thread awake between them
+/// ([`SPIN`]); slower ones it sleeps for.
+const FAST: Duration = Duration::from_millis(2);
 
 /// Where text goes: a buffered file or standard output.
 type Out = Box<dyn Write + Send>;
@@ -79,13 +101,16 @@ struct Pipe {
     thread: Option<JoinHandle<(Out, std::io::Result<()>)>>,
     /// The thread's error, once it has stopped at one: every later row and the end report it.
     failed: Option<(std::io::ErrorKind, String)>,
+    /// Blocks handed to the thread and not yet formatted.
+    waiting: Arc<AtomicUsize>,
     /// Blocks the run formatted itself.
     formatted_here: usize,
 }
 
 impl Pipe {
     fn start(kind: Kind, columns: &[String], out: Out) -> Pipe {
-        let (tx, rx) = mpsc::sync_channel(BLOCKS_IN_FLIGHT);
+        let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+        let waiting = Arc::new(AtomicUsize::new(0));
         let (back, spare) = mpsc::channel();
         let width = columns.len();
         let prefix = match kind {
@@ -102,7 +127,10 @@ impl Pipe {
         };
         let thread = std::thread::Builder::new()
             .name("lagc-rows".into())
-            .spawn(move || write_chunks(kind, width, prefix, out, rx, back))
+            .spawn({
+                let waiting = waiting.clone();
+                move || write_chunks(kind, width, prefix, out, rx, back, &waiting)
+            })
             .expect("a thread for the output");
         Pipe {
             kind,
@@ -116,6 +144,7 @@ impl Pipe {
             sent: 0,
             thread: Some(thread),
             failed: None,
+            waiting,
             formatted_here: 0,
         }
     }
@@ -142,45 +171,42 @@ impl Pipe {
         let rows = std::mem::take(&mut self.rows);
         let first = self.sent == 0;
         self.sent += rows;
-        let sent = match (&self.failed, &self.tx) {
-            (None, Some(tx)) => {
-                match tx.try_send(Chunk::Values { block: std::mem::take(&mut self.block), rows, first }) {
-                    Ok(()) => {
-                        self.block = self.blocks.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK_VALUES));
-                        true
-                    }
-                    Err(mpsc::TrySendError::Full(Chunk::Values { mut block, .. })) => {
-                        // Every waiting place is taken: this block's text is made here, and the
-                        // block is filled again.
-                        let mut text = self.texts.pop().unwrap_or_default();
-                        format_rows(self.kind, self.width, &block, rows, first, &mut text);
-                        self.formatted_here += 1;
-                        block.clear();
-                        self.block = block;
-                        tx.send(Chunk::Text(text)).is_ok()
-                    }
-                    Err(_) => false,
-                }
-            }
-            _ => false,
-        };
-        if sent {
-            Ok(())
+        let Some(tx) = self.tx.as_ref().filter(|_| self.failed.is_none()) else { return Err(self.stopped()) };
+        let sent = if self.waiting.load(Ordering::Relaxed) < AHEAD {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let block = std::mem::replace(
+                &mut self.block,
+                self.blocks.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK_VALUES)),
+            );
+            tx.send(Chunk::Values { block, rows, first })
         } else {
-            // The thread stopped at an error: say which.
-            let (_, e) = self.stop();
-            Err(e.err().unwrap_or_else(|| std::io::Error::other("the output stopped")))
-        }
+            // The thread is behind: this block's text is made here, and the block is filled
+            // again.
+            let mut text = self.texts.pop().unwrap_or_default();
+            format_rows(self.kind, self.width, &self.block, rows, first, &mut text);
+            self.formatted_here += 1;
+            self.block.clear();
+            tx.send(Chunk::Text(text))
+        };
+        sent.map_err(|_| self.stopped())
+    }
+
+    /// The error the thread stopped at.
+    fn stopped(&mut self) -> std::io::Error {
+        let (_, e) = self.stop();
+        e.err().unwrap_or_else(|| std::io::Error::other("the output stopped"))
     }
 
     /// Hands over what is left, waits for the text to be written and returns the output.
     fn stop(&mut self) -> (Option<Out>, std::io::Result<()>) {
-        if self.rows > 0 && self.failed.is_none() {
+        if self.failed.is_none() {
             if let Some(tx) = &self.tx {
-                let block = std::mem::take(&mut self.block);
-                let rows = std::mem::take(&mut self.rows);
-                let _ = tx.send(Chunk::Values { block, rows, first: self.sent == 0 });
-                self.sent += rows;
+                if self.rows > 0 {
+                    let block = std::mem::take(&mut self.block);
+                    let rows = std::mem::take(&mut self.rows);
+                    let _ = tx.send(Chunk::Values { block, rows, first: self.sent == 0 });
+                    self.sent += rows;
+                }
             }
         }
         self.tx = None;
@@ -240,13 +266,16 @@ fn write_chunks(
     mut out: Out,
     rx: Receiver<Chunk>,
     back: Sender<Chunk>,
+    waiting: &AtomicUsize,
 ) -> (Out, std::io::Result<()>) {
     let mut text: Vec<u8> = Vec::with_capacity(BLOCK_VALUES * 25);
     text.extend_from_slice(&prefix);
-    for chunk in rx {
+    let mut last = Instant::now();
+    while let Some(chunk) = next_chunk(&rx, &mut last) {
         let done = match chunk {
             Chunk::Values { mut block, rows, first } => {
                 format_rows(kind, width, &block, rows, first, &mut text);
+                waiting.fetch_sub(1, Ordering::Relaxed);
                 let r = out.write_all(&text);
                 text.clear();
                 block.clear();
@@ -269,6 +298,25 @@ fn write_chunks(
     }
     let r = out.write_all(&text);
     (out, r)
+}
+
+/// The next chunk. While chunks come faster than one per [`FAST`] (`last` is when the
+/// previous one came), it is waited for awake for up to [`SPIN`] and then asleep; when they
+/// come slower, asleep at once, since then a wake-up is short beside the wait. `None` once
+/// the run has handed over everything.
+fn next_chunk(rx: &Receiver<Chunk>, last: &mut Instant) -> Option<Chunk> {
+    let start = Instant::now();
+    let spin = if start - *last < FAST { SPIN } else { Duration::ZERO };
+    let chunk = loop {
+        match rx.try_recv() {
+            Ok(chunk) => break Some(chunk),
+            Err(mpsc::TryRecvError::Disconnected) => break None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() >= spin => break rx.recv().ok(),
+            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    };
+    *last = Instant::now();
+    chunk
 }
 
 /// How many temporary names one process has made: with the process id, it
