@@ -214,7 +214,9 @@ pub fn compile_source_in(
 
 /// As [`compile_source`], and derives what `method` (or, when `None`, the
 /// model's own method or the default) needs to run. Whether the method fits
-/// is the business of [`Compiled::refusal`] and [`Compiled::plan`].
+/// is the business of [`Compiled::refusal`] and [`Compiled::plan`]; a method
+/// the model's `simulate` line states is not checked when `method` asks for
+/// another, since the command line overrides it.
 pub fn compile_for(
     source: &str,
     name: &str,
@@ -252,7 +254,9 @@ fn compile(
     let method = plan::method_for(&model, asked);
     let wanted = if extras { plan::extras(method, model.kind) } else { Extras::default() };
     let equations = derive::derive(&mut model, wanted).map_err(fail)?;
-    if let Some(stated) = model.settings.method {
+    // The file's method is a default the command line overrides: a misfit is the file's error
+    // only when the run would use it.
+    if let Some(stated) = model.settings.method.filter(|&m| asked.is_none_or(|a| a == m)) {
         if let Some(d) = plan::refusal(&model, &equations, stated, true) {
             return Err(fail(vec![d]));
         }

@@ -120,15 +120,15 @@ fn values_from_the_command_line_that_the_model_cannot_take_are_status_2() {
         assert_eq!(out.status.code(), Some(1), "--set {set}: {}", text(&out.stderr));
     }
     // So is one whose error shows only after derivation: a stated method that does not
-    // fit (Verlet with dissipation), even when the command line asks for another method.
+    // fit (Verlet with dissipation), when the run would use it.
     let misfit = dir.join("misfit.lag");
     std::fs::write(
         &misfit,
         "const N = 3\ncoord q[N]\nlagrangian = sum(i in 0..N, 1/2*q[i]'^2 - 1/2*q[i]^2)\n\
-         dissipation = sum(i in 0..N, q[i]'^2)\nsimulate method = verlet\n",
+         dissipation = sum(i in 0..N, q[i]'^2)\nsimulate method = verlet, t_end = 0.01\n",
     )
     .unwrap();
-    for args in [vec!["check"], vec!["run", "--method", "variational", "--t-end", "0.01"]] {
+    for args in [vec!["check"], vec!["run"], vec!["run", "--method", "verlet"]] {
         let mut args = args.clone();
         args.extend([misfit.to_str().unwrap(), "--set", "N=5"]);
         let out = lagc(&args);
@@ -137,6 +137,10 @@ fn values_from_the_command_line_that_the_model_cannot_take_are_status_2() {
         assert!(err.contains("method `verlet` does not fit this model"), "{err}");
         assert!(!err.contains("correct as written"), "{args:?}: the file itself is wrong: {err}");
     }
+    // The file's method is a default: `--method` overrides it, and a method that fits runs.
+    let out = lagc(&["run", misfit.to_str().unwrap(), "--method", "variational", "--set", "N=5", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("t,q[0],q[1],q[2],q[3],q[4],"), "{}", text(&out.stdout));
 }
 
 #[test]
