@@ -94,13 +94,7 @@ fn compiled(
     // An observer that sees every step gets every step's state from the loop,
     // and only the output steps as rows.
     let every = if obs.sees_steps() { 1 } else { grid.every };
-    // Steps per call: about 2¹⁶, so that rows, the progress bar and an
-    // interruption are seen often, and no more rows than fit in 2²² numbers
-    // (32 MB), so that memory stays bounded at any size. A block is a whole
-    // number of output intervals, so each call starts on an output step and
-    // its first row repeats the last one written.
-    let rows_per_call = ((1usize << 16) / every).min((1usize << 22) / (d + 1)).max(1);
-    let block = grid.every * (every * rows_per_call / grid.every).max(1);
+    let block = block_steps(every, grid.every, d);
     let mut rows = Vec::new();
     let mut done = 0usize;
     let mut stats = Stats::default();
@@ -145,6 +139,23 @@ fn compiled(
     Ok(stats)
 }
 
+/// Steps per call of the compiled loop, which hands back every `every`-th state (1, or
+/// the output interval `output_every`) of `d` numbers: about 2¹⁶, so that rows, the
+/// progress bar and an interruption are seen often, and no more states than fit in 2²²
+/// numbers (32 MB), so that memory stays bounded at any size. When the loop hands back
+/// only output steps, a block is a whole number of output intervals, so each call starts
+/// on an output step and its first row repeats the last one written; when it hands back
+/// every step, any block does, and an output interval longer than a block (`--every` past
+/// the run's length) spans several calls instead of holding all its steps at once.
+fn block_steps(every: usize, output_every: usize, d: usize) -> usize {
+    let rows_per_call = ((1usize << 16) / every).min((1usize << 22) / (d + 1)).max(1);
+    if every == 1 {
+        rows_per_call
+    } else {
+        output_every * (every * rows_per_call / output_every).max(1)
+    }
+}
+
 /// The compiled loop with minibatches: one step per call, each after drawing
 /// its rows; rows written on the output steps.
 fn compiled_batched(
@@ -178,4 +189,24 @@ fn compiled_batched(
         }
     }
     Ok(Stats { steps, ..Stats::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_steps;
+
+    #[test]
+    fn a_call_holds_a_bounded_number_of_states_and_starts_on_an_output_step() {
+        for d in [1, 4, 100, 10_000, 1 << 22] {
+            for output_every in [1, 7, 1000, 65_536, 1 << 20, 100_000_000] {
+                // Every step handed back (the drift of H, work): any block, memory bounded.
+                let block = block_steps(1, output_every, d);
+                assert!(block >= 1 && (block + 1) * (d + 1) <= (1 << 22) + 2 * (d + 1), "{d} {output_every}");
+                // Output steps only: whole output intervals, one state per interval.
+                let block = block_steps(output_every, output_every, d);
+                assert_eq!(block % output_every, 0, "{d} {output_every}");
+                assert!((block / output_every + 1) * (d + 1) <= (1 << 22) + 2 * (d + 1), "{d} {output_every}");
+            }
+        }
+    }
 }
