@@ -18,7 +18,7 @@
 //! more than a few blocks behind when the run ends. While blocks come fast,
 //! the thread waits for the next one awake for up to [`SPIN`] before it
 //! sleeps, since waking a sleeping thread can take longer than the run takes to
-//! fill a block. A row
+//! fill a block; once it had to sleep, it sleeps at once. A row
 //! costs no allocation; NPY keeps the values in one vector and writes them
 //! through an [`OUTPUT_BUFFER`]-byte buffer at the end (docs/numerics.md §Row
 //! output).
@@ -67,10 +67,6 @@ const CHUNKS_IN_FLIGHT: usize = 64;
 /// paused for 2 ms was measured asleep for a third of the run, 7–10 ms a time, while the
 /// run formatted its blocks.
 const SPIN: Duration = Duration::from_millis(20);
-
-/// Chunks that come at least this often keep the formatting thread awake between them
-/// ([`SPIN`]); slower ones it sleeps for.
-const FAST: Duration = Duration::from_millis(2);
 
 /// Where text goes: a buffered file or standard output.
 type Out = Box<dyn Write + Send>;
@@ -270,8 +266,8 @@ fn write_chunks(
 ) -> (Out, std::io::Result<()>) {
     let mut text: Vec<u8> = Vec::with_capacity(BLOCK_VALUES * 25);
     text.extend_from_slice(&prefix);
-    let mut last = Instant::now();
-    while let Some(chunk) = next_chunk(&rx, &mut last) {
+    let mut waited = Duration::ZERO;
+    while let Some(chunk) = next_chunk(&rx, &mut waited) {
         let done = match chunk {
             Chunk::Values { mut block, rows, first } => {
                 format_rows(kind, width, &block, rows, first, &mut text);
@@ -300,13 +296,13 @@ fn write_chunks(
     (out, r)
 }
 
-/// The next chunk. While chunks come faster than one per [`FAST`] (`last` is when the
-/// previous one came), it is waited for awake for up to [`SPIN`] and then asleep; when they
-/// come slower, asleep at once, since then a wake-up is short beside the wait. `None` once
-/// the run has handed over everything.
-fn next_chunk(rx: &Receiver<Chunk>, last: &mut Instant) -> Option<Chunk> {
+/// The next chunk. When the previous one came while the thread was awake (`waited` is how
+/// long it was waited for), it is waited for awake for up to [`SPIN`] and then asleep; when
+/// the thread had to sleep for it, asleep at once, since chunks that far apart make a
+/// wake-up short beside the wait. `None` once the run has handed over everything.
+fn next_chunk(rx: &Receiver<Chunk>, waited: &mut Duration) -> Option<Chunk> {
     let start = Instant::now();
-    let spin = if start - *last < FAST { SPIN } else { Duration::ZERO };
+    let spin = if *waited < SPIN { SPIN } else { Duration::ZERO };
     let chunk = loop {
         match rx.try_recv() {
             Ok(chunk) => break Some(chunk),
@@ -315,7 +311,7 @@ fn next_chunk(rx: &Receiver<Chunk>, last: &mut Instant) -> Option<Chunk> {
             Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
         }
     };
-    *last = Instant::now();
+    *waited = start.elapsed();
     chunk
 }
 
