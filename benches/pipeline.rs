@@ -248,7 +248,7 @@ init th1 = 0.5, th2 = 0.5
 ";
 
 /// What a row costs: formatting one number, and runs of the double pendulum (RK4,
-/// h = 1e-3, 10⁵ steps) writing every row against runs writing two, in pairs one after
+/// h = 1e-3, 10⁶ steps) writing every row against runs writing two, in pairs one after
 /// the other, each to a new file (docs/numerics.md §Row output).
 fn row_cost() {
     let numbers: Vec<f64> = (0..1_000_000).map(|i| ((i as f64) * 0.618_033_988_749_894_9).sin() * 1.7).collect();
@@ -272,7 +272,7 @@ One number as CSV text: {fast:.1} ns (zmij, laid out as write_float), {fmt:.1} n
     let _ = std::fs::create_dir_all(&dir);
     let problem_a = dir.join("problem_a.lag");
     std::fs::write(&problem_a, PROBLEM_A).expect("a temporary model file");
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/double_pendulum.lag").to_string();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/double_pendulum.lag");
     let steps = 1_000_000.0;
     let pairs = 9;
     println!("Rows of the double pendulum, RK4 h = 1e-3, 10⁶ steps ({pairs} pairs, medians):");
@@ -280,10 +280,11 @@ One number as CSV text: {fast:.1} ns (zmij, laid out as write_float), {fmt:.1} n
         "{:>34} {:>6} {:>12} {:>12} {:>8} {:>7}",
         "model (columns)", "format", "no rows (s)", "all rows (s)", "ns/row", "ratio"
     );
+    let problem_a = problem_a.to_string_lossy().into_owned();
     let cases = [
-        ("problem A (6)", problem_a.to_string_lossy().into_owned(), "csv"),
-        ("problem A (6)", problem_a.to_string_lossy().into_owned(), "json"),
-        ("problem A (6)", problem_a.to_string_lossy().into_owned(), "npy"),
+        ("problem A (6)", problem_a.as_str(), "csv"),
+        ("problem A (6)", problem_a.as_str(), "json"),
+        ("problem A (6)", problem_a.as_str(), "npy"),
         ("examples/double_pendulum.lag (10)", example, "csv"),
     ];
     for (name, model, ext) in &cases {

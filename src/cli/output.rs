@@ -195,14 +195,14 @@ impl Pipe {
 
     /// Hands over what is left, waits for the text to be written and returns the output.
     fn stop(&mut self) -> (Option<Out>, std::io::Result<()>) {
-        if self.failed.is_none() {
+        if self.rows > 0 && self.failed.is_none() {
             if let Some(tx) = &self.tx {
-                if self.rows > 0 {
-                    let block = std::mem::take(&mut self.block);
-                    let rows = std::mem::take(&mut self.rows);
-                    let _ = tx.send(Chunk::Values { block, rows, first: self.sent == 0 });
-                    self.sent += rows;
-                }
+                let block = std::mem::take(&mut self.block);
+                let rows = std::mem::take(&mut self.rows);
+                // Counted as every block handed over is, which the thread uncounts.
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Chunk::Values { block, rows, first: self.sent == 0 });
+                self.sent += rows;
             }
         }
         self.tx = None;
